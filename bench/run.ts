@@ -1,0 +1,317 @@
+/**
+ * `npm run bench`: Drover against its baselines, in one run, on this machine.
+ *   (1) physical limit: C posix_spawn loop of /bin/true, 2 threads
+ *   (2) raw baseline: BullMQ worker (concurrency 8) spawning /bin/true with child_process
+ *   (3) Drover end to end: POST /v1/jobs/batch -> API -> BullMQ -> one runner (concurrency 8) -> all finished
+ *   (4) the same with 500 MB of ballast in the runner; and, for contrast, that runner on child_process
+ *   (5) runner event-loop delay p99 during (3); submit->start latency for single jobs to an idle runner
+ * Every measured process runs on bare node (Drover from its build output), so they pay the same fork() cost.
+ * Throughputs are measured in alternating rounds and the medians compared: a 2-core machine shared with Redis
+ * gives noisy single runs.
+ *   (6), (7) the scheduler: see scheduler-bench.ts
+ * With --broker rabbitmq: (3) and (5) on BullMQ and on RabbitMQ in alternating rounds, and their ratio.
+ * Options: --section executor|scheduler|all, --jobs N (default 4000), --rounds N (default 3),
+ *          --samples N (latency samples, default 200), --ballast MB (default 500),
+ *          --delayed N (default 100000), --schedules N (default 10000).
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { rabbitNames } from '@drover/core';
+import amqp from 'amqplib';
+import { Redis } from 'ioredis';
+import { runSchedulerBench } from './scheduler-bench.js';
+
+const { values } = parseArgs({
+  options: {
+    jobs: { type: 'string', default: '4000' },
+    rounds: { type: 'string', default: '3' },
+    samples: { type: 'string', default: '200' },
+    ballast: { type: 'string', default: '500' },
+    broker: { type: 'string', default: 'bullmq' },
+    section: { type: 'string', default: 'all' },
+    delayed: { type: 'string', default: '100000' },
+    schedules: { type: 'string', default: '10000' },
+  },
+});
+const JOBS = Number(values.jobs);
+const ROUNDS = Number(values.rounds);
+const SAMPLES = Number(values.samples);
+const BALLAST_MB = values.ballast;
+if (values.broker !== 'bullmq' && values.broker !== 'rabbitmq') throw new Error('--broker must be bullmq or rabbitmq');
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const ROOT = new URL('..', import.meta.url).pathname;
+const children: ChildProcess[] = [];
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+
+function start(cmd: string, args: string[], env: Record<string, string>, stdout: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
+  const child = spawn(cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', REDIS_URL, ...env }, stdio: ['ignore', stdout, 'inherit'] });
+  children.push(child);
+  return child;
+}
+
+/** Runs a process that prints {"jobs": N, "ms": T} last, and returns jobs per second. */
+async function rateOf(child: ChildProcess): Promise<number> {
+  let out = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  await once(child, 'exit');
+  const { jobs, ms } = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { jobs: number; ms: number };
+  return (jobs / ms) * 1000;
+}
+
+function buildSpawnLoop(): string {
+  mkdirSync(`${ROOT}bench/out`, { recursive: true });
+  const bin = `${ROOT}bench/out/posix-spawn-loop`;
+  const r = spawnSync('cc', ['-O2', '-pthread', '-o', bin, `${ROOT}bench/posix-spawn-loop.c`], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('cc failed to build bench/posix-spawn-loop.c');
+  return bin;
+}
+
+async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+interface Drover {
+  url: string;
+  token: string;
+  redis: Redis;
+  base: string;
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+async function stopAll(procs: ChildProcess[]): Promise<void> {
+  for (const p of procs) p.kill('SIGTERM');
+  await Promise.all(procs.filter((p) => p.exitCode === null && p.signalCode === null).map((p) => once(p, 'exit')));
+}
+
+/** API and scheduler; runners come and go per measurement. */
+async function startDrover(prefix: string, broker: 'bullmq' | 'rabbitmq' = 'bullmq'): Promise<Drover> {
+  const token = randomBytes(24).toString('base64url');
+  const port = String(20000 + Math.floor(Math.random() * 20000));
+  const env = {
+    DROVER_PREFIX: prefix,
+    DROVER_ADMIN_TOKEN: token,
+    DROVER_PORT: port,
+    DROVER_LOG_LEVEL: 'warn',
+    RUNNER_CONCURRENCY: '8',
+    // One heartbeat a second, so event-loop delay is sampled finely.
+    RUNNER_LEASE_MS: '3000',
+    DROVER_BODY_LIMIT: String(16 * 1024 * 1024),
+    DROVER_BROKER: broker,
+  };
+  const procs = (['api', 'scheduler'] as const).map((svc) => start(process.execPath, ['cli/dist/main.js', svc], env));
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; !(await fetch(`${url}/readyz`).then((r) => r.ok, () => false)); i++) {
+    if (i > 300) throw new Error('Drover API did not start');
+    await sleep(100);
+  }
+  return { url, token, redis: new Redis(REDIS_URL), base: `{${prefix}}`, env, stop: () => stopAll(procs) };
+}
+
+async function withRunner<T>(d: Drover, script: string[], env: Record<string, string>, fn: (runnerId: string) => Promise<T>): Promise<T> {
+  const runnerId = `bench-${randomUUID().slice(0, 8)}`;
+  const proc = start(process.execPath, script, { ...d.env, ...env, RUNNER_ID: runnerId });
+  for (let i = 0; (await d.redis.zscore(`${d.base}:runners`, runnerId)) === null; i++) {
+    if (i > 600 || proc.exitCode !== null) throw new Error('runner did not start');
+    await sleep(50);
+  }
+  try {
+    return await fn(runnerId);
+  } finally {
+    await stopAll([proc]);
+  }
+}
+
+async function post(d: Drover, path: string, body: unknown): Promise<unknown> {
+  const res = await fetch(`${d.url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (res.status !== 201) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+/** Submits `jobs` /bin/true jobs in batches of 500 and waits until all succeeded; returns jobs/s. */
+async function endToEnd(d: Drover, jobs: number): Promise<number> {
+  const key = `${d.base}:idx:s:succeeded`;
+  const target = (await d.redis.zcard(key)) + jobs;
+  const started = performance.now();
+  for (let i = 0; i < jobs; i += 500) {
+    await post(d, '/v1/jobs/batch', { jobs: Array.from({ length: Math.min(500, jobs - i) }, () => ({ argv: ['/bin/true'] })) });
+  }
+  while ((await d.redis.zcard(key)) < target) await sleep(5);
+  return (jobs / (performance.now() - started)) * 1000;
+}
+
+/** Samples the runner's per-second event-loop delay p99 while `work` runs; returns the worst second. */
+async function loopDelayDuring<T>(d: Drover, runnerId: string, work: Promise<T>): Promise<[T, number]> {
+  let worst = 0;
+  let done = false;
+  const sampler = (async () => {
+    while (!done) {
+      worst = Math.max(worst, Number((await d.redis.hget(`${d.base}:runner:${runnerId}`, 'loopDelayP99Ms')) ?? 0));
+      await sleep(250);
+    }
+  })();
+  const result = await work;
+  await sleep(1100); // the beat that covers the last second
+  done = true;
+  await sampler;
+  worst = Math.max(worst, Number((await d.redis.hget(`${d.base}:runner:${runnerId}`, 'loopDelayP99Ms')) ?? 0));
+  return [result, worst];
+}
+
+async function latency(d: Drover): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const job = (await post(d, '/v1/jobs', { argv: ['/bin/true'] })) as { id: string };
+    for (;;) {
+      const [status, createdAt, startedAt] = await d.redis.hmget(`${d.base}:job:${job.id}`, 'status', 'createdAt', 'startedAt');
+      if (status === 'succeeded' || status === 'failed') {
+        out.push(Number(startedAt) - Number(createdAt));
+        break;
+      }
+      await sleep(2);
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function printTable(title: string, rows: [string, string][]): void {
+  const width = Math.max(...rows.map((x) => x[0].length));
+  process.stdout.write(`\n${title}\n${rows.map(([k, v]) => `${k.padEnd(width)}  ${v.padStart(8)}`).join('\n')}\n`);
+}
+
+async function main(): Promise<void> {
+  const prefix = `bench-${randomUUID().slice(0, 8)}`;
+  const section = values.section;
+  if (values.broker === 'rabbitmq') {
+    await brokerSection(prefix);
+    return;
+  }
+  if (section === 'executor' || section === 'all') await executorSection(prefix);
+  if (section === 'scheduler' || section === 'all') {
+    const redis = new Redis(REDIS_URL);
+    try {
+      printTable('scheduler', await runSchedulerBench({ redisUrl: REDIS_URL, prefix: `${prefix}-sched`, delayed: Number(values.delayed), schedules: Number(values.schedules) }));
+    } finally {
+      await deleteKeys(redis, `{${prefix}-sched}*`);
+      redis.disconnect();
+    }
+  }
+}
+
+/** The same end-to-end measurements on both brokers, alternating. */
+async function brokerSection(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  const RUNNER = ['cli/dist/main.js', 'runner'];
+  const bull = await startDrover(`${prefix}-bull`, 'bullmq');
+  const rabbit = await startDrover(`${prefix}-rmq`, 'rabbitmq');
+  const r = { bull: [] as number[], rabbit: [] as number[] };
+  let lat = { bull: [] as number[], rabbit: [] as number[] };
+  try {
+    for (const d of [bull, rabbit]) await withRunner(d, RUNNER, {}, () => endToEnd(d, 200)); // warm-up
+    for (let i = 0; i < ROUNDS; i++) {
+      r.bull.push(await withRunner(bull, RUNNER, {}, () => endToEnd(bull, JOBS)));
+      r.rabbit.push(await withRunner(rabbit, RUNNER, {}, () => endToEnd(rabbit, JOBS)));
+      process.stderr.write(`round ${i + 1}: bullmq ${r.bull[i]!.toFixed(0)}/s, rabbitmq ${r.rabbit[i]!.toFixed(0)}/s\n`);
+    }
+    lat = { bull: await withRunner(bull, RUNNER, {}, () => latency(bull)), rabbit: await withRunner(rabbit, RUNNER, {}, () => latency(rabbit)) };
+  } finally {
+    await Promise.all([bull.stop(), rabbit.stop()]);
+    bull.redis.disconnect();
+    rabbit.redis.disconnect();
+    await deleteRabbitQueues(`${prefix}-rmq`);
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await deleteKeys(redis, `{${prefix}*`);
+    redis.disconnect();
+  }
+  const [b, q] = [median(r.bull), median(r.rabbit)];
+  printTable(`brokers: medians of ${ROUNDS} rounds, ${JOBS} jobs each, one runner at concurrency 8`, [
+    ['Drover end to end on BullMQ, jobs/s', b.toFixed(0)],
+    ['Drover end to end on RabbitMQ, jobs/s', q.toFixed(0)],
+    ['    rabbitmq/bullmq   target >= 0.8', (q / b).toFixed(2)],
+    [`submit->start p50 / p99 on BullMQ, ms (n=${lat.bull.length})`, `${pct(lat.bull, 50).toFixed(1)} / ${pct(lat.bull, 99).toFixed(1)}`],
+    [`submit->start p50 / p99 on RabbitMQ, ms (n=${lat.rabbit.length})`, `${pct(lat.rabbit, 50).toFixed(1)} / ${pct(lat.rabbit, 99).toFixed(1)}`],
+  ]);
+}
+
+async function deleteRabbitQueues(prefix: string): Promise<void> {
+  const conn = await amqp.connect(process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
+  try {
+    const ch = await conn.createChannel();
+    const names = rabbitNames(prefix);
+    for (const q of [names.queue('default'), names.deadQueue]) await ch.deleteQueue(q);
+    await ch.deleteExchange(names.deadExchange);
+  } finally {
+    await conn.close();
+  }
+}
+
+async function executorSection(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  const RUNNER = ['cli/dist/main.js', 'runner'];
+  const BALLAST = ['bench/ballast-runner.mjs'];
+  try {
+    process.stderr.write(`bench: ${JOBS} jobs of /bin/true per measurement, ${ROUNDS} rounds, runner concurrency 8\n`);
+    const loop = buildSpawnLoop();
+    const drover = await startDrover(prefix);
+    const r = { phys: [] as number[], raw: [] as number[], drover: [] as number[], ballast: [] as number[], delay: [] as number[] };
+    let contrast = NaN;
+    let lat: number[] = [];
+    try {
+      await withRunner(drover, RUNNER, {}, () => endToEnd(drover, 200)); // warm-up
+      for (let i = 0; i < ROUNDS; i++) {
+        r.phys.push(await rateOf(start(loop, [String(JOBS * 2), '2'], {}, 'pipe')));
+        r.raw.push(await rateOf(start(process.execPath, ['bench/raw-bullmq.mjs'], { BENCH_JOBS: String(JOBS), BENCH_PREFIX: `{${prefix}-raw${i}}:raw` }, 'pipe')));
+        const [rate, delay] = await withRunner(drover, RUNNER, {}, (id) => loopDelayDuring(drover, id, endToEnd(drover, JOBS)));
+        r.drover.push(rate);
+        r.delay.push(delay);
+        r.ballast.push(await withRunner(drover, BALLAST, { BENCH_BALLAST_MB: BALLAST_MB }, () => endToEnd(drover, JOBS)));
+        process.stderr.write(
+          `round ${i + 1}: physical ${r.phys[i]!.toFixed(0)}/s, raw ${r.raw[i]!.toFixed(0)}/s, drover ${rate.toFixed(0)}/s ` +
+            `(loop p99 ${delay.toFixed(1)} ms), drover +${BALLAST_MB} MB ${r.ballast[i]!.toFixed(0)}/s\n`,
+        );
+      }
+      contrast = await withRunner(drover, BALLAST, { BENCH_BALLAST_MB: BALLAST_MB, RUNNER_EXECUTOR: 'child_process' }, () =>
+        endToEnd(drover, Math.max(200, Math.floor(JOBS / 8))),
+      );
+      lat = await withRunner(drover, RUNNER, {}, () => latency(drover));
+    } finally {
+      await drover.stop();
+      drover.redis.disconnect();
+    }
+    const [phys, raw, tput, ballast] = [median(r.phys), median(r.raw), median(r.drover), median(r.ballast)];
+    const rows: [string, string][] = [
+      ['(1) physical limit: C posix_spawn loop, 2 threads, spawns/s', phys.toFixed(0)],
+      ['(2) raw baseline: BullMQ worker + child_process spawn, jobs/s', raw.toFixed(0)],
+      ['(3) Drover end to end (HTTP batch -> runner on the spawner helper), jobs/s', tput.toFixed(0)],
+      ['    (3)/(2)   target >= 3', (tput / raw).toFixed(2)],
+      ['    (3)/(1)   target >= 0.5', (tput / phys).toFixed(2)],
+      [`(4) Drover, runner holding +${BALLAST_MB} MB, jobs/s`, ballast.toFixed(0)],
+      ['    (4)/(3)   target >= 0.9', (ballast / tput).toFixed(2)],
+      [`    contrast: the same +${BALLAST_MB} MB runner on child_process, jobs/s`, contrast.toFixed(0)],
+      ['(5) runner event-loop delay p99 during (3), worst second, ms  (target <= 20)', median(r.delay).toFixed(1)],
+      [`    submit->start latency p50, ms (n=${lat.length}, idle runner)`, pct(lat, 50).toFixed(1)],
+      ['    submit->start latency p99, ms', pct(lat, 99).toFixed(1)],
+    ];
+    printTable(`executor: medians of ${ROUNDS} rounds`, rows);
+  } finally {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await deleteKeys(redis, `{${prefix}*`);
+    redis.disconnect();
+  }
+}
+
+await main();

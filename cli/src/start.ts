@@ -1,0 +1,57 @@
+import { loadTokens, startApiServer } from '@drover/api';
+import { closeOnSignals, coerceError, createLogger, exitOnConfigError, loadConfigOrExit } from '@drover/core';
+import { Runner } from '@drover/runner';
+import { Scheduler } from '@drover/scheduler';
+import { ensureAdminToken } from './admin-token.js';
+import { ensureRedis } from './local-redis.js';
+
+/** `drover start`: API, scheduler and runner in one process, plus a local Redis if none is reachable. */
+export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
+  const config = loadConfigOrExit(env);
+  const logger = createLogger(config.logLevel, 'drover');
+  const say = (msg: string): void => void process.stderr.write(`drover: ${msg}\n`);
+
+  let adminToken = config.adminToken;
+  if (adminToken === undefined && config.tokensFile === undefined) {
+    const t = ensureAdminToken(config.dataDir);
+    adminToken = t.token;
+    say(`${t.created ? 'generated an admin token' : 'using the admin token'} stored in ${t.path}:`);
+    say(`  export TOKEN=${t.token}`);
+  }
+  const tokens = (() => {
+    try {
+      return loadTokens({ adminToken, tokensFile: config.tokensFile });
+    } catch (err) {
+      exitOnConfigError(err);
+    }
+  })();
+
+  let redis;
+  try {
+    redis = await ensureRedis(config.redisUrl, config.dataDir, say);
+  } catch (err) {
+    say(coerceError(err).message);
+    process.exit(1);
+  }
+  const scheduler = new Scheduler({ config, logger: logger.child({ service: 'scheduler' }) });
+  const runner = new Runner({ config, logger: logger.child({ service: 'runner' }), env });
+  let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
+  const close = async (): Promise<void> => {
+    // Stop accepting requests, drain the runner, stop firing, then the Redis we own.
+    await api?.close();
+    await runner.close();
+    await scheduler.close();
+    await redis.stop();
+  };
+  closeOnSignals(close, logger);
+  try {
+    await scheduler.start();
+    await runner.start();
+    api = await startApiServer({ config, logger: logger.child({ service: 'api' }), tokens });
+  } catch (err) {
+    logger.fatal({ err: coerceError(err) }, 'start failed');
+    await close().catch(() => undefined);
+    process.exit(1);
+  }
+  say(`listening on ${api.url}  (API docs: ${api.url}/docs)`);
+}

@@ -1,0 +1,197 @@
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DroverError } from './errors.js';
+import { QUEUE_NAME_PATTERN } from './model/job-spec.js';
+
+/** Everything Drover reads from the environment, validated once and frozen. Durations are ms, sizes bytes. */
+export interface DroverConfig {
+  /** `REDIS_URL`, default `redis://127.0.0.1:6379`. */
+  redisUrl: string;
+  /** `DROVER_PREFIX`, default `drover`: every key lives under `{prefix}` so one hash tag covers them all. */
+  prefix: string;
+  /** `DROVER_BROKER`: `bullmq` (default) or `rabbitmq`. */
+  broker: 'bullmq' | 'rabbitmq';
+  /** `AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672`: the RabbitMQ broker. */
+  amqpUrl: string;
+  /** `AMQP_QUEUE_TYPE`, default `quorum`: the type of queue declared per Drover queue. */
+  amqpQueueType: 'quorum' | 'classic';
+  /** `DROVER_HOST` / `DROVER_PORT`: where the API listens. Default 127.0.0.1:8606. */
+  host: string;
+  port: number;
+  /** `DROVER_ADMIN_TOKEN`: a single admin token for the simple case. */
+  adminToken: string | undefined;
+  /** `DROVER_TOKENS_FILE`: JSON file with several tokens and their scopes. */
+  tokensFile: string | undefined;
+  /** `DROVER_POLICY_FILE`: per-queue command policy (see policy.ts), enforced by the API and by runners. */
+  policyFile: string | undefined;
+  /** `DROVER_DATA_DIR`, default `.drover`: generated token and the all-in-one Redis live here. */
+  dataDir: string;
+  /** `DROVER_BODY_LIMIT`, default 1 MiB: largest accepted request body. */
+  bodyLimitBytes: number;
+  /** `DROVER_RATE_LIMIT`, default 6000: requests per minute per token (per client address without one); 0 turns it off. */
+  rateLimitPerMinute: number;
+  /** `DROVER_REQUEST_TIMEOUT_MS`, default 30000: a request must arrive whole within this (slow-client protection). */
+  requestTimeoutMs: number;
+  /** `DROVER_LOG_LEVEL`, default `info`. */
+  logLevel: string;
+  /** `DROVER_MAX_DELAY_MS`, default 30 days: the furthest ahead a job may be delayed (delayMs, runAt, triggers). */
+  maxDelayMs: number;
+  /** `DROVER_KILL_GRACE_MS`, default 5000: time between SIGTERM and SIGKILL of a job's process group. */
+  killGraceMs: number;
+  /**
+   * Fault injection for the fault-tolerance tests, inert unless `DROVER_ENABLE_FAULT_HOOKS=1`:
+   * `DROVER_FAULT_PUBLISH_DELAY_MS` holds each submission between persisting and publishing.
+   */
+  faults: { publishDelayMs: number } | undefined;
+  runner: {
+    /** `RUNNER_ID`, default `<hostname>-<pid>`. */
+    id: string;
+    /** `RUNNER_QUEUES`, comma separated, default `default`. */
+    queues: string[];
+    /** `RUNNER_CONCURRENCY`, default 5 (as Coyotes): jobs running at once in this runner. */
+    concurrency: number;
+    /** `RUNNER_DRAIN_TIMEOUT_MS`, default 30000: on SIGTERM, how long running jobs may finish before they are killed. */
+    drainTimeoutMs: number;
+    /** `RUNNER_LEASE_MS`, default 30000: a running job whose runner stops heartbeating is lost after this. */
+    leaseMs: number;
+    /** `RUNNER_OUTPUT_CAP`, default 1 MiB: stored output per job; the rest is dropped and `truncated` set. */
+    outputCapBytes: number;
+    /** `RUNNER_ENV_PASSTHROUGH`: runner variables a job inherits (everything else is withheld). */
+    envPassthrough: string[];
+    /**
+     * `RUNNER_EXECUTOR`, default `auto`: `spawner` launches commands through the C helper (no fork of the runner),
+     * `child_process` through Node, `auto` uses the helper when it was built and says so when it was not.
+     */
+    executor: 'auto' | 'spawner' | 'child_process';
+    /** `RUNNER_SPAWNER_PATH`: the helper binary; default: the one `npm ci` built. */
+    spawnerPath: string | undefined;
+    /** `RUNNER_WORK_DIR`, default `<tmpdir>/drover-jobs`: each attempt gets a private directory here (its default cwd), removed after. */
+    workDir: string;
+    /** `RUNNER_MAX_OPEN_FILES`, default 0 (inherit): RLIMIT_NOFILE of every job. */
+    maxOpenFiles: number;
+    /** `RUNNER_MAX_MEMORY_MB`, default 0 (unlimited): RLIMIT_AS of every job, in MiB. */
+    maxMemoryMb: number;
+    /** `RUNNER_ALLOWED_USERS` / `RUNNER_ALLOWED_GROUPS`: the only users and groups a job may ask for (default none). */
+    allowedUsers: string[];
+    allowedGroups: string[];
+  };
+  scheduler: {
+    /** `SCHEDULER_TICK_MS`, default 50: how often due delayed jobs and expired leases are checked. */
+    tickMs: number;
+    /** `SCHEDULER_REPUBLISH_AFTER_MS`, default 10000: a queued job not yet picked up from the outbox is republished after this. */
+    republishAfterMs: number;
+    /**
+     * `SCHEDULER_MISFIRE_THRESHOLD_MS`, default 60000: a cron fire handled later than this (no scheduler was running)
+     * is a misfire, and the schedule's misfire policy decides. Later by less: it simply fires, late.
+     */
+    misfireThresholdMs: number;
+  };
+}
+
+const DEFAULT_PASSTHROUGH = 'PATH,HOME,LANG,LC_ALL,TZ,USER,LOGNAME,SHELL,TMPDIR';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Collects every problem so an operator fixes them all in one go. */
+class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  string(name: string, fallback: string): string {
+    const v = this.env[name];
+    return v === undefined || v === '' ? fallback : v;
+  }
+
+  optional(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v === '' ? undefined : v;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const raw = this.env[name];
+    if (raw === undefined || raw === '') return fallback;
+    if (!/^\d+$/.test(raw.trim())) {
+      this.problems.push(`${name} must be a whole number, got "${raw}"`);
+      return fallback;
+    }
+    const n = Number(raw.trim());
+    if (n < min || n > max) this.problems.push(`${name} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[], fallback: T): T {
+    const v = this.string(name, fallback);
+    if ((allowed as readonly string[]).includes(v)) return v as T;
+    this.problems.push(`${name} must be one of ${allowed.join(', ')} (got "${v}")`);
+    return fallback;
+  }
+
+  list(name: string, fallback: string): string[] {
+    return this.string(name, fallback)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  }
+}
+
+export function loadConfig(env: Env): Readonly<DroverConfig> {
+  const r = new EnvReader(env);
+  const redisUrl = r.string('REDIS_URL', 'redis://127.0.0.1:6379');
+  if (!/^rediss?:\/\//.test(redisUrl)) r.problems.push(`REDIS_URL must start with redis:// or rediss://, got "${redisUrl}"`);
+  const prefix = r.string('DROVER_PREFIX', 'drover');
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) r.problems.push(`DROVER_PREFIX may only hold letters, digits and _.:- (got "${prefix}")`);
+  const broker = r.oneOf('DROVER_BROKER', ['bullmq', 'rabbitmq'] as const, 'bullmq');
+  const amqpUrl = r.string('AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672');
+  if (!/^amqps?:\/\//.test(amqpUrl)) r.problems.push(`AMQP_URL must start with amqp:// or amqps://, got "${amqpUrl}"`);
+  const queues = r.list('RUNNER_QUEUES', 'default');
+  const queueRe = new RegExp(QUEUE_NAME_PATTERN);
+  for (const q of queues) if (!queueRe.test(q)) r.problems.push(`RUNNER_QUEUES has an invalid queue name "${q}"`);
+  if (queues.length === 0) r.problems.push('RUNNER_QUEUES must name at least one queue');
+  const logLevel = r.oneOf('DROVER_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info');
+
+  const config: DroverConfig = {
+    redisUrl,
+    prefix,
+    broker,
+    amqpUrl,
+    amqpQueueType: r.oneOf('AMQP_QUEUE_TYPE', ['quorum', 'classic'] as const, 'quorum'),
+    host: r.string('DROVER_HOST', '127.0.0.1'),
+    port: r.int('DROVER_PORT', 8606, 0, 65535),
+    adminToken: r.optional('DROVER_ADMIN_TOKEN'),
+    tokensFile: r.optional('DROVER_TOKENS_FILE'),
+    dataDir: r.string('DROVER_DATA_DIR', '.drover'),
+    policyFile: r.optional('DROVER_POLICY_FILE'),
+    rateLimitPerMinute: r.int('DROVER_RATE_LIMIT', 6000, 0, 10_000_000),
+    requestTimeoutMs: r.int('DROVER_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
+    bodyLimitBytes: r.int('DROVER_BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    logLevel,
+    maxDelayMs: r.int('DROVER_MAX_DELAY_MS', 30 * 86_400_000, 0, 366 * 86_400_000),
+    killGraceMs: r.int('DROVER_KILL_GRACE_MS', 5000, 0, 600_000),
+    faults: env.DROVER_ENABLE_FAULT_HOOKS === '1' ? { publishDelayMs: r.int('DROVER_FAULT_PUBLISH_DELAY_MS', 0, 0, 600_000) } : undefined,
+    runner: {
+      id: r.string('RUNNER_ID', `${hostname()}-${process.pid}`),
+      queues,
+      concurrency: r.int('RUNNER_CONCURRENCY', 5, 1, 10_000),
+      drainTimeoutMs: r.int('RUNNER_DRAIN_TIMEOUT_MS', 30_000, 0, 86_400_000),
+      leaseMs: r.int('RUNNER_LEASE_MS', 30_000, 1000, 3_600_000),
+      outputCapBytes: r.int('RUNNER_OUTPUT_CAP', 1024 * 1024, 0, 1024 * 1024 * 1024),
+      envPassthrough: r.list('RUNNER_ENV_PASSTHROUGH', DEFAULT_PASSTHROUGH),
+      executor: r.oneOf('RUNNER_EXECUTOR', ['auto', 'spawner', 'child_process'] as const, 'auto'),
+      spawnerPath: r.optional('RUNNER_SPAWNER_PATH'),
+      workDir: r.string('RUNNER_WORK_DIR', join(tmpdir(), 'drover-jobs')),
+      maxOpenFiles: r.int('RUNNER_MAX_OPEN_FILES', 0, 0, 1_048_576),
+      maxMemoryMb: r.int('RUNNER_MAX_MEMORY_MB', 0, 0, 16 * 1024 * 1024),
+      allowedUsers: r.list('RUNNER_ALLOWED_USERS', ''),
+      allowedGroups: r.list('RUNNER_ALLOWED_GROUPS', ''),
+    },
+    scheduler: {
+      tickMs: r.int('SCHEDULER_TICK_MS', 50, 5, 60_000),
+      republishAfterMs: r.int('SCHEDULER_REPUBLISH_AFTER_MS', 10_000, 100, 3_600_000),
+      misfireThresholdMs: r.int('SCHEDULER_MISFIRE_THRESHOLD_MS', 60_000, 100, 86_400_000),
+    },
+  };
+  if (r.problems.length > 0) {
+    throw new DroverError('CONFIG', `Invalid configuration:\n  - ${r.problems.join('\n  - ')}`, r.problems);
+  }
+  return Object.freeze(config);
+}

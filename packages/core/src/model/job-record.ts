@@ -1,0 +1,105 @@
+import type { JobSpec } from './job-spec.js';
+import type { JobStatus } from './states.js';
+
+/** Version of the persisted hash layout; bump with a migration when fields change meaning. */
+export const RECORD_VERSION = 1;
+
+/** CPU time and peak memory of the last attempt's command, where the executor measures them. */
+export interface ResourceUsage {
+  userCpuMs: number;
+  systemCpuMs: number;
+  maxRssKb: number;
+}
+
+/** What the API returns for a job. Times are ISO 8601 with milliseconds; absent facts are null. */
+export interface JobRecord {
+  id: string;
+  queue: string;
+  status: JobStatus;
+  command: string | null;
+  argv: string[] | null;
+  args: string[];
+  user: string | null;
+  group: string | null;
+  /** Names only: values may hold secrets and are never returned. */
+  envKeys: string[];
+  cwd: string | null;
+  timeoutMs: number | null;
+  retries: number;
+  backoff: JobSpec['backoff'];
+  onLost: JobSpec['onLost'];
+  labels: Record<string, string>;
+  attempts: number;
+  runnerId: string | null;
+  pid: number | null;
+  exitCode: number | null;
+  signal: string | null;
+  error: string | null;
+  createdAt: string;
+  queuedAt: string | null;
+  runAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  outputBytes: number;
+  truncated: boolean;
+  cancelRequested: boolean;
+  usage: ResourceUsage | null;
+  /** The schedule that fired this job, and the fire time it was for. */
+  schedule: string | null;
+  scheduledFor: string | null;
+}
+
+/** One finished attempt, kept in the job's attempts list. */
+export interface AttemptRecord {
+  attempt: number;
+  runnerId: string;
+  status: JobStatus;
+  exitCode: number | null;
+  signal: string | null;
+  error: string | null;
+  startedAt: string;
+  finishedAt: string;
+}
+
+const iso = (ms: string | undefined): string | null => (ms ? new Date(Number(ms)).toISOString() : null);
+const int = (v: string | undefined): number | null => (v === undefined || v === '' ? null : Number(v));
+const str = (v: string | undefined): string | null => (v === undefined || v === '' ? null : v);
+
+/** Converts the stored hash (all strings, times in epoch ms) into the wire record. */
+export function recordFromHash(h: Record<string, string>): JobRecord {
+  const spec = JSON.parse(h.spec ?? '{}') as JobSpec;
+  return {
+    id: h.id ?? '',
+    queue: h.queue ?? spec.queue,
+    status: h.status as JobStatus,
+    command: spec.command ?? null,
+    argv: spec.argv ?? null,
+    args: spec.args ?? [],
+    user: spec.user ?? null,
+    group: spec.group ?? null,
+    envKeys: Object.keys(spec.env ?? {}),
+    cwd: spec.cwd ?? null,
+    timeoutMs: spec.timeoutMs ?? null,
+    retries: spec.retries,
+    backoff: spec.backoff,
+    onLost: spec.onLost,
+    labels: spec.labels ?? {},
+    attempts: Number(h.attempts ?? 0),
+    runnerId: str(h.runnerId),
+    pid: int(h.pid),
+    exitCode: int(h.exitCode),
+    signal: str(h.signal),
+    error: str(h.error),
+    createdAt: iso(h.createdAt) ?? new Date(0).toISOString(),
+    queuedAt: iso(h.queuedAt),
+    runAt: iso(h.runAt),
+    startedAt: iso(h.startedAt),
+    finishedAt: iso(h.finishedAt),
+    outputBytes: Number(h.outputBytes ?? 0),
+    truncated: h.truncated === '1',
+    cancelRequested: h.cancelRequested === '1',
+    usage: h.usage ? (JSON.parse(h.usage) as ResourceUsage) : null,
+    schedule: str(h.schedule),
+    scheduledFor: iso(h.scheduledFor),
+  };
+}

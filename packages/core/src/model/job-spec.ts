@@ -1,0 +1,173 @@
+import { Type, type Static } from 'typebox';
+
+/**
+ * What a client may submit. These schemas validate requests *and* generate the OpenAPI document, so the
+ * docs cannot drift from what is enforced. Cross-field rules (command xor argv) live in `checkJobSpec`.
+ */
+export const QUEUE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+const ENV_KEY_PATTERN = '^[A-Za-z_][A-Za-z0-9_]{0,127}$';
+const LABEL_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$';
+
+/** Upper bound for one timeout or delay: 30 days. Larger values are almost always unit mistakes. */
+export const MAX_DURATION_MS = 30 * 24 * 3600 * 1000;
+
+export const QueueName = Type.String({ pattern: QUEUE_NAME_PATTERN, description: 'Queue name: letters, digits, `_ . -`, up to 64.' });
+
+export const Backoff = Type.Object(
+  {
+    type: Type.Union([Type.Literal('fixed'), Type.Literal('exponential')], { default: 'exponential' }),
+    delayMs: Type.Integer({ minimum: 0, maximum: MAX_DURATION_MS, description: 'First retry delay in ms.' }),
+    maxDelayMs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_DURATION_MS, description: 'Cap for exponential growth, ms.' })),
+  },
+  { additionalProperties: false },
+);
+
+/** A job as a schedule or workflow holds it: everything about what to run, nothing about when. */
+export const JobTemplate = Type.Object(
+  {
+    command: Type.Optional(Type.String({ minLength: 1, maxLength: 65536, description: 'Run by `/bin/sh -c`.' })),
+    argv: Type.Optional(
+      Type.Array(Type.String({ maxLength: 65536 }), { minItems: 1, maxItems: 4096, description: 'Executed directly, no shell.' }),
+    ),
+    queue: Type.Optional(QueueName),
+    env: Type.Optional(
+      Type.Record(Type.String({ pattern: ENV_KEY_PATTERN }), Type.String({ maxLength: 65536 }), {
+        maxProperties: 256,
+        additionalProperties: false,
+        description: 'Extra environment for the command (string to string).',
+      }),
+    ),
+    cwd: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'Working directory on the runner.' })),
+    timeoutMs: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS, description: 'Kill the process group after this many ms.' }),
+    ),
+    retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'Extra attempts after a failure, timeout or loss.' })),
+    backoff: Type.Optional(Backoff),
+    onLost: Type.Optional(
+      Type.Union([Type.Literal('retry'), Type.Literal('discard')], {
+        description: 'When the runner dies mid-run: retry within `retries`, or end as `lost`.',
+      }),
+    ),
+    labels: Type.Optional(
+      Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ maxLength: 256 }), { maxProperties: 32, additionalProperties: false }),
+    ),
+    user: Type.Optional(Type.String({ pattern: '^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})$', description: 'Run as this user (name or uid); the runner must allow it (RUNNER_ALLOWED_USERS).' })),
+    group: Type.Optional(Type.String({ pattern: '^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})$', description: 'Run with this group (name or gid); the runner must allow it (RUNNER_ALLOWED_GROUPS).' })),
+    args: Type.Optional(
+      Type.Array(Type.String({ maxLength: 65536 }), {
+        maxItems: 4096,
+        description: 'Appended to `argv`; for a `command`, passed as its positional parameters ($1, $2, ...).',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type JobTemplate = Static<typeof JobTemplate>;
+
+/** A submitted job: a template plus, optionally, when to run it. */
+export const JobSpecInput = Type.Object(
+  {
+    ...JobTemplate.properties,
+    delayMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Run this many ms from now (bounded by DROVER_MAX_DELAY_MS).' })),
+    runAt: Type.Optional(Type.String({ format: 'date-time', description: 'Run at this time (ISO 8601 with offset, e.g. 2026-05-01T09:00:00+02:00).' })),
+  },
+  { additionalProperties: false },
+);
+
+export type JobSpecInput = Static<typeof JobSpecInput>;
+export type BackoffPolicy = Static<typeof Backoff>;
+
+/** A validated, defaulted job specification: what the store keeps and the runner executes. */
+export interface JobSpec {
+  command?: string;
+  argv?: string[];
+  queue: string;
+  env: Record<string, string>;
+  cwd?: string;
+  timeoutMs?: number;
+  retries: number;
+  backoff: BackoffPolicy;
+  onLost: 'retry' | 'discard';
+  labels: Record<string, string>;
+  args?: string[];
+  user?: string;
+  group?: string;
+}
+
+export interface SpecProblem {
+  field: string;
+  message: string;
+}
+
+/** Rules a JSON schema cannot say clearly. Returns every problem, not just the first. */
+export function checkJobSpec(input: JobTemplate & { delayMs?: number; runAt?: string }): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  if (input.delayMs !== undefined && input.runAt !== undefined) {
+    problems.push({ field: 'runAt', message: '"delayMs" and "runAt" are mutually exclusive' });
+  }
+  if (input.command === undefined && input.argv === undefined) {
+    problems.push({ field: 'command', message: 'one of "command" or "argv" is required' });
+  }
+  if (input.command !== undefined && input.argv !== undefined) {
+    problems.push({ field: 'argv', message: '"command" and "argv" are mutually exclusive' });
+  }
+  if (input.argv?.[0] === '') problems.push({ field: 'argv/0', message: 'the program name must not be empty' });
+  if (input.cwd !== undefined && !input.cwd.startsWith('/')) {
+    problems.push({ field: 'cwd', message: 'must be an absolute path' });
+  }
+  const nul = (s: string): boolean => s.includes('\u0000');
+  if (input.command !== undefined && nul(input.command)) problems.push({ field: 'command', message: 'must not contain NUL' });
+  input.argv?.forEach((a, i) => nul(a) && problems.push({ field: `argv/${i}`, message: 'must not contain NUL' }));
+  input.args?.forEach((a, i) => nul(a) && problems.push({ field: `args/${i}`, message: 'must not contain NUL' }));
+  for (const [k, v] of Object.entries(input.env ?? {})) {
+    if (nul(v)) problems.push({ field: `env/${k}`, message: 'must not contain NUL' });
+  }
+  return problems;
+}
+
+export interface SpecDefaults {
+  queue: string;
+  retries: number;
+  backoff: BackoffPolicy;
+}
+
+/** Defaults for fields a submitter leaves out: the same for the API, schedules and workflows. */
+export const DEFAULT_SPEC_DEFAULTS: Readonly<SpecDefaults> = Object.freeze<SpecDefaults>({
+  queue: 'default',
+  retries: 0,
+  backoff: { type: 'exponential', delayMs: 1000 },
+});
+
+export function normalizeJobSpec(input: JobTemplate, defaults: SpecDefaults): JobSpec {
+  const spec: JobSpec = {
+    queue: input.queue ?? defaults.queue,
+    env: input.env ?? {},
+    retries: input.retries ?? defaults.retries,
+    backoff: input.backoff ?? defaults.backoff,
+    onLost: input.onLost ?? 'retry',
+    labels: input.labels ?? {},
+  };
+  if (input.command !== undefined) spec.command = input.command;
+  if (input.argv !== undefined) spec.argv = input.argv;
+  if (input.cwd !== undefined) spec.cwd = input.cwd;
+  if (input.timeoutMs !== undefined) spec.timeoutMs = input.timeoutMs;
+  if (input.args !== undefined && input.args.length > 0) spec.args = input.args;
+  if (input.user !== undefined) spec.user = input.user;
+  if (input.group !== undefined) spec.group = input.group;
+  return spec;
+}
+
+/** Delay before attempt `nextAttempt` (2 = first retry). */
+export function retryDelayMs(backoff: BackoffPolicy, nextAttempt: number): number {
+  if (backoff.type === 'fixed') return backoff.delayMs;
+  const raw = backoff.delayMs * 2 ** Math.max(0, nextAttempt - 2);
+  return Math.min(raw, backoff.maxDelayMs ?? MAX_DURATION_MS);
+}
+
+/** The program and arguments a spec runs: a command goes through /bin/sh -c with `args` as $1, $2, ... */
+export function specArgv(spec: Pick<JobSpec, 'command' | 'argv' | 'args'>): string[] {
+  const args = spec.args ?? [];
+  if (spec.command !== undefined) return ['/bin/sh', '-c', spec.command, 'sh', ...args];
+  return [...(spec.argv ?? []), ...args];
+}

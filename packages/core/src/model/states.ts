@@ -1,0 +1,46 @@
+/** Job states and the transitions allowed between them: the one place these strings are spelled. */
+export const JobStatus = {
+  Delayed: 'delayed',
+  Queued: 'queued',
+  Running: 'running',
+  Succeeded: 'succeeded',
+  Failed: 'failed',
+  TimedOut: 'timed_out',
+  Cancelled: 'cancelled',
+  Lost: 'lost',
+} as const;
+
+export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+
+export const JOB_STATUSES: readonly JobStatus[] = Object.values(JobStatus);
+
+export const TERMINAL_STATUSES: readonly JobStatus[] = [
+  JobStatus.Succeeded,
+  JobStatus.Failed,
+  JobStatus.TimedOut,
+  JobStatus.Cancelled,
+  JobStatus.Lost,
+];
+
+/**
+ * Allowed transitions. `running -> queued|delayed` is a retry (attempts+1); `running -> lost` happens when the
+ * runner's lease expires. The Lua scripts in store/scripts.ts enforce these; this table documents and tests them.
+ */
+export const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
+  delayed: ['queued', 'cancelled'],
+  queued: ['running', 'cancelled'],
+  running: ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost', 'queued', 'delayed'],
+  succeeded: [],
+  failed: [],
+  timed_out: [],
+  cancelled: [],
+  lost: [],
+};
+
+export function isTerminal(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+export function isJobStatus(value: string): value is JobStatus {
+  return (JOB_STATUSES as readonly string[]).includes(value);
+}

@@ -1,0 +1,220 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis, Result } from 'ioredis';
+import { DroverError } from '../errors.js';
+import { defineScripts } from '../redis.js';
+import { isJobId } from '../ids.js';
+import { recordFromHash, type AttemptRecord, type JobRecord, type ResourceUsage } from '../model/job-record.js';
+import type { JobSpec } from '../model/job-spec.js';
+import type { JobStatus } from '../model/states.js';
+import { Keys } from './keys.js';
+import * as scripts from './scripts.js';
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    droverCreate(...args: (string | number)[]): Result<number, Context>;
+    droverClaim(...args: (string | number)[]): Result<[number, ...unknown[]], Context>;
+    droverSetPid(...args: (string | number)[]): Result<number, Context>;
+    droverFinish(...args: (string | number)[]): Result<[number, string, string?], Context>;
+    droverCancel(...args: (string | number)[]): Result<[CancelAction, string, string?], Context>;
+    droverPromote(...args: (string | number)[]): Result<string[], Context>;
+    droverExpireLeases(...args: (string | number)[]): Result<string[], Context>;
+    droverSweepOutbox(...args: (string | number)[]): Result<string[], Context>;
+    droverRenew(...args: (string | number)[]): Result<[string[], string[]], Context>;
+    droverDiscard(...args: (string | number)[]): Result<number, Context>;
+  }
+}
+
+const COMMANDS: Record<string, string> = {
+  droverCreate: scripts.CREATE,
+  droverClaim: scripts.CLAIM,
+  droverSetPid: scripts.SET_PID,
+  droverFinish: scripts.FINISH,
+  droverCancel: scripts.CANCEL,
+  droverPromote: scripts.PROMOTE,
+  droverExpireLeases: scripts.EXPIRE_LEASES,
+  droverSweepOutbox: scripts.SWEEP_OUTBOX,
+  droverRenew: scripts.RENEW,
+  droverDiscard: scripts.DISCARD,
+};
+
+export interface NewJob {
+  id: string;
+  spec: JobSpec;
+  /** Epoch ms; set for a job that waits in `delayed` until then. */
+  runAt?: number;
+}
+
+export interface Claim {
+  attempt: number;
+  spec: JobSpec;
+  /** Output already stored by earlier attempts: the per-job cap covers all attempts together. */
+  outputBytes: number;
+}
+
+export type FinishOutcome = 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'lost';
+
+export interface FinishInput {
+  id: string;
+  runnerId: string;
+  attempt: number;
+  outcome: FinishOutcome;
+  exitCode: number | null;
+  signal: string | null;
+  error: string | null;
+  outputBytes: number;
+  truncated: boolean;
+  retryDelayMs: number;
+  /** Epoch ms when the process was spawned; null when it never started. */
+  startedAt: number | null;
+  usage: ResourceUsage | null;
+}
+
+export type FinishResult =
+  | { kind: 'final'; status: JobStatus }
+  | { kind: 'retry'; status: 'queued' | 'delayed'; queue: string }
+  | { kind: 'stale'; status: string };
+
+export type CancelAction = 'cancelled' | 'flagged' | 'ended' | 'missing';
+
+export interface JobRef {
+  id: string;
+  queue: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** Job records, indexes and state changes in Redis. All transitions go through the Lua scripts. */
+export class JobStore {
+  readonly keys: Keys;
+
+  constructor(
+    readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.keys = new Keys(prefix);
+    defineScripts(redis, COMMANDS);
+  }
+
+  /** Persists jobs in one round trip: all of them or none (one script runs atomically). */
+  async create(jobs: NewJob[], now = Date.now()): Promise<JobRecord[]> {
+    if (jobs.length === 0) return [];
+    const args: (string | number)[] = [this.keys.base, now];
+    const records: JobRecord[] = [];
+    for (const j of jobs) {
+      const spec = JSON.stringify(j.spec);
+      args.push(j.id, j.spec.queue, spec, j.runAt ?? '');
+      // The same fields the script writes, so the answer needs no read-back.
+      const timing: Record<string, string> = j.runAt !== undefined ? { status: 'delayed', runAt: String(j.runAt) } : { status: 'queued', queuedAt: String(now) };
+      records.push(recordFromHash({ id: j.id, queue: j.spec.queue, spec, attempts: '0', createdAt: String(now), outputBytes: '0', ...timing }));
+    }
+    await this.redis.droverCreate(...args);
+    return records;
+  }
+
+  /** Deletes jobs that still wait (queued or delayed); used when their submission failed and the client is told so. */
+  async discard(ids: string[]): Promise<number> {
+    return ids.length === 0 ? 0 : this.redis.droverDiscard(this.keys.base, ...ids);
+  }
+
+  /** Removes jobs from the outbox once the broker confirmed their publish. */
+  async published(ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.redis.zrem(this.keys.outbox, ...ids);
+  }
+
+  async get(id: string): Promise<JobRecord | null> {
+    if (!isJobId(id)) return null;
+    const h = await this.redis.hgetall(this.keys.job(id));
+    return h.status ? recordFromHash(h) : null;
+  }
+
+  async getMany(ids: string[]): Promise<JobRecord[]> {
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hgetall(this.keys.job(id));
+    const rows = (await pipe.exec()) ?? [];
+    const out: JobRecord[] = [];
+    for (const [err, h] of rows) {
+      if (err) throw err;
+      const hash = h as Record<string, string>;
+      if (hash.status) out.push(recordFromHash(hash));
+    }
+    return out;
+  }
+
+  async attempts(id: string): Promise<AttemptRecord[]> {
+    const rows = await this.redis.lrange(this.keys.attempts(id), 0, -1);
+    return rows.map((r) => {
+      const a = JSON.parse(r) as Omit<AttemptRecord, 'startedAt' | 'finishedAt'> & { startedAt: number; finishedAt: number };
+      return { ...a, startedAt: new Date(a.startedAt).toISOString(), finishedAt: new Date(a.finishedAt).toISOString() };
+    });
+  }
+
+  /** Newest first. The cursor is the last id of the previous page. */
+  async list(filter: { queue?: string; status?: JobStatus }, cursor: string | undefined, limit: number): Promise<Page<JobRecord>> {
+    if (cursor !== undefined && !isJobId(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
+    const key = this.keys.index(filter.queue, filter.status);
+    const max = cursor ? `(${cursor}` : '+';
+    const ids = await this.redis.zrevrangebylex(key, max, '-', 'LIMIT', 0, limit + 1);
+    const more = ids.length > limit;
+    const page = ids.slice(0, limit);
+    const items = await this.getMany(page);
+    return { items, nextCursor: more ? (page[page.length - 1] ?? null) : null };
+  }
+
+  async claim(id: string, runnerId: string, leaseMs: number, now = Date.now()): Promise<Claim | { status: string }> {
+    const r = await this.redis.droverClaim(this.keys.base, id, runnerId, now, now + leaseMs, randomUUID());
+    if (r[0] !== 1) return { status: String(r[1]) };
+    return { attempt: Number(r[1]), spec: JSON.parse(String(r[2])) as JobSpec, outputBytes: Number(r[3]) };
+  }
+
+  async setPid(id: string, runnerId: string, attempt: number, pid: number, startedAt: number): Promise<boolean> {
+    return (await this.redis.droverSetPid(this.keys.base, id, runnerId, attempt, pid, startedAt)) === 1;
+  }
+
+  async finish(f: FinishInput, now = Date.now()): Promise<FinishResult> {
+    const r = await this.redis.droverFinish(
+      this.keys.base, f.id, f.runnerId, f.attempt, now, f.outcome,
+      f.exitCode ?? '', f.signal ?? '', f.error ?? '', f.outputBytes, f.truncated ? 1 : 0, f.retryDelayMs, f.startedAt ?? '', f.usage ? JSON.stringify(f.usage) : '',
+    );
+    if (r[0] === 1) return { kind: 'final', status: r[1] as JobStatus };
+    if (r[0] === 2) return { kind: 'retry', status: r[1] as 'queued' | 'delayed', queue: r[2] ?? '' };
+    return { kind: 'stale', status: r[1] };
+  }
+
+  /** Cancelled at once (queued/delayed), flagged for its runner (running), or already ended/missing. */
+  async cancel(id: string, now = Date.now()): Promise<{ action: CancelAction; status: string }> {
+    const [action, status] = await this.redis.droverCancel(this.keys.base, id, now);
+    return { action, status };
+  }
+
+  async promoteDue(limit: number, now = Date.now()): Promise<JobRef[]> {
+    return pairs(await this.redis.droverPromote(this.keys.base, now, limit));
+  }
+
+  async expireLeases(limit: number, now = Date.now()): Promise<(JobRef & { status: string })[]> {
+    const flat = await this.redis.droverExpireLeases(this.keys.base, now, limit);
+    const out: (JobRef & { status: string })[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) out.push({ id: flat[i]!, queue: flat[i + 1]!, status: flat[i + 2]! });
+    return out;
+  }
+
+  async sweepOutbox(staleBefore: number, limit: number, now = Date.now()): Promise<JobRef[]> {
+    return pairs(await this.redis.droverSweepOutbox(this.keys.base, now, staleBefore, limit));
+  }
+
+  async renewLeases(runnerId: string, held: { id: string; attempt: number }[], leaseMs: number, now = Date.now()) {
+    if (held.length === 0) return { lost: [] as string[], cancel: [] as string[] };
+    const args: (string | number)[] = [this.keys.base, runnerId, now + leaseMs];
+    for (const h of held) args.push(h.id, h.attempt);
+    const [lost, cancel] = await this.redis.droverRenew(...args);
+    return { lost, cancel };
+  }
+}
+
+function pairs(flat: string[]): JobRef[] {
+  const out: JobRef[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i]!, queue: flat[i + 1]! });
+  return out;
+}

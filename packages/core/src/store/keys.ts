@@ -1,0 +1,49 @@
+import type { JobStatus } from '../model/states.js';
+
+/**
+ * Every Drover key is `{prefix}:...`: the braces make the prefix a Redis Cluster hash tag, so every key a
+ * script touches lives in one slot. Lua scripts rebuild names from `base` with the same rules as here.
+ */
+export class Keys {
+  readonly base: string;
+
+  constructor(prefix: string) {
+    this.base = `{${prefix}}`;
+  }
+
+  job(id: string): string {
+    return `${this.base}:job:${id}`;
+  }
+  log(id: string): string {
+    return `${this.base}:job:${id}:log`;
+  }
+  attempts(id: string): string {
+    return `${this.base}:job:${id}:attempts`;
+  }
+  /** Lex-ordered (score 0) id index; ULIDs sort by time so this is also a time index. */
+  index(queue: string | undefined, status: JobStatus | undefined): string {
+    if (queue && status) return `${this.base}:idx:qs:${queue}:${status}`;
+    if (queue) return `${this.base}:idx:q:${queue}`;
+    if (status) return `${this.base}:idx:s:${status}`;
+    return `${this.base}:idx:all`;
+  }
+  get delayed(): string {
+    return `${this.base}:delayed`;
+  }
+  get outbox(): string {
+    return `${this.base}:outbox`;
+  }
+  get leases(): string {
+    return `${this.base}:leases`;
+  }
+  get queues(): string {
+    return `${this.base}:queues`;
+  }
+  get control(): string {
+    return `${this.base}:control`;
+  }
+  /** Prefix handed to BullMQ so its keys share our hash tag. */
+  get bull(): string {
+    return `${this.base}:bull`;
+  }
+}

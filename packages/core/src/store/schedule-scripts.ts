@@ -1,0 +1,151 @@
+import { PRELUDE } from './scripts.js';
+
+/**
+ * Schedule scripts. Keys: sched:<name> (hash: def, enabled, nextRunAt, version, last*), schedules (lex index of
+ * names), sched-due (zset of enabled schedules by nextRunAt), sched:<name>:running (set of unfinished job ids),
+ * sched:<name>:runs (lex index of the jobs it produced).
+ */
+const SCHED = `
+local function schedKey(name) return base .. ':sched:' .. name end
+local function setDue(name, enabled, nextRunAt)
+  if enabled == '1' and nextRunAt ~= '' then
+    redis.call('ZADD', base .. ':sched-due', nextRunAt, name)
+  else
+    redis.call('ZREM', base .. ':sched-due', name)
+  end
+end
+-- A job made by a schedule: linked both ways so runs can be listed and overlap checked.
+local function createScheduledJob(name, id, queue, spec, runAt, scheduledFor, now)
+  local status = createJob(id, queue, spec, runAt, now)
+  redis.call('HSET', jobKey(id), 'schedule', name, 'scheduledFor', scheduledFor)
+  redis.call('SADD', schedKey(name) .. ':running', id)
+  redis.call('ZADD', schedKey(name) .. ':runs', 0, id)
+  redis.call('HSET', schedKey(name), 'lastRunAt', now, 'lastJobId', id)
+  return status
+end
+`;
+
+/** ARGV: base, name, def, enabled, nextRunAt|'', now, mode (create|update). Returns 1, or 0 (exists / missing). */
+export const SCHED_PUT = `${PRELUDE}${SCHED}
+local name, def, enabled, nextRunAt, now, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local k = schedKey(name)
+local exists = redis.call('EXISTS', k) == 1
+if (mode == 'create' and exists) or (mode == 'update' and not exists) then return 0 end
+if mode == 'create' then redis.call('HSET', k, 'createdAt', now, 'consecutiveFailures', 0) end
+redis.call('HSET', k, 'def', def, 'enabled', enabled, 'nextRunAt', nextRunAt, 'updatedAt', now)
+-- A fire computed against the old definition must not land: bump the version it checks.
+redis.call('HINCRBY', k, 'version', 1)
+redis.call('ZADD', base .. ':schedules', 0, name)
+setDue(name, enabled, nextRunAt)
+return 1
+`;
+
+/** ARGV: base, now, then (name, enabled, nextRunAt|'') per schedule. All exist or nothing changes: returns missing names. */
+export const SCHED_SET_ENABLED = `${PRELUDE}${SCHED}
+local now = ARGV[2]
+local missing = {}
+for i = 3, #ARGV, 3 do
+  if redis.call('EXISTS', schedKey(ARGV[i])) == 0 then missing[#missing + 1] = ARGV[i] end
+end
+if #missing > 0 then return missing end
+for i = 3, #ARGV, 3 do
+  local name, enabled, nextRunAt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  redis.call('HSET', schedKey(name), 'enabled', enabled, 'nextRunAt', nextRunAt, 'updatedAt', now)
+  redis.call('HINCRBY', schedKey(name), 'version', 1)
+  setDue(name, enabled, nextRunAt)
+end
+return missing
+`;
+
+/** ARGV: base, name, kill (1|0), now. Returns {found, cancelled ids..., '|', flagged running ids...}. */
+export const SCHED_DELETE = `${PRELUDE}${SCHED}
+local name, kill, now = ARGV[2], ARGV[3], ARGV[4]
+local k = schedKey(name)
+if redis.call('EXISTS', k) == 0 then return {0} end
+local out = {1}
+local flagged = {}
+if kill == '1' then
+  for _, id in ipairs(redis.call('SMEMBERS', k .. ':running')) do
+    local action = cancelJob(id, now)
+    if action == 'cancelled' then out[#out + 1] = id elseif action == 'flagged' then flagged[#flagged + 1] = id end
+  end
+end
+out[#out + 1] = '|'
+for _, id in ipairs(flagged) do out[#out + 1] = id end
+redis.call('DEL', k, k .. ':running', k .. ':runs')
+redis.call('ZREM', base .. ':schedules', name)
+redis.call('ZREM', base .. ':sched-due', name)
+return out
+`;
+
+/**
+ * ARGV: base, now, holdUntil, limit. Takes due schedules for this scheduler: their due score moves to holdUntil
+ * so other replicas leave them alone meanwhile (if this one dies, they come back after holdUntil).
+ * Returns {name, nextRunAt, version, def, ...}.
+ */
+export const SCHED_CLAIM_DUE = `${PRELUDE}${SCHED}
+local now, holdUntil, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local due = redis.call('ZRANGE', base .. ':sched-due', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+local out = {}
+for _, name in ipairs(due) do
+  redis.call('ZADD', base .. ':sched-due', holdUntil, name)
+  local h = redis.call('HMGET', schedKey(name), 'nextRunAt', 'version', 'def')
+  out[#out + 1] = name
+  out[#out + 1] = h[1] or ''
+  out[#out + 1] = h[2] or ''
+  out[#out + 1] = h[3] or ''
+end
+return out
+`;
+
+/**
+ * ARGV: base, now, then 9 per schedule: name, version, expectedNextRunAt, newNextRunAt|'', fire (1|0), misfired (1|0),
+ * jobId, queue, spec. A fire lands only if the schedule still has that version and nextRunAt: so each fire time
+ * produces at most one job however many schedulers computed it.
+ * Returns 4 per schedule: name, outcome (fired|skipped|misfired|stale), job status, replaced running ids (comma-joined).
+ */
+export const SCHED_FIRE = `${PRELUDE}${SCHED}
+local now = ARGV[2]
+local out = {}
+for i = 3, #ARGV, 9 do
+  local name, version, expected, nextRunAt, fire, misfired, id, queue, spec =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+  local k = schedKey(name)
+  local h = redis.call('HMGET', k, 'version', 'nextRunAt', 'enabled', 'def')
+  local outcome, status, replaced = 'stale', '', ''
+  if h[1] == version and h[2] == expected and h[3] == '1' then
+    local def = cjson.decode(h[4])
+    if misfired == '1' then redis.call('HSET', k, 'lastMisfireAt', now) end
+    if fire ~= '1' then
+      outcome = 'misfired'
+    elseif def.overlap == 'skip' and redis.call('SCARD', k .. ':running') > 0 then
+      outcome = 'skipped'
+      redis.call('HSET', k, 'lastSkippedAt', now)
+    else
+      if def.overlap == 'replace' then
+        local flagged = {}
+        for _, rid in ipairs(redis.call('SMEMBERS', k .. ':running')) do
+          if cancelJob(rid, now) == 'flagged' then flagged[#flagged + 1] = rid end
+        end
+        replaced = table.concat(flagged, ',')
+      end
+      status = createScheduledJob(name, id, queue, spec, '', expected, now)
+      outcome = 'fired'
+    end
+    redis.call('HSET', k, 'nextRunAt', nextRunAt)
+    setDue(name, '1', nextRunAt)
+  end
+  out[#out + 1] = name
+  out[#out + 1] = outcome
+  out[#out + 1] = status
+  out[#out + 1] = replaced
+end
+return out
+`;
+
+/** ARGV: base, name, now, jobId, queue, spec, runAt|''. A manual run: nextRunAt is untouched. Returns status or ''. */
+export const SCHED_TRIGGER = `${PRELUDE}${SCHED}
+local name, now = ARGV[2], ARGV[3]
+if redis.call('EXISTS', schedKey(name)) == 0 then return '' end
+return createScheduledJob(name, ARGV[4], ARGV[5], ARGV[6], ARGV[7], now, now)
+`;

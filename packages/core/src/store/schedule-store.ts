@@ -1,0 +1,154 @@
+import type { Redis, Result } from 'ioredis';
+import { DroverError } from '../errors.js';
+import { defineScripts } from '../redis.js';
+import { scheduleFromHash, type ScheduleDef, type ScheduleRecord } from '../model/schedule.js';
+import type { JobSpec } from '../model/job-spec.js';
+import type { Keys } from './keys.js';
+import * as scripts from './schedule-scripts.js';
+import type { Page } from './job-store.js';
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    droverSchedPut(...args: (string | number)[]): Result<number, Context>;
+    droverSchedSetEnabled(...args: (string | number)[]): Result<string[], Context>;
+    droverSchedDelete(...args: (string | number)[]): Result<(string | number)[], Context>;
+    droverSchedClaimDue(...args: (string | number)[]): Result<string[], Context>;
+    droverSchedFire(...args: (string | number)[]): Result<string[], Context>;
+    droverSchedTrigger(...args: (string | number)[]): Result<string, Context>;
+  }
+}
+
+const COMMANDS: Record<string, string> = {
+  droverSchedPut: scripts.SCHED_PUT,
+  droverSchedSetEnabled: scripts.SCHED_SET_ENABLED,
+  droverSchedDelete: scripts.SCHED_DELETE,
+  droverSchedClaimDue: scripts.SCHED_CLAIM_DUE,
+  droverSchedFire: scripts.SCHED_FIRE,
+  droverSchedTrigger: scripts.SCHED_TRIGGER,
+};
+
+export interface DueSchedule {
+  name: string;
+  nextRunAt: number;
+  version: string;
+  def: ScheduleDef;
+}
+
+export interface Fire {
+  name: string;
+  version: string;
+  /** The fire time being handled (the schedule's nextRunAt when it was claimed). */
+  expectedNextRunAt: number;
+  newNextRunAt: number | null;
+  /** False when a misfire policy says to fire nothing for this time. */
+  fire: boolean;
+  misfired: boolean;
+  jobId: string;
+  spec: JobSpec;
+}
+
+export interface FireResult {
+  name: string;
+  outcome: 'fired' | 'skipped' | 'misfired' | 'stale';
+  jobId: string;
+  queue: string;
+  status: string;
+  /** Running jobs flagged for cancel by overlap=replace; their runners must be told. */
+  replaced: string[];
+}
+
+/** Schedules in Redis: definitions, due index, run links. Firing is split: claim due (script), compute (JS), fire (script). */
+export class ScheduleStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {
+    defineScripts(redis, COMMANDS);
+  }
+
+  private key(name: string): string {
+    return `${this.keys.base}:sched:${name}`;
+  }
+
+  /** Returns false when the name is taken (create) or unknown (update). */
+  async put(mode: 'create' | 'update', name: string, def: ScheduleDef, enabled: boolean, nextRunAt: number | null, now = Date.now()): Promise<boolean> {
+    const r = await this.redis.droverSchedPut(this.keys.base, name, JSON.stringify(def), enabled ? '1' : '0', nextRunAt ?? '', now, mode);
+    return r === 1;
+  }
+
+  async get(name: string): Promise<ScheduleRecord | null> {
+    const [h, running] = await Promise.all([this.redis.hgetall(this.key(name)), this.redis.smembers(`${this.key(name)}:running`)]);
+    return h.def ? scheduleFromHash(name, h, running) : null;
+  }
+
+  async list(cursor: string | undefined, limit: number): Promise<Page<ScheduleRecord>> {
+    const min = cursor ? `(${cursor}` : '-';
+    const names = await this.redis.zrangebylex(`${this.keys.base}:schedules`, min, '+', 'LIMIT', 0, limit + 1);
+    const page = names.slice(0, limit);
+    const pipe = this.redis.pipeline();
+    for (const n of page) pipe.hgetall(this.key(n)).smembers(`${this.key(n)}:running`);
+    const rows = (await pipe.exec()) ?? [];
+    const items: ScheduleRecord[] = [];
+    page.forEach((n, i) => {
+      const h = rows[i * 2]?.[1] as Record<string, string> | undefined;
+      if (h?.def) items.push(scheduleFromHash(n, h, (rows[i * 2 + 1]?.[1] as string[]) ?? []));
+    });
+    return { items, nextCursor: names.length > limit ? (page[page.length - 1] ?? null) : null };
+  }
+
+  /** Enables or disables several schedules at once; throws NOT_FOUND (and changes nothing) if any is unknown. */
+  async setEnabled(changes: { name: string; enabled: boolean; nextRunAt: number | null }[], now = Date.now()): Promise<void> {
+    const args: (string | number)[] = [this.keys.base, now];
+    for (const c of changes) args.push(c.name, c.enabled ? '1' : '0', c.nextRunAt ?? '');
+    const missing = await this.redis.droverSchedSetEnabled(...args);
+    if (missing.length > 0) throw new DroverError('NOT_FOUND', `no schedule ${missing.join(', ')}`, { missing });
+  }
+
+  /** Deletes; with kill, cancels its unfinished jobs. Returns null if unknown, else the jobs cancelled and flagged. */
+  async delete(name: string, kill: boolean, now = Date.now()): Promise<{ cancelled: string[]; flagged: string[] } | null> {
+    const r = (await this.redis.droverSchedDelete(this.keys.base, name, kill ? 1 : 0, now)).map(String);
+    if (r[0] !== '1') return null;
+    const sep = r.indexOf('|');
+    return { cancelled: r.slice(1, sep), flagged: r.slice(sep + 1) };
+  }
+
+  async runs(name: string, cursor: string | undefined, limit: number): Promise<{ ids: string[]; nextCursor: string | null }> {
+    const max = cursor ? `(${cursor}` : '+';
+    const ids = await this.redis.zrevrangebylex(`${this.key(name)}:runs`, max, '-', 'LIMIT', 0, limit + 1);
+    const page = ids.slice(0, limit);
+    return { ids: page, nextCursor: ids.length > limit ? (page[page.length - 1] ?? null) : null };
+  }
+
+  async claimDue(now: number, holdMs: number, limit: number): Promise<DueSchedule[]> {
+    const flat = await this.redis.droverSchedClaimDue(this.keys.base, now, now + holdMs, limit);
+    const out: DueSchedule[] = [];
+    for (let i = 0; i + 3 < flat.length; i += 4) {
+      if (!flat[i + 3]) continue; // deleted meanwhile
+      out.push({ name: flat[i]!, nextRunAt: Number(flat[i + 1]), version: flat[i + 2]!, def: JSON.parse(flat[i + 3]!) as ScheduleDef });
+    }
+    return out;
+  }
+
+  async fire(fires: Fire[], now = Date.now()): Promise<FireResult[]> {
+    if (fires.length === 0) return [];
+    const args: (string | number)[] = [this.keys.base, now];
+    for (const f of fires) {
+      args.push(f.name, f.version, f.expectedNextRunAt, f.newNextRunAt ?? '', f.fire ? 1 : 0, f.misfired ? 1 : 0, f.jobId, f.spec.queue, JSON.stringify(f.spec));
+    }
+    const flat = await this.redis.droverSchedFire(...args);
+    return fires.map((f, i) => ({
+      name: f.name,
+      outcome: flat[i * 4 + 1] as FireResult['outcome'],
+      jobId: f.jobId,
+      queue: f.spec.queue,
+      status: flat[i * 4 + 2] ?? '',
+      replaced: flat[i * 4 + 3] ? flat[i * 4 + 3]!.split(',') : [],
+    }));
+  }
+
+  /** A manual run now (or at runAt). Returns the job's status, or null if the schedule is unknown. */
+  async trigger(name: string, jobId: string, spec: JobSpec, runAt: number | null, now = Date.now()): Promise<string | null> {
+    const status = await this.redis.droverSchedTrigger(this.keys.base, name, now, jobId, spec.queue, JSON.stringify(spec), runAt ?? '');
+    return status || null;
+  }
+}

@@ -1,0 +1,118 @@
+import { Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { coerceError } from '../errors.js';
+import { connectRedis, createRedis } from '../redis.js';
+import type { ConsumeOptions, Consumer, JobMessage, MessageHandler, Transport, TransportCapabilities } from './transport.js';
+
+export interface BullmqTransportOptions {
+  redisUrl: string;
+  /** Key prefix for BullMQ; must carry the store's hash tag (see Keys.bull). */
+  prefix: string;
+}
+
+/** Messages are removed as soon as they are handled: the store keeps the history, not BullMQ. */
+const JOB_OPTS = { removeOnComplete: true, removeOnFail: true, attempts: 1 } as const;
+
+/** BullMQ queue name for a Drover queue. */
+const bullName = (queue: string): string => `q-${queue}`;
+
+export class BullmqTransport implements Transport {
+  readonly name = 'bullmq';
+  readonly capabilities: TransportCapabilities = { nativeDelay: true, priorities: true };
+  private readonly producer: Redis;
+  private readonly queues = new Map<string, Queue>();
+  private readonly consumers = new Set<Consumer>();
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly opts: BullmqTransportOptions) {
+    this.producer = createRedis(opts.redisUrl, 'producer', 'drover-publisher');
+    // Errors surface on the calls that fail; an unhandled 'error' event would crash the process.
+    this.producer.on('error', () => undefined);
+  }
+
+  async ready(): Promise<void> {
+    await connectRedis(this.producer);
+  }
+
+  isConnected(): boolean {
+    return this.producer.status === 'ready';
+  }
+
+  private queue(name: string): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      // No version check: it is a command at construction, and a Queue whose construction failed (Redis down)
+      // stays broken for good.
+      q = new Queue(bullName(name), { connection: this.producer, prefix: this.opts.prefix, skipWaitingForReady: true, skipVersionCheck: true });
+      q.on('error', () => undefined);
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  async publish(messages: JobMessage[]): Promise<void> {
+    const byQueue = new Map<string, JobMessage[]>();
+    for (const m of messages) {
+      const list = byQueue.get(m.queue) ?? [];
+      list.push(m);
+      byQueue.set(m.queue, list);
+    }
+    await Promise.all(
+      [...byQueue].map(async ([queue, list]) => {
+        const q = this.queue(queue);
+        try {
+          await q.addBulk(list.map((m) => ({ name: 'run', data: m, opts: JOB_OPTS })));
+        } catch (err) {
+          // Start the next publish on a fresh Queue: BullMQ objects can be left unusable by a connection loss.
+          if (this.queues.get(queue) === q) this.queues.delete(queue);
+          void q.close().catch(() => undefined);
+          throw err;
+        }
+      }),
+    );
+  }
+
+  consume(options: ConsumeOptions, handler: MessageHandler): Consumer {
+    const connection = createRedis(this.opts.redisUrl, 'subscriber', 'drover-consumer');
+    connection.on('error', () => undefined);
+    const workers = options.queues.map((queue) => {
+      const w = new Worker<JobMessage>(bullName(queue), (job) => handler(job.data), {
+        connection,
+        prefix: this.opts.prefix,
+        concurrency: options.concurrency,
+        // The store's lease decides when a job is lost; BullMQ's stall check only re-delivers the message,
+        // and a re-delivered message of a running job is dropped at claim.
+        maxStalledCount: 1000,
+      });
+      w.on('error', (err) => options.onError?.(coerceError(err)));
+      return w;
+    });
+    let closing: Promise<void> | undefined;
+    const consumer: Consumer = {
+      pause: async () => {
+        await Promise.all(workers.map((w) => w.pause(true)));
+      },
+      resume: () => workers.forEach((w) => w.resume()),
+      isRunning: () => workers.every((w) => w.isRunning()),
+      close: () => {
+        closing ??= (async () => {
+          await Promise.allSettled(workers.map((w) => w.close()));
+          connection.disconnect();
+          this.consumers.delete(consumer);
+        })();
+        return closing;
+      },
+    };
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.allSettled([...this.consumers].map((c) => c.close()));
+      await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+      this.producer.disconnect();
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,25 @@
+import type { DroverConfig } from '../config.js';
+import { Keys } from '../store/keys.js';
+import { BullmqTransport } from './bullmq.js';
+import { RabbitmqTransport } from './rabbitmq.js';
+import type { Logger } from 'pino';
+import type { Transport } from './transport.js';
+
+export type TransportConfig = Pick<DroverConfig, 'broker' | 'redisUrl' | 'prefix' | 'amqpUrl' | 'amqpQueueType'>;
+
+export function createTransport(config: TransportConfig, onEvent?: (event: 'connect' | 'disconnect', detail?: string) => void): Transport {
+  switch (config.broker) {
+    case 'bullmq':
+      return new BullmqTransport({ redisUrl: config.redisUrl, prefix: new Keys(config.prefix).bull });
+    case 'rabbitmq':
+      return new RabbitmqTransport({ url: config.amqpUrl, prefix: config.prefix, queueType: config.amqpQueueType, ...(onEvent ? { onEvent } : {}) });
+  }
+}
+
+/** Broker connection events as log lines: every service logs reconnects the same way. */
+export function logBrokerEvents(log: Logger, broker: string): (event: 'connect' | 'disconnect', detail?: string) => void {
+  return (event, detail) => {
+    if (event === 'connect') log.info({ broker }, 'broker connected');
+    else log.warn({ broker, detail }, 'broker connection lost; reconnecting');
+  };
+}

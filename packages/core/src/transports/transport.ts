@@ -1,0 +1,49 @@
+/**
+ * The broker contract. A broker only carries "run job X" messages; the store holds everything users see.
+ * Delivery is at-least-once: consumers must tolerate duplicates (the store's atomic claim drops them).
+ */
+export interface JobMessage {
+  jobId: string;
+  queue: string;
+}
+
+/** What a broker can do natively; services read flags instead of checking which broker they have. */
+export interface TransportCapabilities {
+  /** The broker can hold a message until a time (we still schedule in Redis; this is informational). */
+  nativeDelay: boolean;
+  /** Messages can carry a priority. */
+  priorities: boolean;
+}
+
+export type MessageHandler = (message: JobMessage) => Promise<void>;
+
+export interface ConsumeOptions {
+  queues: string[];
+  /** Messages in flight at once per queue. */
+  concurrency: number;
+  onError?: (err: Error) => void;
+}
+
+export interface Consumer {
+  /** Stop receiving new messages; in-flight handlers keep running. */
+  pause(): Promise<void>;
+  resume(): void;
+  /** Stop and wait for in-flight handlers. Idempotent. */
+  close(): Promise<void>;
+  /** True while the consumer is connected and fetching (liveness). */
+  isRunning(): boolean;
+}
+
+export interface Transport {
+  readonly name: string;
+  readonly capabilities: TransportCapabilities;
+  /** Resolves when the broker is reachable. */
+  ready(): Promise<void>;
+  /** True while publishing can succeed (readiness). */
+  isConnected(): boolean;
+  /** Resolves only after the broker confirmed every message. */
+  publish(messages: JobMessage[]): Promise<void>;
+  consume(options: ConsumeOptions, handler: MessageHandler): Consumer;
+  /** Idempotent. */
+  close(): Promise<void>;
+}

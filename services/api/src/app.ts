@@ -1,0 +1,109 @@
+import { createHash } from 'node:crypto';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import { DroverError, ERROR_CODES } from '@drover/core';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import type { Principal, Scope } from './auth.js';
+import type { ApiContext } from './context.js';
+import { registerErrorHandling } from './errors.js';
+import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
+import { scheduleRoutes } from './routes/schedules.js';
+import { registerValidation } from './validation.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is calling (set by the auth hook; absent on open routes). */
+    principal?: Principal;
+  }
+  interface FastifyContextConfig {
+    /** Scope a token needs for this route; `null` marks the few open routes. Missing means admin (fail closed). */
+    scope?: Scope | null;
+  }
+}
+
+export const DOCS_PREFIX = '/docs';
+
+export interface AppOptions {
+  bodyLimitBytes: number;
+  /** Requests per minute per token (or client address); 0: no limit. Counted in Redis, so shared by replicas. */
+  rateLimitPerMinute?: number;
+  /** A request must arrive whole within this, ms. */
+  requestTimeoutMs?: number;
+  logger?: FastifyServerOptions['loggerInstance'];
+}
+
+/** Builds the Fastify app (plugins, auth, routes) without listening; tests use it with inject or listen(0). */
+export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    bodyLimit: opts.bodyLimitBytes,
+    requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    // Keep client-chosen paths like /v1/jobs/ from missing their route.
+    routerOptions: { ignoreTrailingSlash: true },
+    requestIdHeader: 'x-request-id',
+    // Errors raised before routing (malformed URL, over-long parameter) get the same envelope as the rest.
+    frameworkErrors: (err, _request, reply) => {
+      const code = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'URI_TOO_LONG' : 'VALIDATION';
+      void (reply as unknown as FastifyReply).status(ERROR_CODES[code].status).send({ error: { code, message: err.message } });
+    },
+  }) as unknown as FastifyInstance;
+  registerValidation(app);
+  registerErrorHandling(app);
+
+  // `curl -d '{...}'` sends JSON labelled as a form; read JSON-looking form bodies as JSON so such scripts work.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body).trim();
+    if (text.startsWith('{') || text.startsWith('[')) {
+      try {
+        done(null, JSON.parse(text));
+      } catch (err) {
+        done(err as Error, undefined);
+      }
+      return;
+    }
+    done(null, Object.fromEntries(new URLSearchParams(text)));
+  });
+
+  app.addHook('onRequest', async (request) => {
+    const path = request.routeOptions.url ?? '';
+    if (path.startsWith(DOCS_PREFIX)) return;
+    const scope = request.routeOptions.config.scope;
+    if (scope === null) return;
+    // Unknown routes fall through to the 404 handler only for authenticated callers.
+    request.principal = ctx.tokens.authorize(request.headers.authorization, scope ?? (request.routeOptions.url ? 'admin' : 'read'));
+  });
+
+  // Security headers (CSP and friends) for everything served, the docs and dashboard included. CORS stays off.
+  await app.register(helmet, { global: true });
+  if (opts.rateLimitPerMinute) {
+    await app.register(rateLimit, {
+      max: opts.rateLimitPerMinute,
+      timeWindow: 60_000,
+      redis: ctx.store.redis,
+      nameSpace: `${ctx.store.keys.base}:rate:`,
+      // If Redis is away the request fails on its own with 503; the limiter must not turn that into 500.
+      skipOnError: true,
+      keyGenerator: (req) => {
+        const auth = req.headers.authorization;
+        return auth ? `t:${createHash('sha256').update(auth).digest('hex').slice(0, 32)}` : `ip:${req.ip}`;
+      },
+      errorResponseBuilder: (_req, c) => new DroverError('RATE_LIMITED', `more than ${c.max} requests per minute; retry in ${Math.ceil(c.ttl / 1000)} s`),
+    });
+  }
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Drover API', version: '1', description: 'Run shell commands as jobs across a fleet of runners.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX });
+
+  healthRoutes(app, ctx);
+  jobRoutes(app, ctx);
+  scheduleRoutes(app, ctx);
+  return app;
+}

@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { DroverError } from '@drover/core';
+
+/** `admin` can do everything, `submit` can also read, `read` only reads. */
+export type Scope = 'read' | 'submit' | 'admin';
+const RANK: Record<Scope, number> = { read: 1, submit: 2, admin: 3 };
+const SCOPES = Object.keys(RANK) as Scope[];
+
+export interface Principal {
+  name: string;
+  scope: Scope;
+  /** When set, the token may only submit to and read jobs of these queues. */
+  queues?: string[];
+}
+
+/** Throws FORBIDDEN when a queue-restricted token reaches for another queue. */
+export function assertQueueAllowed(principal: Principal | undefined, queue: string): void {
+  if (principal?.queues && !principal.queues.includes(queue)) {
+    throw new DroverError('FORBIDDEN', `this token may only use queues ${principal.queues.join(', ')}; not "${queue}"`);
+  }
+}
+
+const MIN_TOKEN_LENGTH = 16;
+const digest = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+/**
+ * Bearer tokens, kept only as sha256 digests and looked up by digest, so comparing never leaks a prefix
+ * through timing and a heap dump does not reveal tokens.
+ */
+export class TokenRegistry {
+  private readonly byDigest = new Map<string, Principal>();
+
+  add(token: string, principal: Principal): void {
+    this.byDigest.set(digest(token), principal);
+  }
+
+  get size(): number {
+    return this.byDigest.size;
+  }
+
+  /** Throws UNAUTHORIZED or FORBIDDEN. */
+  authorize(header: string | undefined, needed: Scope): Principal {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+    if (!match?.[1]) throw new DroverError('UNAUTHORIZED', 'a bearer token is required (Authorization: Bearer <token>)');
+    const principal = this.byDigest.get(digest(match[1]));
+    if (!principal) throw new DroverError('UNAUTHORIZED', 'unknown token');
+    if (RANK[principal.scope] < RANK[needed]) {
+      throw new DroverError('FORBIDDEN', `this action needs the "${needed}" scope; the token has "${principal.scope}"`);
+    }
+    return principal;
+  }
+}
+
+/**
+ * Tokens file: `{"tokens": [{"name": "ci", "token": "<secret>", "scope": "submit", "queues": ["ci"]}]}` (queues optional). It holds secrets, so it
+ * must not be readable by others (mode 0600 or stricter).
+ */
+export function loadTokens(opts: { adminToken?: string | undefined; tokensFile?: string | undefined }): TokenRegistry {
+  const registry = new TokenRegistry();
+  const problems: string[] = [];
+  if (opts.adminToken !== undefined) {
+    if (opts.adminToken.length < MIN_TOKEN_LENGTH) problems.push(`DROVER_ADMIN_TOKEN must be at least ${MIN_TOKEN_LENGTH} characters`);
+    registry.add(opts.adminToken, { name: 'admin', scope: 'admin' });
+  }
+  if (opts.tokensFile !== undefined) {
+    try {
+      if ((statSync(opts.tokensFile).mode & 0o077) !== 0) problems.push(`${opts.tokensFile} is readable by group or others; chmod 600 it`);
+      const parsed = JSON.parse(readFileSync(opts.tokensFile, 'utf8')) as { tokens?: unknown };
+      if (!Array.isArray(parsed.tokens)) throw new Error('expected {"tokens": [...]}');
+      parsed.tokens.forEach((t: { name?: unknown; token?: unknown; scope?: unknown; queues?: unknown }, i) => {
+        if (typeof t.token !== 'string' || t.token.length < MIN_TOKEN_LENGTH) {
+          problems.push(`${opts.tokensFile}: tokens[${i}].token must be a string of at least ${MIN_TOKEN_LENGTH} characters`);
+        } else if (typeof t.scope !== 'string' || !SCOPES.includes(t.scope as Scope)) {
+          problems.push(`${opts.tokensFile}: tokens[${i}].scope must be one of ${SCOPES.join(', ')}`);
+        } else if (t.queues !== undefined && !(Array.isArray(t.queues) && t.queues.every((q) => typeof q === 'string'))) {
+          problems.push(`${opts.tokensFile}: tokens[${i}].queues must be a list of queue names`);
+        } else {
+          const principal: Principal = { name: typeof t.name === 'string' ? t.name : `token-${i}`, scope: t.scope as Scope };
+          if (Array.isArray(t.queues)) principal.queues = t.queues;
+          registry.add(t.token, principal);
+        }
+      });
+    } catch (err) {
+      problems.push(`cannot read DROVER_TOKENS_FILE ${opts.tokensFile}: ${(err as Error).message}`);
+    }
+  }
+  if (registry.size === 0 && problems.length === 0) {
+    problems.push('no API token configured: set DROVER_ADMIN_TOKEN or DROVER_TOKENS_FILE (the API never runs open)');
+  }
+  if (problems.length > 0) throw new DroverError('CONFIG', `Invalid configuration:\n  - ${problems.join('\n  - ')}`, problems);
+  return registry;
+}

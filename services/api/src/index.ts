@@ -1,0 +1,5 @@
+export { buildApp, type AppOptions } from './app.js';
+export { startApiServer, type ApiServer, type ApiServerOptions } from './server.js';
+export { loadTokens, TokenRegistry, type Scope } from './auth.js';
+export type { ApiContext } from './context.js';
+export { main } from './main.js';

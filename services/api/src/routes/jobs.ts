@@ -1,0 +1,185 @@
+import {
+  DroverError, JobSpecInput, checkJobSpec, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
+  type JobRecord, type JobStatus, type NewJob,
+} from '@drover/core';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { assertQueueAllowed, type Principal } from '../auth.js';
+import type { ApiContext } from '../context.js';
+import { ErrorResponse, JobIdParams, JobListQuery, JobPage, JobRecordSchema, LogPage, LogQuery } from '../schemas.js';
+
+/** Largest batch accepted by POST /v1/jobs/batch. */
+export const MAX_BATCH = 1000;
+const CANCEL_POLL_MS = 25;
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse };
+
+/** The token may use the job's queue, and the queue's command policy lets the command run (403 otherwise). */
+export function assertSubmittable(ctx: ApiContext, principal: Principal | undefined, spec: JobSpec, field: string): void {
+  assertQueueAllowed(principal, spec.queue);
+  const violation = policyViolation(ctx.policy, spec);
+  if (violation) throw new DroverError('FORBIDDEN', `${field ? `${field}: ` : ''}refused by policy: ${violation}`, { field: field || 'command', rule: violation });
+}
+
+/** Problems a schema cannot express, reported like schema errors: 400 VALIDATION naming each field. */
+export function throwProblems(problems: SpecProblem[], prefix: string): void {
+  if (problems.length === 0) return;
+  const details = problems.map((p) => ({ field: `${prefix}/${p.field}`.replace(/^\//, ''), message: p.message }));
+  throw new DroverError('VALIDATION', details.map((d) => `${d.field}: ${d.message}`).join('; '), details);
+}
+
+export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const toNewJob = (input: JobSpecInput, field: string, now: number, principal: Principal | undefined): NewJob => {
+    const problems = checkJobSpec(input);
+    const runAt = input.delayMs !== undefined ? now + input.delayMs : input.runAt !== undefined ? Date.parse(input.runAt) : undefined;
+    if (runAt !== undefined && runAt - now > ctx.maxDelayMs) {
+      const which = input.delayMs !== undefined ? 'delayMs' : 'runAt';
+      problems.push({ field: which, message: `is more than ${ctx.maxDelayMs} ms ahead (DROVER_MAX_DELAY_MS)` });
+    }
+    throwProblems(problems, field);
+    const job: NewJob = { id: newJobId(now), spec: normalizeJobSpec(input, ctx.specDefaults) };
+    assertSubmittable(ctx, principal, job.spec, field);
+    // A time already past means now.
+    if (runAt !== undefined && runAt > now) job.runAt = runAt;
+    return job;
+  };
+
+  /** Persist, publish, answer. If the broker refuses, the records are removed again and the client gets 503. */
+  const submit = async (jobs: NewJob[]): Promise<JobRecord[]> => {
+    const records = await ctx.store.create(jobs);
+    // Delayed jobs are published by the scheduler when due.
+    const ids = jobs.filter((j) => j.runAt === undefined).map((j) => j.id);
+    await ctx.beforePublish?.();
+    try {
+      await ctx.transport.publish(jobs.filter((j) => j.runAt === undefined).map((j) => ({ jobId: j.id, queue: j.spec.queue })));
+    } catch (err) {
+      ctx.log.warn({ err, count: jobs.length }, 'publish failed after persisting; withdrawing the jobs');
+      // If this also fails the jobs stay in the outbox and the scheduler publishes them later.
+      await ctx.store.discard(jobs.map((j) => j.id)).catch(() => undefined);
+      throw new DroverError('UNAVAILABLE', 'the broker is unreachable; nothing was queued, retry later');
+    }
+    ctx.store.published(ids).catch((err: unknown) => ctx.log.warn({ err }, 'clearing the outbox failed; jobs may be republished (harmless)'));
+    return records;
+  };
+
+  app.post<{ Body: JobSpecInput }>(
+    '/v1/jobs',
+    {
+      config: { scope: 'submit' },
+      schema: { tags: ['jobs'], summary: 'Submit a job', body: JobSpecInput, response: { 201: JobRecordSchema, ...errors } },
+    },
+    async (request, reply) => {
+      const [record] = await submit([toNewJob(request.body, '', Date.now(), request.principal)]);
+      return reply.status(201).send(record);
+    },
+  );
+
+  app.post<{ Body: { jobs: JobSpecInput[] } }>(
+    '/v1/jobs/batch',
+    {
+      config: { scope: 'submit' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Submit many jobs at once: all are accepted or none',
+        body: Type.Object({ jobs: Type.Array(JobSpecInput, { minItems: 1, maxItems: MAX_BATCH }) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ jobs: Type.Array(JobRecordSchema) }), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const now = Date.now();
+      const jobs = request.body.jobs.map((input, i) => toNewJob(input, `jobs/${i}`, now, request.principal));
+      return reply.status(201).send({ jobs: await submit(jobs) });
+    },
+  );
+
+  app.get<{ Querystring: { queue?: string; status?: JobStatus; cursor?: string; limit?: number } }>(
+    '/v1/jobs',
+    {
+      config: { scope: 'read' },
+      schema: { tags: ['jobs'], summary: 'List jobs, newest first', querystring: JobListQuery, response: { 200: JobPage, ...errors } },
+    },
+    async (request) => {
+      const { queue, status, cursor, limit = 50 } = request.query;
+      if (request.principal?.queues && !queue) throw new DroverError('FORBIDDEN', `this token may only list with queue= one of ${request.principal.queues.join(', ')}`);
+      if (queue) assertQueueAllowed(request.principal, queue);
+      return ctx.store.list({ ...(queue ? { queue } : {}), ...(status ? { status } : {}) }, cursor, limit);
+    },
+  );
+
+  const getJob = async (id: string, principal?: Principal): Promise<JobRecord> => {
+    const job = await ctx.store.get(id);
+    if (!job) throw new DroverError('NOT_FOUND', `no job ${id}`);
+    assertQueueAllowed(principal, job.queue);
+    return job;
+  };
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/jobs/:id',
+    {
+      config: { scope: 'read' },
+      schema: { tags: ['jobs'], summary: 'A job, with its attempts', params: JobIdParams, response: { 200: JobRecordSchema, ...errors } },
+    },
+    async (request) => {
+      const [job, attemptHistory] = await Promise.all([getJob(request.params.id, request.principal), ctx.store.attempts(request.params.id)]);
+      return { ...job, attemptHistory };
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { cursor?: string; limit?: number } }>(
+    '/v1/jobs/:id/logs',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Output lines (stdout and stderr), oldest first; pass nextCursor back to continue',
+        params: JobIdParams,
+        querystring: LogQuery,
+        response: { 200: LogPage, ...errors },
+      },
+    },
+    async (request) => {
+      const { cursor, limit = 1000 } = request.query;
+      const job = await getJob(request.params.id, request.principal);
+      const page = await ctx.logs.read(job.id, cursor, limit + 1);
+      const more = page.items.length > limit;
+      const items = page.items.slice(0, limit);
+      const last = items[items.length - 1]?.id ?? cursor ?? null;
+      const done = isTerminal(job.status) && !more;
+      return { items, nextCursor: done ? null : (last ?? '0-0'), done, truncated: job.truncated };
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/jobs/:id/cancel',
+    {
+      config: { scope: 'submit' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Cancel: a queued job never runs; a running one has its process group stopped (SIGTERM, then SIGKILL)',
+        params: JobIdParams,
+        response: { 200: JobRecordSchema, 202: JobRecordSchema, 409: ErrorResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      await getJob(id, request.principal);
+      const outcome = await ctx.store.cancel(id);
+      if (outcome.action === 'missing') throw new DroverError('NOT_FOUND', `no job ${id}`);
+      if (outcome.action === 'flagged') {
+        await ctx.control.publish(ctx.store.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
+        // Answer with the final state: wait for the runner to stop the group (bounded by the kill grace).
+        const deadline = Date.now() + ctx.killGraceMs + 5000;
+        while (Date.now() < deadline) {
+          const job = await getJob(id);
+          if (isTerminal(job.status)) return reply.status(200).send(job);
+          await new Promise((r) => setTimeout(r, CANCEL_POLL_MS));
+        }
+        return reply.status(202).send(await getJob(id));
+      }
+      if (outcome.action === 'ended') {
+        throw new DroverError('CONFLICT', `job ${id} already ended as ${outcome.status}`, { status: outcome.status });
+      }
+      return reply.status(200).send(await getJob(id));
+    },
+  );
+}

@@ -1,0 +1,187 @@
+import {
+  DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkJobSpec, newJobId, nextFireAfter,
+  nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type JobRecord, type JobTemplate, type ScheduleDef,
+} from '@drover/core';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import type { ApiContext } from '../context.js';
+import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema } from '../schemas.js';
+import { assertSubmittable, throwProblems } from './jobs.js';
+
+const NameParams = Type.Object({ name: ScheduleName }, { additionalProperties: false });
+const PageQuery = Type.Object(
+  { cursor: Type.Optional(Type.String({ maxLength: 128 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) },
+  { additionalProperties: false },
+);
+const NamesBody = Type.Object({ names: Type.Array(ScheduleName, { minItems: 1, maxItems: 1000, uniqueItems: true }) }, { additionalProperties: false });
+const TriggerBody = Type.Object(
+  {
+    delayMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Run this many ms from now (bounded by DROVER_MAX_DELAY_MS).' })),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ maxLength: 65536 }), { maxProperties: 256, additionalProperties: false })),
+    args: Type.Optional(Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 4096 })),
+  },
+  { additionalProperties: false },
+);
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse };
+
+type Named = { Params: { name: string } };
+
+/** Validates what JSON schema cannot: the cron expression, the time zone and the job template's own rules. */
+function checkDef(def: ScheduleDef): void {
+  const problems = checkJobSpec(def.job).map((p) => ({ field: `job/${p.field}`, message: p.message }));
+  try {
+    validateCron(def.cron, def.timezone);
+  } catch (err) {
+    const message = (err as Error).message;
+    problems.push({ field: message.startsWith('unknown time zone') ? 'timezone' : 'cron', message });
+  }
+  throwProblems(problems, 'body');
+}
+
+export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const next = (def: ScheduleDef, enabled: boolean, now: number): number | null =>
+    enabled ? nextFireAfter(def.cron, def.timezone, now) : null;
+  const mustGet = async (name: string) => {
+    const s = await ctx.schedules.get(name);
+    if (!s) throw new DroverError('NOT_FOUND', `no schedule ${name}`);
+    return s;
+  };
+  const signalCancel = async (ids: string[]): Promise<void> => {
+    for (const id of ids) await ctx.control.publish(ctx.store.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
+  };
+
+  app.post<{ Body: ScheduleInput }>(
+    '/v1/schedules',
+    { config: { scope: 'submit' }, schema: { tags: ['schedules'], summary: 'Create a cron schedule', body: ScheduleInput, response: { 201: ScheduleRecordSchema, 409: ErrorResponse, ...errors } } },
+    async (request, reply) => {
+      const def = scheduleDefaults(request.body);
+      checkDef(def);
+      assertSubmittable(ctx, request.principal, normalizeJobSpec(def.job, DEFAULT_SPEC_DEFAULTS), 'job');
+      const enabled = request.body.enabled ?? true;
+      const now = Date.now();
+      if (!(await ctx.schedules.put('create', request.body.name, def, enabled, next(def, enabled, now), now))) {
+        throw new DroverError('CONFLICT', `a schedule named ${request.body.name} exists already`, { field: 'name' });
+      }
+      return reply.status(201).send(await mustGet(request.body.name));
+    },
+  );
+
+  app.get<{ Querystring: { cursor?: string; limit?: number } }>(
+    '/v1/schedules',
+    { config: { scope: 'read' }, schema: { tags: ['schedules'], summary: 'List schedules by name', querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(ScheduleRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
+    async (request) => ctx.schedules.list(request.query.cursor, request.query.limit ?? 50),
+  );
+
+  app.get<Named>(
+    '/v1/schedules/:name',
+    { config: { scope: 'read' }, schema: { tags: ['schedules'], summary: 'A schedule with its next and last run, and the next 5 fire times', params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
+    async (request) => {
+      const s = await mustGet(request.params.name);
+      return { ...s, upcoming: nextFireTimes(s.cron, s.timezone, Date.now(), 5).map((t) => new Date(t).toISOString()) };
+    },
+  );
+
+  app.put<Named & { Body: ScheduleUpdate }>(
+    '/v1/schedules/:name',
+    { config: { scope: 'submit' }, schema: { tags: ['schedules'], summary: 'Update: given fields replace the schedule\'s; the next fire time is recomputed', params: NameParams, body: ScheduleUpdate, response: { 200: ScheduleRecordSchema, ...errors } } },
+    async (request) => {
+      const current = await mustGet(request.params.name);
+      const { enabled: wantEnabled, ...changes } = request.body;
+      const def: ScheduleDef = {
+        cron: changes.cron ?? current.cron,
+        timezone: changes.timezone ?? current.timezone,
+        job: changes.job ?? current.job,
+        overlap: changes.overlap ?? current.overlap,
+        misfire: changes.misfire ?? current.misfire,
+        description: changes.description ?? current.description,
+      };
+      checkDef(def);
+      assertSubmittable(ctx, request.principal, normalizeJobSpec(def.job, DEFAULT_SPEC_DEFAULTS), 'job');
+      const enabled = wantEnabled ?? current.enabled;
+      const now = Date.now();
+      if (!(await ctx.schedules.put('update', request.params.name, def, enabled, next(def, enabled, now), now))) {
+        throw new DroverError('NOT_FOUND', `no schedule ${request.params.name}`);
+      }
+      return mustGet(request.params.name);
+    },
+  );
+
+  app.delete<Named & { Querystring: { kill?: string } }>(
+    '/v1/schedules/:name',
+    {
+      config: { scope: 'submit' },
+      schema: {
+        tags: ['schedules'],
+        summary: 'Delete: stops firing; with ?kill=1 also cancels its unfinished jobs and answers with their ids',
+        params: NameParams,
+        querystring: Type.Object({ kill: Type.Optional(Type.Union(['1', '0', 'true', 'false'].map((v) => Type.Literal(v)))) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ deleted: Type.String(), interrupted: Type.Array(Type.String()) }), ...errors },
+      },
+    },
+    async (request) => {
+      const kill = request.query.kill === '1' || request.query.kill === 'true';
+      const r = await ctx.schedules.delete(request.params.name, kill);
+      if (!r) throw new DroverError('NOT_FOUND', `no schedule ${request.params.name}`);
+      await signalCancel(r.flagged);
+      return { deleted: request.params.name, interrupted: [...r.cancelled, ...r.flagged].sort() };
+    },
+  );
+
+  const setEnabled = async (names: string[], enabled: boolean) => {
+    const now = Date.now();
+    const current = await Promise.all(names.map((n) => ctx.schedules.get(n)));
+    const missing = names.filter((_, i) => !current[i]);
+    if (missing.length > 0) throw new DroverError('NOT_FOUND', `no schedule ${missing.join(', ')}`, { missing });
+    await ctx.schedules.setEnabled(current.map((s) => ({ name: s!.name, enabled, nextRunAt: next(s!, enabled, now) })), now);
+    return Promise.all(names.map(mustGet));
+  };
+  for (const action of ['enable', 'disable'] as const) {
+    app.post<Named>(
+      `/v1/schedules/:name/${action}`,
+      { config: { scope: 'submit' }, schema: { tags: ['schedules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} a schedule`, params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
+      async (request) => (await setEnabled([request.params.name], action === 'enable'))[0],
+    );
+    app.post<{ Body: { names: string[] } }>(
+      `/v1/schedules/${action}`,
+      { config: { scope: 'submit' }, schema: { tags: ['schedules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} several schedules: all or none`, body: NamesBody, response: { 200: Type.Object({ items: Type.Array(ScheduleRecordSchema) }), ...errors } } },
+      async (request) => ({ items: await setEnabled(request.body.names, action === 'enable') }),
+    );
+  }
+
+  app.post<Named & { Body: { delayMs?: number; env?: Record<string, string>; args?: string[] } }>(
+    '/v1/schedules/:name/trigger',
+    { config: { scope: 'submit' }, schema: { tags: ['schedules'], summary: 'Run the schedule\'s job now (or after delayMs), optionally with env and args overrides', params: NameParams, body: TriggerBody, response: { 201: JobRecordSchema, ...errors } } },
+    async (request, reply) => {
+      const s = await mustGet(request.params.name);
+      const { delayMs, env, args } = request.body ?? {};
+      if (delayMs !== undefined && delayMs > ctx.maxDelayMs) throwProblems([{ field: 'delayMs', message: `is more than ${ctx.maxDelayMs} ms (DROVER_MAX_DELAY_MS)` }], 'body');
+      const template: JobTemplate = { ...s.job, ...(env ? { env: { ...s.job.env, ...env } } : {}), ...(args ? { args } : {}) };
+      throwProblems(checkJobSpec(template), 'body');
+      const now = Date.now();
+      const id = newJobId(now);
+      const spec = normalizeJobSpec(template, DEFAULT_SPEC_DEFAULTS);
+      assertSubmittable(ctx, request.principal, spec, 'job');
+      const runAt = delayMs ? now + delayMs : null;
+      const status = await ctx.schedules.trigger(s.name, id, spec, runAt, now);
+      if (!status) throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
+      if (status === 'queued') {
+        await ctx.transport.publish([{ jobId: id, queue: spec.queue }]);
+        await ctx.store.published([id]);
+      }
+      return reply.status(201).send((await ctx.store.get(id))!);
+    },
+  );
+
+  app.get<Named & { Querystring: { cursor?: string; limit?: number } }>(
+    '/v1/schedules/:name/runs',
+    { config: { scope: 'read' }, schema: { tags: ['schedules'], summary: 'Jobs this schedule produced, newest first', params: NameParams, querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(JobRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
+    async (request) => {
+      await mustGet(request.params.name);
+      const { cursor, limit = 50 } = request.query;
+      if (cursor !== undefined && !/^[0-9A-HJKMNP-TV-Z]{26}$/.test(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
+      const page = await ctx.schedules.runs(request.params.name, cursor, limit);
+      const items: JobRecord[] = await ctx.store.getMany(page.ids);
+      return { items, nextCursor: page.nextCursor };
+    },
+  );
+}

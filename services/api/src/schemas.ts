@@ -1,0 +1,123 @@
+import { JOB_ID_PATTERN, JOB_STATUSES, QueueName } from '@drover/core';
+import { Type } from 'typebox';
+
+/** Response and parameter schemas; request bodies come from @drover/core's job spec. */
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+const Time = Type.String({ format: 'date-time' });
+const NullableTime = Type.Union([Time, Type.Null()]);
+const NullableInt = Type.Union([Type.Integer(), Type.Null()]);
+
+export const JobStatusSchema = Type.Union(JOB_STATUSES.map((s) => Type.Literal(s)));
+
+export const JobIdParams = Type.Object({ id: Type.String({ pattern: JOB_ID_PATTERN, description: 'Job id (ULID).' }) }, { additionalProperties: false });
+
+export const ErrorResponse = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }),
+});
+
+export const AttemptSchema = Type.Object({
+  attempt: Type.Integer(),
+  runnerId: Type.String(),
+  status: JobStatusSchema,
+  exitCode: NullableInt,
+  signal: Nullable(Type.String()),
+  error: Nullable(Type.String()),
+  startedAt: Time,
+  finishedAt: Time,
+});
+
+export const JobRecordSchema = Type.Object({
+  id: Type.String(),
+  queue: Type.String(),
+  status: JobStatusSchema,
+  command: Nullable(Type.String()),
+  argv: Type.Union([Type.Array(Type.String()), Type.Null()]),
+  args: Type.Array(Type.String()),
+  user: Nullable(Type.String()),
+  group: Nullable(Type.String()),
+  envKeys: Type.Array(Type.String(), { description: 'Names of the extra environment variables; values are never returned.' }),
+  cwd: Nullable(Type.String()),
+  timeoutMs: NullableInt,
+  retries: Type.Integer(),
+  backoff: Type.Object({ type: Type.String(), delayMs: Type.Integer(), maxDelayMs: Type.Optional(Type.Integer()) }),
+  onLost: Type.String(),
+  labels: Type.Record(Type.String(), Type.String()),
+  attempts: Type.Integer({ description: 'Attempts started so far.' }),
+  runnerId: Nullable(Type.String()),
+  pid: NullableInt,
+  exitCode: NullableInt,
+  signal: Nullable(Type.String()),
+  error: Nullable(Type.String()),
+  createdAt: Time,
+  queuedAt: NullableTime,
+  runAt: NullableTime,
+  startedAt: NullableTime,
+  finishedAt: NullableTime,
+  outputBytes: Type.Integer(),
+  truncated: Type.Boolean(),
+  cancelRequested: Type.Boolean(),
+  usage: Type.Union([
+    Type.Object({ userCpuMs: Type.Number(), systemCpuMs: Type.Number(), maxRssKb: Type.Integer() }, { description: 'CPU time and peak memory of the last attempt.' }),
+    Type.Null(),
+  ]),
+  schedule: Nullable(Type.String()),
+  scheduledFor: NullableTime,
+  attemptHistory: Type.Optional(Type.Array(AttemptSchema)),
+});
+
+export const JobListQuery = Type.Object(
+  {
+    queue: Type.Optional(QueueName),
+    status: Type.Optional(JobStatusSchema),
+    cursor: Type.Optional(Type.String({ maxLength: 64 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
+  },
+  { additionalProperties: false },
+);
+
+export const LogQuery = Type.Object(
+  {
+    cursor: Type.Optional(Type.String({ maxLength: 64 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const LogPage = Type.Object({
+  items: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
+      line: Type.String(),
+      ts: Time,
+      attempt: Type.Integer(),
+    }),
+  ),
+  nextCursor: Nullable(Type.String()),
+  done: Type.Boolean({ description: 'The job has finished and every line up to here was returned.' }),
+  truncated: Type.Boolean(),
+});
+
+export const JobPage = Type.Object({ items: Type.Array(JobRecordSchema), nextCursor: Nullable(Type.String()) });
+
+export const ScheduleRecordSchema = Type.Object({
+  name: Type.String(),
+  cron: Type.String(),
+  timezone: Type.String(),
+  job: Type.Record(Type.String(), Type.Unknown(), { description: 'The job template, as given.' }),
+  overlap: Type.String(),
+  misfire: Type.String(),
+  enabled: Type.Boolean(),
+  description: Type.String(),
+  createdAt: Time,
+  updatedAt: Time,
+  nextRunAt: NullableTime,
+  lastRunAt: NullableTime,
+  lastJobId: Nullable(Type.String()),
+  lastState: Nullable(Type.String()),
+  lastDurationMs: NullableInt,
+  consecutiveFailures: Type.Integer(),
+  lastMisfireAt: NullableTime,
+  runningJobs: Type.Array(Type.String()),
+  upcoming: Type.Optional(Type.Array(Time, { description: 'The next 5 fire times.' })),
+});

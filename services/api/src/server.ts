@@ -1,0 +1,68 @@
+import {
+  DEFAULT_SPEC_DEFAULTS, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
+} from '@drover/core';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import type { TokenRegistry } from './auth.js';
+
+export interface ApiServer {
+  app: FastifyInstance;
+  /** The address it listens on, e.g. http://127.0.0.1:8606. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface ApiServerOptions {
+  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile'>;
+  logger: Logger;
+  tokens: TokenRegistry;
+}
+
+/** The API process: connections, app, listen, ordered close. */
+export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
+  const { config, logger } = opts;
+  const policy = loadPolicy(config.policyFile);
+  const redis = createRedis(config.redisUrl, 'producer', 'drover-api');
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const store = new JobStore(redis, config.prefix);
+  const transport = createTransport(config, logBrokerEvents(logger, config.broker));
+  await connectRedis(redis, 10_000);
+  await checkRedisDurability(redis, logger);
+  await transport.ready();
+  const app = await buildApp(
+    {
+      store,
+      logs: new LogStore(redis, store.keys),
+      schedules: new ScheduleStore(redis, store.keys),
+      transport,
+      control: redis,
+      tokens: opts.tokens,
+      specDefaults: DEFAULT_SPEC_DEFAULTS,
+      maxDelayMs: config.maxDelayMs,
+      ...(policy ? { policy } : {}),
+      ...(config.faults?.publishDelayMs ? { beforePublish: faultDelay(config.faults.publishDelayMs, logger) } : {}),
+      killGraceMs: config.killGraceMs,
+      log: logger,
+    },
+    { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerMinute: config.rateLimitPerMinute, requestTimeoutMs: config.requestTimeoutMs, logger },
+  );
+  const url = await app.listen({ host: config.host, port: config.port });
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    url,
+    close: () => {
+      closing ??= (async () => {
+        await app.close().catch((err: unknown) => logger.error({ err }, 'closing http server failed'));
+        await transport.close().catch((err: unknown) => logger.error({ err }, 'closing transport failed'));
+        await redis.quit().catch(() => redis.disconnect());
+      })();
+      return closing;
+    },
+  };
+}
+
+function faultDelay(ms: number, logger: Logger): () => Promise<void> {
+  logger.warn({ publishDelayMs: ms }, 'FAULT HOOK ACTIVE: submissions are held between persisting and publishing (testing only)');
+  return () => new Promise((r) => setTimeout(r, ms));
+}

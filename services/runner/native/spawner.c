@@ -1,0 +1,449 @@
+/*
+ * drover-spawner: launches job processes for a Drover runner without forking the runner.
+ *
+ * Node's child_process forks the whole runner on its event-loop thread, so every spawn costs time in
+ * proportion to the runner's memory. This helper is small; it starts children with clone(CLONE_VM|CLONE_VFORK) on a stack of
+ * their own (the child borrows the helper's memory until execve, as glibc's posix_spawn does) and so costs the same whatever the runner's size.
+ *
+ * Protocol: frames over stdin (commands) and stdout (events): u32 payload length (little endian), u8 type,
+ * payload. Integers are little endian; a string is u32 length + bytes.
+ *   runner -> helper  START  1: u32 id, i32 uid, i32 gid, str cwd, u32 argc, str argv..., u32 envc, str env...,
+ *                                u32 nlimits, (u32 resource, u64 soft, u64 hard)...
+ *                     SIGNAL 2: u32 id, i32 signo          (sent to the job's whole process group)
+ *   helper -> runner  STARTED 1: u32 id, i32 pid
+ *                     FAILED  2: u32 id, i32 errno
+ *                     OUTPUT  3: u32 id, u8 stream (1 stdout, 2 stderr), bytes
+ *                     EXIT    4: u32 id, i32 exit code (-1 if killed), i32 signal, i64 user us, i64 system us, i64 max rss KiB
+ *
+ * Every child leads its own session (setsid), so signals to the runner never reach it; it gets SIGKILL if the
+ * helper dies (PR_SET_PDEATHSIG), and the helper gets SIGKILL if the runner dies, so no job outlives the
+ * runner that owns it. When a child exits, whatever it left in its process group is killed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { CMD_START = 1, CMD_SIGNAL = 2 };
+enum { EV_STARTED = 1, EV_FAILED = 2, EV_OUTPUT = 3, EV_EXIT = 4 };
+#define MAX_JOBS 4096
+#define MAX_FRAME (64u * 1024u * 1024u)
+#define READ_CHUNK 65536
+/* After a child exits, how long a grandchild that escaped the group may keep its output pipes open. */
+#define LINGER_MS 2000
+
+struct job {
+  uint32_t id;
+  pid_t pid;
+  int fd[2]; /* stdout, stderr read ends; -1 once closed */
+  int exited;
+  int status;
+  struct rusage ru;
+  long long linger_deadline;
+};
+
+static struct job *jobs[MAX_JOBS];
+static int njobs;
+static char *environ_path_default = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+static long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "drover-spawner: %s: %s\n", what, strerror(errno));
+  exit(2);
+}
+
+/* ---- output to the runner: one buffer, flushed with blocking writes ---- */
+static unsigned char *obuf;
+static size_t olen, ocap;
+
+static void out_reserve(size_t n) {
+  if (olen + n <= ocap) return;
+  while (olen + n > ocap) ocap = ocap ? ocap * 2 : 1 << 16;
+  obuf = realloc(obuf, ocap);
+  if (!obuf) die("realloc");
+}
+static void put_u8(uint8_t v) { out_reserve(1); obuf[olen++] = v; }
+static void put_u32(uint32_t v) { out_reserve(4); for (int i = 0; i < 4; i++) obuf[olen++] = (v >> (8 * i)) & 0xff; }
+static void put_i64(int64_t v) { out_reserve(8); for (int i = 0; i < 8; i++) obuf[olen++] = ((uint64_t)v >> (8 * i)) & 0xff; }
+static void put_bytes(const void *p, size_t n) { out_reserve(n); memcpy(obuf + olen, p, n); olen += n; }
+static void frame(uint8_t type, uint32_t payload_len) { put_u32(payload_len); put_u8(type); }
+
+static void flush_out(void) {
+  size_t off = 0;
+  while (off < olen) {
+    ssize_t w = write(1, obuf + off, olen - off);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      exit(0); /* the runner is gone */
+    }
+    off += (size_t)w;
+  }
+  olen = 0;
+}
+
+/* ---- input from the runner ---- */
+static unsigned char *ibuf;
+static size_t ilen, icap;
+
+struct reader { const unsigned char *p; size_t left; int bad; };
+static uint32_t rd_u32(struct reader *r) {
+  if (r->left < 4) { r->bad = 1; return 0; }
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) v |= (uint32_t)r->p[i] << (8 * i);
+  r->p += 4; r->left -= 4;
+  return v;
+}
+static uint64_t rd_u64(struct reader *r) {
+  uint64_t lo = rd_u32(r), hi = rd_u32(r);
+  return lo | (hi << 32);
+}
+/* Strings are copied out NUL-terminated; the caller frees them with the frame's arena. */
+static char *rd_str(struct reader *r, char **arena) {
+  uint32_t n = rd_u32(r);
+  if (r->bad || r->left < n) { r->bad = 1; return NULL; }
+  char *s = *arena;
+  memcpy(s, r->p, n);
+  s[n] = 0;
+  *arena += n + 1;
+  r->p += n; r->left -= n;
+  return s;
+}
+
+static struct job *find_job(uint32_t id) {
+  for (int i = 0; i < njobs; i++) if (jobs[i]->id == id) return jobs[i];
+  return NULL;
+}
+
+static void send_failed(uint32_t id, int err) {
+  frame(EV_FAILED, 8);
+  put_u32(id);
+  put_u32((uint32_t)err);
+}
+
+/* Resolves a program name without a slash against PATH from the job's own environment, as a shell would. */
+static const char *resolve_program(const char *name, char **envp, char *buf, size_t bufsz) {
+  if (strchr(name, '/')) return name;
+  const char *path = environ_path_default;
+  for (char **e = envp; *e; e++) if (strncmp(*e, "PATH=", 5) == 0) { path = *e + 5; break; }
+  size_t nlen = strlen(name);
+  while (*path) {
+    const char *end = strchrnul(path, ':');
+    size_t dlen = (size_t)(end - path);
+    if (dlen == 0) { dlen = 1; path = "."; end = path + 1; }
+    if (dlen + 1 + nlen + 1 <= bufsz) {
+      memcpy(buf, path, dlen);
+      buf[dlen] = '/';
+      memcpy(buf + dlen + 1, name, nlen + 1);
+      if (access(buf, X_OK) == 0) return buf;
+    }
+    path = *end ? end + 1 : end;
+  }
+  return NULL;
+}
+
+struct limit { uint32_t res; struct rlimit lim; };
+
+#define CHILD_STACK_SIZE (256 * 1024)
+static char *child_stack;
+/* Every child's stdin; opened once (close-on-exec) rather than per spawn. */
+static int null_fd = -1;
+
+struct child_args {
+  const char *program;
+  char **argv, **envp;
+  const char *cwd;
+  int32_t uid, gid;
+  uint32_t nlim;
+  int null_fd, out_fd, err_fd;
+  volatile int err; /* written by the child before _exit: it shares our memory until execve */
+  struct limit limits[32];
+};
+
+/* Runs in the child on its own stack, sharing the helper's memory: system calls only, no allocation. */
+static int child_main(void *arg) {
+  struct child_args *a = arg;
+  sigset_t empty;
+  sigemptyset(&empty);
+  sigprocmask(SIG_SETMASK, &empty, NULL);
+  signal(SIGPIPE, SIG_DFL);
+  setsid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  for (uint32_t i = 0; i < a->nlim; i++) {
+    if (setrlimit((int)a->limits[i].res, &a->limits[i].lim) < 0) goto fail;
+  }
+  if (a->gid >= 0 && (setgroups(0, NULL) < 0 || setgid((gid_t)a->gid) < 0)) goto fail;
+  if (a->uid >= 0 && setuid((uid_t)a->uid) < 0) goto fail;
+  if (a->cwd && *a->cwd && chdir(a->cwd) < 0) goto fail;
+  if (dup2(a->null_fd, 0) < 0 || dup2(a->out_fd, 1) < 0 || dup2(a->err_fd, 2) < 0) goto fail;
+  execve(a->program, a->argv, a->envp);
+fail:
+  a->err = errno ? errno : EINVAL;
+  _exit(127);
+}
+
+static void start_job(struct reader *r) {
+  uint32_t id = rd_u32(r);
+  int32_t uid = (int32_t)rd_u32(r);
+  int32_t gid = (int32_t)rd_u32(r);
+  /* One arena holds every string of this frame: no string is longer than the frame itself. */
+  char *arena_base = malloc(r->left * 2 + 16);
+  if (!arena_base) die("malloc");
+  char *arena = arena_base;
+  char *cwd = rd_str(r, &arena);
+  uint32_t argc = rd_u32(r);
+  char **argv = calloc((size_t)argc + 1, sizeof(char *));
+  for (uint32_t i = 0; argv && i < argc && !r->bad; i++) argv[i] = rd_str(r, &arena);
+  uint32_t envc = rd_u32(r);
+  char **envp = calloc((size_t)envc + 1, sizeof(char *));
+  for (uint32_t i = 0; envp && i < envc && !r->bad; i++) envp[i] = rd_str(r, &arena);
+  uint32_t nlim = rd_u32(r);
+  struct limit limits[32];
+  if (nlim > 32) { r->bad = 1; nlim = 0; }
+  for (uint32_t i = 0; i < nlim && !r->bad; i++) {
+    limits[i].res = rd_u32(r);
+    limits[i].lim.rlim_cur = rd_u64(r);
+    limits[i].lim.rlim_max = rd_u64(r);
+  }
+  if (r->bad || !argv || !envp || argc == 0 || njobs >= MAX_JOBS) {
+    send_failed(id, r->bad || argc == 0 ? EINVAL : EAGAIN);
+    goto out;
+  }
+
+  char pathbuf[PATH_MAX];
+  const char *program = resolve_program(argv[0], envp, pathbuf, sizeof pathbuf);
+  if (!program) { send_failed(id, ENOENT); goto out; }
+
+  int outp[2], errp[2];
+  if (pipe2(outp, O_CLOEXEC) < 0) { send_failed(id, errno); goto out; }
+  if (pipe2(errp, O_CLOEXEC) < 0) { send_failed(id, errno); close(outp[0]); close(outp[1]); goto out; }
+
+  struct child_args a = {
+    .program = program, .argv = argv, .envp = envp, .cwd = cwd, .uid = uid, .gid = gid,
+    .nlim = nlim, .null_fd = null_fd, .out_fd = outp[1], .err_fd = errp[1], .err = 0,
+  };
+  memcpy(a.limits, limits, sizeof(limits[0]) * nlim);
+  /* CLONE_VFORK: we resume once the child has called execve or exited, so one stack serves every child. */
+  pid_t pid = clone(child_main, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+  int child_errno = a.err;
+  int spawn_errno = pid < 0 ? errno : child_errno;
+  close(outp[1]);
+  close(errp[1]);
+  if (spawn_errno) {
+    if (pid > 0) waitpid(pid, NULL, 0);
+    close(outp[0]);
+    close(errp[0]);
+    send_failed(id, spawn_errno);
+    goto out;
+  }
+  struct job *j = calloc(1, sizeof *j);
+  if (!j) die("calloc");
+  j->id = id;
+  j->pid = pid;
+  j->fd[0] = outp[0];
+  j->fd[1] = errp[0];
+  jobs[njobs++] = j;
+  frame(EV_STARTED, 8);
+  put_u32(id);
+  put_u32((uint32_t)pid);
+out:
+  free(argv);
+  free(envp);
+  free(arena_base);
+}
+
+static void signal_job(struct reader *r) {
+  uint32_t id = rd_u32(r);
+  int signo = (int)rd_u32(r);
+  struct job *j = find_job(id);
+  if (r->bad || !j) return;
+  kill(-j->pid, signo);
+}
+
+static void handle_frames(void) {
+  size_t off = 0;
+  while (ilen - off >= 5) {
+    uint32_t len = 0;
+    for (int i = 0; i < 4; i++) len |= (uint32_t)ibuf[off + i] << (8 * i);
+    if (len > MAX_FRAME) { fprintf(stderr, "drover-spawner: frame too large\n"); exit(2); }
+    if (ilen - off < 5 + (size_t)len) break;
+    uint8_t type = ibuf[off + 4];
+    struct reader r = { ibuf + off + 5, len, 0 };
+    if (type == CMD_START) start_job(&r);
+    else if (type == CMD_SIGNAL) signal_job(&r);
+    off += 5 + len;
+  }
+  memmove(ibuf, ibuf + off, ilen - off);
+  ilen -= off;
+}
+
+static void finish_if_done(int index) {
+  struct job *j = jobs[index];
+  if (!j->exited || j->fd[0] >= 0 || j->fd[1] >= 0) return;
+  int code = WIFEXITED(j->status) ? WEXITSTATUS(j->status) : -1;
+  int sig = WIFSIGNALED(j->status) ? WTERMSIG(j->status) : 0;
+  frame(EV_EXIT, 4 + 4 + 4 + 8 + 8 + 8);
+  put_u32(j->id);
+  put_u32((uint32_t)code);
+  put_u32((uint32_t)sig);
+  put_i64((int64_t)j->ru.ru_utime.tv_sec * 1000000 + j->ru.ru_utime.tv_usec);
+  put_i64((int64_t)j->ru.ru_stime.tv_sec * 1000000 + j->ru.ru_stime.tv_usec);
+  put_i64((int64_t)j->ru.ru_maxrss);
+  free(j);
+  jobs[index] = jobs[--njobs];
+}
+
+static void close_stream(struct job *j, int s) {
+  if (j->fd[s] >= 0) close(j->fd[s]);
+  j->fd[s] = -1;
+}
+
+/* Called when poll says the pipe is readable, so one read does not block; more data waits for the next poll. */
+static void read_stream(struct job *j, int s) {
+  static unsigned char buf[READ_CHUNK];
+  ssize_t n;
+  do n = read(j->fd[s], buf, sizeof buf); while (n < 0 && errno == EINTR);
+  if (n <= 0) {
+    close_stream(j, s); /* EOF or error */
+    return;
+  }
+  frame(EV_OUTPUT, 4 + 1 + (uint32_t)n);
+  put_u32(j->id);
+  put_u8((uint8_t)(s + 1));
+  put_bytes(buf, (size_t)n);
+}
+
+static void reap(void) {
+  for (;;) {
+    int status;
+    struct rusage ru;
+    pid_t pid = wait4(-1, &status, WNOHANG, &ru);
+    if (pid <= 0) return;
+    for (int i = 0; i < njobs; i++) {
+      if (jobs[i]->pid != pid) continue;
+      jobs[i]->exited = 1;
+      jobs[i]->status = status;
+      jobs[i]->ru = ru;
+      jobs[i]->linger_deadline = now_ms() + LINGER_MS;
+      /* Background processes the command left in its group go with it. */
+      kill(-pid, SIGKILL);
+      break;
+    }
+  }
+}
+
+static void kill_all_and_exit(int code) {
+  for (int i = 0; i < njobs; i++) kill(-jobs[i]->pid, SIGKILL);
+  flush_out();
+  exit(code);
+}
+
+int main(void) {
+  /* If the runner dies, so do we (and our children with us). */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
+  if (getppid() == 1) return 0;
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) die("sigprocmask");
+  int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sfd < 0) die("signalfd");
+  fcntl(0, F_SETFL, O_NONBLOCK);
+  fcntl(0, F_SETFD, FD_CLOEXEC);
+  fcntl(1, F_SETFD, FD_CLOEXEC);
+  null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd < 0) die("open /dev/null");
+  child_stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (child_stack == MAP_FAILED) die("mmap");
+  icap = 1 << 16;
+  ibuf = malloc(icap);
+  if (!ibuf) die("malloc");
+  /* Tell the runner we are ready: an empty STARTED frame for id 0. */
+  frame(EV_STARTED, 8);
+  put_u32(0);
+  put_u32((uint32_t)getpid());
+  flush_out();
+
+  static struct pollfd pfd[2 + 2 * MAX_JOBS];
+  static struct { int job; int stream; } map[2 + 2 * MAX_JOBS];
+  int input_open = 1;
+  for (;;) {
+    int n = 0;
+    pfd[n++] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+    if (input_open) pfd[n++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+    long long deadline = -1;
+    for (int i = 0; i < njobs; i++) {
+      for (int s = 0; s < 2; s++) {
+        if (jobs[i]->fd[s] < 0) continue;
+        map[n].job = i;
+        map[n].stream = s;
+        pfd[n++] = (struct pollfd){ .fd = jobs[i]->fd[s], .events = POLLIN };
+      }
+      if (jobs[i]->exited && (deadline < 0 || jobs[i]->linger_deadline < deadline)) deadline = jobs[i]->linger_deadline;
+    }
+    int timeout = deadline < 0 ? -1 : (int)(deadline > now_ms() ? deadline - now_ms() : 0);
+    if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR) die("poll");
+
+    for (int k = 0; k < n; k++) {
+      if (!pfd[k].revents) continue;
+      if (pfd[k].fd == sfd) {
+        struct signalfd_siginfo si;
+        int stop = 0;
+        while (read(sfd, &si, sizeof si) == sizeof si) if (si.ssi_signo != SIGCHLD) stop = 1;
+        if (stop) kill_all_and_exit(0);
+        reap();
+      } else if (input_open && pfd[k].fd == 0) {
+        for (;;) {
+          if (icap - ilen < READ_CHUNK) {
+            icap *= 2;
+            ibuf = realloc(ibuf, icap);
+            if (!ibuf) die("realloc");
+          }
+          ssize_t r = read(0, ibuf + ilen, icap - ilen);
+          if (r > 0) { ilen += (size_t)r; continue; }
+          if (r == 0) input_open = 0;
+          else if (errno == EINTR) continue;
+          break;
+        }
+        handle_frames();
+        if (!input_open) kill_all_and_exit(0); /* the runner closed us: nothing may outlive it */
+      } else {
+        read_stream(jobs[map[k].job], map[k].stream);
+      }
+    }
+    long long now = now_ms();
+    for (int i = njobs - 1; i >= 0; i--) {
+      if (jobs[i]->exited && now >= jobs[i]->linger_deadline) {
+        close_stream(jobs[i], 0);
+        close_stream(jobs[i], 1);
+      }
+      finish_if_done(i);
+    }
+    flush_out();
+  }
+}

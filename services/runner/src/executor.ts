@@ -1,0 +1,108 @@
+import { spawn } from 'node:child_process';
+import type { ResourceUsage } from '@drover/core';
+
+/** What to start. Exactly one of `command` (run by /bin/sh -c) or `argv` (no shell). */
+export interface ExecRequest {
+  command?: string;
+  argv?: string[];
+  /** The complete environment of the child: nothing is inherited implicitly. */
+  env: Record<string, string>;
+  cwd?: string;
+  /** Run as this user and group (numeric; set only from the runner's allow-list). */
+  uid?: number;
+  gid?: number;
+  /** Resource limits applied in the child before exec (only the spawner helper can; see README). */
+  limits?: { resource: 'nofile' | 'as'; value: number }[];
+}
+
+export type OutputStreamName = 'stdout' | 'stderr';
+
+export interface ExecExit {
+  exitCode: number | null;
+  signal: string | null;
+  /** Set when the process could not be started at all (bad cwd, program not found). */
+  error?: string;
+  /** The executor lost track of the process (its helper died); the process group was killed. */
+  lost?: boolean;
+  /** CPU time and peak memory of the command, where the executor can measure them. */
+  usage?: ResourceUsage;
+}
+
+export interface ExecProcess {
+  /** Process id of the direct child, which is also its process group id. */
+  readonly pid: number | undefined;
+  /** Resolves when the child exited, leftovers in its group were killed and its output was read to the end. */
+  readonly exited: Promise<ExecExit>;
+  /** Sends a signal to the child's whole process group. */
+  signalGroup(signal: NodeJS.Signals): void;
+}
+
+/** Launches commands as the leader of a new process group, so the runner's own signals never reach them. */
+export interface Executor {
+  readonly name: string;
+  /** Resolves once the process exists (or failed to start: then `exited` says why). */
+  start(request: ExecRequest, onOutput: (stream: OutputStreamName, chunk: Buffer) => void): Promise<ExecProcess>;
+  close(): Promise<void>;
+}
+
+/** How long to keep reading a child's pipes after it exited, when an escaped grandchild holds them open. */
+const PIPE_LINGER_MS = 2000;
+
+export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+/**
+ * The portable executor, built on node:child_process. It forks the runner on the event loop thread, which is
+ * costly for a large runner; it is the baseline and the fallback of the faster executors.
+ */
+export class ChildProcessExecutor implements Executor {
+  readonly name = 'child_process';
+
+  async start(request: ExecRequest, onOutput: (stream: OutputStreamName, chunk: Buffer) => void): Promise<ExecProcess> {
+    const [file, args] = request.argv ? [request.argv[0]!, request.argv.slice(1)] : ['/bin/sh', ['-c', request.command ?? '']];
+    const child = spawn(file, args, {
+      cwd: request.cwd,
+      ...(request.uid !== undefined ? { uid: request.uid } : {}),
+      ...(request.gid !== undefined ? { gid: request.gid } : {}),
+      env: request.env,
+      // A new session: own process group, no controlling terminal, out of reach of the runner's signals.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.on('data', (c: Buffer) => onOutput('stdout', c));
+    child.stderr?.on('data', (c: Buffer) => onOutput('stderr', c));
+    const pid = child.pid;
+
+    const exited = new Promise<ExecExit>((resolve) => {
+      let spawnError: string | undefined;
+      child.once('error', (err) => {
+        spawnError = err.message;
+        if (child.pid === undefined) resolve({ exitCode: null, signal: null, error: err.message });
+      });
+      child.once('exit', (code, signal) => {
+        // Background processes the command left in its group die with it.
+        signalGroup(pid, 'SIGKILL');
+        const result: ExecExit = { exitCode: code, signal };
+        if (spawnError) result.error = spawnError;
+        const linger = setTimeout(() => {
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          resolve(result);
+        }, PIPE_LINGER_MS);
+        child.once('close', () => {
+          clearTimeout(linger);
+          resolve(result);
+        });
+      });
+    });
+    return { pid, exited, signalGroup: (sig) => signalGroup(pid, sig) };
+  }
+
+  async close(): Promise<void> {}
+}

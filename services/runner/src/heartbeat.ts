@@ -1,0 +1,97 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { coerceError, type JobStore, type Logger } from '@drover/core';
+
+/** The part of the runner a heartbeat reads and acts on. */
+export interface HeartbeatSubject {
+  readonly id: string;
+  readonly state: string;
+  readonly startedAt: number;
+  readonly running: ReadonlyMap<string, { id: string; attempt: number }>;
+  stopJobs(ids: string[], reason: 'cancel' | 'lease_lost'): void;
+}
+
+export interface HeartbeatOptions {
+  leaseMs: number;
+  host: string;
+  queues: string[];
+  concurrency: number;
+}
+
+const LOOP_RESOLUTION_MS = 10;
+
+/** The histogram records each sampling interval whole (an idle loop reads 10 ms): report only the lateness. */
+const lateness = (ns: number): string => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS).toFixed(2);
+
+/**
+ * Every leaseMs/3: renews the leases of running jobs (one script call for all of them), stops jobs this runner
+ * no longer owns or that were asked to cancel, and refreshes the runner's entry in the registry.
+ */
+export class Heartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  private beating: Promise<void> | undefined;
+  /** Event-loop delay since the last beat: a stalled loop delays heartbeats, output and acks alike. */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+
+  constructor(
+    private readonly runner: HeartbeatSubject,
+    private readonly store: JobStore,
+    private readonly log: Logger,
+    private readonly opts: HeartbeatOptions,
+  ) {}
+
+  private get registryKey(): string {
+    return `${this.store.keys.base}:runner:${this.runner.id}`;
+  }
+
+  async start(): Promise<void> {
+    this.loopDelay.enable();
+    await this.beat();
+    const every = Math.max(100, Math.floor(this.opts.leaseMs / 3));
+    this.timer = setInterval(() => void this.beat(), every);
+  }
+
+  /** One beat; overlapping calls share the beat in progress. */
+  beat(): Promise<void> {
+    this.beating ??= this.doBeat().finally(() => (this.beating = undefined));
+    return this.beating;
+  }
+
+  private async doBeat(): Promise<void> {
+    const now = Date.now();
+    try {
+      const held = [...this.runner.running.values()].map((e) => ({ id: e.id, attempt: e.attempt }));
+      const { lost, cancel } = await this.store.renewLeases(this.runner.id, held, this.opts.leaseMs, now);
+      if (lost.length > 0) this.runner.stopJobs(lost, 'lease_lost');
+      if (cancel.length > 0) this.runner.stopJobs(cancel, 'cancel');
+      const ttl = this.opts.leaseMs * 2;
+      await this.store.redis
+        .multi()
+        .hset(this.registryKey, {
+          id: this.runner.id,
+          host: this.opts.host,
+          pid: process.pid,
+          queues: this.opts.queues.join(','),
+          concurrency: this.opts.concurrency,
+          running: held.map((h) => h.id).join(','),
+          state: this.runner.state,
+          startedAt: this.runner.startedAt,
+          heartbeatAt: now,
+          loopDelayP99Ms: lateness(this.loopDelay.percentile(99)),
+          loopDelayMaxMs: lateness(this.loopDelay.max),
+        })
+        .pexpire(this.registryKey, ttl)
+        .zadd(`${this.store.keys.base}:runners`, now, this.runner.id)
+        .exec();
+      this.loopDelay.reset();
+    } catch (err) {
+      this.log.warn({ err: coerceError(err) }, 'heartbeat failed');
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.loopDelay.disable();
+    await this.beating;
+    await this.store.redis.multi().del(this.registryKey).zrem(`${this.store.keys.base}:runners`, this.runner.id).exec();
+  }
+}

@@ -1,0 +1,161 @@
+import { retryDelayMs, specArgv, type Claim, type FinishInput, type FinishOutcome, type JobSpec, type LogStore, type Logger } from '@drover/core';
+import { chown, mkdir, mkdtemp, rm, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ExecExit, ExecProcess, ExecRequest, Executor } from './executor.js';
+import { resolveIdentity } from './identity.js';
+import { OutputCollector } from './output.js';
+
+/** Parents already created: at thousands of jobs a second every saved syscall counts. */
+const madeParents = new Set<string>();
+
+async function makeJobDir(parent: string, jobId: string): Promise<string> {
+  if (!madeParents.has(parent)) {
+    await mkdir(parent, { recursive: true, mode: 0o711 });
+    madeParents.add(parent);
+  }
+  return mkdtemp(join(parent, `${jobId}-`));
+}
+
+/** Most jobs leave their directory empty: one rmdir; a recursive remove only when something is left. */
+async function removeJobDir(dir: string): Promise<void> {
+  try {
+    await rmdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Why the runner itself ended a job early. */
+export type StopReason = 'timeout' | 'cancel' | 'shutdown' | 'lease_lost';
+
+export interface ExecutionOptions {
+  runnerId: string;
+  killGraceMs: number;
+  outputCapBytes: number;
+  envPassthrough: readonly string[];
+  /** The runner's own environment, read for the passthrough variables. */
+  baseEnv: Readonly<Record<string, string | undefined>>;
+  /** Parent of the per-attempt private directories. */
+  workDir: string;
+  limits: NonNullable<ExecRequest['limits']>;
+  allowedUsers: string[];
+  allowedGroups: string[];
+}
+
+/** What the attempt came to: the finish record minus who ran it, or `stale` when the job is no longer ours. */
+export type ExecutionResult = Omit<FinishInput, 'id' | 'runnerId' | 'attempt' | 'outcome'> & { outcome: FinishOutcome | 'stale' };
+
+/** One attempt of one job on this runner: spawn, watch, stop on demand, collect output, decide the outcome. */
+export class JobExecution {
+  private proc: ExecProcess | undefined;
+  private stopReason: StopReason | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+  private timeoutTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly queue: string,
+    readonly claim: Claim,
+    private readonly opts: ExecutionOptions,
+    private readonly logs: LogStore,
+    private readonly log: Logger,
+  ) {}
+
+  get attempt(): number {
+    return this.claim.attempt;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  childEnv(spec: JobSpec): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const name of this.opts.envPassthrough) {
+      const v = this.opts.baseEnv[name];
+      if (v !== undefined) env[name] = v;
+    }
+    Object.assign(env, spec.env);
+    env.DROVER_JOB_ID = this.id;
+    env.DROVER_QUEUE = this.queue;
+    env.DROVER_ATTEMPT = String(this.attempt);
+    return env;
+  }
+
+  /** Starts the process; `onStarted` gets the pid as soon as it is known. */
+  async run(executor: Executor, onStarted: (pid: number, at: number) => void): Promise<ExecutionResult> {
+    const spec = this.claim.spec;
+    const output = new OutputCollector(this.logs, this.id, this.attempt, this.opts.outputCapBytes, this.claim.outputBytes, (err) =>
+      this.log.error({ err, jobId: this.id }, 'storing job output failed'),
+    );
+    let exit: ExecExit;
+    let startedAt: number | null = null;
+    // A private directory per attempt: the default cwd and TMPDIR, removed afterwards.
+    const jobDir = await makeJobDir(this.opts.workDir, this.id);
+    try {
+      const identity = resolveIdentity(spec, { users: this.opts.allowedUsers, groups: this.opts.allowedGroups });
+      if (identity.uid !== undefined || identity.gid !== undefined) await chown(jobDir, identity.uid ?? -1, identity.gid ?? -1);
+      const env = { ...this.childEnv(spec), DROVER_JOB_DIR: jobDir, TMPDIR: jobDir };
+      this.proc = await executor.start(
+        { argv: specArgv(spec), env, cwd: spec.cwd ?? jobDir, limits: this.opts.limits, ...identity },
+        (stream, chunk) => output.write(stream, chunk),
+      );
+      if (this.proc.pid !== undefined) {
+        startedAt = Date.now();
+        onStarted(this.proc.pid, startedAt);
+      }
+      if (spec.timeoutMs !== undefined) this.timeoutTimer = setTimeout(() => this.stop('timeout'), spec.timeoutMs);
+      // A stop requested before the process existed (cancel during claim) applies now.
+      if (this.stopReason) this.signalStop();
+      exit = await this.proc.exited;
+    } catch (err) {
+      exit = { exitCode: null, signal: null, error: (err as Error).message };
+    } finally {
+      clearTimeout(this.timeoutTimer);
+      clearTimeout(this.killTimer);
+    }
+    await Promise.all([output.close(), removeJobDir(jobDir).catch((err: unknown) => this.log.warn({ err, jobDir }, 'removing the job directory failed'))]);
+    return {
+      ...this.outcome(exit),
+      exitCode: exit.exitCode,
+      signal: exit.signal,
+      outputBytes: output.bytes,
+      truncated: output.truncated,
+      retryDelayMs: retryDelayMs(spec.backoff, this.attempt + 1),
+      startedAt,
+      usage: exit.usage ?? null,
+    };
+  }
+
+  private outcome(exit: ExecExit): { outcome: ExecutionResult['outcome']; error: string | null } {
+    switch (this.stopReason) {
+      case 'timeout':
+        return { outcome: 'timed_out', error: `timed out after ${this.claim.spec.timeoutMs} ms` };
+      case 'cancel':
+        return { outcome: 'cancelled', error: 'cancelled on request' };
+      case 'shutdown':
+        return { outcome: 'lost', error: 'the runner shut down before the job finished' };
+      case 'lease_lost':
+        return { outcome: 'stale', error: null };
+      case undefined:
+        if (exit.lost) return { outcome: 'lost', error: exit.error ?? 'the executor lost track of the process' };
+        if (exit.error) return { outcome: 'failed', error: `could not start: ${exit.error}` };
+        return { outcome: exit.exitCode === 0 ? 'succeeded' : 'failed', error: null };
+    }
+  }
+
+  /** SIGTERM to the group, SIGKILL after the grace period. The first reason wins. */
+  stop(reason: StopReason): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    if (this.proc) this.signalStop();
+  }
+
+  private signalStop(): void {
+    const proc = this.proc;
+    if (!proc) return;
+    proc.signalGroup('SIGTERM');
+    this.killTimer = setTimeout(() => proc.signalGroup('SIGKILL'), this.opts.killGraceMs);
+  }
+}

@@ -1,0 +1,259 @@
+import { hostname } from 'node:os';
+import {
+  JobStore, LogStore, checkRedisDurability, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
+  type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
+} from '@drover/core';
+import type { Redis } from 'ioredis';
+import { ChildProcessExecutor, type ExecRequest, type Executor } from './executor.js';
+import { DEFAULT_SPAWNER_PATH, SpawnerExecutor } from './spawner-executor.js';
+import { Heartbeat } from './heartbeat.js';
+import { JobExecution } from './job-execution.js';
+import { Slots } from './slots.js';
+
+/** Longest wait for one shutdown step that talks to Redis or the broker. */
+const CLOSE_STEP_MS = 5000;
+
+/** Jobs still running after this long get their pid written to the record. */
+const PID_REPORT_DELAY_MS = 25;
+
+/** The runner's lifecycle, one value at a time. */
+export type RunnerState = 'starting' | 'running' | 'draining' | 'stopped';
+
+export interface RunnerOptions {
+  config: TransportConfig & Pick<DroverConfig, 'killGraceMs' | 'runner' | 'policyFile'>;
+  logger: Logger;
+  /** The runner's environment, for the variables jobs may inherit. Default: process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
+  executor?: Executor;
+}
+
+/** Consumes queues, claims each job once, runs it, records the result; drains on close. */
+export class Runner {
+  state: RunnerState = 'starting';
+  readonly id: string;
+  readonly startedAt = Date.now();
+  private readonly redis: Redis;
+  private readonly subscriber: Redis;
+  private readonly store: JobStore;
+  private readonly logs: LogStore;
+  private readonly transport: Transport;
+  private readonly executor: Executor;
+  private readonly slots: Slots;
+  private readonly heartbeat: Heartbeat;
+  private consumer: Consumer | undefined;
+  readonly running = new Map<string, JobExecution>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private closing: Promise<void> | undefined;
+  private readonly log: Logger;
+  private readonly policy: CommandPolicy | undefined;
+  /** Per-job resource limits from the configuration. */
+  private readonly limits: NonNullable<ExecRequest['limits']>;
+
+  constructor(private readonly opts: RunnerOptions) {
+    const { config } = opts;
+    this.id = config.runner.id;
+    this.log = opts.logger.child({ runnerId: this.id });
+    this.policy = loadPolicy(config.policyFile);
+    this.limits = [];
+    if (config.runner.maxOpenFiles > 0) this.limits.push({ resource: 'nofile', value: config.runner.maxOpenFiles });
+    if (config.runner.maxMemoryMb > 0) this.limits.push({ resource: 'as', value: config.runner.maxMemoryMb * 1024 * 1024 });
+    this.redis = createRedis(config.redisUrl, 'worker', `drover-runner:${this.id}`);
+    this.subscriber = createRedis(config.redisUrl, 'subscriber', `drover-runner-control:${this.id}`);
+    for (const r of [this.redis, this.subscriber]) r.on('error', (err) => this.log.warn({ err: err.message }, 'redis connection error'));
+    this.store = new JobStore(this.redis, config.prefix);
+    this.logs = new LogStore(this.redis, this.store.keys);
+    this.transport = createTransport(config, logBrokerEvents(this.log, config.broker));
+    this.executor = opts.executor ?? this.chooseExecutor();
+    this.slots = new Slots(config.runner.concurrency);
+    this.heartbeat = new Heartbeat(this, this.store, this.log, {
+      leaseMs: config.runner.leaseMs,
+      host: hostname(),
+      queues: config.runner.queues,
+      concurrency: config.runner.concurrency,
+    });
+  }
+
+
+  private chooseExecutor(): Executor {
+    const { executor, spawnerPath } = this.opts.config.runner;
+    const path = spawnerPath ?? DEFAULT_SPAWNER_PATH;
+    if (executor === 'child_process') return new ChildProcessExecutor();
+    if (executor === 'spawner' || SpawnerExecutor.available(path)) return new SpawnerExecutor(path, this.log);
+    this.log.warn({ path }, 'spawner helper not built (no C compiler at install?): commands start with child_process, which forks the runner');
+    return new ChildProcessExecutor();
+  }
+
+  async start(): Promise<void> {
+    if (this.executor instanceof SpawnerExecutor) {
+      if (this.opts.config.runner.executor === 'spawner' && !SpawnerExecutor.available(this.opts.config.runner.spawnerPath ?? DEFAULT_SPAWNER_PATH)) {
+        throw new Error('RUNNER_EXECUTOR=spawner but the spawner helper is not built; run npm run build');
+      }
+      await this.executor.init();
+    } else if (this.limits.length > 0) {
+      this.log.warn('RUNNER_MAX_OPEN_FILES / RUNNER_MAX_MEMORY_MB are not applied: only the spawner helper sets resource limits');
+    }
+    await connectRedis(this.redis, 10_000);
+    await checkRedisDurability(this.redis, this.log);
+    await this.transport.ready();
+    await this.subscriber.subscribe(this.store.keys.control);
+    this.subscriber.on('message', (_channel, payload) => this.onControl(payload));
+    this.consumer = this.transport.consume(
+      {
+        queues: this.opts.config.runner.queues,
+        concurrency: this.opts.config.runner.concurrency,
+        onError: (err) => this.log.warn({ err: err.message }, 'consumer error'),
+      },
+      (msg) => this.track(this.handle(msg)),
+    );
+    this.state = 'running';
+    await this.heartbeat.start();
+    this.log.info({ queues: this.opts.config.runner.queues, concurrency: this.slots.size, executor: this.executor.name }, 'runner started');
+  }
+
+  get freeSlots(): number {
+    return this.slots.free;
+  }
+
+  isLive(): boolean {
+    return this.state !== 'running' || (this.consumer?.isRunning() ?? false);
+  }
+
+  private track(p: Promise<void>): Promise<void> {
+    this.inFlight.add(p);
+    return p.finally(() => this.inFlight.delete(p));
+  }
+
+  /** One broker message. Never throws: a thrown handler would make the broker drop or re-deliver blindly. */
+  private async handle(msg: JobMessage): Promise<void> {
+    await this.slots.acquire();
+    try {
+      if (this.state !== 'running') {
+        // Fetched while draining: hand it back rather than lose it.
+        await this.transport.publish([msg]);
+        return;
+      }
+      await this.execute(msg);
+    } catch (err) {
+      this.log.error({ err: coerceError(err), jobId: msg.jobId }, 'handling a job message failed');
+    } finally {
+      this.slots.release();
+    }
+  }
+
+  private async execute(msg: JobMessage): Promise<void> {
+    const { runner, killGraceMs } = this.opts.config;
+    const claim = await this.store.claim(msg.jobId, this.id, runner.leaseMs);
+    if ('status' in claim) {
+      this.log.debug({ jobId: msg.jobId, status: claim.status }, 'duplicate or stale delivery dropped');
+      return;
+    }
+    // Re-checked here: whoever can write to Redis or the broker could have bypassed the API.
+    const violation = policyViolation(this.policy, claim.spec);
+    if (violation) {
+      this.log.warn({ jobId: msg.jobId, violation }, 'job refused by the command policy');
+      await this.store.finish({
+        id: msg.jobId, runnerId: this.id, attempt: claim.attempt, outcome: 'failed', exitCode: null, signal: null,
+        error: `refused by the runner's command policy: ${violation}`, outputBytes: claim.outputBytes, truncated: false,
+        retryDelayMs: 0, startedAt: null, usage: null,
+      });
+      return;
+    }
+    const exec = new JobExecution(
+      msg.jobId, msg.queue, claim,
+      {
+        runnerId: this.id, killGraceMs, outputCapBytes: runner.outputCapBytes, envPassthrough: runner.envPassthrough,
+        baseEnv: this.opts.env ?? process.env, workDir: runner.workDir, limits: this.limits,
+        allowedUsers: runner.allowedUsers, allowedGroups: runner.allowedGroups,
+      },
+      this.logs, this.log,
+    );
+    this.running.set(msg.jobId, exec);
+    let pidTimer: NodeJS.Timeout | undefined;
+    try {
+      const result = await exec.run(this.executor, (pid, at) => {
+        // Most jobs end within milliseconds; their pid is never seen, so it is only recorded for those still running.
+        pidTimer = setTimeout(() => {
+          this.store.setPid(msg.jobId, this.id, claim.attempt, pid, at).catch((err: unknown) =>
+            this.log.warn({ err: coerceError(err), jobId: msg.jobId }, 'recording pid failed'),
+          );
+        }, PID_REPORT_DELAY_MS);
+      });
+      clearTimeout(pidTimer);
+      if (result.outcome === 'stale') {
+        this.log.warn({ jobId: msg.jobId }, 'lease lost while running; the job was handed to another attempt');
+        return;
+      }
+      const finished = await this.store.finish({ id: msg.jobId, runnerId: this.id, attempt: claim.attempt, ...result, outcome: result.outcome });
+      if (finished.kind === 'retry' && finished.status === 'queued') {
+        await this.transport.publish([{ jobId: msg.jobId, queue: finished.queue }]);
+        await this.store.published([msg.jobId]);
+      }
+      this.log.info({ jobId: msg.jobId, attempt: claim.attempt, outcome: result.outcome, exitCode: result.exitCode, next: finished.status }, 'job finished');
+    } finally {
+      clearTimeout(pidTimer);
+      this.running.delete(msg.jobId);
+    }
+  }
+
+  private onControl(payload: string): void {
+    try {
+      const msg = JSON.parse(payload) as { type?: string; jobId?: string };
+      if (msg.type === 'cancel' && msg.jobId) this.running.get(msg.jobId)?.stop('cancel');
+    } catch {
+      this.log.warn({ payload }, 'ignoring malformed control message');
+    }
+  }
+
+  /** Called by the heartbeat for jobs whose lease is gone or whose cancel flag it found. */
+  stopJobs(ids: string[], reason: 'cancel' | 'lease_lost'): void {
+    for (const id of ids) this.running.get(id)?.stop(reason);
+  }
+
+  /**
+   * Stop taking work, let running jobs finish within the drain timeout, stop the rest (recorded as lost and
+   * retried per their policy), then close connections. Idempotent; each step runs even if one before failed.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    const step = async (name: string, fn: () => Promise<unknown>): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error({ err: coerceError(err) }, `runner shutdown: ${name} failed`);
+      }
+    };
+    this.state = 'draining';
+    this.log.info({ running: this.running.size }, 'draining');
+    await step('pause consumer', async () => this.consumer?.pause());
+    await step('heartbeat draining', () => this.heartbeat.beat());
+    await step('wait for running jobs', () => this.waitIdle(this.opts.config.runner.drainTimeoutMs));
+    if (this.running.size > 0) {
+      this.log.warn({ jobs: [...this.running.keys()] }, 'drain timeout: stopping running jobs');
+      for (const exec of this.running.values()) exec.stop('shutdown');
+    }
+    await step('wait for stopped jobs', () => Promise.allSettled([...this.inFlight]));
+    await step('close consumer', async () => this.consumer?.close());
+    // Bounded: with Redis or the broker gone at shutdown, these would otherwise wait forever.
+    await step('stop heartbeat', () => within(this.heartbeat.stop(), CLOSE_STEP_MS));
+    await step('close transport', () => within(this.transport.close(), CLOSE_STEP_MS));
+    await step('close executor', () => this.executor.close());
+    this.state = 'stopped';
+    await step('close redis', async () => {
+      this.subscriber.disconnect();
+      await within(this.redis.quit(), CLOSE_STEP_MS);
+      this.redis.disconnect();
+    });
+    this.log.info('runner stopped');
+  }
+
+  private async waitIdle(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.running.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
+    }
+  }
+}

@@ -1,0 +1,195 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { getSystemErrorMap } from 'node:util';
+import type { Logger } from '@drover/core';
+import { ChildProcessExecutor, signalGroup, type ExecExit, type ExecProcess, type ExecRequest, type Executor, type OutputStreamName } from './executor.js';
+import { FrameDecoder, encodeSignal, encodeStart, type SpawnerEvent } from './spawner-protocol.js';
+
+/** Where `npm ci` / `npm run build` put the compiled helper (see scripts/build-spawner.mjs). */
+export const DEFAULT_SPAWNER_PATH = fileURLToPath(new URL('../native/build/drover-spawner', import.meta.url));
+
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 30_000;
+
+interface Pending {
+  onOutput: (stream: OutputStreamName, chunk: Buffer) => void;
+  started: (proc: ExecProcess) => void;
+  exited: (exit: ExecExit) => void;
+  pid: number | undefined;
+}
+
+function errnoText(errno: number): string {
+  const entry = getSystemErrorMap().get(-errno);
+  return entry ? `${entry[0]} (${entry[1]})` : `errno ${errno}`;
+}
+
+/** Linux resource numbers (x86_64 and arm64 agree on these). */
+const RLIMIT = { as: 9, nofile: 7 } as const;
+
+const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]));
+
+/**
+ * Launches commands through drover-spawner, a small C helper that starts them with clone(CLONE_VM|CLONE_VFORK),
+ * so the runner's event loop never pays for fork() of its own memory. While the helper is down (not built,
+ * crashed, restarting) commands go through child_process instead, with a warning; jobs the helper was running
+ * when it died are reported lost (their process groups are killed) so their retry policy decides.
+ */
+export class SpawnerExecutor implements Executor {
+  readonly name = 'spawner';
+  private helper: ChildProcess | undefined;
+  private state: 'down' | 'starting' | 'up' | 'closed' = 'down';
+  private readonly jobs = new Map<number, Pending>();
+  private nextId = 1;
+  private restartDelay = RESTART_MIN_MS;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private readonly fallback = new ChildProcessExecutor();
+  private warnedFallback = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly log: Logger,
+  ) {}
+
+  static available(path: string): boolean {
+    return existsSync(path);
+  }
+
+  /** True while commands go through the helper (false while falling back to child_process). */
+  get usingHelper(): boolean {
+    return this.state === 'up';
+  }
+
+  get helperPid(): number | undefined {
+    return this.helper?.pid;
+  }
+
+  /** Starts the helper and waits for its hello; on failure the executor runs on the fallback and retries. */
+  async init(): Promise<void> {
+    if (this.state === 'closed' || this.state === 'starting' || this.state === 'up') return;
+    this.state = 'starting';
+    const helper = spawn(this.path, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.helper = helper;
+    const decoder = new FrameDecoder();
+    const hello = new Promise<void>((resolve, reject) => {
+      helper.once('error', reject);
+      helper.stdout.on('data', (chunk: Buffer) => {
+        for (const ev of decoder.push(chunk)) {
+          if (ev.type === 'started' && ev.id === 0) resolve();
+          else this.onEvent(ev);
+        }
+      });
+      helper.once('exit', (code, signal) => {
+        reject(new Error(`exited early (${signal ?? code})`));
+        this.onHelperExit(helper, code, signal);
+      });
+    });
+    helper.stdin.on('error', () => undefined); // EPIPE when it dies; the exit handler deals with that
+    try {
+      await hello;
+      this.state = 'up';
+      this.restartDelay = RESTART_MIN_MS;
+      this.warnedFallback = false;
+      this.log.info({ pid: helper.pid }, 'spawner helper ready');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, path: this.path }, 'spawner helper failed to start; using child_process meanwhile');
+      if (helper.exitCode === null) helper.kill('SIGKILL');
+    }
+  }
+
+  private onEvent(ev: SpawnerEvent): void {
+    const job = this.jobs.get(ev.id);
+    if (!job) return;
+    switch (ev.type) {
+      case 'started':
+        job.pid = ev.pid;
+        job.started(this.process(ev.id, job));
+        break;
+      case 'failed':
+        this.jobs.delete(ev.id);
+        job.started({ pid: undefined, exited: Promise.resolve({ exitCode: null, signal: null, error: errnoText(ev.errno) }), signalGroup: () => undefined });
+        break;
+      case 'output':
+        job.onOutput(ev.stream, ev.data);
+        break;
+      case 'exit':
+        this.jobs.delete(ev.id);
+        job.exited({
+          exitCode: ev.code >= 0 ? ev.code : null,
+          signal: ev.signal ? (SIGNAL_NAMES.get(ev.signal) ?? String(ev.signal)) : null,
+          usage: { userCpuMs: ev.userUs / 1000, systemCpuMs: ev.systemUs / 1000, maxRssKb: ev.maxRssKb },
+        });
+        break;
+    }
+  }
+
+  private process(id: number, job: Pending): ExecProcess {
+    const exited = new Promise<ExecExit>((resolve) => (job.exited = resolve));
+    return {
+      pid: job.pid,
+      exited,
+      signalGroup: (sig) => {
+        if (this.state === 'up' && this.jobs.has(id)) this.send(encodeSignal(id, constants.signals[sig]));
+        else signalGroup(job.pid, sig);
+      },
+    };
+  }
+
+  /** Every job the helper held is reported lost and its group killed; then the helper is restarted with backoff. */
+  private onHelperExit(helper: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (helper !== this.helper) return;
+    this.helper = undefined;
+    const wasClosed = this.state === 'closed';
+    if (!wasClosed) this.state = 'down';
+    const lost: ExecExit = { exitCode: null, signal: null, lost: true, error: `the spawner helper died (${signal ?? code})` };
+    for (const [id, job] of this.jobs) {
+      this.jobs.delete(id);
+      signalGroup(job.pid, 'SIGKILL');
+      if (job.pid === undefined) job.started({ pid: undefined, exited: Promise.resolve(lost), signalGroup: () => undefined });
+      else job.exited(lost);
+    }
+    if (wasClosed) return;
+    this.log.warn({ code, signal, restartInMs: this.restartDelay }, 'spawner helper died; using child_process until it is back');
+    this.restartTimer = setTimeout(() => void this.init(), this.restartDelay);
+    this.restartDelay = Math.min(this.restartDelay * 2, RESTART_MAX_MS);
+  }
+
+  start(request: ExecRequest, onOutput: (stream: OutputStreamName, chunk: Buffer) => void): Promise<ExecProcess> {
+    if (this.state !== 'up' || !this.helper?.stdin?.writable) {
+      if (!this.warnedFallback) this.log.warn('spawner helper unavailable: starting commands with child_process');
+      this.warnedFallback = true;
+      return this.fallback.start(request, onOutput);
+    }
+    const id = this.nextId++;
+    const argv = request.argv ?? ['/bin/sh', '-c', request.command ?? ''];
+    const env = Object.entries(request.env).map(([k, v]) => `${k}=${v}`);
+    return new Promise<ExecProcess>((resolve) => {
+      this.jobs.set(id, { onOutput, started: resolve, exited: () => undefined, pid: undefined });
+      const limits = (request.limits ?? []).map((l) => ({ resource: RLIMIT[l.resource], soft: BigInt(l.value), hard: BigInt(l.value) }));
+      this.send(encodeStart({ id, uid: request.uid ?? -1, gid: request.gid ?? -1, cwd: request.cwd ?? '', argv, env, limits }));
+    });
+  }
+
+  /** Frames written in the same tick leave in one write: a syscall per job is a real cost at thousands per second. */
+  private send(frame: Buffer): void {
+    const stdin = this.helper?.stdin;
+    if (!stdin) return;
+    if (!stdin.writableCorked) {
+      stdin.cork();
+      process.nextTick(() => stdin.uncork());
+    }
+    stdin.write(frame);
+  }
+
+  /** Closing the helper's stdin makes it kill whatever is left and exit. Idempotent. */
+  async close(): Promise<void> {
+    this.state = 'closed';
+    clearTimeout(this.restartTimer);
+    const helper = this.helper;
+    if (!helper || helper.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => helper.once('exit', () => resolve()));
+    helper.stdin?.end();
+    await exited;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Wire format shared with native/spawner.c: frames of u32 payload length (LE), u8 type, payload.
+ * Kept in one file so the two sides are easy to compare.
+ */
+export const Command = { Start: 1, Signal: 2 } as const;
+export const Event = { Started: 1, Failed: 2, Output: 3, Exit: 4 } as const;
+
+export interface StartCommand {
+  id: number;
+  uid: number; // -1: keep
+  gid: number; // -1: keep
+  cwd: string;
+  argv: string[];
+  env: string[];
+  limits: { resource: number; soft: bigint; hard: bigint }[];
+}
+
+export function encodeStart(c: StartCommand): Buffer {
+  const strings = [c.cwd, ...c.argv, ...c.env].map((s) => Buffer.from(s, 'utf8'));
+  const size = 4 + 4 + 4 + 4 + 4 + 4 + strings.reduce((n, b) => n + 4 + b.length, 0) + c.limits.length * 20;
+  const buf = Buffer.allocUnsafe(5 + size);
+  let o = buf.writeUInt32LE(size, 0);
+  o = buf.writeUInt8(Command.Start, o);
+  o = buf.writeUInt32LE(c.id, o);
+  o = buf.writeInt32LE(c.uid, o);
+  o = buf.writeInt32LE(c.gid, o);
+  const putString = (b: Buffer): void => {
+    o = buf.writeUInt32LE(b.length, o);
+    o += b.copy(buf, o);
+  };
+  putString(strings[0]!);
+  o = buf.writeUInt32LE(c.argv.length, o);
+  for (let i = 0; i < c.argv.length; i++) putString(strings[1 + i]!);
+  o = buf.writeUInt32LE(c.env.length, o);
+  for (let i = 0; i < c.env.length; i++) putString(strings[1 + c.argv.length + i]!);
+  o = buf.writeUInt32LE(c.limits.length, o);
+  for (const l of c.limits) {
+    o = buf.writeUInt32LE(l.resource, o);
+    o = buf.writeBigUInt64LE(l.soft, o);
+    o = buf.writeBigUInt64LE(l.hard, o);
+  }
+  return buf;
+}
+
+export function encodeSignal(id: number, signo: number): Buffer {
+  const buf = Buffer.allocUnsafe(13);
+  buf.writeUInt32LE(8, 0);
+  buf.writeUInt8(Command.Signal, 4);
+  buf.writeUInt32LE(id, 5);
+  buf.writeInt32LE(signo, 9);
+  return buf;
+}
+
+export type SpawnerEvent =
+  | { type: 'started'; id: number; pid: number }
+  | { type: 'failed'; id: number; errno: number }
+  | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; data: Buffer }
+  | { type: 'exit'; id: number; code: number; signal: number; userUs: number; systemUs: number; maxRssKb: number };
+
+/** Splits the helper's byte stream into events. Output payloads are views into the read chunk, not copies. */
+export class FrameDecoder {
+  private rest: Buffer | undefined;
+
+  *push(chunk: Buffer): Generator<SpawnerEvent> {
+    const buf = this.rest ? Buffer.concat([this.rest, chunk]) : chunk;
+    this.rest = undefined;
+    let o = 0;
+    while (buf.length - o >= 5) {
+      const len = buf.readUInt32LE(o);
+      if (buf.length - o < 5 + len) break;
+      const type = buf.readUInt8(o + 4);
+      const p = o + 5;
+      const id = buf.readUInt32LE(p);
+      switch (type) {
+        case Event.Started:
+          yield { type: 'started', id, pid: buf.readInt32LE(p + 4) };
+          break;
+        case Event.Failed:
+          yield { type: 'failed', id, errno: buf.readInt32LE(p + 4) };
+          break;
+        case Event.Output:
+          yield { type: 'output', id, stream: buf.readUInt8(p + 4) === 2 ? 'stderr' : 'stdout', data: buf.subarray(p + 5, p + len) };
+          break;
+        case Event.Exit:
+          yield {
+            type: 'exit', id,
+            code: buf.readInt32LE(p + 4),
+            signal: buf.readInt32LE(p + 8),
+            userUs: Number(buf.readBigInt64LE(p + 12)),
+            systemUs: Number(buf.readBigInt64LE(p + 20)),
+            maxRssKb: Number(buf.readBigInt64LE(p + 28)),
+          };
+          break;
+      }
+      o = p + len;
+    }
+    if (o < buf.length) {
+      // Copy the partial frame so the rest of the chunk can be freed.
+      this.rest = Buffer.from(buf.subarray(o));
+    }
+  }
+}

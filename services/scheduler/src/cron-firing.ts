@@ -1,0 +1,67 @@
+import {
+  DEFAULT_SPEC_DEFAULTS, coerceError, newJobId, nextFireAfter, normalizeJobSpec,
+  type DueSchedule, type Fire, type JobStore, type Logger, type ScheduleStore, type Transport,
+} from '@drover/core';
+
+/** How long a claimed due schedule is held by one scheduler before another may take it (if the first died). */
+export const HOLD_MS = 2000;
+export const SCHEDULE_BATCH = 500;
+
+/**
+ * Decides what a due schedule does now. Handled within the misfire threshold (the scheduler is merely late, say
+ * under load): fire for the due time, and the next fire time is the one after it, so every fire time gets its
+ * job, catching up if need be. Later than that, no scheduler was running at the fire time: `run-once` fires
+ * once, `skip` fires nothing, and the schedule resumes with the first fire time after now.
+ */
+export function planFire(d: DueSchedule, now: number, misfireThresholdMs: number): Omit<Fire, 'jobId' | 'spec'> {
+  const misfired = now - d.nextRunAt > misfireThresholdMs;
+  return {
+    name: d.name,
+    version: d.version,
+    expectedNextRunAt: d.nextRunAt,
+    newNextRunAt: nextFireAfter(d.def.cron, d.def.timezone, misfired ? now : d.nextRunAt),
+    fire: !misfired || d.def.misfire === 'run-once',
+    misfired,
+  };
+}
+
+/** Claims due schedules, fires them in one script per batch, publishes the jobs. Returns how many were due. */
+export async function fireDueSchedules(
+  deps: { store: JobStore; schedules: ScheduleStore; transport: Transport; log: Logger },
+  now: number,
+  misfireThresholdMs: number,
+): Promise<number> {
+  const due = await deps.schedules.claimDue(now, HOLD_MS, SCHEDULE_BATCH);
+  if (due.length === 0) return 0;
+  const fires: Fire[] = [];
+  for (const d of due) {
+    try {
+      fires.push({ ...planFire(d, now, misfireThresholdMs), jobId: newJobId(now), spec: normalizeJobSpec(d.def.job, DEFAULT_SPEC_DEFAULTS) });
+    } catch (err) {
+      // An expression that cannot be evaluated any more (stored before a library change?): stop it, loudly.
+      deps.log.error({ err: coerceError(err), schedule: d.name, cron: d.def.cron }, 'cannot compute the next fire time; schedule stops firing');
+      fires.push({ name: d.name, version: d.version, expectedNextRunAt: d.nextRunAt, newNextRunAt: null, fire: false, misfired: false, jobId: newJobId(now), spec: normalizeJobSpec(d.def.job, DEFAULT_SPEC_DEFAULTS) });
+    }
+  }
+  const results = await deps.schedules.fire(fires, now);
+  const queued = results.filter((r) => r.outcome === 'fired' && r.status === 'queued');
+  const replaced = results.flatMap((r) => r.replaced);
+  for (const r of results) {
+    if (r.outcome === 'misfired') deps.log.warn({ schedule: r.name }, 'misfire: fire time missed while no scheduler ran; skipped per policy');
+    else if (r.outcome === 'skipped') deps.log.info({ schedule: r.name }, 'previous run still going; fire skipped (overlap=skip)');
+  }
+  if (replaced.length > 0) {
+    const pipe = deps.store.redis.pipeline();
+    for (const id of replaced) pipe.publish(deps.store.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
+    await pipe.exec();
+  }
+  if (queued.length > 0) {
+    try {
+      await deps.transport.publish(queued.map((r) => ({ jobId: r.jobId, queue: r.queue })));
+      await deps.store.published(queued.map((r) => r.jobId));
+    } catch (err) {
+      deps.log.error({ err: coerceError(err), count: queued.length }, 'publishing fired jobs failed; the outbox sweep will retry');
+    }
+  }
+  return due.length;
+}

@@ -1,0 +1,2 @@
+export { Scheduler, type SchedulerOptions } from './scheduler.js';
+export { main } from './main.js';

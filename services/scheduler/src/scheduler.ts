@@ -1,0 +1,112 @@
+import {
+  JobStore, ScheduleStore, checkRedisDurability, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
+  type DroverConfig, type TransportConfig, type JobRef, type Logger, type Transport,
+} from '@drover/core';
+import type { Redis } from 'ioredis';
+import { SCHEDULE_BATCH, fireDueSchedules } from './cron-firing.js';
+
+export interface SchedulerOptions {
+  config: TransportConfig & Pick<DroverConfig, 'scheduler'>;
+  logger: Logger;
+}
+
+/** Due jobs and expired leases handled per tick; more wait for the next tick, which follows at once. */
+const BATCH = 1000;
+const SWEEP_EVERY_MS = 1000;
+/** Longest wait for one shutdown step. */
+const CLOSE_STEP_MS = 5000;
+
+/**
+ * The service that owns time. Each tick: promote due delayed jobs (delayed submissions, retry backoffs), fire due
+ * cron schedules, recover jobs whose runner
+ * stopped heartbeating, and republish queued jobs whose publish was never confirmed. Every step is one atomic
+ * script, so any number of scheduler replicas can run side by side without firing anything twice.
+ */
+export class Scheduler {
+  private readonly redis: Redis;
+  private readonly store: JobStore;
+  private readonly schedules: ScheduleStore;
+  private readonly transport: Transport;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private lastSweep = 0;
+  private closing: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: SchedulerOptions) {
+    this.log = opts.logger;
+    this.redis = createRedis(opts.config.redisUrl, 'worker', 'drover-scheduler');
+    this.redis.on('error', (err) => this.log.warn({ err: err.message }, 'redis connection error'));
+    this.store = new JobStore(this.redis, opts.config.prefix);
+    this.schedules = new ScheduleStore(this.redis, this.store.keys);
+    this.transport = createTransport(opts.config, logBrokerEvents(this.log, opts.config.broker));
+  }
+
+  async start(): Promise<void> {
+    await connectRedis(this.redis, 10_000);
+    await checkRedisDurability(this.redis, this.log);
+    await this.transport.ready();
+    this.schedule(0);
+    this.log.info({ tickMs: this.opts.config.scheduler.tickMs }, 'scheduler started');
+  }
+
+  private schedule(delay: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.ticking = this.tick()
+        .then((busy) => this.schedule(busy ? 0 : this.opts.config.scheduler.tickMs))
+        .catch((err: unknown) => {
+          this.log.error({ err: coerceError(err) }, 'scheduler tick failed');
+          this.schedule(this.opts.config.scheduler.tickMs * 10);
+        });
+    }, delay);
+  }
+
+  /** Returns true when a batch was full, so the next tick should follow immediately. */
+  async tick(now = Date.now()): Promise<boolean> {
+    const due = await this.store.promoteDue(BATCH, now);
+    await this.publish(due, 'promoted');
+    const cronDue = await fireDueSchedules(
+      { store: this.store, schedules: this.schedules, transport: this.transport, log: this.log },
+      now,
+      this.opts.config.scheduler.misfireThresholdMs,
+    );
+    const lost = await this.store.expireLeases(BATCH, now);
+    for (const j of lost) this.log.warn({ jobId: j.id, queue: j.queue, next: j.status }, 'job lost: its runner stopped heartbeating');
+    await this.publish(lost.filter((j) => j.status === 'queued'), 'requeued after loss');
+    if (now - this.lastSweep >= SWEEP_EVERY_MS) {
+      this.lastSweep = now;
+      const stale = await this.store.sweepOutbox(now - this.opts.config.scheduler.republishAfterMs, BATCH, now);
+      if (stale.length > 0) this.log.warn({ count: stale.length }, 'republishing queued jobs whose publish was not confirmed');
+      await this.publish(stale, 'republished');
+    }
+    return due.length === BATCH || lost.length === BATCH || cronDue === SCHEDULE_BATCH;
+  }
+
+  /** Publish, then clear the outbox; if publishing fails the outbox sweep retries it later. */
+  private async publish(jobs: JobRef[], why: string): Promise<void> {
+    if (jobs.length === 0) return;
+    try {
+      await this.transport.publish(jobs.map((j) => ({ jobId: j.id, queue: j.queue })));
+      await this.store.published(jobs.map((j) => j.id));
+      this.log.debug({ count: jobs.length, why }, 'published');
+    } catch (err) {
+      this.log.error({ err: coerceError(err), count: jobs.length, why }, 'publish failed; the outbox sweep will retry');
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stopped = true;
+      clearTimeout(this.timer);
+      // Bounded: a tick stuck on an unreachable Redis must not hold the process.
+      await within(this.ticking?.catch(() => undefined), CLOSE_STEP_MS);
+      await within(this.transport.close().catch((err: unknown) => this.log.error({ err: coerceError(err) }, 'closing transport failed')), CLOSE_STEP_MS);
+      await within(this.redis.quit().catch(() => undefined), CLOSE_STEP_MS);
+      this.redis.disconnect();
+      this.log.info('scheduler stopped');
+    })();
+    return this.closing;
+  }
+}

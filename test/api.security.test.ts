@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { DEFAULT_SPEC_DEFAULTS, JobStore, createRedis, createTransport, newJobId, normalizeJobSpec, type JobRecord } from '@drover/core';
+import { REDIS_URL, startStack } from './helpers/stack.js';
+
+function policyFile(t: { after: (fn: () => void) => void }, policy: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-policy-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'policy.json');
+  writeFileSync(path, JSON.stringify(policy));
+  return path;
+}
+
+test('command policy: refused at submit with the rule that refused it; runners refuse it again when the API is bypassed', async (t) => {
+  const path = policyFile(t, { queues: { locked: { shell: false, allow: ['/bin/echo', '/usr/bin/*'] } } });
+  const s = await startStack(t, { env: { DROVER_POLICY_FILE: path, RUNNER_QUEUES: 'default,locked' } });
+  const shell = await s.request<{ error: { code: string; message: string } }>('POST', '/v1/jobs', { queue: 'locked', command: 'echo hi' });
+  assert.equal(shell.status, 403);
+  assert.match(shell.body.error.message, /queue "locked" forbids shell commands/);
+  const program = await s.request<{ error: { message: string } }>('POST', '/v1/jobs', { queue: 'locked', argv: ['/bin/sh', '-c', 'id'] });
+  assert.equal(program.status, 403);
+  assert.match(program.body.error.message, /allows only programs matching \/bin\/echo, \/usr\/bin\/\*; "\/bin\/sh"/);
+  const batch = await s.request('POST', '/v1/jobs/batch', { jobs: [{ queue: 'locked', argv: ['/bin/echo'] }, { queue: 'locked', command: 'x' }] });
+  assert.equal(batch.status, 403, 'a batch with one refused job is refused whole');
+  assert.equal((await s.request<{ items: unknown[] }>('GET', '/v1/jobs')).body.items.length, 0, 'nothing stored');
+  const ok = await s.run({ queue: 'locked', argv: ['/usr/bin/env', 'true'] });
+  assert.equal(ok.status, 'succeeded');
+  assert.equal((await s.run({ command: 'true' })).status, 'succeeded', 'other queues are not restricted');
+  const sched = await s.request('POST', '/v1/schedules', { name: 'x', cron: '@daily', job: { queue: 'locked', command: 'rm -rf /' } });
+  assert.equal(sched.status, 403, 'schedules are checked too');
+
+  // Someone writes straight to Redis and the broker: the runner checks the policy itself.
+  const redis = createRedis(REDIS_URL, 'worker');
+  t.after(() => redis.quit());
+  const transport = createTransport(s.config);
+  t.after(() => transport.close());
+  await transport.ready();
+  const id = newJobId();
+  await new JobStore(redis, s.prefix).create([{ id, spec: normalizeJobSpec({ queue: 'locked', command: 'touch /tmp/pwned' }, DEFAULT_SPEC_DEFAULTS) }]);
+  await transport.publish([{ jobId: id, queue: 'locked' }]);
+  const refused = await s.waitFor(id);
+  assert.equal(refused.status, 'failed');
+  assert.match(refused.error ?? '', /refused by the runner's command policy/);
+  assert.equal(refused.startedAt !== null && refused.outputBytes > 0, false);
+});
+
+test('a token restricted to queues can only submit to and read jobs of those queues', async (t) => {
+  const s = await startStack(t, { runner: false });
+  const ci = randomBytes(24).toString('base64url');
+  s.registry.add(ci, { name: 'ci', scope: 'submit', queues: ['ci'] });
+  const mine = await s.request<JobRecord>('POST', '/v1/jobs', { queue: 'ci', command: 'true' }, ci);
+  assert.equal(mine.status, 201);
+  const other = await s.request<{ error: { code: string } }>('POST', '/v1/jobs', { command: 'true' }, ci);
+  assert.equal(other.status, 403);
+  const foreign = await s.submit({ command: 'true' });
+  assert.equal((await s.request('GET', `/v1/jobs/${foreign.id}`, undefined, ci)).status, 403);
+  assert.equal((await s.request('GET', `/v1/jobs/${foreign.id}/logs`, undefined, ci)).status, 403);
+  assert.equal((await s.request('POST', `/v1/jobs/${foreign.id}/cancel`, undefined, ci)).status, 403);
+  assert.equal((await s.request('GET', `/v1/jobs/${mine.body.id}`, undefined, ci)).status, 200);
+  assert.equal((await s.request('GET', '/v1/jobs', undefined, ci)).status, 403, 'listing needs queue=');
+  const listed = await s.request<{ items: JobRecord[] }>('GET', '/v1/jobs?queue=ci', undefined, ci);
+  assert.deepEqual(listed.body.items.map((j) => j.id), [mine.body.id]);
+});
+
+test('user and group: only from the runner allow-list; the job runs as them in its own directory', async (t) => {
+  const s = await startStack(t, { env: { RUNNER_ALLOWED_USERS: 'nobody' } });
+  const ok = await s.run({ command: 'id -u; id -g; touch here && echo wrote', user: 'nobody' });
+  assert.equal(ok.status, 'succeeded', ok.error ?? '');
+  assert.equal(ok.user, 'nobody');
+  const lines = (await s.request<{ items: { line: string }[] }>('GET', `/v1/jobs/${ok.id}/logs`)).body.items.map((l) => l.line);
+  assert.deepEqual(lines, ['65534', '65534', 'wrote']);
+  const root = await s.run({ command: 'id -u', user: 'root' });
+  assert.equal(root.status, 'failed');
+  assert.match(root.error ?? '', /user "root" is not allowed on this runner/);
+  const group = await s.run({ command: 'id -g', group: 'root' });
+  assert.match(group.error ?? '', /group "root" is not allowed/);
+  const bad = await s.request('POST', '/v1/jobs', { command: 'true', user: 'rm -rf' });
+  assert.equal(bad.status, 400);
+});

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { JobRecord } from '@drover/core';
+import { assertOnly201And503, audit, markerDir, submitLoad } from '../helpers/audit.js';
+import { startServiceReady } from '../helpers/processes.js';
+import { startStack } from '../helpers/stack.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const rabbitctl = (...args: string[]): void => void execFileSync('rabbitmqctl', args, { stdio: 'ignore', timeout: 60_000 });
+
+function rabbitUp(): boolean {
+  try {
+    execFileSync('rabbitmq-diagnostics', ['-q', 'check_running'], { stdio: 'ignore', timeout: 20_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('RabbitMQ restarted during 1000 submissions: every 201 reaches a terminal state, none runs twice; 503 meanwhile', async (t) => {
+  t.after(() => {
+    if (!rabbitUp()) rabbitctl('start_app');
+  });
+  const s = await startStack(t, { broker: 'rabbitmq', runner: false, env: { SCHEDULER_REPUBLISH_AFTER_MS: '1000' } });
+  const markers = markerDir(t);
+  const env = { DROVER_BROKER: 'rabbitmq', RUNNER_CONCURRENCY: '8', SCHEDULER_REPUBLISH_AFTER_MS: '1000' };
+  await Promise.all([startServiceReady(t, 'runner', s.prefix, { ...env, RUNNER_ID: 'r1' }), startServiceReady(t, 'runner', s.prefix, { ...env, RUNNER_ID: 'r2' })]);
+
+  const load = submitLoad(s, 1000, 10, markers.command('sleep 0.02'));
+  while (load.accepted.length < 300) await sleep(20);
+  rabbitctl('stop_app');
+  const during = await s.request<{ status: string }>('GET', '/readyz', undefined, null);
+  assert.equal(during.status, 503, 'readiness reports the broker down');
+  await sleep(1500);
+  rabbitctl('start_app');
+  await load.done;
+
+  assertOnly201And503(load);
+  const a = await audit(s, 'restart RabbitMQ during 1000 submissions', load.accepted, markers.dir);
+  assert.deepEqual([a.accepted, a.succeeded, a.duplicated, a.missing, a.notEnded.length], [1000, 1000, 0, 0, 0]);
+});
+
+test('kill -9 a runner holding unacked messages: they come back and finish on another runner', async (t) => {
+  const s = await startStack(t, { broker: 'rabbitmq', runner: false });
+  const dir = mkdtempSync(join(tmpdir(), 'drover-rmq-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const env = { DROVER_BROKER: 'rabbitmq', RUNNER_CONCURRENCY: '4', RUNNER_LEASE_MS: '1000' };
+  const doomed = await startServiceReady(t, 'runner', s.prefix, { ...env, RUNNER_ID: 'doomed' });
+  // Hangs until the file "go" exists, which it does only after the first runner is killed.
+  const jobs = await Promise.all(Array.from({ length: 6 }, () => s.submit({ command: `until [ -e ${dir}/go ]; do sleep 0.05; done`, retries: 1 })));
+  // Submitted concurrently, so any four of the six hold the runner's slots.
+  let held: string[] = [];
+  for (let i = 0; held.length < 4; i++) {
+    assert.ok(i < 400, 'the first runner did not take four jobs');
+    await sleep(50);
+    const list = await s.request<{ items: JobRecord[] }>('GET', '/v1/jobs?status=running');
+    held = list.body.items.map((j) => j.id);
+  }
+  doomed.kill('SIGKILL');
+  await once(doomed, 'exit');
+  writeFileSync(join(dir, 'go'), '');
+  await startServiceReady(t, 'runner', s.prefix, { ...env, RUNNER_ID: 'heir' });
+  const done = await Promise.all(jobs.map((j) => s.waitFor(j.id, undefined, 30_000)));
+  assert.deepEqual(done.map((j) => [j.status, j.runnerId]), done.map(() => ['succeeded', 'heir']));
+  const attempts = (ids: string[]): number[] => done.filter((j) => ids.includes(j.id)).map((j) => j.attempts);
+  assert.deepEqual(attempts(held), [2, 2, 2, 2], 'the killed attempts were lost and retried');
+  assert.deepEqual(attempts(jobs.map((j) => j.id).filter((id) => !held.includes(id))), [1, 1], 'the jobs still queued ran once');
+});

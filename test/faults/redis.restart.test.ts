@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Redis } from 'ioredis';
+import { assertOnly201And503, audit, markerDir, submitLoad } from '../helpers/audit.js';
+import { freePort, startServiceReady } from '../helpers/processes.js';
+import { startStack } from '../helpers/stack.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+
+/**
+ * A Redis of the test's own, with AOF (fsync every second) and noeviction, as Drover's shipped configs run it.
+ * `stop` is for the test's after-hooks, registered once the services using this Redis are (so it stops last).
+ */
+function ownRedis(port: number, dir: string): { start: () => Promise<ChildProcess>; stop: () => void } {
+  let current: ChildProcess | undefined;
+  return {
+    stop: () => {
+      if (current && current.exitCode === null) current.kill('SIGKILL');
+    },
+    start: async () => {
+      current = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', ''], { stdio: 'ignore' });
+      for (let i = 0; ; i++) {
+        const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        probe.on('error', () => undefined);
+        const up = await probe.connect().then(() => probe.ping(), () => null);
+        probe.disconnect();
+        if (up) break;
+        assert.ok(i < 100, 'redis-server did not start');
+        await sleep(50);
+      }
+      return current;
+    },
+  };
+}
+
+test('Redis restarted during 1000 submissions: every 201 reaches a terminal state; the outage answers 503', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-redis-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  const redis = ownRedis(port, dir);
+  let server = await redis.start();
+  const redisUrl = `redis://127.0.0.1:${port}`;
+  const s = await startStack(t, { redisUrl, runner: false, env: { SCHEDULER_REPUBLISH_AFTER_MS: '2000' } }).catch((err: unknown) => {
+    redis.stop();
+    throw err;
+  });
+  const markers = markerDir(t);
+  const env = { REDIS_URL: redisUrl, RUNNER_CONCURRENCY: '8' };
+  await Promise.all([startServiceReady(t, 'runner', s.prefix, { ...env, RUNNER_ID: 'rr-a' }), startServiceReady(t, 'runner', s.prefix, { ...env, RUNNER_ID: 'rr-b' })]);
+  t.after(() => redis.stop()); // after-hooks run in order: this Redis goes after the services using it
+
+  const load = submitLoad(s, 1000, 10, markers.command('sleep 0.02'));
+  while (load.accepted.length < 300) await sleep(20);
+  // SHUTDOWN flushes the AOF; the same data dir is loaded again on restart.
+  const exited = once(server, 'exit');
+  const admin = new Redis(port, '127.0.0.1', { retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  admin.on('error', () => undefined);
+  await admin.shutdown().catch(() => undefined);
+  admin.disconnect();
+  await exited;
+  await sleep(1500);
+  server = await redis.start();
+  await load.done;
+
+  assertOnly201And503(load);
+  const a = await audit(s, 'restart Redis during 1000 submissions', load.accepted, markers.dir);
+  assert.deepEqual([a.accepted, a.succeeded, a.duplicated, a.missing, a.notEnded.length], [1000, 1000, 0, 0, 0]);
+});

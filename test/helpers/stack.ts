@@ -1,0 +1,183 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { test, type TestContext } from 'node:test';
+import amqp from 'amqplib';
+import { TokenRegistry, startApiServer, type ApiServer } from '@drover/api';
+import { createLogger, createRedis, isTerminal, loadConfig, rabbitNames, type DroverConfig, type JobRecord } from '@drover/core';
+import { Runner } from '@drover/runner';
+import { Scheduler } from '@drover/scheduler';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface Tokens {
+  admin: string;
+  submit: string;
+  read: string;
+}
+
+/** The brokers every contract test runs against (TEST_BROKERS=bullmq to run one). */
+export const BROKERS = (process.env.TEST_BROKERS ?? 'bullmq,rabbitmq').split(',').map((b) => b.trim()) as ('bullmq' | 'rabbitmq')[];
+export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+/** One test per broker, named after it: the same test body checks both transports. */
+export function brokerTest(name: string, fn: (t: TestContext, broker: 'bullmq' | 'rabbitmq') => Promise<void>): void {
+  for (const broker of BROKERS) void test(`${name} [${broker}]`, (t) => fn(t, broker));
+}
+
+export interface StackOptions {
+  broker?: 'bullmq' | 'rabbitmq';
+  /** A Redis of the test's own (restart tests); default REDIS_URL. */
+  redisUrl?: string;
+  /** Extra environment for loadConfig (RUNNER_CONCURRENCY, RUNNER_LEASE_MS, ...). */
+  env?: Record<string, string>;
+  /** Start an in-process runner (default true). */
+  runner?: boolean;
+  scheduler?: boolean;
+}
+
+export interface Stack {
+  prefix: string;
+  config: Readonly<DroverConfig>;
+  url: string;
+  tokens: Tokens;
+  runner: Runner | undefined;
+  api: ApiServer;
+  /** The API's tokens: tests add restricted ones. */
+  registry: TokenRegistry;
+  request<T = unknown>(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: T }>;
+  submit(spec: Record<string, unknown>): Promise<JobRecord>;
+  waitFor(id: string, until?: (job: JobRecord) => boolean, timeoutMs?: number): Promise<JobRecord>;
+  run(spec: Record<string, unknown>): Promise<JobRecord>;
+}
+
+const token = (): string => randomBytes(24).toString('base64url');
+
+/** Deletes every key of a test prefix, and its RabbitMQ queues. */
+export async function deletePrefix(prefix: string, redisUrl = REDIS_URL): Promise<void> {
+  const redis = createRedis(redisUrl, 'worker');
+  try {
+    const queues = await redis.smembers(`{${prefix}}:queues`);
+    await deleteRabbitQueues(prefix, queues);
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    await redis.quit();
+  }
+}
+
+async function deleteRabbitQueues(prefix: string, queues: string[]): Promise<void> {
+  if (!BROKERS.includes('rabbitmq')) return;
+  const names = rabbitNames(prefix);
+  const conn = await amqp.connect(AMQP_URL).catch(() => undefined);
+  if (!conn) return;
+  try {
+    const ch = await conn.createChannel();
+    for (const q of [...queues.map(names.queue), names.deadQueue]) await ch.deleteQueue(q);
+    await ch.deleteExchange(names.deadExchange);
+  } finally {
+    await conn.close().catch(() => undefined);
+  }
+}
+
+export function testPrefix(): string {
+  return `test-${randomUUID()}`;
+}
+
+/** An API on a free port, a scheduler and a runner, on a prefix of their own; torn down after the test. */
+export async function startStack(t: TestContext, opts: StackOptions = {}): Promise<Stack> {
+  const prefix = testPrefix();
+  const config = loadConfig({
+    REDIS_URL: opts.redisUrl ?? REDIS_URL,
+    DROVER_PREFIX: prefix,
+    DROVER_PORT: '0',
+    DROVER_KILL_GRACE_MS: '500',
+    RUNNER_ID: `runner-${prefix.slice(5, 13)}`,
+    SCHEDULER_TICK_MS: '20',
+    DROVER_BROKER: opts.broker ?? 'bullmq',
+    DROVER_RATE_LIMIT: '0',
+    AMQP_URL,
+    ...opts.env,
+  });
+  const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'test');
+  const tokens: Tokens = { admin: token(), submit: token(), read: token() };
+  const registry = new TokenRegistry();
+  registry.add(tokens.admin, { name: 'admin', scope: 'admin' });
+  registry.add(tokens.submit, { name: 'submit', scope: 'submit' });
+  registry.add(tokens.read, { name: 'read', scope: 'read' });
+
+  const scheduler = opts.scheduler === false ? undefined : new Scheduler({ config, logger });
+  const runner = opts.runner === false ? undefined : new Runner({ config, logger });
+  const api = await startApiServer({ config, logger, tokens: registry });
+  t.after(async () => {
+    await api.close();
+    await runner?.close();
+    await scheduler?.close();
+    await deletePrefix(prefix, config.redisUrl);
+    assertNoJobProcesses();
+  });
+  await scheduler?.start();
+  await runner?.start();
+
+  const request: Stack['request'] = async (method, path, body, tok = tokens.admin) => {
+    const headers: Record<string, string> = {};
+    if (tok) headers.authorization = `Bearer ${tok}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(`${api.url}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as never };
+  };
+  const submit = async (spec: Record<string, unknown>): Promise<JobRecord> => {
+    const res = await request<JobRecord>('POST', '/v1/jobs', spec);
+    if (res.status !== 201) throw new Error(`submit failed: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  };
+  const waitFor: Stack['waitFor'] = async (id, until = (j) => isTerminal(j.status), timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const res = await request<JobRecord>('GET', `/v1/jobs/${id}`);
+      if (res.status === 200 && until(res.body)) return res.body;
+      if (Date.now() > deadline) throw new Error(`job ${id} did not reach the expected state: ${JSON.stringify(res.body)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { prefix, config, url: api.url, tokens, runner, api, registry, request, submit, waitFor, run: async (spec) => waitFor((await submit(spec)).id) };
+}
+
+/** True while a process with this pid runs; a zombie (dead, waiting for its parent to reap it) counts as gone. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Children of this process that lead their own session: the jobs an in-process runner started. */
+function jobProcesses(): number[] {
+  const pids: number[] = [];
+  for (const task of readdirSync('/proc/self/task')) {
+    const children = readFileSync(`/proc/self/task/${task}/children`, 'utf8').trim();
+    for (const pid of children ? children.split(/\s+/).map(Number) : []) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        // fields: state, ppid, pgrp, session
+        if (fields[0] !== 'Z' && Number(fields[3]) === pid) pids.push(pid);
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+  return pids;
+}
+
+/** Leak check: a stack that was closed must have left no job process behind. */
+function assertNoJobProcesses(): void {
+  const left = jobProcesses();
+  if (left.length > 0) throw new Error(`job processes left running after the stack closed: ${left.join(', ')}`);
+}
