@@ -19,6 +19,9 @@ export interface RabbitmqTransportOptions {
  */
 const DELIVERY_LIMIT = 50;
 
+/** Tries per message before a publish counts as refused (see publish). */
+const PUBLISH_ATTEMPTS = 4;
+
 /** Queue names on the broker. */
 export function rabbitNames(prefix: string) {
   return {
@@ -69,6 +72,7 @@ export class RabbitmqTransport implements Transport {
     this.declared = new Set();
     try {
       const ch = await model.createConfirmChannel();
+      ch.setMaxListeners(0); // every publish in flight listens for the channel closing
       ch.on('error', () => undefined);
       ch.on('close', () => {
         if (this.publisher === ch) this.publisher = undefined;
@@ -117,19 +121,53 @@ export class RabbitmqTransport implements Transport {
 
   async publish(messages: JobMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    const ch = this.publisher;
-    if (!ch) throw new Error('RabbitMQ not reachable: broker connection is down (ECONNREFUSED)');
-    for (const q of new Set(messages.map((m) => m.queue))) await this.declare(ch, q);
-    for (const m of messages) {
-      const ok = ch.publish('', this.names.queue(m.queue), Buffer.from(JSON.stringify(m)), {
-        persistent: true,
-        contentType: 'application/json',
-        messageId: m.jobId,
-      });
-      if (!ok) await new Promise((r) => ch.once('drain', r));
+    let pending = messages;
+    for (let attempt = 1; ; attempt++) {
+      const ch = this.publisher;
+      if (!ch) throw new Error('RabbitMQ not reachable: broker connection is down (ECONNREFUSED)');
+      for (const q of new Set(pending.map((m) => m.queue))) await this.declare(ch, q);
+      const outcomes = await this.publishConfirmed(ch, pending);
+      const nacked = pending.filter((_, i) => outcomes[i] === 'nacked');
+      if (nacked.length === 0) return;
+      // A nack means the broker did not take the message. A quorum queue nacks for a moment while its leader is
+      // being elected (right after another client declared it), so a few short retries turn that into a delay.
+      // A retried message that did arrive after all is harmless: a second delivery of a claimed job is dropped.
+      if (attempt >= PUBLISH_ATTEMPTS) throw new Error(`RabbitMQ refused ${nacked.length} message(s) after ${attempt} attempts (nacked)`);
+      pending = nacked;
+      await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
     }
-    // Resolves when the broker confirmed every message on this channel; rejects if any was nacked or the channel died.
-    await ch.waitForConfirms();
+  }
+
+  /** Publishes messages and resolves with each one's confirm: 'acked' (the broker has it) or 'nacked' (refused). */
+  private async publishConfirmed(ch: ConfirmChannel, messages: JobMessage[]): Promise<('acked' | 'nacked')[]> {
+    let onClose: (() => void) | undefined;
+    const closed = new Promise<never>((_, reject) => {
+      onClose = () => reject(new Error('RabbitMQ channel closed before the broker confirmed the messages'));
+      ch.once('close', onClose);
+    });
+    try {
+      const confirms: Promise<'acked' | 'nacked'>[] = [];
+      for (const m of messages) {
+        let ok = true;
+        confirms.push(
+          new Promise((resolve) => {
+            ok = ch.publish(
+              '',
+              this.names.queue(m.queue),
+              Buffer.from(JSON.stringify(m)),
+              { persistent: true, contentType: 'application/json', messageId: m.jobId },
+              (err: unknown) => resolve(err ? 'nacked' : 'acked'),
+            );
+          }),
+        );
+        // Back-pressure: wait for the socket to drain before writing more of a large batch.
+        if (!ok) await Promise.race([new Promise((r) => ch.once('drain', r)), closed]);
+      }
+      return await Promise.race([Promise.all(confirms), closed]);
+    } finally {
+      if (onClose) ch.off('close', onClose);
+      closed.catch(() => undefined);
+    }
   }
 
   consume(options: ConsumeOptions, handler: MessageHandler): Consumer {
