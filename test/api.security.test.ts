@@ -66,18 +66,21 @@ test('a token restricted to queues can only submit to and read jobs of those que
   assert.deepEqual(listed.body.items.map((j) => j.id), [mine.body.id]);
 });
 
-test('user and group: only from the runner allow-list; the job runs as them in its own directory', async (t) => {
+test('user and group: only from the runner allow-list (403 at submit); the job runs as them in its own directory', async (t) => {
   const s = await startStack(t, { env: { RUNNER_ALLOWED_USERS: 'nobody' } });
   const ok = await s.run({ command: 'id -u; id -g; touch here && echo wrote', user: 'nobody' });
   assert.equal(ok.status, 'succeeded', ok.error ?? '');
   assert.equal(ok.user, 'nobody');
   const lines = (await s.request<{ items: { line: string }[] }>('GET', `/v1/jobs/${ok.id}/logs`)).body.items.map((l) => l.line);
   assert.deepEqual(lines, ['65534', '65534', 'wrote']);
-  const root = await s.run({ command: 'id -u', user: 'root' });
-  assert.equal(root.status, 'failed');
-  assert.match(root.error ?? '', /user "root" is not allowed on this runner/);
-  const group = await s.run({ command: 'id -g', group: 'root' });
-  assert.match(group.error ?? '', /group "root" is not allowed/);
+  const before = (await s.request<{ items: unknown[] }>('GET', '/v1/jobs')).body.items.length;
+  const root = await s.request<{ error: { code: string; message: string } }>('POST', '/v1/jobs', { command: 'id -u', user: 'root' });
+  assert.equal(root.status, 403);
+  assert.match(root.body.error.message, /user "root" is not allowed/);
+  const group = await s.request<{ error: { code: string; message: string } }>('POST', '/v1/jobs/batch', { jobs: [{ command: 'true' }, { command: 'id -g', group: 'root' }] });
+  assert.equal(group.status, 403);
+  assert.match(group.body.error.message, /jobs\/1\/group: group "root" is not allowed/);
+  assert.equal((await s.request<{ items: unknown[] }>('GET', '/v1/jobs')).body.items.length, before, 'nothing was stored');
   const bad = await s.request('POST', '/v1/jobs', { command: 'true', user: 'rm -rf' });
   assert.equal(bad.status, 400);
 });

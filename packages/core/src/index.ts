@@ -18,3 +18,7 @@ export * from './store/schedule-store.js';
 export * from './transports/rabbitmq.js';
 export * from './durability.js';
 export * from './policy.js';
+export * from './model/queue.js';
+export * from './store/queue-store.js';
+export * from './store/runner-registry.js';
+export * from './version.js';

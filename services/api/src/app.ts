@@ -10,6 +10,8 @@ import type { ApiContext } from './context.js';
 import { registerErrorHandling } from './errors.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
+import { queueRoutes } from './routes/queues.js';
+import { runnerRoutes } from './routes/runners.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { registerValidation } from './validation.js';
 
@@ -105,5 +107,7 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   healthRoutes(app, ctx);
   jobRoutes(app, ctx);
   scheduleRoutes(app, ctx);
+  queueRoutes(app, ctx);
+  runnerRoutes(app, ctx);
   return app;
 }

@@ -1,4 +1,4 @@
-import type { CommandPolicy, JobStore, LogStore, Logger, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
+import type { CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
 import type { Redis } from 'ioredis';
 import type { TokenRegistry } from './auth.js';
 
@@ -7,6 +7,8 @@ export interface ApiContext {
   store: JobStore;
   logs: LogStore;
   schedules: ScheduleStore;
+  queues: QueueStore;
+  runners: RunnerRegistry;
   transport: Transport;
   /** Connection used to publish control messages (cancel) to runners. */
   control: Redis;
@@ -15,6 +17,8 @@ export interface ApiContext {
   killGraceMs: number;
   /** Per-queue command policy, if configured. */
   policy?: CommandPolicy;
+  /** Users and groups jobs may run as (the runners' allow-lists, from the same configuration). */
+  identities: { users: string[]; groups: string[] };
   /** Furthest a job may be delayed, ms. */
   maxDelayMs: number;
   /** Test-only fault injection between persisting and publishing a submission (see config `faults`). */

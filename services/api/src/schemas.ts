@@ -62,6 +62,16 @@ export const JobRecordSchema = Type.Object({
   ]),
   schedule: Nullable(Type.String()),
   scheduledFor: NullableTime,
+  type: Type.Union([Type.Literal('once'), Type.Literal('daemon')]),
+  intervalMs: NullableInt,
+  replicas: Type.Integer({ description: 'Copies of the command submitted together (1 = a single job).' }),
+  replica: Type.Integer({ description: 'This copy: 0 .. replicas-1.' }),
+  replicaOf: Nullable(Type.String({ description: 'Id of copy 0, shared by all copies.' })),
+  replicaJobs: Type.Optional(Type.Array(Type.String(), { description: 'On submit: the ids of all copies.' })),
+  dependsOn: Type.Array(Type.String()),
+  name: Nullable(Type.String()),
+  dedupeKey: Nullable(Type.String()),
+  deduplicated: Type.Optional(Type.Boolean({ description: 'On submit: an unfinished job with the same dedupe key exists; this is it, nothing new was queued.' })),
   attemptHistory: Type.Optional(Type.Array(AttemptSchema)),
 });
 

@@ -1,5 +1,5 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
+  DEFAULT_SPEC_DEFAULTS, QueueStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
@@ -13,7 +13,7 @@ export interface ApiServer {
 }
 
 export interface ApiServerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile'>;
+  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner'>;
   logger: Logger;
   tokens: TokenRegistry;
 }
@@ -34,11 +34,14 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       store,
       logs: new LogStore(redis, store.keys),
       schedules: new ScheduleStore(redis, store.keys),
+      queues: new QueueStore(store),
+      runners: new RunnerRegistry(redis, store.keys),
       transport,
       control: redis,
       tokens: opts.tokens,
       specDefaults: DEFAULT_SPEC_DEFAULTS,
       maxDelayMs: config.maxDelayMs,
+      identities: { users: config.runner.allowedUsers, groups: config.runner.allowedGroups },
       ...(policy ? { policy } : {}),
       ...(config.faults?.publishDelayMs ? { beforePublish: faultDelay(config.faults.publishDelayMs, logger) } : {}),
       killGraceMs: config.killGraceMs,

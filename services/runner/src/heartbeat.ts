@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { coerceError, type JobStore, type Logger } from '@drover/core';
+import { VERSION, coerceError, type JobStore, type Logger } from '@drover/core';
 
 /** The part of the runner a heartbeat reads and acts on. */
 export interface HeartbeatSubject {
@@ -8,6 +8,8 @@ export interface HeartbeatSubject {
   readonly startedAt: number;
   readonly running: ReadonlyMap<string, { id: string; attempt: number }>;
   stopJobs(ids: string[], reason: 'cancel' | 'lease_lost'): void;
+  /** What operators asked for (`draining` or nothing), read on every beat in case a control message was missed. */
+  applyDesired(desired: string | null): void;
 }
 
 export interface HeartbeatOptions {
@@ -15,6 +17,7 @@ export interface HeartbeatOptions {
   host: string;
   queues: string[];
   concurrency: number;
+  executor: string;
 }
 
 const LOOP_RESOLUTION_MS = 10;
@@ -64,7 +67,7 @@ export class Heartbeat {
       if (lost.length > 0) this.runner.stopJobs(lost, 'lease_lost');
       if (cancel.length > 0) this.runner.stopJobs(cancel, 'cancel');
       const ttl = this.opts.leaseMs * 2;
-      await this.store.redis
+      const [, desired] = (await this.store.redis
         .multi()
         .hset(this.registryKey, {
           id: this.runner.id,
@@ -78,11 +81,15 @@ export class Heartbeat {
           heartbeatAt: now,
           loopDelayP99Ms: lateness(this.loopDelay.percentile(99)),
           loopDelayMaxMs: lateness(this.loopDelay.max),
+          version: VERSION,
+          executor: this.opts.executor,
         })
+        .get(`${this.registryKey}:desired`)
         .pexpire(this.registryKey, ttl)
         .zadd(`${this.store.keys.base}:runners`, now, this.runner.id)
-        .exec();
+        .exec()) ?? [];
       this.loopDelay.reset();
+      this.runner.applyDesired((desired?.[1] as string | null) ?? null);
     } catch (err) {
       this.log.warn({ err: coerceError(err) }, 'heartbeat failed');
     }

@@ -66,6 +66,11 @@ export class JobExecution {
     return this.claim.attempt;
   }
 
+  /** The job's own timeout, else its queue's default. */
+  get timeoutMs(): number | undefined {
+    return this.claim.spec.timeoutMs ?? this.claim.queueTimeoutMs;
+  }
+
   get pid(): number | undefined {
     return this.proc?.pid;
   }
@@ -80,6 +85,8 @@ export class JobExecution {
     env.DROVER_JOB_ID = this.id;
     env.DROVER_QUEUE = this.queue;
     env.DROVER_ATTEMPT = String(this.attempt);
+    env.DROVER_REPLICA_INDEX = String(this.claim.replica);
+    env.DROVER_REPLICAS = String(spec.replicas ?? 1);
     return env;
   }
 
@@ -105,7 +112,7 @@ export class JobExecution {
         startedAt = Date.now();
         onStarted(this.proc.pid, startedAt);
       }
-      if (spec.timeoutMs !== undefined) this.timeoutTimer = setTimeout(() => this.stop('timeout'), spec.timeoutMs);
+      if (this.timeoutMs !== undefined) this.timeoutTimer = setTimeout(() => this.stop('timeout'), this.timeoutMs);
       // A stop requested before the process existed (cancel during claim) applies now.
       if (this.stopReason) this.signalStop();
       exit = await this.proc.exited;
@@ -131,7 +138,7 @@ export class JobExecution {
   private outcome(exit: ExecExit): { outcome: ExecutionResult['outcome']; error: string | null } {
     switch (this.stopReason) {
       case 'timeout':
-        return { outcome: 'timed_out', error: `timed out after ${this.claim.spec.timeoutMs} ms` };
+        return { outcome: 'timed_out', error: `timed out after ${this.timeoutMs} ms` };
       case 'cancel':
         return { outcome: 'cancelled', error: 'cancelled on request' };
       case 'shutdown':

@@ -70,6 +70,7 @@ export class Runner {
       host: hostname(),
       queues: config.runner.queues,
       concurrency: config.runner.concurrency,
+      executor: this.executor.name,
     });
   }
 
@@ -144,7 +145,8 @@ export class Runner {
     const { runner, killGraceMs } = this.opts.config;
     const claim = await this.store.claim(msg.jobId, this.id, runner.leaseMs);
     if ('status' in claim) {
-      this.log.debug({ jobId: msg.jobId, status: claim.status }, 'duplicate or stale delivery dropped');
+      // 'parked': the queue is paused or full; the job waits in the store and is published again when released.
+      this.log.debug({ jobId: msg.jobId, status: claim.status }, claim.status === 'parked' ? 'job parked by its queue settings' : 'duplicate or stale delivery dropped');
       return;
     }
     // Re-checked here: whoever can write to Redis or the broker could have bypassed the API.
@@ -184,9 +186,12 @@ export class Runner {
         return;
       }
       const finished = await this.store.finish({ id: msg.jobId, runnerId: this.id, attempt: claim.attempt, ...result, outcome: result.outcome });
-      if (finished.kind === 'retry' && finished.status === 'queued') {
-        await this.transport.publish([{ jobId: msg.jobId, queue: finished.queue }]);
-        await this.store.published([msg.jobId]);
+      const next = finished.kind === 'retry' && finished.status === 'queued' ? [{ id: msg.jobId, queue: finished.queue }] : [];
+      // A slot of a gated queue came free: let the next parked job go now rather than on the scheduler's tick.
+      if (claim.gated) next.push(...(await this.store.releaseParked(msg.queue, 1)));
+      if (next.length > 0) {
+        await this.transport.publish(next.map((r) => ({ jobId: r.id, queue: r.queue })));
+        await this.store.published(next.map((r) => r.id));
       }
       this.log.info({ jobId: msg.jobId, attempt: claim.attempt, outcome: result.outcome, exitCode: result.exitCode, next: finished.status }, 'job finished');
     } finally {
@@ -195,10 +200,30 @@ export class Runner {
     }
   }
 
+  /**
+   * Drain on an operator's request: stop taking jobs, let running ones finish, stay up (resume undoes it).
+   * Unlike close(), nothing is stopped and the process keeps heartbeating, so it can be resumed.
+   */
+  applyDesired(desired: string | null): void {
+    if (this.closing) return;
+    if (desired === 'draining' && this.state === 'running') {
+      this.state = 'draining';
+      this.log.info({ running: this.running.size }, 'draining on request: taking no more jobs');
+      void this.consumer?.pause();
+      void this.heartbeat.beat();
+    } else if (desired === null && this.state === 'draining') {
+      this.state = 'running';
+      this.log.info('resumed on request');
+      this.consumer?.resume();
+      void this.heartbeat.beat();
+    }
+  }
+
   private onControl(payload: string): void {
     try {
-      const msg = JSON.parse(payload) as { type?: string; jobId?: string };
+      const msg = JSON.parse(payload) as { type?: string; jobId?: string; runnerId?: string };
       if (msg.type === 'cancel' && msg.jobId) this.running.get(msg.jobId)?.stop('cancel');
+      if ((msg.type === 'drain' || msg.type === 'resume') && msg.runnerId === this.id) this.applyDesired(msg.type === 'drain' ? 'draining' : null);
     } catch {
       this.log.warn({ payload }, 'ignoring malformed control message');
     }

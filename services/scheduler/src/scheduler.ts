@@ -18,7 +18,7 @@ const CLOSE_STEP_MS = 5000;
 
 /**
  * The service that owns time. Each tick: promote due delayed jobs (delayed submissions, retry backoffs), fire due
- * cron schedules, recover jobs whose runner
+ * cron schedules, publish jobs whose dependencies ended, release parked jobs their queue has room for, recover jobs whose runner
  * stopped heartbeating, and republish queued jobs whose publish was never confirmed. Every step is one atomic
  * script, so any number of scheduler replicas can run side by side without firing anything twice.
  */
@@ -72,6 +72,10 @@ export class Scheduler {
       now,
       this.opts.config.scheduler.misfireThresholdMs,
     );
+    // Jobs whose dependencies ended, and parked jobs their queue now has room for.
+    const ready = await this.store.takeReady(BATCH);
+    await this.publish(ready, 'dependencies met');
+    for (const queue of await this.store.parkedQueues()) await this.publish(await this.store.releaseParked(queue, BATCH, now), 'released by queue');
     const lost = await this.store.expireLeases(BATCH, now);
     for (const j of lost) this.log.warn({ jobId: j.id, queue: j.queue, next: j.status }, 'job lost: its runner stopped heartbeating');
     await this.publish(lost.filter((j) => j.status === 'queued'), 'requeued after loss');
@@ -81,7 +85,7 @@ export class Scheduler {
       if (stale.length > 0) this.log.warn({ count: stale.length }, 'republishing queued jobs whose publish was not confirmed');
       await this.publish(stale, 'republished');
     }
-    return due.length === BATCH || lost.length === BATCH || cronDue === SCHEDULE_BATCH;
+    return due.length === BATCH || ready.length === BATCH || lost.length === BATCH || cronDue === SCHEDULE_BATCH;
   }
 
   /** Publish, then clear the outbox; if publishing fails the outbox sweep retries it later. */

@@ -1,4 +1,4 @@
-import type { JobSpec } from './job-spec.js';
+import { DEFAULT_DAEMON_INTERVAL_MS, type JobSpec } from './job-spec.js';
 import type { JobStatus } from './states.js';
 
 /** Version of the persisted hash layout; bump with a migration when fields change meaning. */
@@ -47,6 +47,14 @@ export interface JobRecord {
   /** The schedule that fired this job, and the fire time it was for. */
   schedule: string | null;
   scheduledFor: string | null;
+  type: 'once' | 'daemon';
+  intervalMs: number | null;
+  replicas: number;
+  replica: number;
+  replicaOf: string | null;
+  dependsOn: string[];
+  name: string | null;
+  dedupeKey: string | null;
 }
 
 /** One finished attempt, kept in the job's attempts list. */
@@ -101,5 +109,13 @@ export function recordFromHash(h: Record<string, string>): JobRecord {
     usage: h.usage ? (JSON.parse(h.usage) as ResourceUsage) : null,
     schedule: str(h.schedule),
     scheduledFor: iso(h.scheduledFor),
+    type: spec.type ?? 'once',
+    intervalMs: spec.type === 'daemon' ? (spec.intervalMs ?? DEFAULT_DAEMON_INTERVAL_MS) : null,
+    replicas: spec.replicas ?? 1,
+    replica: Number(h.replica ?? 0),
+    replicaOf: str(h.replicaOf),
+    dependsOn: spec.dependsOn ?? [],
+    name: spec.name ?? null,
+    dedupeKey: str(h.dedupeKey),
   };
 }

@@ -11,6 +11,12 @@ const LABEL_KEY_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$';
 /** Upper bound for one timeout or delay: 30 days. Larger values are almost always unit mistakes. */
 export const MAX_DURATION_MS = 30 * 24 * 3600 * 1000;
 
+/** Pause between a daemon's exit and its next start, unless the job says otherwise (Meproc's default). */
+export const DEFAULT_DAEMON_INTERVAL_MS = 3000;
+
+/** Most copies one submission may ask for. */
+export const MAX_REPLICAS = 64;
+
 export const QueueName = Type.String({ pattern: QUEUE_NAME_PATTERN, description: 'Queue name: letters, digits, `_ . -`, up to 64.' });
 
 export const Backoff = Type.Object(
@@ -59,6 +65,28 @@ export const JobTemplate = Type.Object(
         description: 'Appended to `argv`; for a `command`, passed as its positional parameters ($1, $2, ...).',
       }),
     ),
+    type: Type.Optional(
+      Type.Union([Type.Literal('once'), Type.Literal('daemon')], {
+        description: '`daemon`: started again `intervalMs` after every exit, whatever the outcome, until cancelled.',
+      }),
+    ),
+    intervalMs: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS, description: 'Pause before a daemon is started again (default 3000).' })),
+    replicas: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: MAX_REPLICAS, description: 'Run this many copies; each sees DROVER_REPLICA_INDEX and DROVER_REPLICAS.' }),
+    ),
+    dependsOn: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+        maxItems: 64,
+        uniqueItems: true,
+        description:
+          'Job ids that must succeed first (a failed or cancelled one cancels this job), or names (schedules, named jobs) ' +
+          'whose unfinished jobs must end first; a name with nothing unfinished does not block.',
+      }),
+    ),
+    name: Type.Optional(Type.String({ pattern: QUEUE_NAME_PATTERN, description: 'A name other jobs can wait for in `dependsOn`.' })),
+    dedupeKey: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 256, description: 'While a job of this queue with the same key is unfinished, no new one is created.' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -93,6 +121,12 @@ export interface JobSpec {
   args?: string[];
   user?: string;
   group?: string;
+  type?: 'daemon';
+  intervalMs?: number;
+  replicas?: number;
+  dependsOn?: string[];
+  name?: string;
+  dedupeKey?: string;
 }
 
 export interface SpecProblem {
@@ -111,6 +145,9 @@ export function checkJobSpec(input: JobTemplate & { delayMs?: number; runAt?: st
   }
   if (input.command !== undefined && input.argv !== undefined) {
     problems.push({ field: 'argv', message: '"command" and "argv" are mutually exclusive' });
+  }
+  if (input.intervalMs !== undefined && input.type !== 'daemon') {
+    problems.push({ field: 'intervalMs', message: 'only applies to type "daemon"' });
   }
   if (input.argv?.[0] === '') problems.push({ field: 'argv/0', message: 'the program name must not be empty' });
   if (input.cwd !== undefined && !input.cwd.startsWith('/')) {
@@ -155,6 +192,12 @@ export function normalizeJobSpec(input: JobTemplate, defaults: SpecDefaults): Jo
   if (input.args !== undefined && input.args.length > 0) spec.args = input.args;
   if (input.user !== undefined) spec.user = input.user;
   if (input.group !== undefined) spec.group = input.group;
+  if (input.type === 'daemon') spec.type = 'daemon';
+  if (input.intervalMs !== undefined) spec.intervalMs = input.intervalMs;
+  if (input.replicas !== undefined && input.replicas > 1) spec.replicas = input.replicas;
+  if (input.dependsOn !== undefined && input.dependsOn.length > 0) spec.dependsOn = input.dependsOn;
+  if (input.name !== undefined) spec.name = input.name;
+  if (input.dedupeKey !== undefined) spec.dedupeKey = input.dedupeKey;
   return spec;
 }
 

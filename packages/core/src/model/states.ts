@@ -1,5 +1,6 @@
 /** Job states and the transitions allowed between them: the one place these strings are spelled. */
 export const JobStatus = {
+  Waiting: 'waiting',
   Delayed: 'delayed',
   Queued: 'queued',
   Running: 'running',
@@ -23,10 +24,11 @@ export const TERMINAL_STATUSES: readonly JobStatus[] = [
 ];
 
 /**
- * Allowed transitions. `running -> queued|delayed` is a retry (attempts+1); `running -> lost` happens when the
+ * Allowed transitions. `waiting` holds a job until its dependencies ended (`dependsOn`). `running -> queued|delayed` is a retry (attempts+1); `running -> lost` happens when the
  * runner's lease expires. The Lua scripts in store/scripts.ts enforce these; this table documents and tests them.
  */
 export const TRANSITIONS: Readonly<Record<JobStatus, readonly JobStatus[]>> = {
+  waiting: ['queued', 'delayed', 'cancelled'],
   delayed: ['queued', 'cancelled'],
   queued: ['running', 'cancelled'],
   running: ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost', 'queued', 'delayed'],

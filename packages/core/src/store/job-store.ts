@@ -11,7 +11,9 @@ import * as scripts from './scripts.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    droverCreate(...args: (string | number)[]): Result<number, Context>;
+    droverCreate(...args: (string | number)[]): Result<string[], Context>;
+    droverReleaseParked(...args: (string | number)[]): Result<string[], Context>;
+    droverCancelWaiting(...args: (string | number)[]): Result<number, Context>;
     droverClaim(...args: (string | number)[]): Result<[number, ...unknown[]], Context>;
     droverSetPid(...args: (string | number)[]): Result<number, Context>;
     droverFinish(...args: (string | number)[]): Result<[number, string, string?], Context>;
@@ -35,6 +37,8 @@ const COMMANDS: Record<string, string> = {
   droverSweepOutbox: scripts.SWEEP_OUTBOX,
   droverRenew: scripts.RENEW,
   droverDiscard: scripts.DISCARD,
+  droverReleaseParked: scripts.RELEASE_PARKED,
+  droverCancelWaiting: scripts.CANCEL_WAITING,
 };
 
 export interface NewJob {
@@ -42,6 +46,28 @@ export interface NewJob {
   spec: JobSpec;
   /** Epoch ms; set for a job that waits in `delayed` until then. */
   runAt?: number;
+  /** For one copy of a job with `replicas`: its index, and the id of copy 0. */
+  replica?: { index: number; of: string };
+}
+
+/** What creating a job came to: a new record, or the unfinished job holding the same dedupe key. */
+export type Created = { record: JobRecord; duplicate: false } | { record: JobRecord; duplicate: true };
+
+/** The script's view of a new job beyond its spec (see CREATE in scripts.ts). */
+export function createMeta(job: NewJob): string {
+  const { spec } = job;
+  const meta: Record<string, unknown> = {};
+  if (spec.dedupeKey) meta.dedupeKey = spec.dedupeKey;
+  if (spec.name) meta.name = spec.name;
+  if (job.replica) {
+    meta.replica = job.replica.index;
+    meta.replicaOf = job.replica.of;
+  }
+  const after = (spec.dependsOn ?? []).filter(isJobId);
+  const afterNames = (spec.dependsOn ?? []).filter((d) => !isJobId(d));
+  if (after.length > 0) meta.after = after;
+  if (afterNames.length > 0) meta.afterNames = afterNames;
+  return Object.keys(meta).length > 0 ? JSON.stringify(meta) : '';
 }
 
 export interface Claim {
@@ -49,6 +75,12 @@ export interface Claim {
   spec: JobSpec;
   /** Output already stored by earlier attempts: the per-job cap covers all attempts together. */
   outputBytes: number;
+  /** The queue has a concurrency, rate or pause setting: finishing may let a parked job go. */
+  gated: boolean;
+  /** The queue's default timeout, for a job that sets none. */
+  queueTimeoutMs: number | undefined;
+  /** Which copy this is, for a job with replicas. */
+  replica: number;
 }
 
 export type FinishOutcome = 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'lost';
@@ -98,20 +130,36 @@ export class JobStore {
     defineScripts(redis, COMMANDS);
   }
 
-  /** Persists jobs in one round trip: all of them or none (one script runs atomically). */
-  async create(jobs: NewJob[], now = Date.now()): Promise<JobRecord[]> {
+  /**
+   * Persists jobs in one round trip: all of them or none (one script runs atomically). A dependency on an unknown
+   * job id is a VALIDATION error and nothing is written. A job whose dedupe key an unfinished job holds is not
+   * created: its entry is that job, marked `duplicate`.
+   */
+  async create(jobs: NewJob[], now = Date.now()): Promise<Created[]> {
     if (jobs.length === 0) return [];
     const args: (string | number)[] = [this.keys.base, now];
-    const records: JobRecord[] = [];
-    for (const j of jobs) {
-      const spec = JSON.stringify(j.spec);
-      args.push(j.id, j.spec.queue, spec, j.runAt ?? '');
-      // The same fields the script writes, so the answer needs no read-back.
-      const timing: Record<string, string> = j.runAt !== undefined ? { status: 'delayed', runAt: String(j.runAt) } : { status: 'queued', queuedAt: String(now) };
-      records.push(recordFromHash({ id: j.id, queue: j.spec.queue, spec, attempts: '0', createdAt: String(now), outputBytes: '0', ...timing }));
+    const specs = jobs.map((j) => JSON.stringify(j.spec));
+    jobs.forEach((j, i) => args.push(j.id, j.spec.queue, specs[i]!, j.runAt ?? '', createMeta(j)));
+    const out = (await this.redis.droverCreate(...args)) as unknown as string[];
+    if (out[0] === 'unknown') throw new DroverError('VALIDATION', `dependsOn: no job ${out[1]}`, [{ field: 'dependsOn', message: `no job ${out[1]}` }]);
+    const created: Created[] = [];
+    for (let i = 0; i < jobs.length; i++) {
+      const j = jobs[i]!;
+      const status = out[i * 2]!;
+      const id = out[i * 2 + 1]!;
+      if (status === 'queued' || status === 'delayed') {
+        // The same fields the script writes, so the common answer needs no read-back.
+        const timing: Record<string, string> = status === 'delayed' ? { status, runAt: String(j.runAt) } : { status, queuedAt: String(now) };
+        const replica: Record<string, string> = j.replica ? { replica: String(j.replica.index), replicaOf: j.replica.of } : {};
+        const hash = { id: j.id, queue: j.spec.queue, spec: specs[i]!, attempts: '0', createdAt: String(now), outputBytes: '0', ...timing, ...replica };
+        created.push({ record: recordFromHash(hash), duplicate: false });
+        continue;
+      }
+      const record = await this.get(id);
+      if (!record) throw new Error(`job ${id} vanished right after it was created`);
+      created.push({ record, duplicate: status === 'duplicate' });
     }
-    await this.redis.droverCreate(...args);
-    return records;
+    return created;
   }
 
   /** Deletes jobs that still wait (queued or delayed); used when their submission failed and the client is told so. */
@@ -166,7 +214,44 @@ export class JobStore {
   async claim(id: string, runnerId: string, leaseMs: number, now = Date.now()): Promise<Claim | { status: string }> {
     const r = await this.redis.droverClaim(this.keys.base, id, runnerId, now, now + leaseMs, randomUUID());
     if (r[0] !== 1) return { status: String(r[1]) };
-    return { attempt: Number(r[1]), spec: JSON.parse(String(r[2])) as JobSpec, outputBytes: Number(r[3]) };
+    return {
+      attempt: Number(r[1]),
+      spec: JSON.parse(String(r[2])) as JobSpec,
+      outputBytes: Number(r[3]),
+      gated: Number(r[4]) === 1,
+      queueTimeoutMs: r[5] ? Number(r[5]) : undefined,
+      replica: Number(r[6] || 0),
+    };
+  }
+
+  /** Lets parked jobs of a queue go as far as its settings allow now; returns their refs, to be published. */
+  async releaseParked(queue: string, limit = 500, now = Date.now()): Promise<JobRef[]> {
+    const ids = await this.redis.droverReleaseParked(this.keys.base, queue, now, limit);
+    return ids.map((id) => ({ id, queue }));
+  }
+
+  /** Queues holding parked jobs: the scheduler tries to release them every tick (rate windows pass, runners die). */
+  async parkedQueues(): Promise<string[]> {
+    return this.redis.smembers(`${this.keys.base}:parked-queues`);
+  }
+
+  /** Jobs made runnable by a dependency ending or a release; popped by the scheduler for publishing. */
+  async takeReady(limit: number): Promise<JobRef[]> {
+    const items = (await this.redis.lpop(`${this.keys.base}:ready`, limit)) ?? [];
+    return items.map((item) => {
+      const [id = '', queue = ''] = item.split(' ');
+      return { id, queue };
+    });
+  }
+
+  /** Cancels every job of a queue that has not started (in the given statuses); returns how many. */
+  async cancelWaiting(queue: string, statuses: JobStatus[], now = Date.now()): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.redis.droverCancelWaiting(this.keys.base, queue, now, 500, statuses.join(','));
+      total += n;
+      if (n < 500) return total;
+    }
   }
 
   async setPid(id: string, runnerId: string, attempt: number, pid: number, startedAt: number): Promise<boolean> {

@@ -24,6 +24,7 @@ local function attemptEntry(k, id, attempt, status, now, exitCode, signal, err)
     exitCode = exitCode ~= '' and tonumber(exitCode) or cjson.null,
     signal = signal ~= '' and signal or cjson.null, error = err ~= '' and err or cjson.null,
     startedAt = tonumber(h[2]) or 0, finishedAt = tonumber(now) }))
+  redis.call('LTRIM', k .. ':attempts', -100, -1)
 end
 -- A job of a schedule reached a terminal state: update what the schedule shows about its last run.
 local function scheduleRunEnded(k, id, status, now)
@@ -40,41 +41,148 @@ local function scheduleRunEnded(k, id, status, now)
     redis.call('HINCRBY', sk, 'consecutiveFailures', 1)
   end
 end
--- Ends a job in a terminal state (not for retries).
+local function qKey(queue) return base .. ':q:' .. queue end
+local function qcfgKey(queue) return base .. ':qcfg:' .. queue end
+local TERMINAL = { succeeded = true, failed = true, timed_out = true, cancelled = true, lost = true }
+-- A job that became runnable outside a publisher's hands (released by a queue gate, or its dependencies ended):
+-- the scheduler publishes the ready list on its next tick; the outbox entry covers a scheduler that dies first.
+local function makeReady(id, queue, now)
+  redis.call('ZADD', base .. ':outbox', now, id)
+  redis.call('RPUSH', base .. ':ready', id .. ' ' .. queue)
+end
+local cancelJob
+-- Its dependencies ended: a waiting job goes on to queued (or delayed, if it also has a start time ahead).
+local function dependenciesMet(id, now)
+  local k = jobKey(id)
+  local h = redis.call('HMGET', k, 'queue', 'runAt')
+  if h[2] and h[2] ~= '' and tonumber(h[2]) > tonumber(now) then
+    redis.call('HSET', k, 'status', 'delayed')
+    redis.call('ZADD', base .. ':delayed', h[2], id)
+    move(id, h[1], 'waiting', 'delayed')
+    return
+  end
+  redis.call('HSET', k, 'status', 'queued', 'queuedAt', now)
+  move(id, h[1], 'waiting', 'queued')
+  makeReady(id, h[1], now)
+end
+-- Ends a job in a terminal state (not for retries), and tells the jobs that wait for it.
 local function endJob(k, id, queue, from, status, now)
   redis.call('HSET', k, 'status', status, 'finishedAt', now, 'pid', '')
   move(id, queue, from, status)
   scheduleRunEnded(k, id, status, now)
+  local h = redis.call('HMGET', k, 'dedupeKey', 'name')
+  if h[1] and h[1] ~= '' then
+    local dd = qKey(queue) .. ':dedupe'
+    if redis.call('HGET', dd, h[1]) == id then redis.call('HDEL', dd, h[1]) end
+  end
+  if h[2] and h[2] ~= '' then redis.call('SREM', base .. ':named:' .. h[2], id) end
+  -- Per-minute counters for the queue's "last hour" figures.
+  local bucket = qKey(queue) .. ':done:' .. math.floor(tonumber(now) / 60000)
+  redis.call('HINCRBY', bucket, status, 1)
+  redis.call('PEXPIRE', bucket, 3660000)
+  -- Dependents: '|s' needs this job to succeed, '|f' only to end.
+  local dk = k .. ':dependents'
+  for _, entry in ipairs(redis.call('SMEMBERS', dk)) do
+    local did, kind = string.match(entry, '^(.-)|(.)$')
+    if did and redis.call('HGET', jobKey(did), 'status') == 'waiting' then
+      if kind == 's' and status ~= 'succeeded' then
+        redis.call('HSET', jobKey(did), 'error', 'dependency ' .. id .. ' ended ' .. status)
+        cancelJob(did, now)
+      elseif redis.call('HINCRBY', jobKey(did), 'depsPending', -1) <= 0 then
+        dependenciesMet(did, now)
+      end
+    end
+  end
+  redis.call('DEL', dk)
 end
--- Creates one job record: queued (with an outbox entry) or, with runAt, delayed. A replay of the same create
--- (a client library re-sending it after a reconnect) must not reset a job that has moved on: it is a no-op.
-local function createJob(id, queue, spec, runAt, now)
+-- Registers a new job's dependencies. meta.after: job ids that must succeed; meta.afterNames: names (schedules,
+-- named jobs) whose unfinished jobs must end first; a name with nothing unfinished does not block.
+-- Returns the number still pending, or nil and a reason when a dependency already failed.
+local function addDependencies(id, meta)
+  local pending = 0
+  for _, dep in ipairs(meta.after or {}) do
+    local st = redis.call('HGET', jobKey(dep), 'status')
+    if st and TERMINAL[st] and st ~= 'succeeded' then return nil, 'dependency ' .. dep .. ' ended ' .. st end
+    if st and st ~= 'succeeded' then pending = pending + redis.call('SADD', jobKey(dep) .. ':dependents', id .. '|s') end
+  end
+  for _, name in ipairs(meta.afterNames or {}) do
+    for _, mid in ipairs(redis.call('SUNION', base .. ':named:' .. name, base .. ':sched:' .. name .. ':running')) do
+      local st = redis.call('HGET', jobKey(mid), 'status')
+      if mid ~= id and st and not TERMINAL[st] then
+        pending = pending + redis.call('SADD', jobKey(mid) .. ':dependents', id .. '|f')
+      end
+    end
+  end
+  return pending
+end
+-- The key a queue with dedupe on uses: the command line itself.
+local function commandIdentity(spec)
+  local s = cjson.decode(spec)
+  local argv = type(s.argv) == 'table' and table.concat(s.argv, '\\0') or ''
+  local args = type(s.args) == 'table' and table.concat(s.args, '\\0') or ''
+  return redis.sha1hex((s.command or '') .. '\\1' .. argv .. '\\1' .. args)
+end
+-- Creates one job record: waiting (dependencies), delayed (runAt), or queued (with an outbox entry). A replay of
+-- the same create (a client library re-sending it after a reconnect) must not reset a job that has moved on: it
+-- is a no-op. With a dedupe key already held by an unfinished job, nothing is created: returns 'duplicate', its id.
+local function createJob(id, queue, spec, runAt, now, meta)
   local k = jobKey(id)
-  if redis.call('EXISTS', k) == 1 then return redis.call('HGET', k, 'status') end
+  if redis.call('EXISTS', k) == 1 then return redis.call('HGET', k, 'status'), id end
+  meta = meta or {}
+  local dkey = meta.dedupeKey
+  if (not dkey or dkey == '') and redis.call('HGET', qcfgKey(queue), 'dedupe') == '1' then dkey = commandIdentity(spec) end
+  if dkey and dkey ~= '' then
+    local existing = redis.call('HGET', qKey(queue) .. ':dedupe', dkey)
+    if existing then
+      local st = redis.call('HGET', jobKey(existing), 'status')
+      if st and not TERMINAL[st] then return 'duplicate', existing end
+    end
+    redis.call('HSET', qKey(queue) .. ':dedupe', dkey, id)
+    redis.call('HSET', k, 'dedupeKey', dkey)
+  end
   redis.call('HSET', k, 'v', 1, 'id', id, 'queue', queue, 'spec', spec, 'attempts', 0, 'createdAt', now, 'outputBytes', 0)
+  if meta.replica then redis.call('HSET', k, 'replica', meta.replica, 'replicaOf', meta.replicaOf or id) end
+  if meta.name and meta.name ~= '' then
+    redis.call('HSET', k, 'name', meta.name)
+    redis.call('SADD', base .. ':named:' .. meta.name, id)
+  end
   redis.call('ZADD', base .. ':idx:all', 0, id)
   redis.call('ZADD', base .. ':idx:q:' .. queue, 0, id)
   redis.call('SADD', base .. ':queues', queue)
+  local pending, failed = addDependencies(id, meta)
+  if not pending or pending > 0 then
+    redis.call('HSET', k, 'status', 'waiting', 'depsPending', pending or 0)
+    if runAt ~= '' then redis.call('HSET', k, 'runAt', runAt) end
+    move(id, queue, nil, 'waiting')
+    if not pending then
+      redis.call('HSET', k, 'error', failed)
+      cancelJob(id, now)
+      return 'cancelled', id
+    end
+    return 'waiting', id
+  end
   if runAt ~= '' then
     redis.call('HSET', k, 'status', 'delayed', 'runAt', runAt)
     redis.call('ZADD', base .. ':delayed', runAt, id)
     move(id, queue, nil, 'delayed')
-    return 'delayed'
+    return 'delayed', id
   end
   redis.call('HSET', k, 'status', 'queued', 'queuedAt', now)
   redis.call('ZADD', base .. ':outbox', now, id)
   move(id, queue, nil, 'queued')
-  return 'queued'
+  return 'queued', id
 end
 -- Cancels a job: at once when it waits, by flag when it runs (its runner stops it).
 -- Returns cancelled | flagged | ended | missing, and the status it had.
-local function cancelJob(id, now)
+cancelJob = function(id, now)
   local k = jobKey(id)
   local h = redis.call('HMGET', k, 'status', 'queue')
   if not h[1] then return 'missing', '' end
-  if h[1] == 'queued' or h[1] == 'delayed' then
+  if h[1] == 'queued' or h[1] == 'delayed' or h[1] == 'waiting' then
     redis.call('ZREM', base .. ':outbox', id)
     redis.call('ZREM', base .. ':delayed', id)
+    redis.call('ZREM', qKey(h[2]) .. ':parked', id)
+    redis.call('ZREM', qKey(h[2]) .. ':releasing', id)
     endJob(k, id, h[2], h[1], 'cancelled', now)
     return 'cancelled', 'cancelled'
   end
@@ -101,13 +209,28 @@ local function requeue(k, id, queue, now, delay)
 end
 `;
 
-/** ARGV: base, now, then (id, queue, spec, runAt|'') per job. A job with runAt is delayed, else queued. */
+/**
+ * ARGV: base, now, then (id, queue, spec, runAt|'', meta JSON|'') per job. meta: {dedupeKey, name, replica, replicaOf,
+ * after: [job ids], afterNames: [names]}. Checks first that every job id in `after` exists (else nothing is written:
+ * returns {'unknown', id}); then creates all. Returns {status, id} per job, id being the existing job for a duplicate.
+ */
 export const CREATE = `${PRELUDE}
 local now = tonumber(ARGV[2])
-for i = 3, #ARGV, 4 do
-  createJob(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], now)
+local metas = {}
+for i = 3, #ARGV, 5 do
+  local meta = ARGV[i + 4] ~= '' and cjson.decode(ARGV[i + 4]) or {}
+  for _, dep in ipairs(meta.after or {}) do
+    if redis.call('EXISTS', jobKey(dep)) == 0 then return {'unknown', dep} end
+  end
+  metas[i] = meta
 end
-return 1
+local out = {}
+for i = 3, #ARGV, 5 do
+  local status, id = createJob(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], now, metas[i])
+  out[#out + 1] = status
+  out[#out + 1] = id
+end
+return out
 `;
 
 /**
@@ -115,21 +238,102 @@ return 1
  * so a duplicate delivery finds it running or finished and is dropped. The token is unique per delivery: a claim
  * replayed by the client library after a reconnect (already applied before the connection dropped) finds its own
  * token and gets its claim back instead of being taken for a duplicate.
- * Returns {1, attempt, spec, outputBytes} or {0, currentStatus}.
+ *
+ * The queue's settings gate the claim too: paused, at its global concurrency, over its rate limit, or with older
+ * jobs parked ahead (first come, first served) the job is parked in the queue instead: it stays `queued`, its
+ * message is acknowledged, and it is released (republished) when the queue has room (RELEASE_PARKED).
+ * Returns {1, attempt, spec, outputBytes, gated 0|1, queueDefaultTimeoutMs|'', replica|''} or {0, currentStatus|'parked'}.
  */
 export const CLAIM = `${PRELUDE}
-local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local k = jobKey(id)
-local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts')
-if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0'} end
+local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica')
+local cfg = redis.call('HMGET', qcfgKey(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs')
+local gated = (cfg[1] == '1' or cfg[2] or cfg[3]) and 1 or 0
+if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or ''} end
 if h[1] ~= 'queued' then return {0, h[1] or 'missing'} end
+local qk = qKey(h[2])
+if gated == 1 then
+  redis.call('ZREMRANGEBYSCORE', qk .. ':releasing', '-inf', now - 10000)
+  local released = redis.call('ZSCORE', qk .. ':releasing', id)
+  local reserved = redis.call('ZCARD', qk .. ':releasing') - (released and 1 or 0)
+  local park = cfg[1] == '1'
+  if not park and not released and redis.call('ZCARD', qk .. ':parked') > 0 then park = true end
+  if not park and cfg[2] then
+    park = redis.call('ZCARD', base .. ':idx:qs:' .. h[2] .. ':running') + reserved >= tonumber(cfg[2])
+  end
+  if not park and cfg[3] then
+    redis.call('ZREMRANGEBYSCORE', qk .. ':starts', '-inf', now - tonumber(cfg[4]))
+    park = redis.call('ZCARD', qk .. ':starts') + reserved >= tonumber(cfg[3])
+  end
+  redis.call('ZREM', qk .. ':releasing', id)
+  if park then
+    redis.call('ZADD', qk .. ':parked', 0, id)
+    redis.call('SADD', base .. ':parked-queues', h[2])
+    redis.call('ZREM', base .. ':outbox', id)
+    return {0, 'parked'}
+  end
+  if cfg[3] then redis.call('ZADD', qk .. ':starts', now, id .. ':' .. (tonumber(h[6]) + 1)) end
+end
 local attempt = redis.call('HINCRBY', k, 'attempts', 1)
 redis.call('HSET', k, 'status', 'running', 'runnerId', runnerId, 'startedAt', now, 'pid', '',
   'exitCode', '', 'signal', '', 'error', '', 'finishedAt', '', 'claimToken', token)
 redis.call('ZADD', base .. ':leases', leaseUntil, id)
 redis.call('ZREM', base .. ':outbox', id)
 move(id, h[2], 'queued', 'running')
-return {1, attempt, h[3], h[4] or '0'}
+return {1, attempt, h[3], h[4] or '0', gated, cfg[5] or '', h[7] or ''}
+`;
+
+/**
+ * ARGV: base, queue, now, limit. Releases parked jobs of a queue as far as its settings allow now: they go back to
+ * the outbox and the ready list, and are returned ({id, ...}) for the caller to publish.
+ */
+export const RELEASE_PARKED = `${PRELUDE}
+local queue, now, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local qk = qKey(queue)
+local cfg = redis.call('HMGET', qcfgKey(queue), 'paused', 'concurrency', 'rateMax', 'ratePerMs')
+if redis.call('ZCARD', qk .. ':parked') == 0 then
+  redis.call('SREM', base .. ':parked-queues', queue)
+  return {}
+end
+if cfg[1] == '1' then return {} end
+redis.call('ZREMRANGEBYSCORE', qk .. ':releasing', '-inf', now - 10000)
+local reserved = redis.call('ZCARD', qk .. ':releasing')
+local n = limit
+if cfg[2] then n = math.min(n, tonumber(cfg[2]) - redis.call('ZCARD', base .. ':idx:qs:' .. queue .. ':running') - reserved) end
+if cfg[3] then
+  redis.call('ZREMRANGEBYSCORE', qk .. ':starts', '-inf', now - tonumber(cfg[4]))
+  n = math.min(n, tonumber(cfg[3]) - redis.call('ZCARD', qk .. ':starts') - reserved)
+end
+local out = {}
+if n <= 0 then return out end
+for _, id in ipairs(redis.call('ZRANGE', qk .. ':parked', 0, n - 1)) do
+  redis.call('ZREM', qk .. ':parked', id)
+  if redis.call('HGET', jobKey(id), 'status') == 'queued' then
+    redis.call('ZADD', qk .. ':releasing', now, id)
+    redis.call('ZADD', base .. ':outbox', now, id)
+    out[#out + 1] = id
+  end
+end
+if redis.call('ZCARD', qk .. ':parked') == 0 then redis.call('SREM', base .. ':parked-queues', queue) end
+return out
+`;
+
+/**
+ * ARGV: base, queue, now, limit, statuses (comma-joined: queued, delayed, waiting). Cancels up to `limit` jobs of
+ * the queue that have not started. Returns how many it cancelled (call again while it returns `limit`).
+ */
+export const CANCEL_WAITING = `${PRELUDE}
+local queue, now, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local n = 0
+for status in string.gmatch(ARGV[5], '[^,]+') do
+  local ids = redis.call('ZRANGE', base .. ':idx:qs:' .. queue .. ':' .. status, 0, limit - n - 1)
+  for _, id in ipairs(ids) do
+    if cancelJob(id, now) == 'cancelled' then n = n + 1 end
+  end
+  if n >= limit then break end
+end
+return n
 `;
 
 /** ARGV: base, id, runnerId, attempt, pid, startedAt. Records the pid only if this attempt still owns the job. */
@@ -161,6 +365,10 @@ redis.call('HSET', k, 'usage', ARGV[14])
 attemptEntry(k, id, attempt, outcome, now, exitCode, signal, err)
 redis.call('HSET', k, 'exitCode', exitCode, 'signal', signal, 'error', err, 'outputBytes', ARGV[10], 'truncated', ARGV[11])
 local spec = cjson.decode(h[5])
+-- A daemon is started again after its interval whatever the outcome, until it is stopped (cancelled).
+if spec.type == 'daemon' and h[6] ~= '1' then
+  return {2, requeue(k, id, h[4], now, tonumber(spec.intervalMs) or 3000), h[4]}
+end
 local retryable = outcome == 'failed' or outcome == 'timed_out' or (outcome == 'lost' and spec.onLost == 'retry')
 if retryable and tonumber(attempt) <= (tonumber(spec.retries) or 0) then
   -- A lost attempt is the runner's failure, not the job's: retry at once, as a lease expiry does.
@@ -220,7 +428,8 @@ for _, id in ipairs(expired) do
     attemptEntry(k, id, h[4], 'lost', now, '', '', err)
     redis.call('HSET', k, 'error', err)
     local status
-    if h[5] ~= '1' and spec.onLost == 'retry' and tonumber(h[4]) <= (tonumber(spec.retries) or 0) then
+    local again = spec.type == 'daemon' or (spec.onLost == 'retry' and tonumber(h[4]) <= (tonumber(spec.retries) or 0))
+    if h[5] ~= '1' and again then
       status = requeue(k, id, h[2], now, 0)
     else
       status = h[5] == '1' and 'cancelled' or 'lost'
@@ -282,8 +491,12 @@ for i = 2, #ARGV do
   local id = ARGV[i]
   local k = jobKey(id)
   local h = redis.call('HMGET', k, 'status', 'queue')
-  if h[1] == 'queued' or h[1] == 'delayed' then
-    redis.call('DEL', k)
+  if h[1] == 'queued' or h[1] == 'delayed' or h[1] == 'waiting' then
+    -- Unhooked from its dedupe key and name; entries in the dependents sets of its dependencies are skipped later.
+    local x = redis.call('HMGET', k, 'dedupeKey', 'name')
+    if x[1] and redis.call('HGET', qKey(h[2]) .. ':dedupe', x[1]) == id then redis.call('HDEL', qKey(h[2]) .. ':dedupe', x[1]) end
+    if x[2] then redis.call('SREM', base .. ':named:' .. x[2], id) end
+    redis.call('DEL', k, k .. ':attempts')
     redis.call('ZREM', base .. ':idx:all', id)
     redis.call('ZREM', base .. ':idx:q:' .. h[2], id)
     redis.call('ZREM', base .. ':idx:s:' .. h[1], id)

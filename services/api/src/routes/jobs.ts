@@ -1,6 +1,6 @@
 import {
   DroverError, JobSpecInput, checkJobSpec, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
-  type JobRecord, type JobStatus, type NewJob,
+  type Created, type JobRecord, type JobStatus, type NewJob,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
@@ -17,8 +17,57 @@ const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404
 /** The token may use the job's queue, and the queue's command policy lets the command run (403 otherwise). */
 export function assertSubmittable(ctx: ApiContext, principal: Principal | undefined, spec: JobSpec, field: string): void {
   assertQueueAllowed(principal, spec.queue);
+  const at = (name: string): string => (field ? `${field}/${name}` : name);
   const violation = policyViolation(ctx.policy, spec);
   if (violation) throw new DroverError('FORBIDDEN', `${field ? `${field}: ` : ''}refused by policy: ${violation}`, { field: field || 'command', rule: violation });
+  // Checked here against the same lists the runners use, so a refusal is a 403 now rather than a failure later.
+  if (spec.user !== undefined && !ctx.identities.users.includes(spec.user)) {
+    throw new DroverError('FORBIDDEN', `${at('user')}: user "${spec.user}" is not allowed (RUNNER_ALLOWED_USERS)`, { field: at('user') });
+  }
+  if (spec.group !== undefined && !ctx.identities.groups.includes(spec.group)) {
+    throw new DroverError('FORBIDDEN', `${at('group')}: group "${spec.group}" is not allowed (RUNNER_ALLOWED_GROUPS)`, { field: at('group') });
+  }
+}
+
+/** One job per copy: a spec with `replicas: N` becomes N jobs sharing the spec, told apart by their index. */
+export function expandReplicas(job: NewJob, now: number): NewJob[] {
+  const n = job.spec.replicas ?? 1;
+  if (n <= 1) return [job];
+  const copies: NewJob[] = [{ ...job, replica: { index: 0, of: job.id } }];
+  for (let i = 1; i < n; i++) copies.push({ ...job, id: newJobId(now), replica: { index: i, of: job.id } });
+  return copies;
+}
+
+/** What a submission answers for one job: its record, the ids of all its copies, whether it was a duplicate. */
+export function submittedRecord(created: Created[], first: number): JobRecord & { replicaJobs?: string[]; deduplicated?: boolean } {
+  const head = created[first]!;
+  const n = head.record.replicas;
+  const out: JobRecord & { replicaJobs?: string[]; deduplicated?: boolean } = { ...head.record };
+  if (n > 1) out.replicaJobs = created.slice(first, first + n).map((c) => c.record.id);
+  if (head.duplicate) out.deduplicated = true;
+  return out;
+}
+
+/**
+ * Persist, publish, answer. If the broker refuses, the new records are removed again and the client gets 503.
+ * Only jobs created `queued` are published: delayed ones go when due (scheduler), waiting ones when their
+ * dependencies end, duplicates not at all. Used by every route that submits jobs (jobs, compatibility adapters).
+ */
+export async function submitJobs(ctx: ApiContext, jobs: NewJob[]): Promise<Created[]> {
+  const created = await ctx.store.create(jobs);
+  const fresh = created.filter((c) => !c.duplicate).map((c) => c.record);
+  const toPublish = fresh.filter((r) => r.status === 'queued');
+  await ctx.beforePublish?.();
+  try {
+    await ctx.transport.publish(toPublish.map((r) => ({ jobId: r.id, queue: r.queue })));
+  } catch (err) {
+    ctx.log.warn({ err, count: jobs.length }, 'publish failed after persisting; withdrawing the jobs');
+    // If this also fails the jobs stay in the outbox and the scheduler publishes them later.
+    await ctx.store.discard(fresh.map((r) => r.id)).catch(() => undefined);
+    throw new DroverError('UNAVAILABLE', 'the broker is unreachable; nothing was queued, retry later');
+  }
+  ctx.store.published(toPublish.map((r) => r.id)).catch((err: unknown) => ctx.log.warn({ err }, 'clearing the outbox failed; jobs may be republished (harmless)'));
+  return created;
 }
 
 /** Problems a schema cannot express, reported like schema errors: 400 VALIDATION naming each field. */
@@ -44,33 +93,24 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return job;
   };
 
-  /** Persist, publish, answer. If the broker refuses, the records are removed again and the client gets 503. */
-  const submit = async (jobs: NewJob[]): Promise<JobRecord[]> => {
-    const records = await ctx.store.create(jobs);
-    // Delayed jobs are published by the scheduler when due.
-    const ids = jobs.filter((j) => j.runAt === undefined).map((j) => j.id);
-    await ctx.beforePublish?.();
-    try {
-      await ctx.transport.publish(jobs.filter((j) => j.runAt === undefined).map((j) => ({ jobId: j.id, queue: j.spec.queue })));
-    } catch (err) {
-      ctx.log.warn({ err, count: jobs.length }, 'publish failed after persisting; withdrawing the jobs');
-      // If this also fails the jobs stay in the outbox and the scheduler publishes them later.
-      await ctx.store.discard(jobs.map((j) => j.id)).catch(() => undefined);
-      throw new DroverError('UNAVAILABLE', 'the broker is unreachable; nothing was queued, retry later');
-    }
-    ctx.store.published(ids).catch((err: unknown) => ctx.log.warn({ err }, 'clearing the outbox failed; jobs may be republished (harmless)'));
-    return records;
-  };
+  const submit = (jobs: NewJob[]): Promise<Created[]> => submitJobs(ctx, jobs);
 
   app.post<{ Body: JobSpecInput }>(
     '/v1/jobs',
     {
       config: { scope: 'submit' },
-      schema: { tags: ['jobs'], summary: 'Submit a job', body: JobSpecInput, response: { 201: JobRecordSchema, ...errors } },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Submit a job (200 instead of 201: deduplicated, the unfinished job with the same key is returned)',
+        body: JobSpecInput,
+        response: { 200: JobRecordSchema, 201: JobRecordSchema, ...errors },
+      },
     },
     async (request, reply) => {
-      const [record] = await submit([toNewJob(request.body, '', Date.now(), request.principal)]);
-      return reply.status(201).send(record);
+      const now = Date.now();
+      const created = await submit(expandReplicas(toNewJob(request.body, '', now, request.principal), now));
+      const record = submittedRecord(created, 0);
+      return reply.status(record.deduplicated ? 200 : 201).send(record);
     },
   );
 
@@ -87,8 +127,10 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request, reply) => {
       const now = Date.now();
-      const jobs = request.body.jobs.map((input, i) => toNewJob(input, `jobs/${i}`, now, request.principal));
-      return reply.status(201).send({ jobs: await submit(jobs) });
+      const jobs = request.body.jobs.map((input, i) => expandReplicas(toNewJob(input, `jobs/${i}`, now, request.principal), now));
+      const created = await submit(jobs.flat());
+      const firsts = jobs.map((_, i) => jobs.slice(0, i).reduce((n, copies) => n + copies.length, 0));
+      return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(created, first)) });
     },
   );
 

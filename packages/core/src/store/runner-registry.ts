@@ -1,0 +1,85 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from './keys.js';
+
+/** Runners not heard from for this long leave the list (their entry stays `offline` until then). */
+export const RUNNER_FORGET_MS = 3600_000;
+
+export type RunnerStatus = 'running' | 'draining' | 'offline';
+
+export interface RunnerView {
+  id: string;
+  host: string | null;
+  pid: number | null;
+  version: string | null;
+  queues: string[];
+  concurrency: number | null;
+  executor: string | null;
+  running: string[];
+  startedAt: string | null;
+  lastHeartbeatAt: string;
+  state: RunnerStatus;
+  /** An operator asked it to drain (POST /v1/runners/:id/drain) and has not resumed it. */
+  drainRequested: boolean;
+  loopDelayP99Ms: number | null;
+}
+
+/**
+ * The runner registry: each runner writes `runner:<id>` (a hash that expires unless heartbeats renew it) and its
+ * last heartbeat time in the `runners` zset. A runner whose hash expired is `offline`; after an hour it is forgotten.
+ * Operators' wishes (drain) live in `runner:<id>:desired`, which the runner reads on every heartbeat.
+ */
+export class RunnerRegistry {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  private key(id: string): string {
+    return `${this.keys.base}:runner:${id}`;
+  }
+
+  desiredKey(id: string): string {
+    return `${this.key(id)}:desired`;
+  }
+
+  async list(now = Date.now()): Promise<RunnerView[]> {
+    const zkey = `${this.keys.base}:runners`;
+    await this.redis.zremrangebyscore(zkey, '-inf', now - RUNNER_FORGET_MS);
+    const flat = await this.redis.zrange(zkey, 0, -1, 'WITHSCORES');
+    const ids: { id: string; at: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) ids.push({ id: flat[i]!, at: Number(flat[i + 1]) });
+    const p = this.redis.pipeline();
+    for (const { id } of ids) p.hgetall(this.key(id)).get(this.desiredKey(id));
+    const rows = (await p.exec()) ?? [];
+    return ids.map(({ id, at }, i) => view(id, at, rows[i * 2]?.[1] as Record<string, string>, rows[i * 2 + 1]?.[1] as string | null));
+  }
+
+  async get(id: string): Promise<RunnerView | undefined> {
+    return (await this.list()).find((r) => r.id === id);
+  }
+
+  async setDrain(id: string, drain: boolean): Promise<void> {
+    if (drain) await this.redis.set(this.desiredKey(id), 'draining', 'PX', RUNNER_FORGET_MS);
+    else await this.redis.del(this.desiredKey(id));
+  }
+}
+
+function view(id: string, heartbeatAt: number, h: Record<string, string> | undefined, desired: string | null): RunnerView {
+  const live = h !== undefined && h.id !== undefined;
+  const num = (v: string | undefined): number | null => (v === undefined || v === '' ? null : Number(v));
+  return {
+    id,
+    host: live ? (h.host ?? null) : null,
+    pid: live ? num(h.pid) : null,
+    version: live ? (h.version ?? null) : null,
+    queues: live && h.queues ? h.queues.split(',') : [],
+    concurrency: live ? num(h.concurrency) : null,
+    executor: live ? (h.executor ?? null) : null,
+    running: live && h.running ? h.running.split(',') : [],
+    startedAt: live && h.startedAt ? new Date(Number(h.startedAt)).toISOString() : null,
+    lastHeartbeatAt: new Date(heartbeatAt).toISOString(),
+    state: !live ? 'offline' : h.state === 'running' ? 'running' : 'draining',
+    drainRequested: desired === 'draining',
+    loopDelayP99Ms: live ? num(h.loopDelayP99Ms) : null,
+  };
+}

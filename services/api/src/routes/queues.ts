@@ -1,0 +1,107 @@
+import { DroverError, QueueName, QueueSettingsInput, type JobStatus, type QueueSettingsInput as SettingsInput } from '@drover/core';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { assertQueueAllowed } from '../auth.js';
+import type { ApiContext } from '../context.js';
+import { ErrorResponse } from '../schemas.js';
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse };
+const NameParams = Type.Object({ name: QueueName }, { additionalProperties: false });
+
+/** What `DELETE /v1/queues/:name/jobs?status=` may cancel: `waiting` means everything not yet started. */
+const CANCELLABLE: Record<string, JobStatus[]> = { waiting: ['waiting', 'delayed', 'queued'], queued: ['queued'], delayed: ['delayed'] };
+
+/** Queues (Coyotes' channels): settings that hold across all runners, live counts, pause/resume, bulk cancel. */
+export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const mustExist = async (name: string): Promise<void> => {
+    if (!(await ctx.queues.exists(name))) throw new DroverError('NOT_FOUND', `no queue ${name}`);
+  };
+
+  /** After a change that may open room (resume, higher limits), let parked jobs go now. */
+  const releaseParked = async (name: string): Promise<void> => {
+    const released = await ctx.store.releaseParked(name);
+    if (released.length === 0) return;
+    try {
+      await ctx.transport.publish(released.map((r) => ({ jobId: r.id, queue: r.queue })));
+      await ctx.store.published(released.map((r) => r.id));
+    } catch (err) {
+      // They are in the outbox: the scheduler republishes them.
+      ctx.log.warn({ err, queue: name, count: released.length }, 'publishing released jobs failed; the scheduler will retry');
+    }
+  };
+
+  app.get('/v1/queues', { config: { scope: 'read' }, schema: { tags: ['queues'], summary: 'All queues with settings and live counts' } }, async (request) => {
+    const names = (await ctx.queues.names()).filter((n) => !request.principal?.queues || request.principal.queues.includes(n));
+    return { items: await Promise.all(names.map((n) => ctx.queues.view(n))) };
+  });
+
+  app.get<{ Params: { name: string } }>(
+    '/v1/queues/:name',
+    { config: { scope: 'read' }, schema: { tags: ['queues'], summary: 'A queue: settings, counts by state, running jobs', params: NameParams, response: errors } },
+    async (request) => {
+      const { name } = request.params;
+      assertQueueAllowed(request.principal, name);
+      await mustExist(name);
+      return ctx.queues.view(name);
+    },
+  );
+
+  app.put<{ Params: { name: string }; Body: SettingsInput }>(
+    '/v1/queues/:name',
+    {
+      config: { scope: 'admin' },
+      schema: { tags: ['queues'], summary: 'Create a queue or change its settings (given fields only; null clears)', params: NameParams, body: QueueSettingsInput, response: errors },
+    },
+    async (request) => {
+      const { name } = request.params;
+      await ctx.queues.update(name, request.body);
+      await releaseParked(name);
+      return ctx.queues.view(name);
+    },
+  );
+
+  for (const action of ['pause', 'resume'] as const) {
+    app.post<{ Params: { name: string } }>(
+      `/v1/queues/:name/${action}`,
+      {
+        config: { scope: 'admin' },
+        schema: {
+          tags: ['queues'],
+          summary: action === 'pause' ? 'Stop starting jobs of this queue; running ones finish' : 'Start jobs of this queue again',
+          params: NameParams,
+          response: errors,
+        },
+      },
+      async (request) => {
+        const { name } = request.params;
+        await mustExist(name);
+        await ctx.queues.update(name, { paused: action === 'pause' });
+        if (action === 'resume') await releaseParked(name);
+        return ctx.queues.view(name);
+      },
+    );
+  }
+
+  app.delete<{ Params: { name: string }; Querystring: { status?: string } }>(
+    '/v1/queues/:name/jobs',
+    {
+      config: { scope: 'submit' },
+      schema: {
+        tags: ['queues'],
+        summary: 'Cancel the jobs of a queue that have not started (status=waiting: all of them; or queued, delayed)',
+        params: NameParams,
+        querystring: Type.Object(
+          { status: Type.Optional(Type.Union(Object.keys(CANCELLABLE).map((s) => Type.Literal(s)), { default: 'waiting' })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ cancelled: Type.Integer() }), ...errors },
+      },
+    },
+    async (request) => {
+      const { name } = request.params;
+      assertQueueAllowed(request.principal, name);
+      await mustExist(name);
+      return { cancelled: await ctx.store.cancelWaiting(name, CANCELLABLE[request.query.status ?? 'waiting']!) };
+    },
+  );
+}

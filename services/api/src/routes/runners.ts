@@ -1,0 +1,98 @@
+import { DroverError, QUEUE_NAME_PATTERN, type RunnerView } from '@drover/core';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import type { ApiContext } from '../context.js';
+import { ErrorResponse } from '../schemas.js';
+
+const errors = { 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse };
+const IdParams = Type.Object({ id: Type.String({ pattern: QUEUE_NAME_PATTERN.replace('{0,63}', '{0,127}') }) }, { additionalProperties: false });
+
+/** Queues that would have no runner taking jobs if `target` stopped taking them. */
+export function orphanedQueues(runners: RunnerView[], target: RunnerView): string[] {
+  const others = runners.filter((r) => r.id !== target.id && r.state === 'running');
+  return target.queues.filter((q) => !others.some((r) => r.queues.includes(q)));
+}
+
+/** Runners (qschedule's workers): who is up, what runs where, drain and resume one. */
+export function runnerRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const find = async (id: string): Promise<RunnerView> => {
+    const runner = await ctx.runners.get(id);
+    if (!runner) throw new DroverError('NOT_FOUND', `no runner ${id}`);
+    return runner;
+  };
+
+  app.get('/v1/runners', { config: { scope: 'read' }, schema: { tags: ['runners'], summary: 'Runners seen in the last hour, with state and running jobs' } }, async () => ({
+    items: await ctx.runners.list(),
+  }));
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/runners/:id',
+    { config: { scope: 'read' }, schema: { tags: ['runners'], summary: 'One runner', params: IdParams, response: errors } },
+    async (request) => find(request.params.id),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/runners/:id/jobs',
+    { config: { scope: 'read' }, schema: { tags: ['runners'], summary: 'The jobs running on this runner now', params: IdParams, response: errors } },
+    async (request) => {
+      const runner = await find(request.params.id);
+      const jobs = await ctx.store.getMany(runner.running);
+      return { items: jobs.filter((j) => j.status === 'running' && j.runnerId === runner.id) };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Querystring: { force?: boolean } }>(
+    '/v1/runners/:id/drain',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['runners'],
+        summary: 'Take a runner offline: it finishes its running jobs and takes no more (force=1 to drain the last runner of a queue)',
+        params: IdParams,
+        querystring: Type.Object({ force: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+        response: errors,
+      },
+    },
+    async (request) => {
+      const runners = await ctx.runners.list();
+      const runner = runners.find((r) => r.id === request.params.id);
+      if (!runner) throw new DroverError('NOT_FOUND', `no runner ${request.params.id}`);
+      if (runner.state === 'offline') throw new DroverError('CONFLICT', `runner ${runner.id} is offline`);
+      const orphaned = orphanedQueues(runners, runner);
+      if (orphaned.length > 0 && !request.query.force) {
+        throw new DroverError('CONFLICT', `runner ${runner.id} is the last one taking jobs from ${orphaned.join(', ')}; pass force=1 to drain it anyway`, {
+          queues: orphaned,
+        });
+      }
+      await signal(ctx, runner.id, 'drain');
+      return waitForState(ctx, runner.id, 'draining');
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/runners/:id/resume',
+    { config: { scope: 'admin' }, schema: { tags: ['runners'], summary: 'Let a drained runner take jobs again', params: IdParams, response: errors } },
+    async (request) => {
+      const runner = await find(request.params.id);
+      if (runner.state === 'offline') throw new DroverError('CONFLICT', `runner ${runner.id} is offline`);
+      await signal(ctx, runner.id, 'resume');
+      return waitForState(ctx, runner.id, 'running');
+    },
+  );
+}
+
+/** Records the wish (read by the runner's heartbeat) and tells the runner at once over the control channel. */
+async function signal(ctx: ApiContext, id: string, type: 'drain' | 'resume'): Promise<void> {
+  await ctx.runners.setDrain(id, type === 'drain');
+  await ctx.control.publish(ctx.store.keys.control, JSON.stringify({ type, runnerId: id }));
+}
+
+/** Answers with the runner as it reports itself once it acted (or as it stands after a short wait). */
+async function waitForState(ctx: ApiContext, id: string, state: RunnerView['state']): Promise<RunnerView | undefined> {
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    const runner = await ctx.runners.get(id);
+    if (!runner || runner.state === state || Date.now() > deadline) return runner;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
