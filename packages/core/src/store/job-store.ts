@@ -224,6 +224,16 @@ export class JobStore {
     };
   }
 
+  /** The jobs running on one runner now, from the job records (the registry's list lags by up to a heartbeat). */
+  async runningOn(runnerId: string): Promise<JobRecord[]> {
+    const ids = await this.redis.zrange(this.keys.index(undefined, 'running'), 0, -1);
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hget(this.keys.job(id), 'runnerId');
+    const owners = (await pipe.exec()) ?? [];
+    const mine = ids.filter((_, i) => owners[i]?.[1] === runnerId);
+    return (await this.getMany(mine)).filter((j) => j.status === 'running' && j.runnerId === runnerId);
+  }
+
   /** Lets parked jobs of a queue go as far as its settings allow now; returns their refs, to be published. */
   async releaseParked(queue: string, limit = 500, now = Date.now()): Promise<JobRef[]> {
     const ids = await this.redis.droverReleaseParked(this.keys.base, queue, now, limit);

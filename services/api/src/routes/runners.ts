@@ -36,12 +36,11 @@ export function runnerRoutes(app: FastifyInstance, ctx: ApiContext): void {
     { config: { scope: 'read' }, schema: { tags: ['runners'], summary: 'The jobs running on this runner now', params: IdParams, response: errors } },
     async (request) => {
       const runner = await find(request.params.id);
-      const jobs = await ctx.store.getMany(runner.running);
-      return { items: jobs.filter((j) => j.status === 'running' && j.runnerId === runner.id) };
+      return { items: await ctx.store.runningOn(runner.id) };
     },
   );
 
-  app.post<{ Params: { id: string }; Querystring: { force?: boolean } }>(
+  app.post<{ Params: { id: string }; Querystring: { force?: string } }>(
     '/v1/runners/:id/drain',
     {
       config: { scope: 'admin' },
@@ -49,7 +48,7 @@ export function runnerRoutes(app: FastifyInstance, ctx: ApiContext): void {
         tags: ['runners'],
         summary: 'Take a runner offline: it finishes its running jobs and takes no more (force=1 to drain the last runner of a queue)',
         params: IdParams,
-        querystring: Type.Object({ force: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+        querystring: Type.Object({ force: Type.Optional(Type.Union(['1', '0', 'true', 'false'].map((v) => Type.Literal(v)))) }, { additionalProperties: false }),
         response: errors,
       },
     },
@@ -59,7 +58,8 @@ export function runnerRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (!runner) throw new DroverError('NOT_FOUND', `no runner ${request.params.id}`);
       if (runner.state === 'offline') throw new DroverError('CONFLICT', `runner ${runner.id} is offline`);
       const orphaned = orphanedQueues(runners, runner);
-      if (orphaned.length > 0 && !request.query.force) {
+      const force = request.query.force === '1' || request.query.force === 'true';
+      if (orphaned.length > 0 && !force) {
         throw new DroverError('CONFLICT', `runner ${runner.id} is the last one taking jobs from ${orphaned.join(', ')}; pass force=1 to drain it anyway`, {
           queues: orphaned,
         });
