@@ -13,7 +13,7 @@ export const SCHEDULE_BATCH = 500;
  * job, catching up if need be. Later than that, no scheduler was running at the fire time: `run-once` fires
  * once, `skip` fires nothing, and the schedule resumes with the first fire time after now.
  */
-export function planFire(d: DueSchedule, now: number, misfireThresholdMs: number): Omit<Fire, 'jobId' | 'spec'> {
+export function planFire(d: DueSchedule, now: number, misfireThresholdMs: number): Omit<Fire, 'jobIds' | 'spec'> {
   const misfired = now - d.nextRunAt > misfireThresholdMs;
   return {
     name: d.name,
@@ -35,12 +35,14 @@ export async function fireDueSchedules(
   if (due.length === 0) return 0;
   const fires: Fire[] = [];
   for (const d of due) {
+    const spec = normalizeJobSpec(d.def.job, DEFAULT_SPEC_DEFAULTS);
+    const jobIds = Array.from({ length: spec.replicas ?? 1 }, () => newJobId(now));
     try {
-      fires.push({ ...planFire(d, now, misfireThresholdMs), jobId: newJobId(now), spec: normalizeJobSpec(d.def.job, DEFAULT_SPEC_DEFAULTS) });
+      fires.push({ ...planFire(d, now, misfireThresholdMs), jobIds, spec });
     } catch (err) {
       // An expression that cannot be evaluated any more (stored before a library change?): stop it, loudly.
       deps.log.error({ err: coerceError(err), schedule: d.name, cron: d.def.cron }, 'cannot compute the next fire time; schedule stops firing');
-      fires.push({ name: d.name, version: d.version, expectedNextRunAt: d.nextRunAt, newNextRunAt: null, fire: false, misfired: false, jobId: newJobId(now), spec: normalizeJobSpec(d.def.job, DEFAULT_SPEC_DEFAULTS) });
+      fires.push({ name: d.name, version: d.version, expectedNextRunAt: d.nextRunAt, newNextRunAt: null, fire: false, misfired: false, jobIds, spec });
     }
   }
   const results = await deps.schedules.fire(fires, now);
@@ -57,8 +59,9 @@ export async function fireDueSchedules(
   }
   if (queued.length > 0) {
     try {
-      await deps.transport.publish(queued.map((r) => ({ jobId: r.jobId, queue: r.queue })));
-      await deps.store.published(queued.map((r) => r.jobId));
+      const refs = queued.flatMap((r) => r.jobIds.map((jobId) => ({ jobId, queue: r.queue })));
+      await deps.transport.publish(refs);
+      await deps.store.published(refs.map((r) => r.jobId));
     } catch (err) {
       deps.log.error({ err: coerceError(err), count: queued.length }, 'publishing fired jobs failed; the outbox sweep will retry');
     }

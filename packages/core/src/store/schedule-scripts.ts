@@ -14,14 +14,28 @@ local function setDue(name, enabled, nextRunAt)
     redis.call('ZREM', base .. ':sched-due', name)
   end
 end
--- A job made by a schedule: linked both ways so runs can be listed and overlap checked.
-local function createScheduledJob(name, id, queue, spec, runAt, scheduledFor, now)
-  local status = createJob(id, queue, spec, runAt, now)
-  redis.call('HSET', jobKey(id), 'schedule', name, 'scheduledFor', scheduledFor)
-  redis.call('SADD', schedKey(name) .. ':running', id)
-  redis.call('ZADD', schedKey(name) .. ':runs', 0, id)
-  redis.call('HSET', schedKey(name), 'lastRunAt', now, 'lastJobId', id)
-  return status
+-- The jobs of one fire (one per replica, ids comma-joined): linked both ways so runs can be listed and overlap
+-- checked. Returns the first job's status ('duplicate' when its dedupe key is held: nothing was created).
+local function createScheduledJob(name, ids, queue, spec, runAt, scheduledFor, now, metaJson)
+  local list = {}
+  for id in string.gmatch(ids, '[^,]+') do list[#list + 1] = id end
+  local first
+  for i, id in ipairs(list) do
+    local meta = metaJson ~= '' and cjson.decode(metaJson) or {}
+    if #list > 1 then
+      meta.replica = i - 1
+      meta.replicaOf = list[1]
+    end
+    local status = createJob(id, queue, spec, runAt, now, meta)
+    first = first or status
+    if status ~= 'duplicate' then
+      redis.call('HSET', jobKey(id), 'schedule', name, 'scheduledFor', scheduledFor)
+      redis.call('SADD', schedKey(name) .. ':running', id)
+      redis.call('ZADD', schedKey(name) .. ':runs', 0, id)
+      redis.call('HSET', schedKey(name), 'lastRunAt', now, 'lastJobId', list[1])
+    end
+  end
+  return first
 end
 `;
 
@@ -99,17 +113,17 @@ return out
 `;
 
 /**
- * ARGV: base, now, then 9 per schedule: name, version, expectedNextRunAt, newNextRunAt|'', fire (1|0), misfired (1|0),
- * jobId, queue, spec. A fire lands only if the schedule still has that version and nextRunAt: so each fire time
+ * ARGV: base, now, then 10 per schedule: name, version, expectedNextRunAt, newNextRunAt|'', fire (1|0), misfired (1|0),
+ * jobIds (comma-joined, one per replica), queue, spec, meta (see CREATE). A fire lands only if the schedule still has that version and nextRunAt: so each fire time
  * produces at most one job however many schedulers computed it.
  * Returns 4 per schedule: name, outcome (fired|skipped|misfired|stale), job status, replaced running ids (comma-joined).
  */
 export const SCHED_FIRE = `${PRELUDE}${SCHED}
 local now = ARGV[2]
 local out = {}
-for i = 3, #ARGV, 9 do
-  local name, version, expected, nextRunAt, fire, misfired, id, queue, spec =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+for i = 3, #ARGV, 10 do
+  local name, version, expected, nextRunAt, fire, misfired, id, queue, spec, meta =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
   local k = schedKey(name)
   local h = redis.call('HMGET', k, 'version', 'nextRunAt', 'enabled', 'def')
   local outcome, status, replaced = 'stale', '', ''
@@ -129,7 +143,7 @@ for i = 3, #ARGV, 9 do
         end
         replaced = table.concat(flagged, ',')
       end
-      status = createScheduledJob(name, id, queue, spec, '', expected, now)
+      status = createScheduledJob(name, id, queue, spec, '', expected, now, meta)
       outcome = 'fired'
     end
     redis.call('HSET', k, 'nextRunAt', nextRunAt)
@@ -143,9 +157,9 @@ end
 return out
 `;
 
-/** ARGV: base, name, now, jobId, queue, spec, runAt|''. A manual run: nextRunAt is untouched. Returns status or ''. */
+/** ARGV: base, name, now, jobIds, queue, spec, runAt|'', meta. A manual run: nextRunAt is untouched. Returns status or ''. */
 export const SCHED_TRIGGER = `${PRELUDE}${SCHED}
 local name, now = ARGV[2], ARGV[3]
 if redis.call('EXISTS', schedKey(name)) == 0 then return '' end
-return createScheduledJob(name, ARGV[4], ARGV[5], ARGV[6], ARGV[7], now, now)
+return createScheduledJob(name, ARGV[4], ARGV[5], ARGV[6], ARGV[7], now, now, ARGV[8])
 `;

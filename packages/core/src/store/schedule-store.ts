@@ -5,7 +5,7 @@ import { scheduleFromHash, type ScheduleDef, type ScheduleRecord } from '../mode
 import type { JobSpec } from '../model/job-spec.js';
 import type { Keys } from './keys.js';
 import * as scripts from './schedule-scripts.js';
-import type { Page } from './job-store.js';
+import { createMeta, type Page } from './job-store.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -43,14 +43,15 @@ export interface Fire {
   /** False when a misfire policy says to fire nothing for this time. */
   fire: boolean;
   misfired: boolean;
-  jobId: string;
+  /** One id per replica (one for most jobs). */
+  jobIds: string[];
   spec: JobSpec;
 }
 
 export interface FireResult {
   name: string;
   outcome: 'fired' | 'skipped' | 'misfired' | 'stale';
-  jobId: string;
+  jobIds: string[];
   queue: string;
   status: string;
   /** Running jobs flagged for cancel by overlap=replace; their runners must be told. */
@@ -133,22 +134,26 @@ export class ScheduleStore {
     if (fires.length === 0) return [];
     const args: (string | number)[] = [this.keys.base, now];
     for (const f of fires) {
-      args.push(f.name, f.version, f.expectedNextRunAt, f.newNextRunAt ?? '', f.fire ? 1 : 0, f.misfired ? 1 : 0, f.jobId, f.spec.queue, JSON.stringify(f.spec));
+      args.push(
+        f.name, f.version, f.expectedNextRunAt, f.newNextRunAt ?? '', f.fire ? 1 : 0, f.misfired ? 1 : 0,
+        f.jobIds.join(','), f.spec.queue, JSON.stringify(f.spec), createMeta({ id: f.jobIds[0]!, spec: f.spec }),
+      );
     }
     const flat = await this.redis.droverSchedFire(...args);
     return fires.map((f, i) => ({
       name: f.name,
       outcome: flat[i * 4 + 1] as FireResult['outcome'],
-      jobId: f.jobId,
+      jobIds: f.jobIds,
       queue: f.spec.queue,
       status: flat[i * 4 + 2] ?? '',
       replaced: flat[i * 4 + 3] ? flat[i * 4 + 3]!.split(',') : [],
     }));
   }
 
-  /** A manual run now (or at runAt). Returns the job's status, or null if the schedule is unknown. */
-  async trigger(name: string, jobId: string, spec: JobSpec, runAt: number | null, now = Date.now()): Promise<string | null> {
-    const status = await this.redis.droverSchedTrigger(this.keys.base, name, now, jobId, spec.queue, JSON.stringify(spec), runAt ?? '');
+  /** A manual run now (or at runAt), one job per replica. Returns the first job's status, or null if the schedule is unknown. */
+  async trigger(name: string, jobIds: string[], spec: JobSpec, runAt: number | null, now = Date.now()): Promise<string | null> {
+    const meta = createMeta({ id: jobIds[0]!, spec });
+    const status = await this.redis.droverSchedTrigger(this.keys.base, name, now, jobIds.join(','), spec.queue, JSON.stringify(spec), runAt ?? '', meta);
     return status || null;
   }
 }

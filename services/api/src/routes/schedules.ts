@@ -158,15 +158,16 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const template: JobTemplate = { ...s.job, ...(env ? { env: { ...s.job.env, ...env } } : {}), ...(args ? { args } : {}) };
       throwProblems(checkJobSpec(template), 'body');
       const now = Date.now();
-      const id = newJobId(now);
       const spec = normalizeJobSpec(template, DEFAULT_SPEC_DEFAULTS);
+      const ids = Array.from({ length: spec.replicas ?? 1 }, () => newJobId(now));
+      const id = ids[0]!;
       assertSubmittable(ctx, request.principal, spec, 'job');
       const runAt = delayMs ? now + delayMs : null;
-      const status = await ctx.schedules.trigger(s.name, id, spec, runAt, now);
+      const status = await ctx.schedules.trigger(s.name, ids, spec, runAt, now);
       if (!status) throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
       if (status === 'queued') {
-        await ctx.transport.publish([{ jobId: id, queue: spec.queue }]);
-        await ctx.store.published([id]);
+        await ctx.transport.publish(ids.map((jobId) => ({ jobId, queue: spec.queue })));
+        await ctx.store.published(ids);
       }
       return reply.status(201).send((await ctx.store.get(id))!);
     },
