@@ -43,6 +43,14 @@ export interface DroverConfig {
    * `DROVER_FAULT_PUBLISH_DELAY_MS` holds each submission between persisting and publishing.
    */
   faults: { publishDelayMs: number } | undefined;
+  compat: {
+    /** `DROVER_COMPAT_OPEN=1`: Meproc's /proc and Coyotes' /channels answer without a token (loopback hosts only). */
+    open: boolean;
+    /** `DROVER_COMPAT_QUEUE`, default `default`: the queue Meproc tasks run in. */
+    queue: string;
+    /** `DROVER_COYOTES_LIST=1`: runners also take Coyotes tasks pushed to the `<prefix>:task:prepare:queue` list. */
+    coyotesList: boolean;
+  };
   runner: {
     /** `RUNNER_ID`, default `<hostname>-<pid>`. */
     id: string;
@@ -126,6 +134,16 @@ class EnvReader {
     return fallback;
   }
 
+  /** `1`/`true` or `0`/`false`; anything else is a problem. */
+  bool(name: string, fallback: boolean): boolean {
+    const v = this.optional(name);
+    if (v === undefined) return fallback;
+    if (v === '1' || v === 'true') return true;
+    if (v === '0' || v === 'false') return false;
+    this.problems.push(`${name} must be 1 or 0 (got "${v}")`);
+    return fallback;
+  }
+
   list(name: string, fallback: string): string[] {
     return this.string(name, fallback)
       .split(',')
@@ -167,6 +185,11 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     logLevel,
     maxDelayMs: r.int('DROVER_MAX_DELAY_MS', 30 * 86_400_000, 0, 366 * 86_400_000),
     killGraceMs: r.int('DROVER_KILL_GRACE_MS', 5000, 0, 600_000),
+    compat: {
+      open: r.bool('DROVER_COMPAT_OPEN', false),
+      queue: r.string('DROVER_COMPAT_QUEUE', 'default'),
+      coyotesList: r.bool('DROVER_COYOTES_LIST', false),
+    },
     faults: env.DROVER_ENABLE_FAULT_HOOKS === '1' ? { publishDelayMs: r.int('DROVER_FAULT_PUBLISH_DELAY_MS', 0, 0, 600_000) } : undefined,
     runner: {
       id: r.string('RUNNER_ID', `${hostname()}-${process.pid}`),
@@ -190,6 +213,9 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       misfireThresholdMs: r.int('SCHEDULER_MISFIRE_THRESHOLD_MS', 60_000, 100, 86_400_000),
     },
   };
+  if (config.compat.open && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
+    r.problems.push(`DROVER_COMPAT_OPEN=1 leaves /proc and /channels without authentication, so it needs DROVER_HOST on loopback; got ${config.host}`);
+  }
   if (r.problems.length > 0) {
     throw new DroverError('CONFIG', `Invalid configuration:\n  - ${r.problems.join('\n  - ')}`, r.problems);
   }

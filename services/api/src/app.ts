@@ -10,6 +10,8 @@ import type { ApiContext } from './context.js';
 import { registerErrorHandling } from './errors.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
+import { coyotesRoutes } from './routes/compat/coyotes.js';
+import { meprocRoutes } from './routes/compat/meproc.js';
 import { queueRoutes } from './routes/queues.js';
 import { runnerRoutes } from './routes/runners.js';
 import { scheduleRoutes } from './routes/schedules.js';
@@ -66,7 +68,13 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
       }
       return;
     }
-    done(null, Object.fromEntries(new URLSearchParams(text)));
+    // Repeated fields (args=a&args=b) become arrays.
+    const form: Record<string, string | string[]> = {};
+    for (const [k, v] of new URLSearchParams(text)) {
+      const prev = form[k];
+      form[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+    }
+    done(null, form);
   });
 
   app.addHook('onRequest', async (request) => {
@@ -109,5 +117,8 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   scheduleRoutes(app, ctx);
   queueRoutes(app, ctx);
   runnerRoutes(app, ctx);
+  // Each adapter in its own plugin scope: its error handler answers in its clients' envelope.
+  await app.register(async (scope) => meprocRoutes(scope, ctx));
+  await app.register(async (scope) => coyotesRoutes(scope, ctx));
   return app;
 }

@@ -19,6 +19,10 @@ export interface ApiContext {
   policy?: CommandPolicy;
   /** Users and groups jobs may run as (the runners' allow-lists, from the same configuration). */
   identities: { users: string[]; groups: string[] };
+  /** Meproc's and Coyotes' APIs answer without a token (DROVER_COMPAT_OPEN=1, loopback only). */
+  compatOpen: boolean;
+  /** The queue Meproc tasks run in. */
+  compatQueue: string;
   /** Furthest a job may be delayed, ms. */
   maxDelayMs: number;
   /** Test-only fault injection between persisting and publishing a submission (see config `faults`). */

@@ -1,5 +1,5 @@
 import { DroverError, ERROR_CODES, coerceError, type ErrorCode } from '@drover/core';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 
 interface ValidationIssue {
   instancePath?: string;
@@ -37,40 +37,52 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
 };
 
-/** The one place errors become HTTP: `{"error": {"code", "message", "details"?}}`; 5xx hide internals. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  details?: unknown;
+}
+
+/** Classifies anything a handler threw: a stable code, a message fit for the caller (5xx hide internals), details. */
+export function describeError(thrown: unknown, request: FastifyRequest): ErrorBody {
+  const err = coerceError(thrown);
+  let code: ErrorCode;
+  let message = err.message;
+  let details: unknown;
+  const fe = err as FastifyError;
+  if (err instanceof DroverError) {
+    code = err.code;
+    details = err.details;
+  } else if (fe.validation) {
+    code = 'VALIDATION';
+    details = fe.validation.map((v) => describe(fe.validationContext ?? 'body', v as ValidationIssue));
+    message = (details as { field: string; message: string }[]).map((d) => `${d.field}: ${d.message}`).join('; ');
+  } else if (fe.code && FASTIFY_CODES[fe.code]) {
+    code = FASTIFY_CODES[fe.code]!;
+  } else if (err instanceof SyntaxError || (fe.statusCode === 400 && fe.code?.startsWith('FST_ERR_CTP'))) {
+    code = 'INVALID_JSON';
+    message = `the body is not valid JSON: ${err.message}`;
+  } else if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
+    code = fe.statusCode === 404 ? 'NOT_FOUND' : fe.statusCode === 413 ? 'BODY_TOO_LARGE' : fe.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION';
+  } else if (isUnavailable(err)) {
+    code = 'UNAVAILABLE';
+    message = 'a dependency (Redis or the broker) is unreachable; nothing was changed, retry later';
+    request.log.warn({ err }, 'dependency unavailable');
+  } else {
+    code = 'INTERNAL';
+    message = 'internal error; see the server log for the request id';
+    request.log.error({ err }, 'request failed');
+  }
+  const body: ErrorBody = { code, message };
+  if (details !== undefined) body.details = details;
+  return body;
+}
+
+/** The one place errors become HTTP: `{"error": {"code", "message", "details"?}}`. Adapters set their own envelopes. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((thrown: FastifyError | DroverError | Error, request, reply) => {
-    const err = coerceError(thrown);
-    let code: ErrorCode;
-    let message = err.message;
-    let details: unknown;
-    const fe = err as FastifyError;
-    if (err instanceof DroverError) {
-      code = err.code;
-      details = err.details;
-    } else if (fe.validation) {
-      code = 'VALIDATION';
-      details = fe.validation.map((v) => describe(fe.validationContext ?? 'body', v as ValidationIssue));
-      message = (details as { field: string; message: string }[]).map((d) => `${d.field}: ${d.message}`).join('; ');
-    } else if (fe.code && FASTIFY_CODES[fe.code]) {
-      code = FASTIFY_CODES[fe.code]!;
-    } else if (err instanceof SyntaxError || (fe.statusCode === 400 && fe.code?.startsWith('FST_ERR_CTP'))) {
-      code = 'INVALID_JSON';
-      message = `the body is not valid JSON: ${err.message}`;
-    } else if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
-      code = fe.statusCode === 404 ? 'NOT_FOUND' : fe.statusCode === 413 ? 'BODY_TOO_LARGE' : fe.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION';
-    } else if (isUnavailable(err)) {
-      code = 'UNAVAILABLE';
-      message = 'a dependency (Redis or the broker) is unreachable; nothing was changed, retry later';
-      request.log.warn({ err }, 'dependency unavailable');
-    } else {
-      code = 'INTERNAL';
-      message = 'internal error; see the server log for the request id';
-      request.log.error({ err }, 'request failed');
-    }
-    const body: { code: ErrorCode; message: string; details?: unknown } = { code, message };
-    if (details !== undefined) body.details = details;
-    void reply.status(ERROR_CODES[code].status).send({ error: body });
+    const body = describeError(thrown, request);
+    void reply.status(ERROR_CODES[body.code].status).send({ error: body });
   });
 
   app.setNotFoundHandler((request, reply) => {

@@ -13,7 +13,7 @@ export interface ApiServer {
 }
 
 export interface ApiServerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner'>;
+  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat'>;
   logger: Logger;
   tokens: TokenRegistry;
 }
@@ -41,6 +41,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       tokens: opts.tokens,
       specDefaults: DEFAULT_SPEC_DEFAULTS,
       maxDelayMs: config.maxDelayMs,
+      compatOpen: config.compat.open,
+      compatQueue: config.compat.queue,
       identities: { users: config.runner.allowedUsers, groups: config.runner.allowedGroups },
       ...(policy ? { policy } : {}),
       ...(config.faults?.publishDelayMs ? { beforePublish: faultDelay(config.faults.publishDelayMs, logger) } : {}),

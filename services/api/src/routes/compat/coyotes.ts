@@ -1,0 +1,129 @@
+import multipart from '@fastify/multipart';
+import {
+  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_DURATION_MS, QUEUE_NAME_PATTERN, newJobId, normalizeJobSpec, type JobRecord, type NewJob,
+} from '@drover/core';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { assertQueueAllowed } from '../../auth.js';
+import type { ApiContext } from '../../context.js';
+import { assertSubmittable, submitJobs } from '../jobs.js';
+import { legacyErrors } from './envelope.js';
+
+const NAME = new RegExp(QUEUE_NAME_PATTERN);
+/** Coyotes' channels that always exist. */
+const DEFAULT_CHANNELS = ['default', 'biz', 'cron', 'delayed'];
+const bad = (message: string): DroverError => new DroverError('VALIDATION', message);
+type Fields = Record<string, unknown>;
+
+/** A form field as one string (the last value when repeated), or undefined. */
+function field(body: Fields, name: string): string | undefined {
+  const v = body[name];
+  const last = Array.isArray(v) ? v[v.length - 1] : v;
+  return last === undefined || last === null ? undefined : String(last);
+}
+
+/** A form field that may repeat (args=a&args=b, or a JSON array). */
+function fields(body: Fields, name: string): string[] {
+  const v = body[name] ?? body[`${name}[]`];
+  if (v === undefined) return [];
+  return (Array.isArray(v) ? v : [v]).map(String);
+}
+
+/** Coyotes' task document for a job. */
+export function coyotesTask(job: JobRecord): Record<string, unknown> {
+  const argv = job.argv ?? ['/bin/sh', '-c', job.command ?? ''];
+  return {
+    task_id: job.id,
+    task_name: job.labels['coyotes.task'] ?? argv.join(' '),
+    command: { name: argv[0], args: [...argv.slice(1), ...job.args] },
+    channel: job.queue,
+    status: job.status === 'running' ? 'running' : 'queued',
+    execute_at: job.runAt ?? '',
+    retry_count: Math.max(0, job.attempts - 1),
+    failed_at: '',
+  };
+}
+
+/**
+ * Coyotes' HTTP API on Drover (seed 004): channels are queues (`worker` = global concurrency, `distinct` = dedupe),
+ * tasks are argv jobs run without a shell. Bodies are form fields (urlencoded or multipart) or JSON. Envelope
+ * `{status_code, message, data}`; unlike Coyotes, errors carry a 4xx HTTP status as well.
+ */
+export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
+  await app.register(multipart, { attachFieldsToBody: 'keyValues', limits: { files: 0, fields: 1000, fieldSize: 1024 * 1024 } });
+  legacyErrors(app, (status, message) => ({ status_code: status, message, data: null }));
+  const scope = (s: 'read' | 'submit' | 'admin'): { scope: 'read' | 'submit' | 'admin' | null } => ({ scope: ctx.compatOpen ? null : s });
+  const ok = (data: unknown = null) => ({ status_code: 200, message: 'ok', data });
+  const channelName = (name: string): string => {
+    if (!NAME.test(name)) throw bad('channel name must be 1-64 letters, digits, "_", "." or "-"');
+    return name;
+  };
+
+  /** Queued and running tasks of a channel (up to 1000 of each state). */
+  const channel = async (name: string): Promise<{ tasks: unknown[]; count: number }> => {
+    const ids: string[] = [];
+    for (const s of ['running', 'queued', 'delayed', 'waiting'] as const) ids.push(...(await ctx.store.redis.zrange(ctx.store.keys.index(name, s), 0, 999)));
+    const tasks = (await ctx.store.getMany(ids)).map(coyotesTask);
+    return { tasks, count: tasks.length };
+  };
+
+  app.get('/channels', { config: scope('read'), schema: { hide: true } }, async (request) => {
+    const names = [...new Set([...DEFAULT_CHANNELS, ...(await ctx.queues.names())])].filter((n) => !request.principal?.queues || request.principal.queues.includes(n));
+    const data: Record<string, unknown> = {};
+    for (const n of names.sort()) data[n] = await channel(n);
+    return ok(data);
+  });
+
+  app.post('/channels', { config: scope('admin'), schema: { hide: true } }, async (request) => {
+    const body = (request.body ?? {}) as Fields;
+    const name = field(body, 'name');
+    if (!name) throw bad('name is required');
+    const distinct = field(body, 'distinct') ?? 'false';
+    if (!['true', 'false', '1', '0'].includes(distinct)) throw bad('distinct must be true or false');
+    const worker = field(body, 'worker');
+    if (worker !== undefined && !/^[1-9]\d{0,4}$/.test(worker)) throw bad('worker must be a positive integer');
+    await ctx.queues.update(channelName(name), { dedupe: distinct === 'true' || distinct === '1', ...(worker ? { concurrency: Number(worker) } : {}) });
+    return ok();
+  });
+
+  app.get<{ Params: { name: string } }>('/channels/:name', { config: scope('read'), schema: { hide: true } }, async (request) => {
+    const name = channelName(request.params.name);
+    assertQueueAllowed(request.principal, name);
+    if (!DEFAULT_CHANNELS.includes(name) && !(await ctx.queues.exists(name))) throw new DroverError('NOT_FOUND', `no channel ${name}`);
+    return ok(await channel(name));
+  });
+
+  app.delete<{ Params: { name: string } }>('/channels/:name', { config: scope('admin'), schema: { hide: true } }, async (request) => {
+    const name = channelName(request.params.name);
+    if (!(await ctx.queues.exists(name))) throw new DroverError('NOT_FOUND', `no channel ${name}`);
+    // Coyotes drops the channel's queued tasks with it; running ones finish.
+    const cancelled = await ctx.store.cancelWaiting(name, ['waiting', 'delayed', 'queued']);
+    await ctx.queues.update(name, { concurrency: null, rateLimit: null, dedupe: false, paused: false, defaultTimeoutMs: null });
+    return ok({ cancelled });
+  });
+
+  const pushTask = async (request: FastifyRequest<{ Params: { name: string } }>) => {
+    const name = channelName(request.params.name);
+    const body = (request.body ?? {}) as Fields;
+    const task = field(body, 'task');
+    if (!task || task.trim() === '' || task.includes('\u0000')) throw bad('task is required');
+    const command = field(body, 'command');
+    // Coyotes runs commands without a shell: the task line split on spaces, or `command` with its `args`.
+    const argv = command ? [command, ...fields(body, 'args')] : task.trim().split(/\s+/);
+    const delay = field(body, 'delay');
+    if (delay !== undefined && !/^\d{1,9}$/.test(delay)) throw bad('delay must be whole seconds');
+    const delayMs = delay ? Number(delay) * 1000 : 0;
+    if (delayMs > Math.min(ctx.maxDelayMs, MAX_DURATION_MS)) throw bad(`delay is more than ${ctx.maxDelayMs / 1000} s`);
+    const labels: Record<string, string> = { 'coyotes.task': task.slice(0, 256) };
+    const clientId = field(body, 'id');
+    if (clientId) labels['coyotes.id'] = clientId.slice(0, 256);
+    const spec = normalizeJobSpec({ argv, queue: name, labels }, DEFAULT_SPEC_DEFAULTS);
+    assertSubmittable(ctx, request.principal, spec, '');
+    const now = Date.now();
+    const job: NewJob = { id: newJobId(now), spec };
+    if (delayMs > 0) job.runAt = now + delayMs;
+    const [created] = await submitJobs(ctx, [job]);
+    return ok({ task_id: created!.record.id, task_name: task, result: !created!.duplicate });
+  };
+  app.post<{ Params: { name: string } }>('/channels/:name', { config: scope('submit'), schema: { hide: true } }, (request) => pushTask(request));
+  app.post<{ Params: { name: string } }>('/channels/:name/tasks', { config: scope('submit'), schema: { hide: true } }, (request) => pushTask(request));
+}

@@ -1,0 +1,199 @@
+import {
+  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_REPLICAS, QUEUE_NAME_PATTERN, newJobId, nextFireAfter, normalizeJobSpec, validateCron,
+  type JobRecord, type JobTemplate, type ScheduleDef,
+} from '@drover/core';
+import type { FastifyInstance } from 'fastify';
+import type { Principal } from '../../auth.js';
+import type { ApiContext } from '../../context.js';
+import { assertSubmittable, expandReplicas, submitJobs } from '../jobs.js';
+import { legacyErrors } from './envelope.js';
+import { MeprocTasks, meprocSchedule, type MeprocTask } from './meproc-tasks.js';
+
+type TaskInput = Omit<MeprocTask, 'start_time' | 'last_time' | 'jobIds'>;
+
+const NAME = new RegExp(QUEUE_NAME_PATTERN);
+const IDENTITY = /^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})$/;
+const bad = (message: string): DroverError => new DroverError('VALIDATION', message);
+
+/** Meproc's POST /proc body, checked field by field with Meproc's own messages where it has them. */
+export function parseTask(body: unknown): TaskInput {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body) || Object.keys(body).length === 0) {
+    throw bad('JSON body is required');
+  }
+  const b = body as Record<string, unknown>;
+  const missing = ['name', 'cmd', 'type', 'replica'].filter((f) => b[f] === undefined);
+  if (missing.length > 0) throw bad(`Invalid JSON field: ${missing.join(', ')} required`);
+  if (typeof b.name !== 'string' || !NAME.test(b.name) || b.name === '__coroutine__') {
+    throw bad('Invalid JSON field: name must be 1-64 letters, digits, "_", "." or "-"');
+  }
+  if (typeof b.cmd !== 'string' || b.cmd.trim() === '' || b.cmd.includes('\u0000')) throw bad('Invalid JSON field: cmd must be a non-empty command');
+  if (b.type === 'coroutine') throw bad('Invalid JSON field: type "coroutine" runs Melang coroutines, which Drover does not have');
+  if (b.type !== 'once' && b.type !== 'daemon' && b.type !== 'cron') throw bad('Invalid JSON field: type must be once, daemon or cron');
+  const positive = (field: string, max: number): number | undefined => {
+    const v = b[field];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw bad(`Invalid JSON field: ${field} must be a positive integer up to ${max}`);
+    return v;
+  };
+  const replica = positive('replica', MAX_REPLICAS)!;
+  const interval = positive('interval', 30 * 86_400_000) ?? 3000;
+  if (b.cron !== undefined && b.type !== 'cron') throw bad("Type of cron job must be 'cron'");
+  let cron: string | null = null;
+  if (b.type === 'cron') {
+    cron = b.cron === undefined ? '* * * * *' : String(b.cron);
+    try {
+      if (typeof b.cron !== 'string' && b.cron !== undefined) throw new Error('not a string');
+      validateCron(cron, 'UTC');
+    } catch (err) {
+      throw bad(`Invalid cron format: ${(err as Error).message}`);
+    }
+  }
+  for (const f of ['user', 'group'] as const) {
+    if (b[f] !== undefined && b[f] !== null && (typeof b[f] !== 'string' || !IDENTITY.test(b[f]))) throw bad(`Invalid JSON field: ${f} must be a user/group name or id`);
+  }
+  const deps = b.deps ?? [];
+  if (!Array.isArray(deps) || deps.some((d) => typeof d !== 'string' || !NAME.test(d)) || deps.length > 64) {
+    throw bad('Invalid JSON field: deps must be a list of task names');
+  }
+  return {
+    name: b.name,
+    cmd: b.cmd,
+    type: b.type,
+    replica,
+    user: (b.user as string | undefined) ?? null,
+    group: (b.group as string | undefined) ?? null,
+    deps: [...new Set(deps as string[])],
+    interval,
+    cron,
+  };
+}
+
+/** The job template a task runs: its jobs carry the task's name, which is what other tasks' deps wait for. */
+function template(task: TaskInput, queue: string): JobTemplate {
+  const t: JobTemplate = { command: task.cmd, queue, name: task.name, replicas: task.replica };
+  if (task.user) t.user = task.user;
+  if (task.group) t.group = task.group;
+  if (task.deps.length > 0) t.dependsOn = task.deps;
+  if (task.type === 'daemon') Object.assign(t, { type: 'daemon', intervalMs: task.interval });
+  return t;
+}
+
+/**
+ * Meproc's HTTP API on Drover (seed 000/001): POST /proc starts a task (once, daemon or cron; replicas; user and
+ * group; deps on other tasks' names), PUT /proc?name= restarts it, DELETE /proc?name= stops it (SIGTERM) and
+ * removes it, GET /proc lists running processes and tasks. Envelope `{code, msg, data}`, code = HTTP status.
+ */
+export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  legacyErrors(app, (code, msg) => ({ code, msg }));
+  const tasks = new MeprocTasks(ctx.store.redis, `${ctx.store.keys.base}:compat:meproc`);
+  const scope = (s: 'read' | 'submit'): { scope: 'read' | 'submit' | null } => ({ scope: ctx.compatOpen ? null : s });
+  const ok = (data?: unknown) => (data === undefined ? { code: 200, msg: 'OK' } : { code: 200, msg: 'OK', data });
+
+  /** Starts the task's jobs (or its schedule plus a first run at once, as Meproc does). Returns the new job ids. */
+  const start = async (task: TaskInput, principal: Principal | undefined, now: number): Promise<string[]> => {
+    const spec = normalizeJobSpec(template(task, ctx.compatQueue), DEFAULT_SPEC_DEFAULTS);
+    assertSubmittable(ctx, principal, spec, '');
+    if (task.type !== 'cron') return (await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec }, now))).map((c) => c.record.id);
+    const name = meprocSchedule(task.name);
+    const def: ScheduleDef = {
+      cron: task.cron!, timezone: 'UTC', job: template(task, ctx.compatQueue), overlap: 'skip', misfire: 'skip', description: `Meproc cron task ${task.name}`,
+    };
+    const next = nextFireAfter(def.cron, def.timezone, now);
+    if (!(await ctx.schedules.put('create', name, def, true, next, now))) await ctx.schedules.put('update', name, def, true, next, now);
+    const ids = Array.from({ length: task.replica }, () => newJobId(now));
+    if ((await ctx.schedules.trigger(name, ids, spec, null, now)) === 'queued') {
+      await ctx.transport.publish(ids.map((jobId) => ({ jobId, queue: spec.queue })));
+      await ctx.store.published(ids);
+    }
+    return ids;
+  };
+
+  /** Stops every unfinished job of the task (SIGTERM to running ones) and its schedule. */
+  const stop = async (task: MeprocTask): Promise<void> => {
+    const flagged: string[] = [];
+    if (task.type === 'cron') flagged.push(...((await ctx.schedules.delete(meprocSchedule(task.name), true))?.flagged ?? []));
+    const unfinished = await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`);
+    for (const id of new Set([...unfinished, ...task.jobIds])) {
+      if ((await ctx.store.cancel(id)).action === 'flagged') flagged.push(id);
+    }
+    for (const id of flagged) await ctx.control.publish(ctx.store.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
+  };
+
+  const nameParam = (query: unknown): string => {
+    const name = (query as { name?: unknown } | undefined)?.name;
+    if (typeof name !== 'string' || name === '') throw bad('name is required');
+    return name;
+  };
+  const mustGet = async (name: string): Promise<MeprocTask> => {
+    const task = await tasks.get(name);
+    if (!task) throw new DroverError('FORBIDDEN', 'Program not exists, please start it at first');
+    return task;
+  };
+
+  app.post('/proc', { config: scope('submit'), schema: { hide: true } }, async (request) => {
+    const input = parseTask(request.body);
+    const cycle = await tasks.cycle(input.name, input.deps);
+    if (cycle) throw bad(`Invalid JSON field: deps form a cycle: ${cycle.join(' -> ')}`);
+    const now = Date.now();
+    const secs = Math.floor(now / 1000);
+    const task: MeprocTask = { ...input, start_time: secs, last_time: secs, jobIds: [] };
+    if (!(await tasks.add(task))) throw new DroverError('FORBIDDEN', 'Program exists, please stop it at first');
+    try {
+      task.jobIds = await start(input, request.principal, now);
+    } catch (err) {
+      await tasks.remove(task.name);
+      throw err;
+    }
+    await tasks.save(task);
+    return ok();
+  });
+
+  app.put('/proc', { config: scope('submit'), schema: { hide: true } }, async (request) => {
+    const task = await mustGet(nameParam(request.query));
+    await stop(task);
+    const now = Date.now();
+    task.jobIds = await start(task, request.principal, now);
+    task.last_time = Math.floor(now / 1000);
+    await tasks.save(task);
+    return ok();
+  });
+
+  app.delete('/proc', { config: scope('submit'), schema: { hide: true } }, async (request) => {
+    const task = await mustGet(nameParam(request.query));
+    await stop(task);
+    await tasks.remove(task.name);
+    return ok();
+  });
+
+  app.get('/proc', { config: scope('read'), schema: { hide: true } }, async () => {
+    const all = await tasks.all();
+    const running: { command: string; pid: number; alias: string }[] = [];
+    const view: Record<string, unknown> = {};
+    for (const task of all) {
+      const ids = await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`);
+      const jobs = (await ctx.store.getMany(ids)).filter((j) => j.status === 'running').sort((a, b) => a.replica - b.replica);
+      for (const j of jobs) running.push({ command: task.cmd, pid: j.pid ?? 0, alias: `${task.name}:${j.replica}` });
+      const { jobIds: _ids, cron, ...shown } = task;
+      view[task.name] = { ...shown, ...(cron ? { cron } : {}), run_flag: ids.length > 0 || task.type !== 'once', running: jobs.length };
+    }
+    return ok({ running, tasks: view });
+  });
+
+  app.get('/proc/output', { config: scope('read'), schema: { hide: true } }, async (request) => {
+    const task = await mustGet(nameParam(request.query));
+    const data: Record<string, string> = {};
+    for (const job of (await ctx.store.getMany(task.jobIds)) as JobRecord[]) {
+      const page = await ctx.logs.read(job.id, undefined, 10_000);
+      data[`${task.name}:${job.replica}`] = Buffer.from(page.items.map((l) => `${l.line}\n`).join('')).toString('base64');
+    }
+    return ok(data);
+  });
+
+  app.route({
+    method: ['PATCH', 'OPTIONS'],
+    url: '/proc',
+    config: { scope: null },
+    schema: { hide: true },
+    handler: async (_request, reply) => reply.status(405).send({ code: 405, msg: 'Method Not Allowed' }),
+  });
+}
