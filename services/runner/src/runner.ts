@@ -9,6 +9,7 @@ import { DEFAULT_SPAWNER_PATH, SpawnerExecutor } from './spawner-executor.js';
 import { Heartbeat } from './heartbeat.js';
 import { JobExecution } from './job-execution.js';
 import { Slots } from './slots.js';
+import { CoyotesListReader } from './coyotes-list.js';
 
 /** Longest wait for one shutdown step that talks to Redis or the broker. */
 const CLOSE_STEP_MS = 5000;
@@ -20,7 +21,7 @@ const PID_REPORT_DELAY_MS = 25;
 export type RunnerState = 'starting' | 'running' | 'draining' | 'stopped';
 
 export interface RunnerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'killGraceMs' | 'runner' | 'policyFile'>;
+  config: TransportConfig & Pick<DroverConfig, 'killGraceMs' | 'runner' | 'policyFile'> & Partial<Pick<DroverConfig, 'compat'>>;
   logger: Logger;
   /** The runner's environment, for the variables jobs may inherit. Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
@@ -41,6 +42,8 @@ export class Runner {
   private readonly slots: Slots;
   private readonly heartbeat: Heartbeat;
   private consumer: Consumer | undefined;
+  private listReader: CoyotesListReader | undefined;
+  private listRedis: Redis | undefined;
   readonly running = new Map<string, JobExecution>();
   private readonly inFlight = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
@@ -107,6 +110,13 @@ export class Runner {
       (msg) => this.track(this.handle(msg)),
     );
     this.state = 'running';
+    if (this.opts.config.compat?.coyotesList) {
+      // A connection of its own: the reader blocks on it.
+      this.listRedis = createRedis(this.opts.config.redisUrl, 'worker', `drover-runner-coyotes:${this.id}`);
+      this.listRedis.on('error', (err) => this.log.warn({ err: err.message }, 'redis connection error (Coyotes list)'));
+      this.listReader = new CoyotesListReader(this.listRedis, this.store, this.transport, this.id, this.log);
+      await this.listReader.start();
+    }
     await this.heartbeat.start();
     this.log.info({ queues: this.opts.config.runner.queues, concurrency: this.slots.size, executor: this.executor.name }, 'runner started');
   }
@@ -254,6 +264,10 @@ export class Runner {
     this.state = 'draining';
     this.log.info({ running: this.running.size }, 'draining');
     await step('pause consumer', async () => this.consumer?.pause());
+    await step('stop Coyotes list reader', async () => {
+      await within(this.listReader?.close(), CLOSE_STEP_MS);
+      this.listRedis?.disconnect();
+    });
     await step('heartbeat draining', () => this.heartbeat.beat());
     await step('wait for running jobs', () => this.waitIdle(this.opts.config.runner.drainTimeoutMs));
     if (this.running.size > 0) {
