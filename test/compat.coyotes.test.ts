@@ -123,7 +123,7 @@ test('Coyotes Redis-list ingestion: tasks pushed to the list run; unreadable one
     await sleep(50);
     jobs = (await s.request<{ items: JobRecord[] }>('GET', '/v1/jobs')).body.items;
   }
-  const byTask = Object.fromEntries(await Promise.all(jobs.map(async (j) => [j.labels['coyotes.task'], (await output(s, j.id)).join()])));
+  const byTask = Object.fromEntries(await Promise.all(jobs.map(async (j): Promise<[string, string]> => [j.labels['coyotes.task'] ?? '', (await output(s, j.id)).join()])));
   assert.deepEqual(byTask, { 'echo from-list': 'from-list', x: 'named' });
   assert.equal(jobs.find((j) => j.labels['coyotes.task'] === 'x')!.labels['coyotes.id'], 'c-7');
   assert.deepEqual(await redis.lrange(`{${s.prefix}}:task:prepare:rejected`, 0, -1), ['not json']);

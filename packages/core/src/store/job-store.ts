@@ -140,7 +140,7 @@ export class JobStore {
     const args: (string | number)[] = [this.keys.base, now];
     const specs = jobs.map((j) => JSON.stringify(j.spec));
     jobs.forEach((j, i) => args.push(j.id, j.spec.queue, specs[i]!, j.runAt ?? '', createMeta(j)));
-    const out = (await this.redis.droverCreate(...args)) as unknown as string[];
+    const out = await this.redis.droverCreate(...args);
     if (out[0] === 'unknown') throw new DroverError('VALIDATION', `dependsOn: no job ${out[1]}`, [{ field: 'dependsOn', message: `no job ${out[1]}` }]);
     const created: Created[] = [];
     for (let i = 0; i < jobs.length; i++) {

@@ -17,15 +17,16 @@ type Fields = Record<string, unknown>;
 /** A form field as one string (the last value when repeated), or undefined. */
 function field(body: Fields, name: string): string | undefined {
   const v = body[name];
-  const last = Array.isArray(v) ? v[v.length - 1] : v;
-  return last === undefined || last === null ? undefined : String(last);
+  const last: unknown = Array.isArray(v) ? (v as unknown[])[v.length - 1] : v;
+  if (typeof last === 'string') return last;
+  return typeof last === 'number' || typeof last === 'boolean' ? String(last) : undefined;
 }
 
 /** A form field that may repeat (args=a&args=b, or a JSON array). */
 function fields(body: Fields, name: string): string[] {
   const v = body[name] ?? body[`${name}[]`];
   if (v === undefined) return [];
-  return (Array.isArray(v) ? v : [v]).map(String);
+  return (Array.isArray(v) ? (v as unknown[]) : [v]).filter((x) => typeof x === 'string' || typeof x === 'number').map(String);
 }
 
 /** Coyotes' task document for a job. */

@@ -1,6 +1,6 @@
 import {
   DEFAULT_SPEC_DEFAULTS, DroverError, MAX_REPLICAS, QUEUE_NAME_PATTERN, newJobId, nextFireAfter, normalizeJobSpec, validateCron,
-  type JobRecord, type JobTemplate, type ScheduleDef,
+  type JobTemplate, type ScheduleDef,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import type { Principal } from '../../auth.js';
@@ -40,9 +40,9 @@ export function parseTask(body: unknown): TaskInput {
   if (b.cron !== undefined && b.type !== 'cron') throw bad("Type of cron job must be 'cron'");
   let cron: string | null = null;
   if (b.type === 'cron') {
-    cron = b.cron === undefined ? '* * * * *' : String(b.cron);
+    if (b.cron !== undefined && typeof b.cron !== 'string') throw bad('Invalid cron format: must be a string');
+    cron = b.cron ?? '* * * * *';
     try {
-      if (typeof b.cron !== 'string' && b.cron !== undefined) throw new Error('not a string');
       validateCron(cron, 'UTC');
     } catch (err) {
       throw bad(`Invalid cron format: ${(err as Error).message}`);
@@ -173,7 +173,8 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const ids = await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`);
       const jobs = (await ctx.store.getMany(ids)).filter((j) => j.status === 'running').sort((a, b) => a.replica - b.replica);
       for (const j of jobs) running.push({ command: task.cmd, pid: j.pid ?? 0, alias: `${task.name}:${j.replica}` });
-      const { jobIds: _ids, cron, ...shown } = task;
+      const { jobIds, cron, ...shown } = task;
+      void jobIds; // internal: not part of Meproc's task view
       view[task.name] = { ...shown, ...(cron ? { cron } : {}), run_flag: ids.length > 0 || task.type !== 'once', running: jobs.length };
     }
     return ok({ running, tasks: view });
@@ -182,7 +183,7 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/proc/output', { config: scope('read'), schema: { hide: true } }, async (request) => {
     const task = await mustGet(nameParam(request.query));
     const data: Record<string, string> = {};
-    for (const job of (await ctx.store.getMany(task.jobIds)) as JobRecord[]) {
+    for (const job of await ctx.store.getMany(task.jobIds)) {
       const page = await ctx.logs.read(job.id, undefined, 10_000);
       data[`${task.name}:${job.replica}`] = Buffer.from(page.items.map((l) => `${l.line}\n`).join('')).toString('base64');
     }
