@@ -51,6 +51,7 @@ export const JobRecordSchema = Type.Object({
   createdAt: Time,
   queuedAt: NullableTime,
   runAt: NullableTime,
+  claimedAt: NullableTime,
   startedAt: NullableTime,
   finishedAt: NullableTime,
   outputBytes: Type.Integer(),

@@ -38,6 +38,8 @@ export interface JobRecord {
   createdAt: string;
   queuedAt: string | null;
   runAt: string | null;
+  /** When a runner took the latest attempt (startedAt is when its process started). */
+  claimedAt: string | null;
   startedAt: string | null;
   finishedAt: string | null;
   outputBytes: number;
@@ -101,6 +103,7 @@ export function recordFromHash(h: Record<string, string>): JobRecord {
     createdAt: iso(h.createdAt) ?? new Date(0).toISOString(),
     queuedAt: iso(h.queuedAt),
     runAt: iso(h.runAt),
+    claimedAt: iso(h.claimedAt),
     startedAt: iso(h.startedAt),
     finishedAt: iso(h.finishedAt),
     outputBytes: Number(h.outputBytes ?? 0),

@@ -276,7 +276,7 @@ if gated == 1 then
   if cfg[3] then redis.call('ZADD', qk .. ':starts', now, id .. ':' .. (tonumber(h[6]) + 1)) end
 end
 local attempt = redis.call('HINCRBY', k, 'attempts', 1)
-redis.call('HSET', k, 'status', 'running', 'runnerId', runnerId, 'startedAt', now, 'pid', '',
+redis.call('HSET', k, 'status', 'running', 'runnerId', runnerId, 'startedAt', now, 'claimedAt', now, 'pid', '',
   'exitCode', '', 'signal', '', 'error', '', 'finishedAt', '', 'claimToken', token)
 redis.call('ZADD', base .. ':leases', leaseUntil, id)
 redis.call('ZREM', base .. ':outbox', id)
@@ -358,13 +358,14 @@ local outcome, exitCode, signal, err = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local k = jobKey(id)
 local h = redis.call('HMGET', k, 'status', 'runnerId', 'attempts', 'queue', 'spec', 'cancelRequested')
 if h[1] ~= 'running' or h[2] ~= runnerId or h[3] ~= attempt then return {0, h[1] or 'missing'} end
--- A cancel wins unless the command had already succeeded: report what really happened.
-if h[6] == '1' and outcome ~= 'succeeded' then outcome = 'cancelled' end
+local spec = cjson.decode(h[5])
+-- A cancel wins unless the command had already succeeded: report what really happened. A daemon has no success
+-- of its own: stopping it is its end.
+if h[6] == '1' and (outcome ~= 'succeeded' or spec.type == 'daemon') then outcome = 'cancelled' end
 if ARGV[13] ~= '' then redis.call('HSET', k, 'startedAt', ARGV[13]) end
 redis.call('HSET', k, 'usage', ARGV[14])
 attemptEntry(k, id, attempt, outcome, now, exitCode, signal, err)
 redis.call('HSET', k, 'exitCode', exitCode, 'signal', signal, 'error', err, 'outputBytes', ARGV[10], 'truncated', ARGV[11])
-local spec = cjson.decode(h[5])
 -- A daemon is started again after its interval whatever the outcome, until it is stopped (cancelled).
 if spec.type == 'daemon' and h[6] ~= '1' then
   return {2, requeue(k, id, h[4], now, tonumber(spec.intervalMs) or 3000), h[4]}
