@@ -169,3 +169,15 @@ test('queue settings: bad input is a 400 and changes nothing; unknown queues are
   assert.deepEqual(cleared.body.settings, { concurrency: null, rateLimit: null, dedupe: true, paused: false, defaultTimeoutMs: null });
   assert.deepEqual((await s.request<{ items: QueueView[] }>('GET', '/v1/queues')).body.items.map((q) => q.name), ['fresh']);
 });
+
+test('dedupe with replicas: the copies of one submission are not duplicates of each other; a second submission is', async (t) => {
+  const s = await startStack(t, { runner: false, scheduler: false });
+  await s.request('PUT', '/v1/queues/default', { dedupe: true });
+  const first = await s.request<JobRecord & { replicaJobs: string[] }>('POST', '/v1/jobs', { command: 'sleep 1', replicas: 3 });
+  assert.equal(first.status, 201);
+  assert.equal(first.body.replicaJobs.length, 3);
+  const again = await s.request<JobRecord & { deduplicated?: boolean }>('POST', '/v1/jobs', { command: 'sleep 1', replicas: 3 });
+  assert.equal(again.status, 200);
+  assert.equal(again.body.id, first.body.id);
+  assert.equal((await s.request<{ items: unknown[] }>('GET', '/v1/jobs')).body.items.length, 3);
+});

@@ -131,7 +131,9 @@ local function createJob(id, queue, spec, runAt, now, meta)
   meta = meta or {}
   local dkey = meta.dedupeKey
   if (not dkey or dkey == '') and redis.call('HGET', qcfgKey(queue), 'dedupe') == '1' then dkey = commandIdentity(spec) end
-  if dkey and dkey ~= '' then
+  -- Copies of one submission share the key: only copy 0 checks and holds it (the others follow it either way).
+  local follower = (tonumber(meta.replica) or 0) > 0 and redis.call('EXISTS', jobKey(meta.replicaOf)) == 1
+  if dkey and dkey ~= '' and not follower then
     local existing = redis.call('HGET', qKey(queue) .. ':dedupe', dkey)
     if existing then
       local st = redis.call('HGET', jobKey(existing), 'status')
