@@ -40,7 +40,7 @@ test('runners register, show what runs where, drain (not the last without force)
   assert.ok(ra.host && ra.startedAt);
 
   // What runs where.
-  const long = await s.submit({ command: 'sleep 0.8' });
+  const long = await s.submit({ command: 'sleep 2' });
   const running = await s.waitFor(long.id, (j) => j.status === 'running');
   const host = running.runnerId!;
   const onHost = await s.request<{ items: JobRecord[] }>('GET', `/v1/runners/${host}/jobs`);
