@@ -131,3 +131,19 @@ test('task model: bad input is a 4xx and stores nothing', async (t) => {
   assert.equal(batch.status, 400);
   assert.deepEqual((await s.request<{ items: unknown[] }>('GET', '/v1/jobs')).body.items, []);
 });
+
+test("a daemon's output is kept per run: the last two runs, each up to the cap, however long it lives", async (t) => {
+  const s = await startStack(t, { env: { RUNNER_OUTPUT_CAP: '200' } });
+  const daemon = await s.submit({ command: 'echo "run $DROVER_ATTEMPT"; head -c 500 /dev/zero | tr "\\0" x; echo', type: 'daemon', intervalMs: 50 });
+  const deadline = Date.now() + 15_000;
+  while ((await s.waitFor(daemon.id, () => true)).attempts < 5) {
+    assert.ok(Date.now() < deadline, 'the daemon did not restart');
+    await sleep(50);
+  }
+  await s.request('POST', `/v1/jobs/${daemon.id}/cancel`);
+  const lines = (await s.request<{ items: { line: string; attempt: number }[] }>('GET', `/v1/jobs/${daemon.id}/logs?limit=10000`)).body.items;
+  const attempts = [...new Set(lines.map((l) => l.attempt))];
+  assert.ok(attempts.length <= 2, `output of attempts ${attempts.join(',')} kept`);
+  assert.ok(Math.min(...attempts) >= 4, 'the early runs were dropped');
+  assert.ok(lines.some((l) => l.line === `run ${Math.max(...attempts)}`), 'late runs are still recorded despite the cap');
+});

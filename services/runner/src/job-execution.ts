@@ -93,7 +93,13 @@ export class JobExecution {
   /** Starts the process; `onStarted` gets the pid as soon as it is known. */
   async run(executor: Executor, onStarted: (pid: number, at: number) => void): Promise<ExecutionResult> {
     const spec = this.claim.spec;
-    const output = new OutputCollector(this.logs, this.id, this.attempt, this.opts.outputCapBytes, this.claim.outputBytes, (err) =>
+    // The cap covers all attempts of a job, except a daemon's: it would fill up and then record nothing, forever.
+    let stored = this.claim.outputBytes;
+    if (spec.type === 'daemon') {
+      await this.logs.startDaemonAttempt(this.id).catch((err: unknown) => this.log.warn({ err, jobId: this.id }, 'trimming daemon output failed'));
+      stored = 0;
+    }
+    const output = new OutputCollector(this.logs, this.id, this.attempt, this.opts.outputCapBytes, stored, (err) =>
       this.log.error({ err, jobId: this.id }, 'storing job output failed'),
     );
     let exit: ExecExit;

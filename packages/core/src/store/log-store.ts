@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis';
+import type { Redis, Result } from 'ioredis';
 import { DroverError } from '../errors.js';
+import { defineScripts } from '../redis.js';
 import type { Keys } from './keys.js';
 
 export type OutputStream = 'stdout' | 'stderr';
@@ -23,12 +24,39 @@ export interface LogEntry {
 
 const CURSOR_RE = /^\d{1,20}-\d{1,20}$/;
 
+/**
+ * ARGV: log stream key, job hash key (one slot: both under the job's `{prefix}`). A daemon attempt begins: output from before the previous attempt is dropped, so a
+ * daemon keeps its last two runs' output (each up to the cap) however long it lives. Marks use Redis' clock,
+ * the same clock that stamps the stream ids.
+ */
+const ROLL_DAEMON_LOG = `
+local t = redis.call('TIME')
+local mark = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. '-0'
+local prev = redis.call('HGET', ARGV[2], 'logMark')
+if prev then redis.call('XTRIM', ARGV[1], 'MINID', prev) end
+redis.call('HSET', ARGV[2], 'logMark', mark, 'outputBytes', 0, 'truncated', 0)
+return 1
+`;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    droverRollDaemonLog(logKey: string, jobKey: string): Result<number, Context>;
+  }
+}
+
 /** Job output as a Redis stream per job: stream ids give an exact, gap-free cursor for paging and tailing. */
 export class LogStore {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
-  ) {}
+  ) {
+    defineScripts(redis, { droverRollDaemonLog: ROLL_DAEMON_LOG });
+  }
+
+  /** Before a daemon's attempt: keep only the previous attempt's output; the cap starts afresh. */
+  async startDaemonAttempt(jobId: string): Promise<void> {
+    await this.redis.droverRollDaemonLog(this.keys.log(jobId), this.keys.job(jobId));
+  }
 
   /** Appends lines and records the running byte count, in one round trip. */
   async append(jobId: string, lines: LogLine[], outputBytes: number, truncated: boolean): Promise<void> {
