@@ -129,3 +129,30 @@ test('Coyotes Redis-list ingestion: tasks pushed to the list run; unreadable one
   assert.deepEqual(await redis.lrange(`{${s.prefix}}:task:prepare:rejected`, 0, -1), ['not json']);
   assert.equal(await redis.llen(list), 0);
 });
+
+test('Coyotes failed tasks (list, one, retry) and delayed tasks (list, one, cancel)', async (t) => {
+  const s = await startStack(t);
+  const failing = await form<{ task_id: string }>(s, 'POST', '/channels/default/tasks', { task: 'false' });
+  assert.equal((await s.waitFor(failing.body.data.task_id)).status, 'failed');
+  const list = await form<{ tasks: { task_id: string; status: string; failed_at: string }[]; count: number }>(s, 'GET', '/channels/default/failed-tasks');
+  assert.equal(list.body.data.count, 1);
+  assert.equal(list.body.data.tasks[0]!.task_id, failing.body.data.task_id);
+  assert.equal(list.body.data.tasks[0]!.status, 'failed');
+  assert.ok(list.body.data.tasks[0]!.failed_at);
+  assert.equal((await form(s, 'GET', `/channels/default/failed-tasks/${failing.body.data.task_id}`)).status, 200);
+  const retry = await form<{ task_id: string; result: boolean }>(s, 'POST', `/channels/default/failed-tasks/${failing.body.data.task_id}`);
+  assert.equal(retry.body.data.result, true);
+  const again = await s.waitFor(retry.body.data.task_id);
+  assert.deepEqual([again.status, again.argv, again.labels['coyotes.retryOf']], ['failed', ['false'], failing.body.data.task_id]);
+  const ok = await form<{ task_id: string }>(s, 'POST', '/channels/default/tasks', { task: 'true' });
+  await s.waitFor(ok.body.data.task_id);
+  assert.equal((await form(s, 'GET', `/channels/default/failed-tasks/${ok.body.data.task_id}`)).status, 404, 'a succeeded task is not a failed one');
+
+  const later = await form<{ task_id: string }>(s, 'POST', '/channels/default/tasks', { task: 'true', delay: '60' });
+  const delayed = await form<{ tasks: { task_id: string }[]; count: number }>(s, 'GET', '/delay-tasks');
+  assert.deepEqual(delayed.body.data.tasks.map((x) => x.task_id), [later.body.data.task_id]);
+  assert.equal((await form(s, 'GET', `/delay-tasks/${later.body.data.task_id}`)).status, 200);
+  assert.equal((await form(s, 'DELETE', `/delay-tasks/${later.body.data.task_id}`)).status, 200);
+  assert.equal((await s.waitFor(later.body.data.task_id)).status, 'cancelled');
+  assert.equal((await form(s, 'GET', `/delay-tasks/${later.body.data.task_id}`)).status, 404);
+});

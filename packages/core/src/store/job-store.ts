@@ -178,6 +178,13 @@ export class JobStore {
     return h.status ? recordFromHash(h) : null;
   }
 
+  /** The stored spec of a job (env values included: for resubmitting, never for answers). */
+  async spec(id: string): Promise<JobSpec | null> {
+    if (!isJobId(id)) return null;
+    const raw = await this.redis.hget(this.keys.job(id), 'spec');
+    return raw ? (JSON.parse(raw) as JobSpec) : null;
+  }
+
   async getMany(ids: string[]): Promise<JobRecord[]> {
     const pipe = this.redis.pipeline();
     for (const id of ids) pipe.hgetall(this.keys.job(id));

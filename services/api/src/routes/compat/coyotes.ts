@@ -126,5 +126,58 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     return ok({ task_id: created!.record.id, task_name: task, result: !created!.duplicate });
   };
   app.post<{ Params: { name: string } }>('/channels/:name', { config: scope('submit'), schema: { hide: true } }, (request) => pushTask(request));
+
+  // Failed tasks of a channel (failed, timed out or lost jobs), one of them, and retrying one as a new task.
+  const FAILED = ['failed', 'timed_out', 'lost'] as const;
+  const failedTask = (job: JobRecord) => ({ ...coyotesTask(job), status: 'failed', failed_at: job.finishedAt ?? '' });
+  const mustFail = async (name: string, id: string): Promise<JobRecord> => {
+    const job = await ctx.store.get(id);
+    if (!job || job.queue !== name || !(FAILED as readonly string[]).includes(job.status)) throw new DroverError('NOT_FOUND', `no failed task ${id} in channel ${name}`);
+    return job;
+  };
+  app.get<{ Params: { name: string } }>('/channels/:name/failed-tasks', { config: scope('read'), schema: { hide: true } }, async (request) => {
+    const name = channelName(request.params.name);
+    assertQueueAllowed(request.principal, name);
+    const ids: string[] = [];
+    for (const s of FAILED) ids.push(...(await ctx.store.redis.zrevrange(ctx.store.keys.index(name, s), 0, 999)));
+    const tasks = (await ctx.store.getMany(ids)).map(failedTask);
+    return ok({ tasks, count: tasks.length });
+  });
+  app.get<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', { config: scope('read'), schema: { hide: true } }, async (request) => {
+    const name = channelName(request.params.name);
+    assertQueueAllowed(request.principal, name);
+    return ok(failedTask(await mustFail(name, request.params.id)));
+  });
+  app.post<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', { config: scope('submit'), schema: { hide: true } }, async (request) => {
+    const name = channelName(request.params.name);
+    const failed = await mustFail(name, request.params.id);
+    const spec = await ctx.store.spec(failed.id);
+    if (!spec) throw new DroverError('NOT_FOUND', `no failed task ${failed.id} in channel ${name}`);
+    assertSubmittable(ctx, request.principal, spec, '');
+    const now = Date.now();
+    const [created] = await submitJobs(ctx, [{ id: newJobId(now), spec: { ...spec, labels: { ...spec.labels, 'coyotes.retryOf': failed.id } } }]);
+    return ok({ task_id: created!.record.id, task_name: coyotesTask(failed).task_name, result: !created!.duplicate });
+  });
+
+  // Delayed tasks across channels: list, one, cancel.
+  const mustDelay = async (id: string, principal: FastifyRequest['principal']): Promise<JobRecord> => {
+    const job = await ctx.store.get(id);
+    if (!job || job.status !== 'delayed') throw new DroverError('NOT_FOUND', `no delayed task ${id}`);
+    assertQueueAllowed(principal, job.queue);
+    return job;
+  };
+  app.get('/delay-tasks', { config: scope('read'), schema: { hide: true } }, async (request) => {
+    const ids = await ctx.store.redis.zrange(ctx.store.keys.index(undefined, 'delayed'), 0, 999);
+    const jobs = (await ctx.store.getMany(ids)).filter((j) => !request.principal?.queues || request.principal.queues.includes(j.queue));
+    return ok({ tasks: jobs.map(coyotesTask), count: jobs.length });
+  });
+  app.get<{ Params: { id: string } }>('/delay-tasks/:id', { config: scope('read'), schema: { hide: true } }, async (request) =>
+    ok(coyotesTask(await mustDelay(request.params.id, request.principal))),
+  );
+  app.delete<{ Params: { id: string } }>('/delay-tasks/:id', { config: scope('submit'), schema: { hide: true } }, async (request) => {
+    const job = await mustDelay(request.params.id, request.principal);
+    await ctx.store.cancel(job.id);
+    return ok();
+  });
   app.post<{ Params: { name: string } }>('/channels/:name/tasks', { config: scope('submit'), schema: { hide: true } }, (request) => pushTask(request));
 }
