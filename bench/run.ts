@@ -10,7 +10,9 @@
  * gives noisy single runs.
  *   (6), (7) the scheduler: see scheduler-bench.ts
  * With --broker rabbitmq: (3) and (5) on BullMQ and on RabbitMQ in alternating rounds, and their ratio.
- * Options: --section executor|scheduler|all, --jobs N (default 4000), --rounds N (default 3),
+ * --section queues: (3) on a plain queue against queues with a global concurrency (the claim-time gate, parking
+ * and releasing), alternating.
+ * Options: --section executor|scheduler|queues|all, --jobs N (default 4000), --rounds N (default 3),
  *          --samples N (latency samples, default 200), --ballast MB (default 500),
  *          --delayed N (default 100000), --schedules N (default 10000).
  */
@@ -132,23 +134,23 @@ async function withRunner<T>(d: Drover, script: string[], env: Record<string, st
   }
 }
 
-async function post(d: Drover, path: string, body: unknown): Promise<unknown> {
+async function post(d: Drover, path: string, body: unknown, method = 'POST', expect = 201): Promise<unknown> {
   const res = await fetch(`${d.url}${path}`, {
-    method: 'POST',
+    method,
     headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-  if (res.status !== 201) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  if (res.status !== expect) throw new Error(`${path}: ${res.status} ${await res.text()}`);
   return res.json();
 }
 
 /** Submits `jobs` /bin/true jobs in batches of 500 and waits until all succeeded; returns jobs/s. */
-async function endToEnd(d: Drover, jobs: number): Promise<number> {
+async function endToEnd(d: Drover, jobs: number, queue = 'default'): Promise<number> {
   const key = `${d.base}:idx:s:succeeded`;
   const target = (await d.redis.zcard(key)) + jobs;
   const started = performance.now();
   for (let i = 0; i < jobs; i += 500) {
-    await post(d, '/v1/jobs/batch', { jobs: Array.from({ length: Math.min(500, jobs - i) }, () => ({ argv: ['/bin/true'] })) });
+    await post(d, '/v1/jobs/batch', { jobs: Array.from({ length: Math.min(500, jobs - i) }, () => ({ argv: ['/bin/true'], queue })) });
   }
   while ((await d.redis.zcard(key)) < target) await sleep(5);
   return (jobs / (performance.now() - started)) * 1000;
@@ -201,6 +203,7 @@ async function main(): Promise<void> {
     return;
   }
   if (section === 'executor' || section === 'all') await executorSection(prefix);
+  if (section === 'queues' || section === 'all') await queueSection(`${prefix}-q`);
   if (section === 'scheduler' || section === 'all') {
     const redis = new Redis(REDIS_URL);
     try {
@@ -244,6 +247,38 @@ async function brokerSection(prefix: string): Promise<void> {
     ['    rabbitmq/bullmq   target >= 0.8', (q / b).toFixed(2)],
     [`submit->start p50 / p99 on BullMQ, ms (n=${lat.bull.length})`, `${pct(lat.bull, 50).toFixed(1)} / ${pct(lat.bull, 99).toFixed(1)}`],
     [`submit->start p50 / p99 on RabbitMQ, ms (n=${lat.rabbit.length})`, `${pct(lat.rabbit, 50).toFixed(1)} / ${pct(lat.rabbit, 99).toFixed(1)}`],
+  ]);
+}
+
+/** Throughput through the queue gate: a plain queue, concurrency 8 (the runner's own limit) and concurrency 4. */
+async function queueSection(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  const RUNNER = ['cli/dist/main.js', 'runner'];
+  const env = { RUNNER_QUEUES: 'default,c8,c4' };
+  const d = await startDrover(prefix);
+  const r = { plain: [] as number[], c8: [] as number[], c4: [] as number[] };
+  try {
+    await post(d, '/v1/queues/c8', { concurrency: 8 }, 'PUT', 200);
+    await post(d, '/v1/queues/c4', { concurrency: 4 }, 'PUT', 200);
+    await withRunner(d, RUNNER, env, () => endToEnd(d, 200)); // warm-up
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const q of ['plain', 'c8', 'c4'] as const) r[q].push(await withRunner(d, RUNNER, env, () => endToEnd(d, JOBS, q === 'plain' ? 'default' : q)));
+      process.stderr.write(`round ${i + 1}: plain ${r.plain[i]!.toFixed(0)}/s, concurrency 8 ${r.c8[i]!.toFixed(0)}/s, concurrency 4 ${r.c4[i]!.toFixed(0)}/s\n`);
+    }
+  } finally {
+    await d.stop();
+    d.redis.disconnect();
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await deleteKeys(redis, `{${prefix}*`);
+    redis.disconnect();
+  }
+  const [plain, c8, c4] = [median(r.plain), median(r.c8), median(r.c4)];
+  printTable(`queues: medians of ${ROUNDS} rounds, ${JOBS} jobs each, one runner at concurrency 8`, [
+    ['plain queue, jobs/s', plain.toFixed(0)],
+    ['queue with concurrency 8 (gate bookkeeping only), jobs/s', c8.toFixed(0)],
+    ['    ratio to plain', (c8 / plain).toFixed(2)],
+    ['queue with concurrency 4 (parking and releasing), jobs/s', c4.toFixed(0)],
+    ['    ratio to plain', (c4 / plain).toFixed(2)],
   ]);
 }
 
