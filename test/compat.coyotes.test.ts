@@ -47,11 +47,11 @@ test("Coyotes' API: channels with distinct and worker, tasks pushed as form fiel
   assert.deepEqual(Object.keys(all.body.data).sort(), ['biz', 'cron', 'default', 'delayed', 'test']);
   assert.deepEqual(all.body.data.test, { tasks: [], count: 0 });
 
-  const pushed = await form<{ task_id: string; task_name: string; result: boolean }>(s, 'POST', '/channels/test', { task: 'sleep 0.5' });
+  const pushed = await form<{ task_id: string; task_name: string; result: boolean }>(s, 'POST', '/channels/test', { task: 'sleep 2' });
   assert.equal(pushed.status, 200);
-  assert.equal(pushed.body.data.task_name, 'sleep 0.5');
+  assert.equal(pushed.body.data.task_name, 'sleep 2');
   assert.equal(pushed.body.data.result, true);
-  const again = await form<{ task_id: string; result: boolean }>(s, 'POST', '/channels/test', { task: 'sleep 0.5' }, 'urlencoded');
+  const again = await form<{ task_id: string; result: boolean }>(s, 'POST', '/channels/test', { task: 'sleep 2' }, 'urlencoded');
   assert.equal(again.body.data.result, false, 'distinct: the same command is not queued twice');
   assert.equal(again.body.data.task_id, pushed.body.data.task_id);
 
@@ -63,11 +63,11 @@ test("Coyotes' API: channels with distinct and worker, tasks pushed as form fiel
   const [task] = status.body.data.tasks;
   assert.deepEqual(
     { id: task!.task_id, name: task!.task_name, channel: task!.channel, status: task!.status, command: task!.command },
-    { id: pushed.body.data.task_id, name: 'sleep 0.5', channel: 'test', status: 'running', command: { name: 'sleep', args: ['0.5'] } },
+    { id: pushed.body.data.task_id, name: 'sleep 2', channel: 'test', status: 'running', command: { name: 'sleep', args: ['2'] } },
   );
   const job = await s.waitFor(pushed.body.data.task_id);
   assert.equal(job.status, 'succeeded');
-  assert.deepEqual(job.argv, ['sleep', '0.5'], 'run without a shell, as Coyotes does');
+  assert.deepEqual(job.argv, ['sleep', '2'], 'run without a shell, as Coyotes does');
 
   // The newer /tasks route: command plus repeated args, and a delay in seconds.
   const withArgs = await form<{ task_id: string }>(s, 'POST', '/channels/default/tasks', { task: 'say', command: 'echo', args: ['a b', '$HOME'] });

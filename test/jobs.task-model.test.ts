@@ -72,7 +72,7 @@ test('a daemon is started again after every exit until it is stopped; stopping s
 
 brokerTest('dependsOn job ids: waits for success; a failed dependency cancels the dependent with a reason', async (t, broker) => {
   const s = await startStack(t, { broker });
-  const first = await s.submit({ command: 'sleep 0.3' });
+  const first = await s.submit({ command: 'sleep 1' });
   const second = await s.submit({ command: 'true', dependsOn: [first.id] });
   assert.equal(second.status, 'waiting');
   const third = await s.submit({ command: 'true', dependsOn: [second.id, first.id] });
@@ -97,7 +97,7 @@ brokerTest('dependsOn job ids: waits for success; a failed dependency cancels th
 
 test('dependsOn names: wait while a named job or schedule run is unfinished; a name that never ran does not block', async (t) => {
   const s = await startStack(t);
-  const build = await s.submit({ command: 'sleep 0.3', name: 'build' });
+  const build = await s.submit({ command: 'sleep 1.5', name: 'build' });
   const deploy = await s.submit({ command: 'true', dependsOn: ['build'] });
   assert.equal(deploy.status, 'waiting');
   const free = await s.run({ command: 'true', dependsOn: ['never-ran'] });

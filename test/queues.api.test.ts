@@ -131,7 +131,7 @@ test('a queue default timeout applies to jobs that set none', async (t) => {
 
 test('cancel everything queued in a queue: queued, parked, delayed and waiting jobs; running ones are left', async (t) => {
   const s = await startStack(t, { env: { RUNNER_QUEUES: 'bulk' } });
-  const running = await s.submit({ command: 'sleep 0.5', queue: 'bulk' });
+  const running = await s.submit({ command: 'sleep 2', queue: 'bulk' });
   await s.waitFor(running.id, (j) => j.status === 'running');
   await s.request('POST', '/v1/queues/bulk/pause');
   const queued = await Promise.all([1, 2, 3].map(() => s.submit({ command: 'true', queue: 'bulk' })));

@@ -22,3 +22,4 @@ export * from './model/queue.js';
 export * from './store/queue-store.js';
 export * from './store/runner-registry.js';
 export * from './version.js';
+export * from './store/event-store.js';

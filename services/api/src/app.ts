@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import helmet from '@fastify/helmet';
+import sseModule, { type fastifySSE } from '@fastify/sse';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import { DroverError, ERROR_CODES } from '@drover/core';
@@ -8,6 +9,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOpt
 import type { Principal, Scope } from './auth.js';
 import type { ApiContext } from './context.js';
 import { registerErrorHandling } from './errors.js';
+import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { coyotesRoutes } from './routes/compat/coyotes.js';
@@ -112,7 +114,10 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   });
   await app.register(swaggerUi, { routePrefix: DOCS_PREFIX });
 
+  // The package's default export is the fastify-plugin wrapped one (reply.sse on every route); its types call it a namespace.
+  await app.register(sseModule as unknown as typeof fastifySSE, { heartbeatInterval: 15_000 });
   healthRoutes(app, ctx);
+  eventRoutes(app, ctx);
   jobRoutes(app, ctx);
   scheduleRoutes(app, ctx);
   queueRoutes(app, ctx);

@@ -1,6 +1,7 @@
-import type { CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
+import type { EventStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
 import type { Redis } from 'ioredis';
 import type { TokenRegistry } from './auth.js';
+import type { EventHub } from './event-hub.js';
 
 /** What route handlers use; built once per API instance by server.ts (or by a test). */
 export interface ApiContext {
@@ -8,6 +9,9 @@ export interface ApiContext {
   logs: LogStore;
   schedules: ScheduleStore;
   queues: QueueStore;
+  events: EventStore;
+  /** Fans new events out to SSE clients. */
+  hub: EventHub;
   runners: RunnerRegistry;
   transport: Transport;
   /** Connection used to publish control messages (cancel) to runners. */

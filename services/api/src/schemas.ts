@@ -90,6 +90,11 @@ export const LogQuery = Type.Object(
   {
     cursor: Type.Optional(Type.String({ maxLength: 64 })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
+    follow: Type.Optional(
+      Type.Union(['1', '0', 'true', 'false'].map((v) => Type.Literal(v)), {
+        description: 'With Accept: text/event-stream: stream lines live until the job ends (SSE `line` events, then `end`).',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -120,6 +125,7 @@ export const ScheduleRecordSchema = Type.Object({
   misfire: Type.String(),
   enabled: Type.Boolean(),
   description: Type.String(),
+  alertAfterFailures: NullableInt,
   createdAt: Time,
   updatedAt: Time,
   nextRunAt: NullableTime,

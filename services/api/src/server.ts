@@ -1,8 +1,9 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, QueueStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
+  DEFAULT_SPEC_DEFAULTS, EventStore, QueueStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
+import { EventHub } from './event-hub.js';
 import type { TokenRegistry } from './auth.js';
 
 export interface ApiServer {
@@ -29,12 +30,16 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   await connectRedis(redis, 10_000);
   await checkRedisDurability(redis, logger);
   await transport.ready();
+  const events = new EventStore(redis, store.keys);
+  const hub = new EventHub(events, logger);
   const app = await buildApp(
     {
       store,
       logs: new LogStore(redis, store.keys),
       schedules: new ScheduleStore(redis, store.keys),
       queues: new QueueStore(store),
+      events,
+      hub,
       runners: new RunnerRegistry(redis, store.keys),
       transport,
       control: redis,
@@ -58,6 +63,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     url,
     close: () => {
       closing ??= (async () => {
+        await hub.close();
         await app.close().catch((err: unknown) => logger.error({ err }, 'closing http server failed'));
         await transport.close().catch((err: unknown) => logger.error({ err }, 'closing transport failed'));
         await redis.quit().catch(() => redis.disconnect());

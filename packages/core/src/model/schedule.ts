@@ -20,6 +20,9 @@ const fields = {
   }),
   enabled: Type.Boolean(),
   description: Type.String({ maxLength: 1024 }),
+  alertAfterFailures: Type.Union([Type.Integer({ minimum: 1, maximum: 1000 }), Type.Null()], {
+    description: 'Emit `schedule.failing` once when this many runs in a row failed, and `schedule.recovered` after the next success.',
+  }),
 };
 
 export const ScheduleInput = Type.Object(
@@ -32,6 +35,7 @@ export const ScheduleInput = Type.Object(
     misfire: Type.Optional(fields.misfire),
     enabled: Type.Optional(fields.enabled),
     description: Type.Optional(fields.description),
+    alertAfterFailures: Type.Optional(fields.alertAfterFailures),
   },
   { additionalProperties: false },
 );
@@ -49,6 +53,7 @@ export interface ScheduleDef {
   overlap: 'allow' | 'skip' | 'replace';
   misfire: 'skip' | 'run-once';
   description: string;
+  alertAfterFailures: number | null;
 }
 
 export interface ScheduleRecord extends ScheduleDef {
@@ -74,6 +79,7 @@ export function scheduleDefaults(input: ScheduleInput): ScheduleDef {
     overlap: input.overlap ?? 'allow',
     misfire: input.misfire ?? 'run-once',
     description: input.description ?? '',
+    alertAfterFailures: input.alertAfterFailures ?? null,
   };
 }
 
@@ -84,6 +90,7 @@ export function scheduleFromHash(name: string, h: Record<string, string>, runnin
   return {
     name,
     ...def,
+    alertAfterFailures: def.alertAfterFailures ?? null,
     enabled: h.enabled === '1',
     createdAt: iso(h.createdAt) ?? new Date(0).toISOString(),
     updatedAt: iso(h.updatedAt) ?? new Date(0).toISOString(),

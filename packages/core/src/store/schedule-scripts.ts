@@ -35,6 +35,7 @@ local function createScheduledJob(name, ids, queue, spec, runAt, scheduledFor, n
       redis.call('HSET', schedKey(name), 'lastRunAt', now, 'lastJobId', list[1])
     end
   end
+  emit('schedule.fired', list[1], queue, { schedule = name, jobIds = list, scheduledFor = tonumber(scheduledFor), status = first })
   return first
 end
 `;

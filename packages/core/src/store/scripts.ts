@@ -1,3 +1,6 @@
+/** Events kept in the stream at most (approximately: trimming is done in whole stream nodes). */
+export const EVENTS_MAX_LEN = 100_000;
+
 /**
  * Lua scripts: every state change of a job happens in one of these, atomically, so API replicas, scheduler
  * replicas and runners can race freely. Keys are derived from ARGV[1] (`{prefix}`) inside the scripts; all of
@@ -9,6 +12,12 @@
 export const PRELUDE = `
 local base = ARGV[1]
 local function jobKey(id) return base .. ':job:' .. id end
+-- Appends a lifecycle event to the events stream, in the same atomic step as the change it reports. The stream
+-- is capped by length here (about ${EVENTS_MAX_LEN}) and by age by the scheduler (DROVER_EVENTS_RETENTION_MS).
+local function emit(etype, id, queue, data)
+  redis.call('XADD', base .. ':events', 'MAXLEN', '~', ${EVENTS_MAX_LEN}, '*', 't', etype, 'j', id or '', 'q', queue or '',
+    'd', data and cjson.encode(data) or '{}')
+end
 local function move(id, queue, from, to)
   if from then
     redis.call('ZREM', base .. ':idx:s:' .. from, id)
@@ -35,10 +44,21 @@ local function scheduleRunEnded(k, id, status, now)
   if redis.call('EXISTS', sk) == 0 then return end
   redis.call('HSET', sk, 'lastState', status, 'lastJobId', id)
   if h[2] and h[2] ~= '' then redis.call('HSET', sk, 'lastDurationMs', tonumber(now) - tonumber(h[2])) end
+  local q = redis.call('HGET', k, 'queue')
   if status == 'succeeded' then
     redis.call('HSET', sk, 'consecutiveFailures', 0)
+    if redis.call('HGET', sk, 'alerting') == '1' then
+      redis.call('HSET', sk, 'alerting', 0)
+      emit('schedule.recovered', id, q, { schedule = h[1] })
+    end
   elseif status ~= 'cancelled' then
-    redis.call('HINCRBY', sk, 'consecutiveFailures', 1)
+    local n = redis.call('HINCRBY', sk, 'consecutiveFailures', 1)
+    -- qschedule's alert threshold: once when the run of failures reaches it.
+    local limit = tonumber(cjson.decode(redis.call('HGET', sk, 'def') or '{}').alertAfterFailures)
+    if limit and n == limit then
+      redis.call('HSET', sk, 'alerting', 1)
+      emit('schedule.failing', id, q, { schedule = h[1], consecutiveFailures = n })
+    end
   end
 end
 local function qKey(queue) return base .. ':q:' .. queue end
@@ -69,6 +89,10 @@ end
 local function endJob(k, id, queue, from, status, now)
   redis.call('HSET', k, 'status', status, 'finishedAt', now, 'pid', '')
   move(id, queue, from, status)
+  local e = redis.call('HMGET', k, 'attempts', 'exitCode', 'signal', 'error', 'runnerId', 'schedule', 'name')
+  emit('job.' .. status, id, queue, { attempt = tonumber(e[1]) or 0, exitCode = tonumber(e[2]) or cjson.null,
+    signal = (e[3] and e[3] ~= '') and e[3] or cjson.null, error = (e[4] and e[4] ~= '') and e[4] or cjson.null,
+    runnerId = (e[5] and e[5] ~= '') and e[5] or cjson.null, schedule = e[6] or cjson.null, name = e[7] or cjson.null })
   scheduleRunEnded(k, id, status, now)
   local h = redis.call('HMGET', k, 'dedupeKey', 'name')
   if h[1] and h[1] ~= '' then
@@ -156,6 +180,7 @@ local function createJob(id, queue, spec, runAt, now, meta)
     redis.call('HSET', k, 'status', 'waiting', 'depsPending', pending or 0)
     if runAt ~= '' then redis.call('HSET', k, 'runAt', runAt) end
     move(id, queue, nil, 'waiting')
+    emit('job.submitted', id, queue, { status = 'waiting', name = meta.name or cjson.null })
     if not pending then
       redis.call('HSET', k, 'error', failed)
       cancelJob(id, now)
@@ -167,11 +192,13 @@ local function createJob(id, queue, spec, runAt, now, meta)
     redis.call('HSET', k, 'status', 'delayed', 'runAt', runAt)
     redis.call('ZADD', base .. ':delayed', runAt, id)
     move(id, queue, nil, 'delayed')
+    emit('job.submitted', id, queue, { status = 'delayed', runAt = tonumber(runAt), name = meta.name or cjson.null })
     return 'delayed', id
   end
   redis.call('HSET', k, 'status', 'queued', 'queuedAt', now)
   redis.call('ZADD', base .. ':outbox', now, id)
   move(id, queue, nil, 'queued')
+  emit('job.submitted', id, queue, { status = 'queued', name = meta.name or cjson.null })
   return 'queued', id
 end
 -- Cancels a job: at once when it waits, by flag when it runs (its runner stops it).
@@ -198,6 +225,7 @@ end
 local function requeue(k, id, queue, now, delay)
   redis.call('ZREM', base .. ':leases', id)
   redis.call('HSET', k, 'pid', '', 'cancelRequested', '')
+  emit('job.retried', id, queue, { attempt = tonumber(redis.call('HGET', k, 'attempts')) or 0, delayMs = delay })
   if delay > 0 then
     redis.call('HSET', k, 'status', 'delayed', 'runAt', now + delay)
     redis.call('ZADD', base .. ':delayed', now + delay, id)
@@ -283,6 +311,7 @@ redis.call('HSET', k, 'status', 'running', 'runnerId', runnerId, 'startedAt', no
 redis.call('ZADD', base .. ':leases', leaseUntil, id)
 redis.call('ZREM', base .. ':outbox', id)
 move(id, h[2], 'queued', 'running')
+emit('job.started', id, h[2], { attempt = attempt, runnerId = runnerId })
 return {1, attempt, h[3], h[4] or '0', gated, cfg[5] or '', h[7] or ''}
 `;
 

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { assertQueueAllowed, type Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
+import { followLogs } from './log-follow.js';
 import { ErrorResponse, JobIdParams, JobListQuery, JobPage, JobRecordSchema, LogPage, LogQuery } from '../schemas.js';
 
 /** Largest batch accepted by POST /v1/jobs/batch. */
@@ -167,9 +168,10 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { cursor?: string; limit?: number } }>(
+  app.get<{ Params: { id: string }; Querystring: { cursor?: string; limit?: number; follow?: string } }>(
     '/v1/jobs/:id/logs',
     {
+      sse: 'dual',
       config: { scope: 'read' },
       schema: {
         tags: ['jobs'],
@@ -179,9 +181,14 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: { 200: LogPage, ...errors },
       },
     },
-    async (request) => {
-      const { cursor, limit = 1000 } = request.query;
+    async (request, reply) => {
+      const { cursor, limit = 1000, follow } = request.query;
       const job = await getJob(request.params.id, request.principal);
+      if (reply.sse && (follow === '1' || follow === 'true')) {
+        const from = reply.sse.lastEventId ?? cursor;
+        if (from !== undefined && !/^\d{1,20}-\d{1,20}$/.test(from)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
+        return followLogs(ctx, reply, job.id, from);
+      }
       const page = await ctx.logs.read(job.id, cursor, limit + 1);
       const more = page.items.length > limit;
       const items = page.items.slice(0, limit);

@@ -94,6 +94,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
         overlap: changes.overlap ?? current.overlap,
         misfire: changes.misfire ?? current.misfire,
         description: changes.description ?? current.description,
+        alertAfterFailures: changes.alertAfterFailures !== undefined ? changes.alertAfterFailures : current.alertAfterFailures,
       };
       checkDef(def);
       assertSubmittable(ctx, request.principal, normalizeJobSpec(def.job, DEFAULT_SPEC_DEFAULTS), 'job');

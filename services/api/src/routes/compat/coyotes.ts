@@ -1,6 +1,6 @@
 import multipart from '@fastify/multipart';
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_DURATION_MS, QUEUE_NAME_PATTERN, newJobId, normalizeJobSpec, type JobRecord, type NewJob,
+  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_DURATION_MS, isTerminal, QUEUE_NAME_PATTERN, newJobId, normalizeJobSpec, type JobRecord, type NewJob,
 } from '@drover/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { assertQueueAllowed } from '../../auth.js';
@@ -63,7 +63,8 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
   const channel = async (name: string): Promise<{ tasks: unknown[]; count: number }> => {
     const ids: string[] = [];
     for (const s of ['running', 'queued', 'delayed', 'waiting'] as const) ids.push(...(await ctx.store.redis.zrange(ctx.store.keys.index(name, s), 0, 999)));
-    const tasks = (await ctx.store.getMany(ids)).map(coyotesTask);
+    // Read index then records: a job that ended in between is no longer the channel's.
+    const tasks = (await ctx.store.getMany(ids)).filter((j) => !isTerminal(j.status)).map(coyotesTask);
     return { tasks, count: tasks.length };
   };
 

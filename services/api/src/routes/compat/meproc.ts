@@ -96,7 +96,7 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (task.type !== 'cron') return (await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec }, now))).map((c) => c.record.id);
     const name = meprocSchedule(task.name);
     const def: ScheduleDef = {
-      cron: task.cron!, timezone: 'UTC', job: template(task, ctx.compatQueue), overlap: 'skip', misfire: 'skip', description: `Meproc cron task ${task.name}`,
+      cron: task.cron!, timezone: 'UTC', job: template(task, ctx.compatQueue), overlap: 'skip', misfire: 'skip', description: `Meproc cron task ${task.name}`, alertAfterFailures: null,
     };
     const next = nextFireAfter(def.cron, def.timezone, now);
     if (!(await ctx.schedules.put('create', name, def, true, next, now))) await ctx.schedules.put('update', name, def, true, next, now);

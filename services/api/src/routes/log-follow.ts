@@ -1,0 +1,54 @@
+import { isTerminal, type LogEntry } from '@drover/core';
+import type { FastifyReply } from 'fastify';
+import type { ApiContext } from '../context.js';
+
+const POLL_MS = 100;
+const PAGE = 1000;
+
+/**
+ * `GET /v1/jobs/:id/logs?follow=1` as SSE: every line from the cursor on (`line` events, id = the log cursor, so
+ * Last-Event-ID resumes), then one `end` event with the job's final status once it ended and all was sent.
+ * New lines are polled every 100 ms; an event for the job (it ended) wakes the loop at once.
+ */
+export async function followLogs(ctx: ApiContext, reply: FastifyReply, jobId: string, cursor: string | undefined): Promise<void> {
+  const sse = reply.sse!;
+  let wake: (() => void) | undefined;
+  let closed = false;
+  const unsubscribe = await ctx.hub.subscribe({
+    event: (e) => {
+      if (e.jobId === jobId) wake?.();
+    },
+    end: () => {
+      closed = true;
+      wake?.();
+      sse.close();
+    },
+  });
+  sse.onClose(() => {
+    closed = true;
+    unsubscribe();
+    wake?.();
+  });
+  sse.keepAlive();
+  sse.sendHeaders();
+  let last = cursor;
+  while (!closed && sse.isConnected) {
+    // Read the status first: lines written before the job ended are then all in the page that follows.
+    const job = await ctx.store.get(jobId);
+    const page = await ctx.logs.read(jobId, last, PAGE);
+    for (const line of page.items) await sse.send({ id: line.id, event: 'line', data: line satisfies LogEntry });
+    last = page.last ?? last;
+    if (page.items.length === PAGE) continue;
+    if (!job || isTerminal(job.status)) {
+      await sse.send({ event: 'end', data: { status: job?.status ?? null, truncated: job?.truncated ?? false } });
+      break;
+    }
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, POLL_MS);
+    });
+    wake = undefined;
+  }
+  unsubscribe();
+  sse.close();
+}
