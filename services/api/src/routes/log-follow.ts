@@ -11,7 +11,7 @@ const PAGE = 1000;
  * New lines are polled every 100 ms; an event for the job (it ended) wakes the loop at once.
  */
 export async function followLogs(ctx: ApiContext, reply: FastifyReply, jobId: string, cursor: string | undefined): Promise<void> {
-  const sse = reply.sse!;
+  const sse = reply.sse;
   let wake: (() => void) | undefined;
   let closed = false;
   const unsubscribe = await ctx.hub.subscribe({
