@@ -79,6 +79,19 @@ test('runners register, show what runs where, drain (not the last without force)
   const gone = await until(s, a, 'offline');
   assert.deepEqual(gone.running, []);
   assert.equal((await s.request('POST', `/v1/runners/${a}/drain`)).status, 409);
+  // The same story in the events stream.
+  const deadline = Date.now() + 10_000;
+  let events: { type: string; data: { runnerId: string } }[] = [];
+  while (!events.some((e) => e.type === 'runner.gone')) {
+    assert.ok(Date.now() < deadline, 'no runner.gone event');
+    await sleep(100);
+    events = (await s.request<{ items: typeof events }>('GET', '/v1/events?after=0-0&types=runner.*&limit=1000')).body.items;
+  }
+  const story = events.map((e) => `${e.type} ${e.data.runnerId === a ? 'a' : 'b'}`);
+  assert.deepEqual(story.filter((x) => x.startsWith('runner.joined')).sort(), ['runner.joined a', 'runner.joined b']);
+  const h = host === a ? 'a' : 'b';
+  const o = host === a ? 'b' : 'a';
+  assert.deepEqual(story.filter((x) => !x.startsWith('runner.joined')), [`runner.draining ${h}`, `runner.draining ${o}`, `runner.resumed ${h}`, `runner.resumed ${o}`, 'runner.gone a']);
   assert.equal((await s.request('GET', '/v1/runners/nope')).status, 404);
   assert.equal((await s.request('POST', `/v1/runners/${b}/drain`, undefined, s.tokens.read)).status, 403);
 });

@@ -88,6 +88,8 @@ export interface DroverConfig {
     tickMs: number;
     /** `SCHEDULER_REPUBLISH_AFTER_MS`, default 10000: a queued job not yet picked up from the outbox is republished after this. */
     republishAfterMs: number;
+    /** `DROVER_EVENTS_RETENTION_MS`, default 1 day: events older than this are trimmed (the stream also keeps at most ~100k). */
+    eventsRetentionMs: number;
     /**
      * `SCHEDULER_MISFIRE_THRESHOLD_MS`, default 60000: a cron fire handled later than this (no scheduler was running)
      * is a misfire, and the schedule's misfire policy decides. Later by less: it simply fires, late.
@@ -211,6 +213,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       tickMs: r.int('SCHEDULER_TICK_MS', 50, 5, 60_000),
       republishAfterMs: r.int('SCHEDULER_REPUBLISH_AFTER_MS', 10_000, 100, 3_600_000),
       misfireThresholdMs: r.int('SCHEDULER_MISFIRE_THRESHOLD_MS', 60_000, 100, 86_400_000),
+      eventsRetentionMs: r.int('DROVER_EVENTS_RETENTION_MS', 86_400_000, 60_000, 90 * 86_400_000),
     },
   };
   if (config.compat.open && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import {
-  JobStore, LogStore, checkRedisDurability, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
+  EventStore, JobStore, LogStore, checkRedisDurability, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
   type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
@@ -37,6 +37,7 @@ export class Runner {
   private readonly subscriber: Redis;
   private readonly store: JobStore;
   private readonly logs: LogStore;
+  private readonly events: EventStore;
   private readonly transport: Transport;
   private readonly executor: Executor;
   private readonly slots: Slots;
@@ -65,6 +66,7 @@ export class Runner {
     for (const r of [this.redis, this.subscriber]) r.on('error', (err) => this.log.warn({ err: err.message }, 'redis connection error'));
     this.store = new JobStore(this.redis, config.prefix);
     this.logs = new LogStore(this.redis, this.store.keys);
+    this.events = new EventStore(this.redis, this.store.keys);
     this.transport = createTransport(config, logBrokerEvents(this.log, config.broker));
     this.executor = opts.executor ?? this.chooseExecutor();
     this.slots = new Slots(config.runner.concurrency);
@@ -118,6 +120,8 @@ export class Runner {
       await this.listReader.start();
     }
     await this.heartbeat.start();
+    await this.redis.srem(`${this.store.keys.base}:runners:gone`, this.id);
+    await this.announce('runner.joined');
     this.log.info({ queues: this.opts.config.runner.queues, concurrency: this.slots.size, executor: this.executor.name }, 'runner started');
   }
 
@@ -210,6 +214,14 @@ export class Runner {
     }
   }
 
+  /** Records a runner event; a failure to record is logged, never fatal. */
+  private async announce(type: 'runner.joined' | 'runner.draining' | 'runner.resumed' | 'runner.stopped'): Promise<void> {
+    const { queues, concurrency } = this.opts.config.runner;
+    await this.events
+      .append(type, { data: { runnerId: this.id, host: hostname(), pid: process.pid, queues, concurrency } })
+      .catch((err: unknown) => this.log.warn({ err: coerceError(err), type }, 'recording a runner event failed'));
+  }
+
   /**
    * Drain on an operator's request: stop taking jobs, let running ones finish, stay up (resume undoes it).
    * Unlike close(), nothing is stopped and the process keeps heartbeating, so it can be resumed.
@@ -221,11 +233,13 @@ export class Runner {
       this.log.info({ running: this.running.size }, 'draining on request: taking no more jobs');
       void this.consumer?.pause();
       void this.heartbeat.beat();
+      void this.announce('runner.draining');
     } else if (desired === null && this.state === 'draining') {
       this.state = 'running';
       this.log.info('resumed on request');
       this.consumer?.resume();
       void this.heartbeat.beat();
+      void this.announce('runner.resumed');
     }
   }
 
@@ -278,6 +292,7 @@ export class Runner {
     await step('close consumer', async () => this.consumer?.close());
     // Bounded: with Redis or the broker gone at shutdown, these would otherwise wait forever.
     await step('stop heartbeat', () => within(this.heartbeat.stop(), CLOSE_STEP_MS));
+    await step('announce stop', () => within(this.announce('runner.stopped'), CLOSE_STEP_MS));
     await step('close transport', () => within(this.transport.close(), CLOSE_STEP_MS));
     await step('close executor', () => this.executor.close());
     this.state = 'stopped';

@@ -1,9 +1,10 @@
 import {
-  JobStore, ScheduleStore, checkRedisDurability, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
+  EventStore, JobStore, ScheduleStore, checkRedisDurability, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
   type DroverConfig, type TransportConfig, type JobRef, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
 import { SCHEDULE_BATCH, fireDueSchedules } from './cron-firing.js';
+import { reportGoneRunners } from './runner-watch.js';
 
 export interface SchedulerOptions {
   config: TransportConfig & Pick<DroverConfig, 'scheduler'>;
@@ -26,6 +27,7 @@ export class Scheduler {
   private readonly redis: Redis;
   private readonly store: JobStore;
   private readonly schedules: ScheduleStore;
+  private readonly events: EventStore;
   private readonly transport: Transport;
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
@@ -40,6 +42,7 @@ export class Scheduler {
     this.redis.on('error', (err) => this.log.warn({ err: err.message }, 'redis connection error'));
     this.store = new JobStore(this.redis, opts.config.prefix);
     this.schedules = new ScheduleStore(this.redis, this.store.keys);
+    this.events = new EventStore(this.redis, this.store.keys);
     this.transport = createTransport(opts.config, logBrokerEvents(this.log, opts.config.broker));
   }
 
@@ -84,6 +87,8 @@ export class Scheduler {
       const stale = await this.store.sweepOutbox(now - this.opts.config.scheduler.republishAfterMs, BATCH, now);
       if (stale.length > 0) this.log.warn({ count: stale.length }, 'republishing queued jobs whose publish was not confirmed');
       await this.publish(stale, 'republished');
+      for (const id of await reportGoneRunners(this.events)) this.log.warn({ runnerId: id }, 'runner gone: no heartbeat for two leases');
+      await this.events.trimOlderThan(this.opts.config.scheduler.eventsRetentionMs, now);
     }
     return due.length === BATCH || ready.length === BATCH || lost.length === BATCH || cronDue === SCHEDULE_BATCH;
   }
