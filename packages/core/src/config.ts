@@ -90,6 +90,12 @@ export interface DroverConfig {
     republishAfterMs: number;
     /** `DROVER_EVENTS_RETENTION_MS`, default 1 day: events older than this are trimmed (the stream also keeps at most ~100k). */
     eventsRetentionMs: number;
+    /** `DROVER_WEBHOOK_RETRY_BASE_MS`, default 1000: first retry delay of a failed webhook delivery (doubles, max 5 min). */
+    webhookRetryBaseMs: number;
+    /** `DROVER_WEBHOOK_MAX_AGE_MS`, default 1 h: a delivery still failing this long after its event is given up. */
+    webhookMaxAgeMs: number;
+    /** `DROVER_CALLBACK_SECRET`: HMAC key for jobs' `callbackUrl` deliveries (unsigned without it). */
+    callbackSecret: string | undefined;
     /**
      * `SCHEDULER_MISFIRE_THRESHOLD_MS`, default 60000: a cron fire handled later than this (no scheduler was running)
      * is a misfire, and the schedule's misfire policy decides. Later by less: it simply fires, late.
@@ -214,6 +220,9 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       republishAfterMs: r.int('SCHEDULER_REPUBLISH_AFTER_MS', 10_000, 100, 3_600_000),
       misfireThresholdMs: r.int('SCHEDULER_MISFIRE_THRESHOLD_MS', 60_000, 100, 86_400_000),
       eventsRetentionMs: r.int('DROVER_EVENTS_RETENTION_MS', 86_400_000, 60_000, 90 * 86_400_000),
+      webhookRetryBaseMs: r.int('DROVER_WEBHOOK_RETRY_BASE_MS', 1000, 10, 3_600_000),
+      webhookMaxAgeMs: r.int('DROVER_WEBHOOK_MAX_AGE_MS', 3_600_000, 1000, 7 * 86_400_000),
+      callbackSecret: r.optional('DROVER_CALLBACK_SECRET'),
     },
   };
   if (config.compat.open && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {

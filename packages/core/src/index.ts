@@ -23,3 +23,5 @@ export * from './store/queue-store.js';
 export * from './store/runner-registry.js';
 export * from './version.js';
 export * from './store/event-store.js';
+export * from './model/webhook.js';
+export * from './store/webhook-store.js';

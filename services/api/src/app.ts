@@ -10,6 +10,7 @@ import type { Principal, Scope } from './auth.js';
 import type { ApiContext } from './context.js';
 import { registerErrorHandling } from './errors.js';
 import { eventRoutes } from './routes/events.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { coyotesRoutes } from './routes/compat/coyotes.js';
@@ -118,6 +119,7 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   await app.register(sseModule as unknown as typeof fastifySSE, { heartbeatInterval: 15_000 });
   healthRoutes(app, ctx);
   eventRoutes(app, ctx);
+  webhookRoutes(app, ctx);
   jobRoutes(app, ctx);
   scheduleRoutes(app, ctx);
   queueRoutes(app, ctx);

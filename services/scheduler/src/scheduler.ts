@@ -1,10 +1,13 @@
 import {
-  EventStore, JobStore, ScheduleStore, checkRedisDurability, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
+  EventStore, JobStore, ScheduleStore, WebhookStore, checkRedisDurability, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
   type DroverConfig, type TransportConfig, type JobRef, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
 import { SCHEDULE_BATCH, fireDueSchedules } from './cron-firing.js';
 import { reportGoneRunners } from './runner-watch.js';
+import { WebhookDeliverer } from './webhooks.js';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 
 export interface SchedulerOptions {
   config: TransportConfig & Pick<DroverConfig, 'scheduler'>;
@@ -28,6 +31,7 @@ export class Scheduler {
   private readonly store: JobStore;
   private readonly schedules: ScheduleStore;
   private readonly events: EventStore;
+  private readonly webhooks: WebhookDeliverer;
   private readonly transport: Transport;
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
@@ -43,6 +47,11 @@ export class Scheduler {
     this.store = new JobStore(this.redis, opts.config.prefix);
     this.schedules = new ScheduleStore(this.redis, this.store.keys);
     this.events = new EventStore(this.redis, this.store.keys);
+    const { webhookRetryBaseMs, webhookMaxAgeMs, callbackSecret } = opts.config.scheduler;
+    this.webhooks = new WebhookDeliverer(
+      this.events, new WebhookStore(this.redis, this.store.keys), `scheduler-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+      { retryBaseMs: webhookRetryBaseMs, maxAgeMs: webhookMaxAgeMs, callbackSecret }, this.log,
+    );
     this.transport = createTransport(opts.config, logBrokerEvents(this.log, opts.config.broker));
   }
 
@@ -51,6 +60,7 @@ export class Scheduler {
     await checkRedisDurability(this.redis, this.log);
     await this.transport.ready();
     this.schedule(0);
+    this.webhooks.start();
     this.log.info({ tickMs: this.opts.config.scheduler.tickMs }, 'scheduler started');
   }
 
@@ -79,6 +89,11 @@ export class Scheduler {
     const ready = await this.store.takeReady(BATCH);
     await this.publish(ready, 'dependencies met');
     for (const queue of await this.store.parkedQueues()) await this.publish(await this.store.releaseParked(queue, BATCH, now), 'released by queue');
+    // Webhook intake: failures here must not hold up timers and recovery.
+    const intake = await this.webhooks.intake(now).catch((err: unknown) => {
+      this.log.warn({ err: coerceError(err) }, 'webhook intake failed; retrying next tick');
+      return 0;
+    });
     const lost = await this.store.expireLeases(BATCH, now);
     for (const j of lost) this.log.warn({ jobId: j.id, queue: j.queue, next: j.status }, 'job lost: its runner stopped heartbeating');
     await this.publish(lost.filter((j) => j.status === 'queued'), 'requeued after loss');
@@ -90,7 +105,7 @@ export class Scheduler {
       for (const id of await reportGoneRunners(this.events)) this.log.warn({ runnerId: id }, 'runner gone: no heartbeat for two leases');
       await this.events.trimOlderThan(this.opts.config.scheduler.eventsRetentionMs, now);
     }
-    return due.length === BATCH || ready.length === BATCH || lost.length === BATCH || cronDue === SCHEDULE_BATCH;
+    return due.length === BATCH || ready.length === BATCH || lost.length === BATCH || intake >= 500 || cronDue === SCHEDULE_BATCH;
   }
 
   /** Publish, then clear the outbox; if publishing fails the outbox sweep retries it later. */
@@ -109,6 +124,7 @@ export class Scheduler {
     this.closing ??= (async () => {
       this.stopped = true;
       clearTimeout(this.timer);
+      await within(this.webhooks.close(), CLOSE_STEP_MS);
       // Bounded: a tick stuck on an unreachable Redis must not hold the process.
       await within(this.ticking?.catch(() => undefined), CLOSE_STEP_MS);
       await within(this.transport.close().catch((err: unknown) => this.log.error({ err: coerceError(err) }, 'closing transport failed')), CLOSE_STEP_MS);

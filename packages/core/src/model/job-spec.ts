@@ -84,6 +84,14 @@ export const JobTemplate = Type.Object(
       }),
     ),
     name: Type.Optional(Type.String({ pattern: QUEUE_NAME_PATTERN, description: 'A name other jobs can wait for in `dependsOn`.' })),
+    callbackUrl: Type.Optional(
+      Type.String({
+        format: 'uri',
+        pattern: '^https?://',
+        maxLength: 2048,
+        description: "POSTed the job's final event (signed with DROVER_CALLBACK_SECRET when set); retried like webhooks. Never returned.",
+      }),
+    ),
     dedupeKey: Type.Optional(
       Type.String({ minLength: 1, maxLength: 256, description: 'While a job of this queue with the same key is unfinished, no new one is created.' }),
     ),
@@ -127,6 +135,7 @@ export interface JobSpec {
   dependsOn?: string[];
   name?: string;
   dedupeKey?: string;
+  callbackUrl?: string;
 }
 
 export interface SpecProblem {
@@ -198,6 +207,7 @@ export function normalizeJobSpec(input: JobTemplate, defaults: SpecDefaults): Jo
   if (input.dependsOn !== undefined && input.dependsOn.length > 0) spec.dependsOn = input.dependsOn;
   if (input.name !== undefined) spec.name = input.name;
   if (input.dedupeKey !== undefined) spec.dedupeKey = input.dedupeKey;
+  if (input.callbackUrl !== undefined) spec.callbackUrl = input.callbackUrl;
   return spec;
 }
 

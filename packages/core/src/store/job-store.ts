@@ -59,6 +59,7 @@ export function createMeta(job: NewJob): string {
   const meta: Record<string, unknown> = {};
   if (spec.dedupeKey) meta.dedupeKey = spec.dedupeKey;
   if (spec.name) meta.name = spec.name;
+  if (spec.callbackUrl) meta.callbackUrl = spec.callbackUrl;
   if (job.replica) {
     meta.replica = job.replica.index;
     meta.replicaOf = job.replica.of;

@@ -168,6 +168,7 @@ local function createJob(id, queue, spec, runAt, now, meta)
   end
   redis.call('HSET', k, 'v', 1, 'id', id, 'queue', queue, 'spec', spec, 'attempts', 0, 'createdAt', now, 'outputBytes', 0)
   if meta.replica then redis.call('HSET', k, 'replica', meta.replica, 'replicaOf', meta.replicaOf or id) end
+  if meta.callbackUrl then redis.call('HSET', k, 'callbackUrl', meta.callbackUrl) end
   if meta.name and meta.name ~= '' then
     redis.call('HSET', k, 'name', meta.name)
     redis.call('SADD', base .. ':named:' .. meta.name, id)
