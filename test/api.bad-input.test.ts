@@ -86,7 +86,10 @@ test('every malformed request gets a 4xx naming the problem, and nothing is stor
     if (c.mentions) assert.ok(body.error.message.includes(c.mentions), `${c.name}: "${body.error.message}" should mention ${c.mentions}`);
   }
   const keys = await redis.keys(`{${s.prefix}}*`);
-  assert.deepEqual(keys.filter((k) => !k.includes(':bull:')), [], 'no job record or index was written');
+  // The events stream exists from the start (the runner joined); it must hold no job event.
+  assert.deepEqual(keys.filter((k) => !k.includes(':bull:') && !k.endsWith(':events')), [], 'no job record or index was written');
+  const types = (await redis.xrange(`{${s.prefix}}:events`, '-', '+')).map(([, f]) => f[1]);
+  assert.ok(types.every((t) => t?.startsWith('runner.')), `only runner events: ${types.join(',')}`);
 });
 
 test('a bad log cursor is a 400; curl-style form-encoded JSON is accepted', async (t) => {

@@ -25,3 +25,5 @@ export * from './version.js';
 export * from './store/event-store.js';
 export * from './model/webhook.js';
 export * from './store/webhook-store.js';
+export * from './model/workflow.js';
+export * from './store/workflow-store.js';

@@ -11,6 +11,7 @@ import type { ApiContext } from './context.js';
 import { registerErrorHandling } from './errors.js';
 import { eventRoutes } from './routes/events.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { workflowRoutes } from './routes/workflows.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { coyotesRoutes } from './routes/compat/coyotes.js';
@@ -120,6 +121,7 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   healthRoutes(app, ctx);
   eventRoutes(app, ctx);
   webhookRoutes(app, ctx);
+  workflowRoutes(app, ctx);
   jobRoutes(app, ctx);
   scheduleRoutes(app, ctx);
   queueRoutes(app, ctx);

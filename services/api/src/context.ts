@@ -1,4 +1,4 @@
-import type { EventStore, WebhookStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
+import type { EventStore, WebhookStore, WorkflowStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
 import type { Redis } from 'ioredis';
 import type { TokenRegistry } from './auth.js';
 import type { EventHub } from './event-hub.js';
@@ -11,6 +11,7 @@ export interface ApiContext {
   queues: QueueStore;
   events: EventStore;
   webhooks: WebhookStore;
+  workflows: WorkflowStore;
   /** Fans new events out to SSE clients. */
   hub: EventHub;
   runners: RunnerRegistry;

@@ -1,5 +1,5 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, EventStore, QueueStore, WebhookStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
+  DEFAULT_SPEC_DEFAULTS, EventStore, QueueStore, WebhookStore, WorkflowStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
@@ -41,6 +41,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       events,
       hub,
       webhooks: new WebhookStore(redis, store.keys),
+      workflows: new WorkflowStore(redis, store.keys),
       runners: new RunnerRegistry(redis, store.keys),
       transport,
       control: redis,

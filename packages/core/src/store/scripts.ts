@@ -242,18 +242,22 @@ end
 
 /**
  * ARGV: base, now, then (id, queue, spec, runAt|'', meta JSON|'') per job. meta: {dedupeKey, name, replica, replicaOf,
- * after: [job ids], afterNames: [names]}. Checks first that every job id in `after` exists (else nothing is written:
+ * after: [job ids], afterNames: [names]}. Checks first that every job id in `after` exists or comes earlier in the
+ * batch (else nothing is written:
  * returns {'unknown', id}); then creates all. Returns {status, id} per job, id being the existing job for a duplicate.
  */
 export const CREATE = `${PRELUDE}
 local now = tonumber(ARGV[2])
 local metas = {}
+-- Jobs of this batch may depend on ones before them in it (a workflow's steps, in topological order).
+local earlier = {}
 for i = 3, #ARGV, 5 do
   local meta = ARGV[i + 4] ~= '' and cjson.decode(ARGV[i + 4]) or {}
   for _, dep in ipairs(meta.after or {}) do
-    if redis.call('EXISTS', jobKey(dep)) == 0 then return {'unknown', dep} end
+    if not earlier[dep] and redis.call('EXISTS', jobKey(dep)) == 0 then return {'unknown', dep} end
   end
   metas[i] = meta
+  earlier[ARGV[i]] = true
 end
 local out = {}
 for i = 3, #ARGV, 5 do

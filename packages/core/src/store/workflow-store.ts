@@ -1,0 +1,63 @@
+import type { Redis } from 'ioredis';
+import { DroverError } from '../errors.js';
+import { isJobId } from '../ids.js';
+import type { StepInput } from '../model/workflow.js';
+import type { Keys } from './keys.js';
+import type { Page } from './job-store.js';
+
+export interface WorkflowRun {
+  run: number;
+  mode: 'start' | 'whole' | 'failed' | 'steps';
+  at: string;
+  /** The steps this run started, with their job ids. */
+  steps: Record<string, string[]>;
+}
+
+export interface WorkflowRecord {
+  id: string;
+  name: string;
+  steps: StepInput[];
+  createdAt: string;
+  /** Current job ids per step (a restart replaces those of the steps it runs again). */
+  jobs: Record<string, string[]>;
+  runs: WorkflowRun[];
+}
+
+/** Workflows in Redis: one hash each (definition, current jobs, run history) and a lex index by id. */
+export class WorkflowStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
+
+  private key(id: string): string {
+    return `${this.keys.base}:wf:${id}`;
+  }
+
+  async save(wf: WorkflowRecord): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.key(wf.id), 'doc', JSON.stringify(wf))
+      .zadd(`${this.keys.base}:wf:idx`, 0, wf.id)
+      .exec();
+  }
+
+  async get(id: string): Promise<WorkflowRecord | null> {
+    if (!isJobId(id)) return null;
+    const doc = await this.redis.hget(this.key(id), 'doc');
+    return doc ? (JSON.parse(doc) as WorkflowRecord) : null;
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.redis.multi().del(this.key(id)).zrem(`${this.keys.base}:wf:idx`, id).exec();
+  }
+
+  /** Newest first; the cursor is the last id of the previous page. */
+  async list(cursor: string | undefined, limit: number): Promise<Page<WorkflowRecord>> {
+    if (cursor !== undefined && !isJobId(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
+    const ids = await this.redis.zrevrangebylex(`${this.keys.base}:wf:idx`, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, limit + 1);
+    const page = ids.slice(0, limit);
+    const items = (await Promise.all(page.map((id) => this.get(id)))).filter((w): w is WorkflowRecord => w !== null);
+    return { items, nextCursor: ids.length > limit ? (page[page.length - 1] ?? null) : null };
+  }
+}

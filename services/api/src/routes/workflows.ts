@@ -1,0 +1,189 @@
+import {
+  DEFAULT_SPEC_DEFAULTS, DroverError, JOB_ID_PATTERN, WorkflowInput, checkDag, checkJobSpec, isTerminal, newJobId, normalizeJobSpec, topoOrder,
+  withDescendants, type JobRecord, type NewJob, type WorkflowRecord, type WorkflowRun,
+} from '@drover/core';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import type { Principal } from '../auth.js';
+import type { ApiContext } from '../context.js';
+import { ErrorResponse } from '../schemas.js';
+import { assertSubmittable, expandReplicas, submitJobs, throwProblems } from './jobs.js';
+
+const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse };
+const IdParams = Type.Object({ id: Type.String({ pattern: JOB_ID_PATTERN }) }, { additionalProperties: false });
+const RestartBody = Type.Union([
+  Type.Object({ mode: Type.Union([Type.Literal('whole'), Type.Literal('failed')]) }, { additionalProperties: false }),
+  Type.Object({ steps: Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 200, uniqueItems: true }) }, { additionalProperties: false }),
+]);
+type RestartBody = { mode: 'whole' | 'failed' } | { steps: string[] };
+
+export type StepState = 'waiting' | 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost' | 'cancelled' | 'skipped';
+
+/** A step's state from its jobs (all copies): a job cancelled because a dependency failed is `skipped`. */
+function stepState(jobs: JobRecord[]): StepState {
+  const states = jobs.map((j): StepState => {
+    if (j.status === 'cancelled' && j.error?.startsWith('dependency ')) return 'skipped';
+    if (j.status === 'delayed') return 'queued';
+    return j.status;
+  });
+  for (const s of ['running', 'queued', 'waiting', 'failed', 'timed_out', 'lost', 'cancelled', 'skipped'] as const) if (states.includes(s)) return s;
+  return 'succeeded';
+}
+
+const FAILED_STATES: StepState[] = ['failed', 'timed_out', 'lost', 'cancelled', 'skipped'];
+
+/** Keeper's workflows: a DAG of steps, each a job; restart whole, from the failed steps, or from given steps. */
+export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const view = async (wf: WorkflowRecord) => {
+    const all = await ctx.store.getMany(Object.values(wf.jobs).flat());
+    const byId = new Map(all.map((j) => [j.id, j]));
+    const steps = wf.steps.map((s) => {
+      const jobs = (wf.jobs[s.name] ?? []).map((id) => byId.get(id)).filter((j): j is JobRecord => j !== undefined);
+      const first = jobs[0];
+      return {
+        name: s.name,
+        dependsOn: s.dependsOn ?? [],
+        state: stepState(jobs),
+        jobId: first?.id ?? null,
+        jobIds: jobs.map((j) => j.id),
+        attempts: first?.attempts ?? 0,
+        startedAt: first?.startedAt ?? null,
+        finishedAt: jobs.every((j) => isTerminal(j.status)) ? (first?.finishedAt ?? null) : null,
+        exitCode: first?.exitCode ?? null,
+        error: first?.error ?? null,
+      };
+    });
+    const states = steps.map((s) => s.state);
+    const state = states.some((s) => ['running', 'queued', 'waiting'].includes(s))
+      ? 'running'
+      : states.every((s) => s === 'succeeded')
+        ? 'succeeded'
+        : states.some((s) => ['failed', 'timed_out', 'lost'].includes(s))
+          ? 'failed'
+          : 'cancelled';
+    return { id: wf.id, name: wf.name, state, run: wf.runs.length, createdAt: wf.createdAt, steps, runs: wf.runs };
+  };
+
+  const mustGet = async (id: string): Promise<WorkflowRecord> => {
+    const wf = await ctx.workflows.get(id);
+    if (!wf) throw new DroverError('NOT_FOUND', `no workflow ${id}`);
+    return wf;
+  };
+
+  /**
+   * Jobs for the steps in `rerun`, in dependency order, each depending on its parents' jobs: the new ones of parents
+   * that run again, the existing ones otherwise (a succeeded one is met at once). One batch: all or nothing.
+   */
+  const launch = async (wf: WorkflowRecord, rerun: Set<string>, mode: WorkflowRun['mode'], principal: Principal | undefined): Promise<void> => {
+    const now = Date.now();
+    const jobs: NewJob[] = [];
+    const fresh: Record<string, string[]> = {};
+    const byName = new Map(wf.steps.map((s, i) => [s.name, { s, i }]));
+    for (const name of topoOrder(wf.steps)) {
+      if (!rerun.has(name)) continue;
+      const { s, i } = byName.get(name)!;
+      const parents = (s.dependsOn ?? []).flatMap((d) => fresh[d] ?? wf.jobs[d] ?? []);
+      const spec = normalizeJobSpec({ ...s.job, ...(parents.length > 0 ? { dependsOn: parents } : {}) }, DEFAULT_SPEC_DEFAULTS);
+      spec.labels = { ...spec.labels, 'drover.workflow': wf.id, 'drover.step': name };
+      assertSubmittable(ctx, principal, spec, `steps/${i}/job`);
+      const copies = expandReplicas({ id: newJobId(now), spec }, now);
+      fresh[name] = copies.map((c) => c.id);
+      jobs.push(...copies);
+    }
+    await submitJobs(ctx, jobs);
+    wf.jobs = { ...wf.jobs, ...fresh };
+    wf.runs.push({ run: wf.runs.length + 1, mode, at: new Date(now).toISOString(), steps: fresh });
+    await ctx.workflows.save(wf);
+  };
+
+  app.post<{ Body: WorkflowInput }>(
+    '/v1/workflows',
+    { config: { scope: 'submit' }, schema: { tags: ['workflows'], summary: 'Run a DAG of steps: each starts when the steps it depends on succeeded', body: WorkflowInput, response: errors } },
+    async (request, reply) => {
+      const { name, steps } = request.body;
+      const problems = checkDag(steps);
+      steps.forEach((s, i) => problems.push(...checkJobSpec(s.job).map((p) => ({ field: `steps/${i}/job/${p.field}`, message: p.message }))));
+      throwProblems(problems, '');
+      const wf: WorkflowRecord = { id: newJobId(Date.now()), name, steps, createdAt: new Date().toISOString(), jobs: {}, runs: [] };
+      await launch(wf, new Set(steps.map((s) => s.name)), 'start', request.principal);
+      return reply.status(201).send(await view(wf));
+    },
+  );
+
+  app.get<{ Querystring: { cursor?: string; limit?: number } }>(
+    '/v1/workflows',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['workflows'],
+        summary: 'Workflows, newest first',
+        querystring: Type.Object({ cursor: Type.Optional(Type.String({ maxLength: 64 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })) }, { additionalProperties: false }),
+      },
+    },
+    async (request) => {
+      const page = await ctx.workflows.list(request.query.cursor, request.query.limit ?? 50);
+      return { items: await Promise.all(page.items.map(view)), nextCursor: page.nextCursor };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/workflows/:id',
+    { config: { scope: 'read' }, schema: { tags: ['workflows'], summary: "Each step's state, job, times", params: IdParams, response: errors } },
+    async (request) => view(await mustGet(request.params.id)),
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/workflows/:id/cancel',
+    { config: { scope: 'submit' }, schema: { tags: ['workflows'], summary: 'Cancel: running steps are killed (their ids are returned), waiting ones never start', params: IdParams, response: errors } },
+    async (request) => {
+      const wf = await mustGet(request.params.id);
+      const interrupted: string[] = [];
+      const cancelled: string[] = [];
+      for (const id of Object.values(wf.jobs).flat()) {
+        const { action } = await ctx.store.cancel(id);
+        if (action === 'flagged') {
+          interrupted.push(id);
+          await ctx.control.publish(ctx.store.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
+        } else if (action === 'cancelled') cancelled.push(id);
+      }
+      return { interrupted, cancelled, workflow: await view(wf) };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: RestartBody }>(
+    '/v1/workflows/:id/restart',
+    {
+      config: { scope: 'submit' },
+      schema: {
+        tags: ['workflows'],
+        summary: 'Run again: mode "whole", mode "failed" (failed and skipped steps, keeping succeeded ones), or from the given steps and their descendants',
+        params: IdParams,
+        body: RestartBody,
+        response: errors,
+      },
+    },
+    async (request) => {
+      const wf = await mustGet(request.params.id);
+      const current = await view(wf);
+      if (current.state === 'running') throw new DroverError('CONFLICT', `workflow ${wf.id} is still running; cancel it first`);
+      const body = request.body;
+      let rerun: Set<string>;
+      let mode: WorkflowRun['mode'];
+      if ('steps' in body) {
+        const unknown = body.steps.filter((s) => !wf.steps.some((x) => x.name === s));
+        if (unknown.length > 0) throw new DroverError('VALIDATION', `steps: unknown step ${unknown.map((u) => `"${u}"`).join(', ')}`);
+        rerun = withDescendants(wf.steps, body.steps);
+        mode = 'steps';
+      } else if (body.mode === 'whole') {
+        rerun = new Set(wf.steps.map((s) => s.name));
+        mode = 'whole';
+      } else {
+        rerun = withDescendants(wf.steps, current.steps.filter((s) => FAILED_STATES.includes(s.state)).map((s) => s.name));
+        mode = 'failed';
+        if (rerun.size === 0) throw new DroverError('CONFLICT', `workflow ${wf.id} has no failed steps`);
+      }
+      await launch(wf, rerun, mode, request.principal);
+      return view(wf);
+    },
+  );
+}

@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { startStack, type Stack } from './helpers/stack.js';
+
+interface StepView {
+  name: string;
+  state: string;
+  jobId: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+interface WorkflowView {
+  id: string;
+  state: string;
+  run: number;
+  steps: StepView[];
+}
+
+async function settled(s: Stack, id: string, timeoutMs = 30_000): Promise<WorkflowView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const wf = (await s.request<WorkflowView>('GET', `/v1/workflows/${id}`)).body;
+    if (wf.state !== 'running') return wf;
+    assert.ok(Date.now() < deadline, `workflow ${id} still running: ${JSON.stringify(wf.steps.map((x) => [x.name, x.state]))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const step = (wf: WorkflowView, name: string): StepView => wf.steps.find((x) => x.name === name)!;
+const ms = (iso: string | null): number => Date.parse(iso!);
+
+test('a diamond DAG: b and c run in parallel after a, d after both', async (t) => {
+  const s = await startStack(t);
+  const res = await s.request<WorkflowView>('POST', '/v1/workflows', {
+    name: 'diamond',
+    steps: [
+      { name: 'd', job: { command: 'true' }, dependsOn: ['b', 'c'] },
+      { name: 'a', job: { command: 'sleep 0.2' } },
+      { name: 'b', job: { command: 'sleep 0.6' }, dependsOn: ['a'] },
+      { name: 'c', job: { command: 'sleep 0.6' }, dependsOn: ['a'] },
+    ],
+  });
+  assert.equal(res.status, 201);
+  assert.equal(res.body.state, 'running');
+  const wf = await settled(s, res.body.id);
+  assert.equal(wf.state, 'succeeded');
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n) => step(wf, n));
+  assert.ok(ms(b!.startedAt) >= ms(a!.finishedAt) && ms(c!.startedAt) >= ms(a!.finishedAt), 'b and c after a');
+  assert.ok(ms(b!.startedAt) < ms(c!.finishedAt) && ms(c!.startedAt) < ms(b!.finishedAt), 'b and c overlapped: they ran in parallel');
+  assert.ok(ms(d!.startedAt) >= Math.max(ms(b!.finishedAt), ms(c!.finishedAt)), 'd after both');
+});
+
+test('a failed step skips its descendants, others go on; restart failed / whole / from steps', async (t) => {
+  const s = await startStack(t);
+  // flag makes `bad` fail until the file exists; `side` does not depend on it.
+  const flag = join(tmpdir(), `drover-wf-${s.prefix}`);
+  t.after(async () => (await import('node:fs/promises')).rm(flag, { force: true }));
+  const res = await s.request<WorkflowView>('POST', '/v1/workflows', {
+    name: 'partial',
+    steps: [
+      { name: 'root', job: { command: 'true' } },
+      { name: 'bad', job: { command: `test -e ${flag}` }, dependsOn: ['root'] },
+      { name: 'after-bad', job: { command: 'true' }, dependsOn: ['bad'] },
+      { name: 'side', job: { command: 'true' }, dependsOn: ['root'] },
+    ],
+  });
+  const first = await settled(s, res.body.id);
+  assert.equal(first.state, 'failed');
+  assert.deepEqual(first.steps.map((x) => [x.name, x.state]), [['root', 'succeeded'], ['bad', 'failed'], ['after-bad', 'skipped'], ['side', 'succeeded']]);
+
+  await (await import('node:fs/promises')).writeFile(flag, '');
+  const again = await s.request<WorkflowView>('POST', `/v1/workflows/${res.body.id}/restart`, { mode: 'failed' });
+  assert.equal(again.status, 200);
+  const second = await settled(s, res.body.id);
+  assert.equal(second.state, 'succeeded');
+  assert.equal(second.run, 2);
+  assert.equal(step(second, 'root').jobId, step(first, 'root').jobId, 'succeeded steps are kept');
+  assert.equal(step(second, 'side').jobId, step(first, 'side').jobId);
+  assert.notEqual(step(second, 'bad').jobId, step(first, 'bad').jobId);
+  assert.notEqual(step(second, 'after-bad').jobId, step(first, 'after-bad').jobId);
+
+  await s.request('POST', `/v1/workflows/${res.body.id}/restart`, { steps: ['side'] });
+  const third = await settled(s, res.body.id);
+  assert.notEqual(step(third, 'side').jobId, step(second, 'side').jobId, 'the named step runs again');
+  assert.equal(step(third, 'bad').jobId, step(second, 'bad').jobId, 'steps not downstream of it stay');
+
+  await s.request('POST', `/v1/workflows/${res.body.id}/restart`, { mode: 'whole' });
+  const fourth = await settled(s, res.body.id);
+  assert.equal(fourth.state, 'succeeded');
+  assert.equal(fourth.run, 4);
+  for (const x of fourth.steps) assert.notEqual(x.jobId, step(third, x.name).jobId, `${x.name} ran again`);
+  const restartBad = await s.request('POST', `/v1/workflows/${res.body.id}/restart`, { mode: 'failed' });
+  assert.equal(restartBad.status, 409, 'nothing failed');
+});
+
+test('cancel kills running steps and answers with them; waiting steps never start', async (t) => {
+  const s = await startStack(t);
+  const res = await s.request<WorkflowView>('POST', '/v1/workflows', {
+    name: 'long',
+    steps: [
+      { name: 'slow', job: { command: 'sleep 30' } },
+      { name: 'next', job: { command: 'true' }, dependsOn: ['slow'] },
+    ],
+  });
+  const slowJob = step(res.body, 'slow').jobId;
+  await s.waitFor(slowJob, (j) => j.status === 'running');
+  const running = await s.request<WorkflowView>('POST', `/v1/workflows/${res.body.id}/restart`, { mode: 'whole' });
+  assert.equal(running.status, 409, 'no restart while running');
+  const cancelled = await s.request<{ interrupted: string[]; cancelled: string[] }>('POST', `/v1/workflows/${res.body.id}/cancel`);
+  assert.deepEqual(cancelled.body.interrupted, [slowJob]);
+  assert.deepEqual(cancelled.body.cancelled, [step(res.body, 'next').jobId]);
+  const wf = await settled(s, res.body.id);
+  assert.equal(wf.state, 'cancelled');
+  assert.equal((await s.waitFor(slowJob)).status, 'cancelled');
+});
+
+test('workflows: a cycle or an unknown step is a 400 naming it; nothing is stored', async (t) => {
+  const s = await startStack(t, { runner: false, scheduler: false });
+  const cases: [unknown, RegExp][] = [
+    [{ name: 'w', steps: [{ name: 'a', job: { command: 'true' }, dependsOn: ['b'] }, { name: 'b', job: { command: 'true' }, dependsOn: ['a'] }] }, /cycle: a -> b -> a/],
+    [{ name: 'w', steps: [{ name: 'a', job: { command: 'true' }, dependsOn: ['ghost'] }] }, /unknown step "ghost"/],
+    [{ name: 'w', steps: [{ name: 'a', job: { command: 'true' } }, { name: 'a', job: { command: 'true' } }] }, /duplicate step "a"/],
+    [{ name: 'w', steps: [{ name: 'a', job: {} }] }, /command/],
+    [{ name: 'w', steps: [] }, /steps/],
+  ];
+  for (const [body, message] of cases) {
+    const res = await s.request<{ error: { message: string } }>('POST', '/v1/workflows', body);
+    assert.equal(res.status, 400, JSON.stringify(body));
+    assert.match(res.body.error.message, message);
+  }
+  assert.deepEqual((await s.request<{ items: unknown[] }>('GET', '/v1/workflows')).body.items, []);
+  assert.deepEqual((await s.request<{ items: unknown[] }>('GET', '/v1/jobs')).body.items, []);
+  assert.equal((await s.request('GET', '/v1/workflows/01J0000000000000000000000Z')).status, 404);
+});
