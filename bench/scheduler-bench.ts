@@ -94,7 +94,7 @@ export async function runSchedulerBench(opts: SchedulerBenchOptions): Promise<[s
     const second = new Date(now + 15_000).getUTCSeconds();
     const cron = `${second} * * * * *`;
     const firstFire = nextFireAfter(cron, 'UTC', now + 5_000)!;
-    const def = { cron, timezone: 'UTC', job: { argv: ['/bin/true'], queue: 'bench-cron' }, overlap: 'allow' as const, misfire: 'run-once' as const, description: '' };
+    const def = { cron, timezone: 'UTC', job: { argv: ['/bin/true'], queue: 'bench-cron' }, overlap: 'allow' as const, misfire: 'run-once' as const, description: '', alertAfterFailures: null };
     for (let i = 0; i < opts.schedules; i += 500) {
       await Promise.all(
         Array.from({ length: Math.min(500, opts.schedules - i) }, (_, j) => schedules.put('create', `s${i + j}`, def, true, firstFire)),
