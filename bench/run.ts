@@ -10,9 +10,10 @@
  * gives noisy single runs.
  *   (6), (7) the scheduler: see scheduler-bench.ts
  * With --broker rabbitmq: (3) and (5) on BullMQ and on RabbitMQ in alternating rounds, and their ratio.
+ * --section events: SSE consumers and a webhook while jobs flow (see events-bench.ts).
  * --section queues: (3) on a plain queue against queues with a global concurrency (the claim-time gate, parking
  * and releasing), alternating.
- * Options: --section executor|scheduler|queues|all, --jobs N (default 4000), --rounds N (default 3),
+ * Options: --section executor|scheduler|queues|events|all, --jobs N (default 4000), --rounds N (default 3),
  *          --samples N (latency samples, default 200), --ballast MB (default 500),
  *          --delayed N (default 100000), --schedules N (default 10000).
  */
@@ -24,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { rabbitNames } from '@drover/core';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
+import { runEventsBench } from './events-bench.js';
 import { runSchedulerBench } from './scheduler-bench.js';
 
 const { values } = parseArgs({
@@ -204,6 +206,7 @@ async function main(): Promise<void> {
   }
   if (section === 'executor' || section === 'all') await executorSection(prefix);
   if (section === 'queues' || section === 'all') await queueSection(`${prefix}-q`);
+  if (section === 'events' || section === 'all') await eventsSection(`${prefix}-e`);
   if (section === 'scheduler' || section === 'all') {
     const redis = new Redis(REDIS_URL);
     try {
@@ -248,6 +251,24 @@ async function brokerSection(prefix: string): Promise<void> {
     [`submit->start p50 / p99 on BullMQ, ms (n=${lat.bull.length})`, `${pct(lat.bull, 50).toFixed(1)} / ${pct(lat.bull, 99).toFixed(1)}`],
     [`submit->start p50 / p99 on RabbitMQ, ms (n=${lat.rabbit.length})`, `${pct(lat.rabbit, 50).toFixed(1)} / ${pct(lat.rabbit, 99).toFixed(1)}`],
   ]);
+}
+
+/** Events: what SSE consumers and a webhook receiver get while jobs flow. */
+async function eventsSection(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  const d = await startDrover(prefix);
+  try {
+    const rows = await withRunner(d, ['cli/dist/main.js', 'runner'], {}, () =>
+      runEventsBench({ url: d.url, token: d.token, run: (n) => endToEnd(d, n) }, { jobs: JOBS, sse: 2 }),
+    );
+    printTable('events', rows);
+  } finally {
+    await d.stop();
+    d.redis.disconnect();
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await deleteKeys(redis, `{${prefix}*`);
+    redis.disconnect();
+  }
 }
 
 /** Throughput through the queue gate: a plain queue, concurrency 8 (the runner's own limit) and concurrency 4. */
