@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { JobTemplate, QUEUE_NAME_PATTERN, type SpecProblem } from './job-spec.js';
+import { JobTemplate, QUEUE_NAME_PATTERN, normalizeJobSpec, type JobSpec, type SpecDefaults, type SpecProblem } from './job-spec.js';
 
 const StepName = Type.String({ pattern: QUEUE_NAME_PATTERN, description: 'Letters, digits, `_ . -`, up to 64.' });
 
@@ -90,4 +90,40 @@ export function withDescendants(steps: StepInput[], from: Iterable<string>): Set
     }
   }
   return out;
+}
+
+/** What starting (or restarting) a workflow's steps comes to: the jobs, in dependency order, and their ids per step. */
+export interface WorkflowPlan {
+  jobs: { id: string; spec: JobSpec; replica?: { index: number; of: string } }[];
+  fresh: Record<string, string[]>;
+}
+
+/**
+ * Jobs for the steps in `rerun`, in dependency order, each depending on its parents' jobs: the new ones of parents
+ * that run again, the existing ones (`current`) otherwise, so a parent that succeeded is met at once. Steps with
+ * replicas get one job per copy; a dependent waits for all copies. `newId` makes the ids (ULIDs).
+ */
+export function planWorkflow(
+  workflowId: string,
+  steps: StepInput[],
+  rerun: Set<string>,
+  current: Record<string, string[]>,
+  defaults: SpecDefaults,
+  newId: () => string,
+): WorkflowPlan {
+  const jobs: WorkflowPlan['jobs'] = [];
+  const fresh: Record<string, string[]> = {};
+  const byName = new Map(steps.map((s) => [s.name, s]));
+  for (const name of topoOrder(steps)) {
+    if (!rerun.has(name)) continue;
+    const s = byName.get(name)!;
+    const parents = (s.dependsOn ?? []).flatMap((d) => fresh[d] ?? current[d] ?? []);
+    const spec = normalizeJobSpec({ ...s.job, ...(parents.length > 0 ? { dependsOn: parents } : {}) }, defaults);
+    spec.labels = { ...spec.labels, 'drover.workflow': workflowId, 'drover.step': name };
+    const n = spec.replicas ?? 1;
+    const ids = Array.from({ length: n }, () => newId());
+    ids.forEach((id, index) => jobs.push({ id, spec, ...(n > 1 ? { replica: { index, of: ids[0]! } } : {}) }));
+    fresh[name] = ids;
+  }
+  return { jobs, fresh };
 }

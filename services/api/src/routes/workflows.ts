@@ -1,13 +1,13 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, JOB_ID_PATTERN, WorkflowInput, checkDag, checkJobSpec, isTerminal, newJobId, normalizeJobSpec, topoOrder,
-  withDescendants, type JobRecord, type NewJob, type WorkflowRecord, type WorkflowRun,
+  DEFAULT_SPEC_DEFAULTS, DroverError, JOB_ID_PATTERN, WorkflowInput, checkDag, checkJobSpec, isTerminal, newJobId, planWorkflow,
+  withDescendants, type JobRecord, type WorkflowRecord, type WorkflowRun,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
-import { assertSubmittable, expandReplicas, submitJobs, throwProblems } from './jobs.js';
+import { assertSubmittable, submitJobs, throwProblems } from './jobs.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse };
 const IdParams = Type.Object({ id: Type.String({ pattern: JOB_ID_PATTERN }) }, { additionalProperties: false });
@@ -76,20 +76,8 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
    */
   const launch = async (wf: WorkflowRecord, rerun: Set<string>, mode: WorkflowRun['mode'], principal: Principal | undefined): Promise<void> => {
     const now = Date.now();
-    const jobs: NewJob[] = [];
-    const fresh: Record<string, string[]> = {};
-    const byName = new Map(wf.steps.map((s, i) => [s.name, { s, i }]));
-    for (const name of topoOrder(wf.steps)) {
-      if (!rerun.has(name)) continue;
-      const { s, i } = byName.get(name)!;
-      const parents = (s.dependsOn ?? []).flatMap((d) => fresh[d] ?? wf.jobs[d] ?? []);
-      const spec = normalizeJobSpec({ ...s.job, ...(parents.length > 0 ? { dependsOn: parents } : {}) }, DEFAULT_SPEC_DEFAULTS);
-      spec.labels = { ...spec.labels, 'drover.workflow': wf.id, 'drover.step': name };
-      assertSubmittable(ctx, principal, spec, `steps/${i}/job`);
-      const copies = expandReplicas({ id: newJobId(now), spec }, now);
-      fresh[name] = copies.map((c) => c.id);
-      jobs.push(...copies);
-    }
+    const { jobs, fresh } = planWorkflow(wf.id, wf.steps, rerun, wf.jobs, DEFAULT_SPEC_DEFAULTS, () => newJobId(now));
+    for (const j of jobs) assertSubmittable(ctx, principal, j.spec, `steps/${wf.steps.findIndex((s) => s.name === j.spec.labels['drover.step'])}/job`);
     await submitJobs(ctx, jobs);
     wf.jobs = { ...wf.jobs, ...fresh };
     wf.runs.push({ run: wf.runs.length + 1, mode, at: new Date(now).toISOString(), steps: fresh });
