@@ -134,3 +134,42 @@ test('workflows: a cycle or an unknown step is a 400 naming it; nothing is store
   assert.deepEqual((await s.request<{ items: unknown[] }>('GET', '/v1/jobs')).body.items, []);
   assert.equal((await s.request('GET', '/v1/workflows/01J0000000000000000000000Z')).status, 404);
 });
+
+test('a schedule can run a workflow: each fire starts a run, listed under /v1/workflows', async (t) => {
+  const s = await startStack(t);
+  const created = await s.request('POST', '/v1/schedules', {
+    name: 'nightly-dag',
+    cron: '0 3 * * *',
+    workflow: { steps: [{ name: 'extract', job: { command: 'true' } }, { name: 'load', job: { command: 'true' }, dependsOn: ['extract'] }] },
+  });
+  assert.equal(created.status, 201);
+  const fired = await s.request<{ id: string; labels: Record<string, string> }>('POST', '/v1/schedules/nightly-dag/trigger', {});
+  assert.equal(fired.status, 201, JSON.stringify(fired.body));
+  const workflowId = fired.body.labels['drover.workflow']!;
+  const wf = await settled(s, workflowId);
+  assert.equal(wf.state, 'succeeded');
+  assert.deepEqual(wf.steps.map((x) => [x.name, x.state]), [['extract', 'succeeded'], ['load', 'succeeded']]);
+  assert.ok(ms(step(wf, 'load').startedAt) >= ms(step(wf, 'extract').finishedAt));
+  const runs = (await s.request<{ items: { id: string }[] }>('GET', '/v1/schedules/nightly-dag/runs')).body.items;
+  assert.equal(runs.length, 2, 'both step jobs are runs of the schedule');
+  // And by the clock: a one-second cron starts runs by itself.
+  await s.request('POST', '/v1/schedules', { name: 'every-second', cron: '* * * * * *', workflow: { steps: [{ name: 'only', job: { command: 'true' } }] } });
+  const deadline = Date.now() + 15_000;
+  let fromCron: { id: string; name: string; state: string }[] = [];
+  while (!fromCron.some((w) => w.state === 'succeeded')) {
+    assert.ok(Date.now() < deadline, 'the cron did not start a workflow run');
+    await new Promise((r) => setTimeout(r, 100));
+    fromCron = (await s.request<{ items: typeof fromCron }>('GET', '/v1/workflows')).body.items.filter((w) => w.name === 'every-second');
+  }
+  await s.request('POST', '/v1/schedules/every-second/disable');
+  const bad = await s.request<{ error: { message: string } }>('POST', '/v1/schedules', {
+    name: 'both', cron: '* * * * *', job: { command: 'true' }, workflow: { steps: [{ name: 'a', job: { command: 'true' } }] },
+  });
+  assert.equal(bad.status, 400);
+  assert.match(bad.body.error.message, /exactly one of "job" and "workflow"/);
+  const cyclic = await s.request<{ error: { message: string } }>('POST', '/v1/schedules', {
+    name: 'cyclic', cron: '* * * * *', workflow: { steps: [{ name: 'a', job: { command: 'true' }, dependsOn: ['a'] }] },
+  });
+  assert.equal(cyclic.status, 400);
+  assert.match(cyclic.body.error.message, /cycle: a -> a/);
+});

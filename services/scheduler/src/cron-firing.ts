@@ -1,5 +1,5 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, coerceError, newJobId, nextFireAfter, normalizeJobSpec,
+  coerceError, firePayload, nextFireAfter,
   type DueSchedule, type Fire, type JobStore, type Logger, type ScheduleStore, type Transport,
 } from '@drover/core';
 
@@ -13,7 +13,7 @@ export const SCHEDULE_BATCH = 500;
  * job, catching up if need be. Later than that, no scheduler was running at the fire time: `run-once` fires
  * once, `skip` fires nothing, and the schedule resumes with the first fire time after now.
  */
-export function planFire(d: DueSchedule, now: number, misfireThresholdMs: number): Omit<Fire, 'jobIds' | 'spec'> {
+export function planFire(d: DueSchedule, now: number, misfireThresholdMs: number): Omit<Fire, 'payload'> {
   const misfired = now - d.nextRunAt > misfireThresholdMs;
   return {
     name: d.name,
@@ -35,14 +35,13 @@ export async function fireDueSchedules(
   if (due.length === 0) return 0;
   const fires: Fire[] = [];
   for (const d of due) {
-    const spec = normalizeJobSpec(d.def.job, DEFAULT_SPEC_DEFAULTS);
-    const jobIds = Array.from({ length: spec.replicas ?? 1 }, () => newJobId(now));
+    const payload = firePayload(d.name, d.def, now);
     try {
-      fires.push({ ...planFire(d, now, misfireThresholdMs), jobIds, spec });
+      fires.push({ ...planFire(d, now, misfireThresholdMs), payload });
     } catch (err) {
       // An expression that cannot be evaluated any more (stored before a library change?): stop it, loudly.
       deps.log.error({ err: coerceError(err), schedule: d.name, cron: d.def.cron }, 'cannot compute the next fire time; schedule stops firing');
-      fires.push({ name: d.name, version: d.version, expectedNextRunAt: d.nextRunAt, newNextRunAt: null, fire: false, misfired: false, jobIds, spec });
+      fires.push({ name: d.name, version: d.version, expectedNextRunAt: d.nextRunAt, newNextRunAt: null, fire: false, misfired: false, payload });
     }
   }
   const results = await deps.schedules.fire(fires, now);
@@ -59,7 +58,7 @@ export async function fireDueSchedules(
   }
   if (queued.length > 0) {
     try {
-      const refs = queued.flatMap((r) => r.jobIds.map((jobId) => ({ jobId, queue: r.queue })));
+      const refs = queued.flatMap((r) => r.publish.map((p) => ({ jobId: p.id, queue: p.queue })));
       await deps.transport.publish(refs);
       await deps.store.published(refs.map((r) => r.jobId));
     } catch (err) {

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { JobTemplate, QUEUE_NAME_PATTERN } from './job-spec.js';
+import { StepInput } from './workflow.js';
 
 export const SCHEDULE_NAME_PATTERN = QUEUE_NAME_PATTERN;
 export const ScheduleName = Type.String({ pattern: SCHEDULE_NAME_PATTERN, description: 'Letters, digits, `_ . -`, up to 64.' });
@@ -12,6 +13,10 @@ const fields = {
   }),
   timezone: Type.String({ minLength: 1, maxLength: 64, description: 'IANA time zone, e.g. Europe/Berlin. Default UTC.' }),
   job: JobTemplate,
+  workflow: Type.Object(
+    { steps: Type.Array(StepInput, { minItems: 1, maxItems: 200 }) },
+    { additionalProperties: false, description: 'Instead of `job`: each fire starts a run of this workflow (GET /v1/workflows).' },
+  ),
   overlap: Type.Union([Type.Literal('allow'), Type.Literal('skip'), Type.Literal('replace')], {
     description: 'While a run is still going: start another (allow), skip this fire (skip), or cancel the running one first (replace).',
   }),
@@ -29,7 +34,8 @@ export const ScheduleInput = Type.Object(
   {
     name: ScheduleName,
     cron: fields.cron,
-    job: fields.job,
+    job: Type.Optional(fields.job),
+    workflow: Type.Optional(fields.workflow),
     timezone: Type.Optional(fields.timezone),
     overlap: Type.Optional(fields.overlap),
     misfire: Type.Optional(fields.misfire),
@@ -49,7 +55,9 @@ export type ScheduleUpdate = Static<typeof ScheduleUpdate>;
 export interface ScheduleDef {
   cron: string;
   timezone: string;
-  job: JobTemplate;
+  /** What each fire runs: one job, or (instead) a workflow run. */
+  job?: JobTemplate;
+  workflow?: { steps: StepInput[] };
   overlap: 'allow' | 'skip' | 'replace';
   misfire: 'skip' | 'run-once';
   description: string;
@@ -75,7 +83,8 @@ export function scheduleDefaults(input: ScheduleInput): ScheduleDef {
   return {
     cron: input.cron,
     timezone: input.timezone ?? 'UTC',
-    job: input.job,
+    ...(input.job ? { job: input.job } : {}),
+    ...(input.workflow ? { workflow: input.workflow } : {}),
     overlap: input.overlap ?? 'allow',
     misfire: input.misfire ?? 'run-once',
     description: input.description ?? '',

@@ -38,6 +38,29 @@ local function createScheduledJob(name, ids, queue, spec, runAt, scheduledFor, n
   emit('schedule.fired', list[1], queue, { schedule = name, jobIds = list, scheduledFor = tonumber(scheduledFor), status = first })
   return first
 end
+-- A workflow run fired by a schedule: its record and all step jobs (each step after the ones it depends on).
+local function createScheduledRun(name, bundle, scheduledFor, now)
+  local b = cjson.decode(bundle)
+  local first
+  for _, j in ipairs(b.jobs) do
+    local status = createJob(j.id, j.queue, j.spec, '', now, j.meta)
+    first = first or status
+    if status ~= 'duplicate' then
+      redis.call('HSET', jobKey(j.id), 'schedule', name, 'scheduledFor', scheduledFor)
+      redis.call('SADD', schedKey(name) .. ':running', j.id)
+      redis.call('ZADD', schedKey(name) .. ':runs', 0, j.id)
+    end
+  end
+  redis.call('HSET', base .. ':wf:' .. b.workflowId, 'doc', b.doc)
+  redis.call('ZADD', base .. ':wf:idx', 0, b.workflowId)
+  redis.call('HSET', schedKey(name), 'lastRunAt', now, 'lastJobId', b.jobs[1].id)
+  emit('schedule.fired', b.jobs[1].id, b.jobs[1].queue, { schedule = name, workflowId = b.workflowId, scheduledFor = tonumber(scheduledFor) })
+  return first
+end
+local function createFire(name, ids, queue, spec, runAt, scheduledFor, now, meta)
+  if meta == 'bundle' then return createScheduledRun(name, spec, scheduledFor, now) end
+  return createScheduledJob(name, ids, queue, spec, runAt, scheduledFor, now, meta)
+end
 `;
 
 /** ARGV: base, name, def, enabled, nextRunAt|'', now, mode (create|update). Returns 1, or 0 (exists / missing). */
@@ -144,7 +167,7 @@ for i = 3, #ARGV, 10 do
         end
         replaced = table.concat(flagged, ',')
       end
-      status = createScheduledJob(name, id, queue, spec, '', expected, now, meta)
+      status = createFire(name, id, queue, spec, '', expected, now, meta)
       outcome = 'fired'
     end
     redis.call('HSET', k, 'nextRunAt', nextRunAt)
@@ -162,5 +185,5 @@ return out
 export const SCHED_TRIGGER = `${PRELUDE}${SCHED}
 local name, now = ARGV[2], ARGV[3]
 if redis.call('EXISTS', schedKey(name)) == 0 then return '' end
-return createScheduledJob(name, ARGV[4], ARGV[5], ARGV[6], ARGV[7], now, now, ARGV[8])
+return createFire(name, ARGV[4], ARGV[5], ARGV[6], ARGV[7], now, now, ARGV[8])
 `;

@@ -2,7 +2,10 @@ import type { Redis, Result } from 'ioredis';
 import { DroverError } from '../errors.js';
 import { defineScripts } from '../redis.js';
 import { scheduleFromHash, type ScheduleDef, type ScheduleRecord } from '../model/schedule.js';
-import type { JobSpec } from '../model/job-spec.js';
+import { DEFAULT_SPEC_DEFAULTS, normalizeJobSpec, type JobSpec, type JobTemplate } from '../model/job-spec.js';
+import { planWorkflow } from '../model/workflow.js';
+import { newJobId } from '../ids.js';
+import type { WorkflowRecord } from './workflow-store.js';
 import type { Keys } from './keys.js';
 import * as scripts from './schedule-scripts.js';
 import { createMeta, type Page } from './job-store.js';
@@ -43,16 +46,51 @@ export interface Fire {
   /** False when a misfire policy says to fire nothing for this time. */
   fire: boolean;
   misfired: boolean;
-  /** One id per replica (one for most jobs). */
+  payload: FirePayload;
+}
+
+/** What one fire (or trigger) creates: the jobs of a job schedule (one per replica), or a workflow run. */
+export interface FirePayload {
+  /** Job schedule: one id per replica. */
   jobIds: string[];
-  spec: JobSpec;
+  spec: JobSpec | null;
+  /** Workflow schedule: the run's record and its step jobs, created by the script in one step. */
+  bundle: string | null;
+  /** Jobs to publish once created (a workflow's first steps; the others wait for their dependencies). */
+  publish: { id: string; queue: string }[];
+}
+
+/** Builds the payload of a fire from a schedule's definition; `template` overrides the job's fields (trigger). */
+export function firePayload(name: string, def: ScheduleDef, now: number, template?: Partial<JobTemplate>): FirePayload {
+  if (def.workflow) {
+    const id = newJobId(now);
+    const steps = def.workflow.steps;
+    const plan = planWorkflow(id, steps, new Set(steps.map((s) => s.name)), {}, DEFAULT_SPEC_DEFAULTS, () => newJobId(now));
+    const at = new Date(now).toISOString();
+    const doc: WorkflowRecord = { id, name, schedule: name, steps, createdAt: at, jobs: plan.fresh, runs: [{ run: 1, mode: 'start', at, steps: plan.fresh }] };
+    const jobs = plan.jobs.map((j) => {
+      const meta = createMeta(j);
+      return { id: j.id, queue: j.spec.queue, spec: JSON.stringify(j.spec), meta: meta ? (JSON.parse(meta) as unknown) : {} };
+    });
+    const roots = plan.jobs.filter((j) => !j.spec.dependsOn).map((j) => ({ id: j.id, queue: j.spec.queue }));
+    return { jobIds: plan.jobs.map((j) => j.id), spec: null, bundle: JSON.stringify({ workflowId: id, doc: JSON.stringify(doc), jobs }), publish: roots };
+  }
+  const spec = normalizeJobSpec({ ...def.job, ...template }, DEFAULT_SPEC_DEFAULTS);
+  const jobIds = Array.from({ length: spec.replicas ?? 1 }, () => newJobId(now));
+  return { jobIds, spec, bundle: null, publish: jobIds.map((id) => ({ id, queue: spec.queue })) };
+}
+
+/** The script arguments of a payload: ids, queue, spec, meta (or '', '', bundle, 'bundle'). */
+function payloadArgs(p: FirePayload): string[] {
+  if (p.bundle) return ['', '', p.bundle, 'bundle'];
+  return [p.jobIds.join(','), p.spec!.queue, JSON.stringify(p.spec), createMeta({ id: p.jobIds[0]!, spec: p.spec! })];
 }
 
 export interface FireResult {
   name: string;
   outcome: 'fired' | 'skipped' | 'misfired' | 'stale';
-  jobIds: string[];
-  queue: string;
+  /** The jobs to publish when fired. */
+  publish: { id: string; queue: string }[];
   status: string;
   /** Running jobs flagged for cancel by overlap=replace; their runners must be told. */
   replaced: string[];
@@ -134,26 +172,22 @@ export class ScheduleStore {
     if (fires.length === 0) return [];
     const args: (string | number)[] = [this.keys.base, now];
     for (const f of fires) {
-      args.push(
-        f.name, f.version, f.expectedNextRunAt, f.newNextRunAt ?? '', f.fire ? 1 : 0, f.misfired ? 1 : 0,
-        f.jobIds.join(','), f.spec.queue, JSON.stringify(f.spec), createMeta({ id: f.jobIds[0]!, spec: f.spec }),
-      );
+      args.push(f.name, f.version, f.expectedNextRunAt, f.newNextRunAt ?? '', f.fire ? 1 : 0, f.misfired ? 1 : 0, ...payloadArgs(f.payload));
     }
     const flat = await this.redis.droverSchedFire(...args);
     return fires.map((f, i) => ({
       name: f.name,
       outcome: flat[i * 4 + 1] as FireResult['outcome'],
-      jobIds: f.jobIds,
-      queue: f.spec.queue,
+      publish: f.payload.publish,
       status: flat[i * 4 + 2] ?? '',
       replaced: flat[i * 4 + 3] ? flat[i * 4 + 3]!.split(',') : [],
     }));
   }
 
-  /** A manual run now (or at runAt), one job per replica. Returns the first job's status, or null if the schedule is unknown. */
-  async trigger(name: string, jobIds: string[], spec: JobSpec, runAt: number | null, now = Date.now()): Promise<string | null> {
-    const meta = createMeta({ id: jobIds[0]!, spec });
-    const status = await this.redis.droverSchedTrigger(this.keys.base, name, now, jobIds.join(','), spec.queue, JSON.stringify(spec), runAt ?? '', meta);
+  /** A manual run now (or at runAt). Returns the first job's status, or null if the schedule is unknown. */
+  async trigger(name: string, payload: FirePayload, runAt: number | null, now = Date.now()): Promise<string | null> {
+    const [ids, queue, spec, meta] = payloadArgs(payload);
+    const status = await this.redis.droverSchedTrigger(this.keys.base, name, now, ids!, queue!, spec!, runAt ?? '', meta!);
     return status || null;
   }
 }

@@ -16,6 +16,8 @@ export interface WorkflowRun {
 export interface WorkflowRecord {
   id: string;
   name: string;
+  /** The schedule that started it, if one did. */
+  schedule?: string;
   steps: StepInput[];
   createdAt: string;
   /** Current job ids per step (a restart replaces those of the steps it runs again). */

@@ -1,6 +1,6 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkJobSpec, newJobId, nextFireAfter,
-  nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type JobRecord, type JobTemplate, type ScheduleDef,
+  DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkDag, checkJobSpec, firePayload, nextFireAfter,
+  nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type JobRecord, type JobSpec, type JobTemplate, type ScheduleDef, type SpecProblem,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
@@ -26,9 +26,21 @@ const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404
 
 type Named = { Params: { name: string } };
 
-/** Validates what JSON schema cannot: the cron expression, the time zone and the job template's own rules. */
+/** The job specs a schedule's fires create: its job, or its workflow's steps. */
+function defSpecs(def: ScheduleDef): { spec: JobSpec; field: string }[] {
+  if (def.workflow) return def.workflow.steps.map((s, i) => ({ spec: normalizeJobSpec(s.job, DEFAULT_SPEC_DEFAULTS), field: `workflow/steps/${i}/job` }));
+  return def.job ? [{ spec: normalizeJobSpec(def.job, DEFAULT_SPEC_DEFAULTS), field: 'job' }] : [];
+}
+
+/** Validates what JSON schema cannot: job xor workflow, the cron expression, the time zone, the templates' own rules. */
 function checkDef(def: ScheduleDef): void {
-  const problems = checkJobSpec(def.job).map((p) => ({ field: `job/${p.field}`, message: p.message }));
+  const problems: SpecProblem[] = [];
+  if (!def.job === !def.workflow) problems.push({ field: def.job ? 'workflow' : 'job', message: 'give exactly one of "job" and "workflow"' });
+  if (def.job) problems.push(...checkJobSpec(def.job).map((p) => ({ field: `job/${p.field}`, message: p.message })));
+  if (def.workflow) {
+    problems.push(...checkDag(def.workflow.steps).map((p) => ({ field: `workflow/${p.field}`, message: p.message })));
+    def.workflow.steps.forEach((s, i) => problems.push(...checkJobSpec(s.job).map((p) => ({ field: `workflow/steps/${i}/job/${p.field}`, message: p.message }))));
+  }
   try {
     validateCron(def.cron, def.timezone);
   } catch (err) {
@@ -56,7 +68,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (request, reply) => {
       const def = scheduleDefaults(request.body);
       checkDef(def);
-      assertSubmittable(ctx, request.principal, normalizeJobSpec(def.job, DEFAULT_SPEC_DEFAULTS), 'job');
+      for (const { spec, field } of defSpecs(def)) assertSubmittable(ctx, request.principal, spec, field);
       const enabled = request.body.enabled ?? true;
       const now = Date.now();
       if (!(await ctx.schedules.put('create', request.body.name, def, enabled, next(def, enabled, now), now))) {
@@ -90,14 +102,16 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const def: ScheduleDef = {
         cron: changes.cron ?? current.cron,
         timezone: changes.timezone ?? current.timezone,
-        job: changes.job ?? current.job,
+        // A new job replaces a workflow and the other way round.
+        ...(changes.job ? { job: changes.job } : changes.workflow ? {} : current.job ? { job: current.job } : {}),
+        ...(changes.workflow ? { workflow: changes.workflow } : changes.job ? {} : current.workflow ? { workflow: current.workflow } : {}),
         overlap: changes.overlap ?? current.overlap,
         misfire: changes.misfire ?? current.misfire,
         description: changes.description ?? current.description,
         alertAfterFailures: changes.alertAfterFailures !== undefined ? changes.alertAfterFailures : current.alertAfterFailures,
       };
       checkDef(def);
-      assertSubmittable(ctx, request.principal, normalizeJobSpec(def.job, DEFAULT_SPEC_DEFAULTS), 'job');
+      for (const { spec, field } of defSpecs(def)) assertSubmittable(ctx, request.principal, spec, field);
       const enabled = wantEnabled ?? current.enabled;
       const now = Date.now();
       if (!(await ctx.schedules.put('update', request.params.name, def, enabled, next(def, enabled, now), now))) {
@@ -156,21 +170,21 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const s = await mustGet(request.params.name);
       const { delayMs, env, args } = request.body ?? {};
       if (delayMs !== undefined && delayMs > ctx.maxDelayMs) throwProblems([{ field: 'delayMs', message: `is more than ${ctx.maxDelayMs} ms (DROVER_MAX_DELAY_MS)` }], 'body');
-      const template: JobTemplate = { ...s.job, ...(env ? { env: { ...s.job.env, ...env } } : {}), ...(args ? { args } : {}) };
-      throwProblems(checkJobSpec(template), 'body');
+      if (s.workflow && (env || args || delayMs)) throwProblems([{ field: 'env', message: 'a workflow schedule is triggered as it is (no env, args or delayMs)' }], 'body');
+      const override: Partial<JobTemplate> = { ...(env ? { env: { ...s.job?.env, ...env } } : {}), ...(args ? { args } : {}) };
+      if (s.job) throwProblems(checkJobSpec({ ...s.job, ...override }), 'body');
       const now = Date.now();
-      const spec = normalizeJobSpec(template, DEFAULT_SPEC_DEFAULTS);
-      const ids = Array.from({ length: spec.replicas ?? 1 }, () => newJobId(now));
-      const id = ids[0]!;
-      assertSubmittable(ctx, request.principal, spec, 'job');
+      const payload = firePayload(s.name, s, now, override);
+      if (payload.spec) assertSubmittable(ctx, request.principal, payload.spec, 'job');
+      else for (const { spec, field } of defSpecs(s)) assertSubmittable(ctx, request.principal, spec, field);
       const runAt = delayMs ? now + delayMs : null;
-      const status = await ctx.schedules.trigger(s.name, ids, spec, runAt, now);
+      const status = await ctx.schedules.trigger(s.name, payload, runAt, now);
       if (!status) throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
-      if (status === 'queued') {
-        await ctx.transport.publish(ids.map((jobId) => ({ jobId, queue: spec.queue })));
-        await ctx.store.published(ids);
+      if (status === 'queued' || payload.bundle) {
+        await ctx.transport.publish(payload.publish.map((p) => ({ jobId: p.id, queue: p.queue })));
+        await ctx.store.published(payload.publish.map((p) => p.id));
       }
-      return reply.status(201).send((await ctx.store.get(id))!);
+      return reply.status(201).send((await ctx.store.get(payload.jobIds[0]!))!);
     },
   );
 

@@ -1,5 +1,5 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_REPLICAS, QUEUE_NAME_PATTERN, newJobId, nextFireAfter, normalizeJobSpec, validateCron,
+  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_REPLICAS, firePayload, QUEUE_NAME_PATTERN, newJobId, nextFireAfter, normalizeJobSpec, validateCron,
   type JobTemplate, type ScheduleDef,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
@@ -100,12 +100,12 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     };
     const next = nextFireAfter(def.cron, def.timezone, now);
     if (!(await ctx.schedules.put('create', name, def, true, next, now))) await ctx.schedules.put('update', name, def, true, next, now);
-    const ids = Array.from({ length: task.replica }, () => newJobId(now));
-    if ((await ctx.schedules.trigger(name, ids, spec, null, now)) === 'queued') {
-      await ctx.transport.publish(ids.map((jobId) => ({ jobId, queue: spec.queue })));
-      await ctx.store.published(ids);
+    const payload = firePayload(name, def, now);
+    if ((await ctx.schedules.trigger(name, payload, null, now)) === 'queued') {
+      await ctx.transport.publish(payload.publish.map((p) => ({ jobId: p.id, queue: p.queue })));
+      await ctx.store.published(payload.jobIds);
     }
-    return ids;
+    return payload.jobIds;
   };
 
   /** Stops every unfinished job of the task (SIGTERM to running ones) and its schedule. */
