@@ -50,6 +50,8 @@ async function consume(url: string, token: string): Promise<Consumer> {
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 export async function runEventsBench(target: EventsBenchTarget, opts: { jobs: number; sse: number }): Promise<[string, string][]> {
+  // The same load with nobody listening, for comparison.
+  const quiet = await target.run(opts.jobs);
   const lags: number[] = [];
   const server = createServer((req, res) => {
     let body = '';
@@ -76,7 +78,12 @@ export async function runEventsBench(target: EventsBenchTarget, opts: { jobs: nu
     while (lags.length < opts.jobs && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 500));
     const sorted = [...lags].sort((a, b) => a - b);
-    const rows: [string, string][] = [[`jobs/s while consumed (${opts.jobs} jobs, 3 job events each)`, rate.toFixed(0)], [`    job events/s`, (rate * 3).toFixed(0)]];
+    const rows: [string, string][] = [
+      [`jobs/s with no consumer (${opts.jobs} jobs)`, quiet.toFixed(0)],
+      [`jobs/s with ${opts.sse} SSE consumers and a webhook (3 job events each)`, rate.toFixed(0)],
+      ['    ratio', (rate / quiet).toFixed(2)],
+      ['    job events/s', (rate * 3).toFixed(0)],
+    ];
     consumers.forEach((c, i) => {
       const seen = ['job.submitted', 'job.started', 'job.succeeded'].map((t) => c.counts.get(t) ?? 0);
       rows.push([`SSE consumer ${i + 1}: submitted / started / succeeded seen (of ${opts.jobs} each)`, seen.join(' / ')]);

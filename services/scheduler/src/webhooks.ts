@@ -41,7 +41,7 @@ export class WebhookDeliverer {
   private lastClaim = 0;
   private inFlight = 0;
   private sending: Promise<void>[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private loop: Promise<void> | undefined;
   private stopped = false;
 
   constructor(
@@ -52,21 +52,26 @@ export class WebhookDeliverer {
     private readonly log: Logger,
   ) {}
 
+  /** Sends while anything is due (as many at once as MAX_IN_FLIGHT allows); looks again every 50 ms when idle. */
   start(): void {
-    const loop = (): void => {
-      if (this.stopped) return;
-      this.timer = setTimeout(() => {
-        void this.sendDue()
-          .catch((err: unknown) => this.log.warn({ err: coerceError(err) }, 'webhook sending failed'))
-          .finally(loop);
-      }, 50);
-    };
-    loop();
+    this.loop = (async () => {
+      while (!this.stopped) {
+        if (this.inFlight >= MAX_IN_FLIGHT) {
+          await Promise.race(this.sending);
+          continue;
+        }
+        const took = await this.sendDue().catch((err: unknown) => {
+          this.log.warn({ err: coerceError(err) }, 'webhook sending failed');
+          return 0;
+        });
+        if (took === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
   }
 
   async close(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    await this.loop;
     await Promise.allSettled(this.sending);
   }
 
@@ -145,12 +150,12 @@ export class WebhookDeliverer {
     return out;
   }
 
-  /** Sends what is due, up to MAX_IN_FLIGHT at once. */
-  private async sendDue(now = Date.now()): Promise<void> {
+  /** Starts sending what is due, up to MAX_IN_FLIGHT at once; returns how many it started. */
+  private async sendDue(now = Date.now()): Promise<number> {
     const free = MAX_IN_FLIGHT - this.inFlight;
-    if (free <= 0) return;
+    if (free <= 0) return 0;
     const due = await this.hooks.takeDue(free, SEND_TIMEOUT_MS + 5000, now);
-    if (due.length === 0) return;
+    if (due.length === 0) return 0;
     const subs = new Map((await this.subscriptions(now)).map((h) => [h.id, h]));
     for (const d of due) {
       this.inFlight++;
@@ -162,6 +167,7 @@ export class WebhookDeliverer {
         });
       this.sending.push(p);
     }
+    return due.length;
   }
 
   private async send(d: { id: string; url: string; body: string; eventType: string; createdAt: number }, secret: string | undefined, subscribed: boolean): Promise<void> {
