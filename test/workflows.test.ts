@@ -173,3 +173,22 @@ test('a schedule can run a workflow: each fire starts a run, listed under /v1/wo
   assert.equal(cyclic.status, 400);
   assert.match(cyclic.body.error.message, /cycle: a -> a/);
 });
+
+test('workflow concurrency: at most N steps of a run at once, however many could run', async (t) => {
+  const s = await startStack(t, { env: { RUNNER_CONCURRENCY: '8' } });
+  const dir = await (await import('node:fs/promises')).mkdtemp(join(tmpdir(), 'drover-wfc-'));
+  t.after(async () => (await import('node:fs/promises')).rm(dir, { recursive: true, force: true }));
+  const marks = join(dir, 'marks');
+  const steps = ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, job: { command: `echo + >> ${marks}; sleep 0.3; echo - >> ${marks}` } }));
+  const res = await s.request<WorkflowView & { concurrency: number }>('POST', '/v1/workflows', { name: 'limited', concurrency: 2, steps });
+  assert.equal(res.body.concurrency, 2);
+  const wf = await settled(s, res.body.id);
+  assert.equal(wf.state, 'succeeded');
+  let now = 0;
+  let peak = 0;
+  for (const m of (await (await import('node:fs/promises')).readFile(marks, 'utf8')).split('\n')) {
+    if (m === '+') peak = Math.max(peak, ++now);
+    if (m === '-') now--;
+  }
+  assert.equal(peak, 2, 'never more than 2 steps at once, and 2 did run together');
+});

@@ -14,7 +14,10 @@ const fields = {
   timezone: Type.String({ minLength: 1, maxLength: 64, description: 'IANA time zone, e.g. Europe/Berlin. Default UTC.' }),
   job: JobTemplate,
   workflow: Type.Object(
-    { steps: Type.Array(StepInput, { minItems: 1, maxItems: 200 }) },
+    {
+      steps: Type.Array(StepInput, { minItems: 1, maxItems: 200 }),
+      concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Most steps of one run running at once.' })),
+    },
     { additionalProperties: false, description: 'Instead of `job`: each fire starts a run of this workflow (GET /v1/workflows).' },
   ),
   overlap: Type.Union([Type.Literal('allow'), Type.Literal('skip'), Type.Literal('replace')], {
@@ -57,7 +60,7 @@ export interface ScheduleDef {
   timezone: string;
   /** What each fire runs: one job, or (instead) a workflow run. */
   job?: JobTemplate;
-  workflow?: { steps: StepInput[] };
+  workflow?: { steps: StepInput[]; concurrency?: number };
   overlap: 'allow' | 'skip' | 'replace';
   misfire: 'skip' | 'run-once';
   description: string;

@@ -18,6 +18,7 @@ export const WorkflowInput = Type.Object(
   {
     name: Type.String({ pattern: QUEUE_NAME_PATTERN }),
     steps: Type.Array(StepInput, { minItems: 1, maxItems: 200 }),
+    concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'Most steps of one run running at once.' })),
   },
   { additionalProperties: false },
 );
@@ -94,7 +95,7 @@ export function withDescendants(steps: StepInput[], from: Iterable<string>): Set
 
 /** What starting (or restarting) a workflow's steps comes to: the jobs, in dependency order, and their ids per step. */
 export interface WorkflowPlan {
-  jobs: { id: string; spec: JobSpec; replica?: { index: number; of: string } }[];
+  jobs: { id: string; spec: JobSpec; replica?: { index: number; of: string }; workflow?: { id: string; concurrency: number } }[];
   fresh: Record<string, string[]>;
 }
 
@@ -110,6 +111,7 @@ export function planWorkflow(
   current: Record<string, string[]>,
   defaults: SpecDefaults,
   newId: () => string,
+  concurrency?: number,
 ): WorkflowPlan {
   const jobs: WorkflowPlan['jobs'] = [];
   const fresh: Record<string, string[]> = {};
@@ -122,7 +124,8 @@ export function planWorkflow(
     spec.labels = { ...spec.labels, 'drover.workflow': workflowId, 'drover.step': name };
     const n = spec.replicas ?? 1;
     const ids = Array.from({ length: n }, () => newId());
-    ids.forEach((id, index) => jobs.push({ id, spec, ...(n > 1 ? { replica: { index, of: ids[0]! } } : {}) }));
+    const limit = concurrency !== undefined ? { workflow: { id: workflowId, concurrency } } : {};
+    ids.forEach((id, index) => jobs.push({ id, spec, ...limit, ...(n > 1 ? { replica: { index, of: ids[0]! } } : {}) }));
     fresh[name] = ids;
   }
   return { jobs, fresh };

@@ -48,6 +48,8 @@ export interface NewJob {
   runAt?: number;
   /** For one copy of a job with `replicas`: its index, and the id of copy 0. */
   replica?: { index: number; of: string };
+  /** A workflow step, when the workflow limits how many of its steps run at once. */
+  workflow?: { id: string; concurrency: number };
 }
 
 /** What creating a job came to: a new record, or the unfinished job holding the same dedupe key. */
@@ -60,6 +62,10 @@ export function createMeta(job: NewJob): string {
   if (spec.dedupeKey) meta.dedupeKey = spec.dedupeKey;
   if (spec.name) meta.name = spec.name;
   if (spec.callbackUrl) meta.callbackUrl = spec.callbackUrl;
+  if (job.workflow) {
+    meta.workflow = job.workflow.id;
+    meta.wfLimit = job.workflow.concurrency;
+  }
   if (job.replica) {
     meta.replica = job.replica.index;
     meta.replicaOf = job.replica.of;

@@ -65,9 +65,10 @@ export function firePayload(name: string, def: ScheduleDef, now: number, templat
   if (def.workflow) {
     const id = newJobId(now);
     const steps = def.workflow.steps;
-    const plan = planWorkflow(id, steps, new Set(steps.map((s) => s.name)), {}, DEFAULT_SPEC_DEFAULTS, () => newJobId(now));
+    const { concurrency } = def.workflow;
+    const plan = planWorkflow(id, steps, new Set(steps.map((s) => s.name)), {}, DEFAULT_SPEC_DEFAULTS, () => newJobId(now), concurrency);
     const at = new Date(now).toISOString();
-    const doc: WorkflowRecord = { id, name, schedule: name, steps, createdAt: at, jobs: plan.fresh, runs: [{ run: 1, mode: 'start', at, steps: plan.fresh }] };
+    const doc: WorkflowRecord = { id, name, schedule: name, steps, ...(concurrency ? { concurrency } : {}), createdAt: at, jobs: plan.fresh, runs: [{ run: 1, mode: 'start', at, steps: plan.fresh }] };
     const jobs = plan.jobs.map((j) => {
       const meta = createMeta(j);
       return { id: j.id, queue: j.spec.queue, spec: JSON.stringify(j.spec), meta: meta ? (JSON.parse(meta) as unknown) : {} };

@@ -70,6 +70,22 @@ local function makeReady(id, queue, now)
   redis.call('ZADD', base .. ':outbox', now, id)
   redis.call('RPUSH', base .. ':ready', id .. ' ' .. queue)
 end
+-- A step of a workflow with a concurrency limit stopped running: the next parked step may go.
+local function workflowSlotFreed(k, id, now)
+  local wf = redis.call('HGET', k, 'wf')
+  if not wf then return end
+  local wk = base .. ':wf:' .. wf
+  redis.call('SREM', wk .. ':running', id)
+  redis.call('ZREM', wk .. ':parked', id)
+  while redis.call('ZCARD', wk .. ':parked') > 0 do
+    local nxt = redis.call('ZPOPMIN', wk .. ':parked')[1]
+    local h = redis.call('HMGET', jobKey(nxt), 'status', 'queue')
+    if h[1] == 'queued' then
+      makeReady(nxt, h[2], now)
+      return
+    end
+  end
+end
 local cancelJob
 -- Its dependencies ended: a waiting job goes on to queued (or delayed, if it also has a start time ahead).
 local function dependenciesMet(id, now)
@@ -89,6 +105,7 @@ end
 local function endJob(k, id, queue, from, status, now)
   redis.call('HSET', k, 'status', status, 'finishedAt', now, 'pid', '')
   move(id, queue, from, status)
+  workflowSlotFreed(k, id, now)
   local e = redis.call('HMGET', k, 'attempts', 'exitCode', 'signal', 'error', 'runnerId', 'schedule', 'name')
   emit('job.' .. status, id, queue, { attempt = tonumber(e[1]) or 0, exitCode = tonumber(e[2]) or cjson.null,
     signal = (e[3] and e[3] ~= '') and e[3] or cjson.null, error = (e[4] and e[4] ~= '') and e[4] or cjson.null,
@@ -169,6 +186,7 @@ local function createJob(id, queue, spec, runAt, now, meta)
   redis.call('HSET', k, 'v', 1, 'id', id, 'queue', queue, 'spec', spec, 'attempts', 0, 'createdAt', now, 'outputBytes', 0)
   if meta.replica then redis.call('HSET', k, 'replica', meta.replica, 'replicaOf', meta.replicaOf or id) end
   if meta.callbackUrl then redis.call('HSET', k, 'callbackUrl', meta.callbackUrl) end
+  if meta.wfLimit then redis.call('HSET', k, 'wf', meta.workflow, 'wfLimit', meta.wfLimit) end
   if meta.name and meta.name ~= '' then
     redis.call('HSET', k, 'name', meta.name)
     redis.call('SADD', base .. ':named:' .. meta.name, id)
@@ -225,6 +243,7 @@ end
 -- Puts a running job back for another attempt: now (queued + outbox) or later (delayed).
 local function requeue(k, id, queue, now, delay)
   redis.call('ZREM', base .. ':leases', id)
+  workflowSlotFreed(k, id, now)
   redis.call('HSET', k, 'pid', '', 'cancelRequested', '')
   emit('job.retried', id, queue, { attempt = tonumber(redis.call('HGET', k, 'attempts')) or 0, delayMs = delay })
   if delay > 0 then
@@ -282,11 +301,17 @@ return out
 export const CLAIM = `${PRELUDE}
 local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local k = jobKey(id)
-local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica')
+local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit')
 local cfg = redis.call('HMGET', qcfgKey(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs')
 local gated = (cfg[1] == '1' or cfg[2] or cfg[3]) and 1 or 0
 if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or ''} end
 if h[1] ~= 'queued' then return {0, h[1] or 'missing'} end
+-- A workflow's own concurrency: its steps past the limit wait in the workflow's parked set.
+if h[9] and redis.call('SCARD', base .. ':wf:' .. h[8] .. ':running') >= tonumber(h[9]) then
+  redis.call('ZADD', base .. ':wf:' .. h[8] .. ':parked', 0, id)
+  redis.call('ZREM', base .. ':outbox', id)
+  return {0, 'parked'}
+end
 local qk = qKey(h[2])
 if gated == 1 then
   redis.call('ZREMRANGEBYSCORE', qk .. ':releasing', '-inf', now - 10000)
@@ -310,6 +335,7 @@ if gated == 1 then
   end
   if cfg[3] then redis.call('ZADD', qk .. ':starts', now, id .. ':' .. (tonumber(h[6]) + 1)) end
 end
+if h[9] then redis.call('SADD', base .. ':wf:' .. h[8] .. ':running', id) end
 local attempt = redis.call('HINCRBY', k, 'attempts', 1)
 redis.call('HSET', k, 'status', 'running', 'runnerId', runnerId, 'startedAt', now, 'claimedAt', now, 'pid', '',
   'exitCode', '', 'signal', '', 'error', '', 'finishedAt', '', 'claimToken', token)

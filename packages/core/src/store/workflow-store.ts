@@ -19,6 +19,8 @@ export interface WorkflowRecord {
   /** The schedule that started it, if one did. */
   schedule?: string;
   steps: StepInput[];
+  /** Most steps running at once, if limited. */
+  concurrency?: number;
   createdAt: string;
   /** Current job ids per step (a restart replaces those of the steps it runs again). */
   jobs: Record<string, string[]>;

@@ -61,7 +61,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
         : states.some((s) => ['failed', 'timed_out', 'lost'].includes(s))
           ? 'failed'
           : 'cancelled';
-    return { id: wf.id, name: wf.name, state, run: wf.runs.length, createdAt: wf.createdAt, steps, runs: wf.runs };
+    return { id: wf.id, name: wf.name, state, run: wf.runs.length, concurrency: wf.concurrency ?? null, schedule: wf.schedule ?? null, createdAt: wf.createdAt, steps, runs: wf.runs };
   };
 
   const mustGet = async (id: string): Promise<WorkflowRecord> => {
@@ -76,7 +76,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
    */
   const launch = async (wf: WorkflowRecord, rerun: Set<string>, mode: WorkflowRun['mode'], principal: Principal | undefined): Promise<void> => {
     const now = Date.now();
-    const { jobs, fresh } = planWorkflow(wf.id, wf.steps, rerun, wf.jobs, DEFAULT_SPEC_DEFAULTS, () => newJobId(now));
+    const { jobs, fresh } = planWorkflow(wf.id, wf.steps, rerun, wf.jobs, DEFAULT_SPEC_DEFAULTS, () => newJobId(now), wf.concurrency);
     for (const j of jobs) assertSubmittable(ctx, principal, j.spec, `steps/${wf.steps.findIndex((s) => s.name === j.spec.labels['drover.step'])}/job`);
     await submitJobs(ctx, jobs);
     wf.jobs = { ...wf.jobs, ...fresh };
@@ -88,11 +88,11 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/workflows',
     { config: { scope: 'submit' }, schema: { tags: ['workflows'], summary: 'Run a DAG of steps: each starts when the steps it depends on succeeded', body: WorkflowInput, response: errors } },
     async (request, reply) => {
-      const { name, steps } = request.body;
+      const { name, steps, concurrency } = request.body;
       const problems = checkDag(steps);
       steps.forEach((s, i) => problems.push(...checkJobSpec(s.job).map((p) => ({ field: `steps/${i}/job/${p.field}`, message: p.message }))));
       throwProblems(problems, '');
-      const wf: WorkflowRecord = { id: newJobId(Date.now()), name, steps, createdAt: new Date().toISOString(), jobs: {}, runs: [] };
+      const wf: WorkflowRecord = { id: newJobId(Date.now()), name, steps, ...(concurrency ? { concurrency } : {}), createdAt: new Date().toISOString(), jobs: {}, runs: [] };
       await launch(wf, new Set(steps.map((s) => s.name)), 'start', request.principal);
       return reply.status(201).send(await view(wf));
     },
