@@ -253,15 +253,12 @@ async function brokerSection(prefix: string): Promise<void> {
   ]);
 }
 
-/** Events: what SSE consumers and a webhook receiver get while jobs flow. */
-async function eventsSection(prefix: string): Promise<void> {
+/** Runs `fn` against an API and scheduler of its own, then stops everything and deletes its keys. */
+async function withDrover<T>(prefix: string, fn: (d: Drover) => Promise<T>): Promise<T> {
   const redis = new Redis(REDIS_URL);
   const d = await startDrover(prefix);
   try {
-    const rows = await withRunner(d, ['cli/dist/main.js', 'runner'], {}, () =>
-      runEventsBench({ url: d.url, token: d.token, run: (n) => endToEnd(d, n) }, { jobs: JOBS, sse: 2 }),
-    );
-    printTable('events', rows);
+    return await fn(d);
   } finally {
     await d.stop();
     d.redis.disconnect();
@@ -271,14 +268,20 @@ async function eventsSection(prefix: string): Promise<void> {
   }
 }
 
+/** Events: what SSE consumers and a webhook receiver get while jobs flow. */
+async function eventsSection(prefix: string): Promise<void> {
+  const rows = await withDrover(prefix, (d) =>
+    withRunner(d, ['cli/dist/main.js', 'runner'], {}, () => runEventsBench({ url: d.url, token: d.token, run: (n) => endToEnd(d, n) }, { jobs: JOBS, sse: 2 })),
+  );
+  printTable('events', rows);
+}
+
 /** Throughput through the queue gate: a plain queue, concurrency 8 (the runner's own limit) and concurrency 4. */
 async function queueSection(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
   const RUNNER = ['cli/dist/main.js', 'runner'];
   const env = { RUNNER_QUEUES: 'default,c8,c4' };
-  const d = await startDrover(prefix);
   const r = { plain: [] as number[], c8: [] as number[], c4: [] as number[] };
-  try {
+  await withDrover(prefix, async (d) => {
     await post(d, '/v1/queues/c8', { concurrency: 8 }, 'PUT', 200);
     await post(d, '/v1/queues/c4', { concurrency: 4 }, 'PUT', 200);
     await withRunner(d, RUNNER, env, () => endToEnd(d, 200)); // warm-up
@@ -286,13 +289,7 @@ async function queueSection(prefix: string): Promise<void> {
       for (const q of ['plain', 'c8', 'c4'] as const) r[q].push(await withRunner(d, RUNNER, env, () => endToEnd(d, JOBS, q === 'plain' ? 'default' : q)));
       process.stderr.write(`round ${i + 1}: plain ${r.plain[i]!.toFixed(0)}/s, concurrency 8 ${r.c8[i]!.toFixed(0)}/s, concurrency 4 ${r.c4[i]!.toFixed(0)}/s\n`);
     }
-  } finally {
-    await d.stop();
-    d.redis.disconnect();
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await deleteKeys(redis, `{${prefix}*`);
-    redis.disconnect();
-  }
+  });
   const [plain, c8, c4] = [median(r.plain), median(r.c8), median(r.c4)];
   printTable(`queues: medians of ${ROUNDS} rounds, ${JOBS} jobs each, one runner at concurrency 8`, [
     ['plain queue, jobs/s', plain.toFixed(0)],
