@@ -43,6 +43,14 @@ export interface DroverConfig {
    * `DROVER_FAULT_PUBLISH_DELAY_MS` holds each submission between persisting and publishing.
    */
   faults: { publishDelayMs: number } | undefined;
+  scripts: {
+    /** `DROVER_MAX_SCRIPT_BYTES`, default 256 KiB: largest `script` a job may carry. */
+    maxScriptBytes: number;
+    /** `DROVER_MAX_FILES_BYTES`, default 1 MiB: total size of a job's `files`. */
+    maxFilesBytes: number;
+    /** `DROVER_SCRIPT_INTERPRETERS`, default `sh,bash,python3,node`: what may run a script (names looked up in PATH, or paths). */
+    interpreters: string[];
+  };
   compat: {
     /** `DROVER_COMPAT_OPEN=1`: Meproc's /proc and Coyotes' /channels answer without a token (loopback hosts only). */
     open: boolean;
@@ -193,6 +201,11 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     logLevel,
     maxDelayMs: r.int('DROVER_MAX_DELAY_MS', 30 * 86_400_000, 0, 366 * 86_400_000),
     killGraceMs: r.int('DROVER_KILL_GRACE_MS', 5000, 0, 600_000),
+    scripts: {
+      maxScriptBytes: r.int('DROVER_MAX_SCRIPT_BYTES', 256 * 1024, 1, 16 * 1024 * 1024),
+      maxFilesBytes: r.int('DROVER_MAX_FILES_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),
+      interpreters: r.list('DROVER_SCRIPT_INTERPRETERS', 'sh,bash,python3,node'),
+    },
     compat: {
       open: r.bool('DROVER_COMPAT_OPEN', false),
       queue: r.string('DROVER_COMPAT_QUEUE', 'default'),

@@ -39,14 +39,16 @@ const toRegExp = (pattern: string): RegExp => {
 const compileGlob = (pattern: string): RegExp => new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 
 /** The rule a spec breaks, in words, or null when the policy lets it run. */
-export function policyViolation(policy: CommandPolicy | undefined, spec: Pick<JobSpec, 'queue' | 'command' | 'argv'>): string | null {
+export function policyViolation(policy: CommandPolicy | undefined, spec: Pick<JobSpec, 'queue' | 'command' | 'argv' | 'script' | 'interpreter'>): string | null {
   const rule = policy?.queues[spec.queue] ?? policy?.queues['*'];
   if (!rule) return null;
   const where = policy?.queues[spec.queue] ? `queue "${spec.queue}"` : 'the default ("*") policy';
   if (spec.command !== undefined) {
     return rule.shell === false ? `${where} forbids shell commands (shell: false); submit argv instead` : null;
   }
-  const program = spec.argv?.[0] ?? '';
+  // A script is code like a shell command: refused where shell commands are, and its interpreter is the program.
+  if (spec.script !== undefined && rule.shell === false) return `${where} forbids shell commands (shell: false), scripts included`;
+  const program = spec.script !== undefined ? (spec.interpreter ?? 'sh') : (spec.argv?.[0] ?? '');
   if (rule.allow && !rule.allow.some((p) => toRegExp(p).test(program))) {
     return `${where} allows only programs matching ${rule.allow.join(', ')}; "${program}" is not one`;
   }

@@ -1,4 +1,4 @@
-import type { EventStore, WebhookStore, WorkflowStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
+import type { DroverConfig, EventStore, WebhookStore, WorkflowStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
 import type { Redis } from 'ioredis';
 import type { TokenRegistry } from './auth.js';
 import type { EventHub } from './event-hub.js';
@@ -25,6 +25,8 @@ export interface ApiContext {
   policy?: CommandPolicy;
   /** Users and groups jobs may run as (the runners' allow-lists, from the same configuration). */
   identities: { users: string[]; groups: string[] };
+  /** Limits for script jobs and their files. */
+  scripts: DroverConfig['scripts'];
   /** Meproc's and Coyotes' APIs answer without a token (DROVER_COMPAT_OPEN=1, loopback only). */
   compatOpen: boolean;
   /** The queue Meproc tasks run in. */

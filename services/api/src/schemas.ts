@@ -72,6 +72,8 @@ export const JobRecordSchema = Type.Object({
   dependsOn: Type.Array(Type.String()),
   name: Nullable(Type.String()),
   dedupeKey: Nullable(Type.String()),
+  script: Type.Union([Type.Object({ sha256: Type.String(), bytes: Type.Integer(), interpreter: Type.String() }), Type.Null()]),
+  files: Type.Array(Type.Object({ path: Type.String(), bytes: Type.Integer() })),
   deduplicated: Type.Optional(Type.Boolean({ description: 'On submit: an unfinished job with the same dedupe key exists; this is it, nothing new was queued.' })),
   attemptHistory: Type.Optional(Type.Array(AttemptSchema)),
 });
@@ -103,7 +105,7 @@ export const LogPage = Type.Object({
   items: Type.Array(
     Type.Object({
       id: Type.String(),
-      stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
+      stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr'), Type.Literal('system')]),
       line: Type.String(),
       ts: Time,
       attempt: Type.Integer(),

@@ -14,7 +14,7 @@ export interface ApiServer {
 }
 
 export interface ApiServerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat'>;
+  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts'>;
   logger: Logger;
   tokens: TokenRegistry;
 }
@@ -48,6 +48,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       tokens: opts.tokens,
       specDefaults: DEFAULT_SPEC_DEFAULTS,
       maxDelayMs: config.maxDelayMs,
+      scripts: config.scripts,
       compatOpen: config.compat.open,
       compatQueue: config.compat.queue,
       identities: { users: config.runner.allowedUsers, groups: config.runner.allowedGroups },

@@ -1,6 +1,6 @@
-import { retryDelayMs, specArgv, type Claim, type FinishInput, type FinishOutcome, type JobSpec, type LogStore, type Logger } from '@drover/core';
-import { chown, mkdir, mkdtemp, rm, rmdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { badRelativePath, retryDelayMs, specArgv, type Claim, type FinishInput, type FinishOutcome, type JobSpec, type LogStore, type Logger } from '@drover/core';
+import { chown, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { ExecExit, ExecProcess, ExecRequest, Executor } from './executor.js';
 import { resolveIdentity } from './identity.js';
 import { OutputCollector } from './output.js';
@@ -41,6 +41,34 @@ export interface ExecutionOptions {
   limits: NonNullable<ExecRequest['limits']>;
   allowedUsers: string[];
   allowedGroups: string[];
+  /** Interpreters scripts may name (DROVER_SCRIPT_INTERPRETERS). */
+  interpreters: string[];
+}
+
+/** Writes a script job's body and a job's files into its private directory; returns the argv to run. */
+async function prepareFiles(spec: JobSpec, jobDir: string, owner: { uid?: number; gid?: number }, interpreters: string[]): Promise<string[]> {
+  const own = async (path: string): Promise<void> => {
+    if (owner.uid !== undefined || owner.gid !== undefined) await chown(path, owner.uid ?? -1, owner.gid ?? -1);
+  };
+  for (const [rel, content] of Object.entries(spec.files ?? {})) {
+    // Checked at submit; checked again here, since whoever can write to Redis could have bypassed the API.
+    if (badRelativePath(rel)) throw new Error(`file path "${rel}" leaves the job's directory`);
+    const path = join(jobDir, rel);
+    const dir = dirname(path);
+    if (dir !== jobDir) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      for (let d = dir; d !== jobDir && d.startsWith(jobDir); d = dirname(d)) await own(d);
+    }
+    await writeFile(path, typeof content === 'string' ? content : Buffer.from(content.base64, 'base64'), { mode: 0o600 });
+    await own(path);
+  }
+  if (spec.script === undefined) return specArgv(spec);
+  const interpreter = spec.interpreter ?? 'sh';
+  if (!interpreters.includes(interpreter)) throw new Error(`interpreter "${interpreter}" is not allowed on this runner (DROVER_SCRIPT_INTERPRETERS)`);
+  const path = join(jobDir, '.drover-script');
+  await writeFile(path, spec.script, { mode: 0o700 });
+  await own(path);
+  return [interpreter, path, ...(spec.args ?? [])];
 }
 
 /** What the attempt came to: the finish record minus who ran it, or `stale` when the job is no longer ours. */
@@ -110,8 +138,12 @@ export class JobExecution {
       const identity = resolveIdentity(spec, { users: this.opts.allowedUsers, groups: this.opts.allowedGroups });
       if (identity.uid !== undefined || identity.gid !== undefined) await chown(jobDir, identity.uid ?? -1, identity.gid ?? -1);
       const env = { ...this.childEnv(spec), DROVER_JOB_DIR: jobDir, TMPDIR: jobDir };
+      const argv = await prepareFiles(spec, jobDir, identity, this.opts.interpreters);
+      if (spec.script !== undefined) {
+        output.note(`script sha256:${spec.scriptSha256} (${Buffer.byteLength(spec.script)} bytes), run with ${argv[0]}`);
+      }
       this.proc = await executor.start(
-        { argv: specArgv(spec), env, cwd: spec.cwd ?? jobDir, limits: this.opts.limits, ...identity },
+        { argv, env, cwd: spec.cwd ?? jobDir, limits: this.opts.limits, ...identity },
         (stream, chunk) => output.write(stream, chunk),
       );
       if (this.proc.pid !== undefined) {

@@ -56,6 +56,14 @@ export class OutputCollector {
     else this.timer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
   }
 
+  /** A line from Drover itself (which script ran, say): stored in order with the output, counted in the cap. */
+  note(line: string): void {
+    if (this.bytes + line.length > this.capBytes) return;
+    this.bytes += line.length;
+    this.pending.push({ stream: 'system', line, ts: Date.now(), attempt: this.attempt });
+    this.timer ??= setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
+  }
+
   /** Writes what is pending; flushes are chained so lines land in order. */
   private flush(): Promise<void> {
     clearTimeout(this.timer);

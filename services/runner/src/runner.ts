@@ -21,7 +21,7 @@ const PID_REPORT_DELAY_MS = 25;
 export type RunnerState = 'starting' | 'running' | 'draining' | 'stopped';
 
 export interface RunnerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'killGraceMs' | 'runner' | 'policyFile'> & Partial<Pick<DroverConfig, 'compat'>>;
+  config: TransportConfig & Pick<DroverConfig, 'killGraceMs' | 'runner' | 'policyFile'> & Partial<Pick<DroverConfig, 'compat' | 'scripts'>>;
   logger: Logger;
   /** The runner's environment, for the variables jobs may inherit. Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
@@ -180,6 +180,7 @@ export class Runner {
         runnerId: this.id, killGraceMs, outputCapBytes: runner.outputCapBytes, envPassthrough: runner.envPassthrough,
         baseEnv: this.opts.env ?? process.env, workDir: runner.workDir, limits: this.limits,
         allowedUsers: runner.allowedUsers, allowedGroups: runner.allowedGroups,
+        interpreters: this.opts.config.scripts?.interpreters ?? ['sh', 'bash', 'python3', 'node'],
       },
       this.logs, this.log,
     );

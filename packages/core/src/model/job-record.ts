@@ -57,6 +57,9 @@ export interface JobRecord {
   dependsOn: string[];
   name: string | null;
   dedupeKey: string | null;
+  /** A script job's script, by hash and size (the body is not returned). */
+  script: { sha256: string; bytes: number; interpreter: string } | null;
+  files: { path: string; bytes: number }[];
 }
 
 /** One finished attempt, kept in the job's attempts list. */
@@ -120,5 +123,7 @@ export function recordFromHash(h: Record<string, string>): JobRecord {
     dependsOn: spec.dependsOn ?? [],
     name: spec.name ?? null,
     dedupeKey: str(h.dedupeKey),
+    script: spec.script !== undefined ? { sha256: spec.scriptSha256 ?? '', bytes: Buffer.byteLength(spec.script), interpreter: spec.interpreter ?? 'sh' } : null,
+    files: Object.entries(spec.files ?? {}).map(([path, c]) => ({ path, bytes: typeof c === 'string' ? Buffer.byteLength(c) : Buffer.byteLength(c.base64, 'base64') })),
   };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 
 /**
@@ -13,6 +14,9 @@ export const MAX_DURATION_MS = 30 * 24 * 3600 * 1000;
 
 /** Pause between a daemon's exit and its next start, unless the job says otherwise (Meproc's default). */
 export const DEFAULT_DAEMON_INTERVAL_MS = 3000;
+
+/** Schema ceiling for `script`; the configured limit (DROVER_MAX_SCRIPT_BYTES) is checked by the API. */
+export const MAX_SCRIPT_SCHEMA_BYTES = 16 * 1024 * 1024;
 
 /** Most copies one submission may ask for. */
 export const MAX_REPLICAS = 64;
@@ -42,6 +46,26 @@ export const JobTemplate = Type.Object(
         additionalProperties: false,
         description: 'Extra environment for the command (string to string).',
       }),
+    ),
+    script: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: MAX_SCRIPT_SCHEMA_BYTES,
+        description: 'A script shipped with the job, run by `interpreter` from a private file (size limit DROVER_MAX_SCRIPT_BYTES).',
+      }),
+    ),
+    interpreter: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z0-9_./+-]{1,256}$', description: 'Runs `script`: one of DROVER_SCRIPT_INTERPRETERS (default sh).' }),
+    ),
+    files: Type.Optional(
+      Type.Record(
+        Type.String({ minLength: 1, maxLength: 1024 }),
+        Type.Union([Type.String(), Type.Object({ base64: Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$' }) }, { additionalProperties: false })]),
+        {
+          maxProperties: 64,
+          description: 'Files placed in the job\'s private directory (its cwd) before it starts: relative path -> text, or {base64}.',
+        },
+      ),
     ),
     cwd: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'Working directory on the runner.' })),
     timeoutMs: Type.Optional(
@@ -118,6 +142,11 @@ export type BackoffPolicy = Static<typeof Backoff>;
 export interface JobSpec {
   command?: string;
   argv?: string[];
+  script?: string;
+  interpreter?: string;
+  /** sha256 (hex) of `script`, computed at submit: the record shows it instead of the body. */
+  scriptSha256?: string;
+  files?: Record<string, string | { base64: string }>;
   queue: string;
   env: Record<string, string>;
   cwd?: string;
@@ -143,17 +172,42 @@ export interface SpecProblem {
   message: string;
 }
 
+const nulIn = (s: string): boolean => s.includes('\u0000');
+
+/** Why `path` cannot be a file inside the job's directory (absolute, escaping with .., empty parts), or null. */
+export function badRelativePath(path: string): string | null {
+  if (nulIn(path)) return 'must not contain NUL';
+  if (path.startsWith('/')) return 'must be relative to the job\'s directory';
+  const parts = path.split('/');
+  if (parts.some((p) => p === '..')) return 'must not leave the job\'s directory (..)';
+  if (parts.some((p) => p === '' || p === '.')) return 'must not have empty or "." parts';
+  return null;
+}
+
+/** Bytes a `files` map holds once decoded. */
+export function filesBytes(files: Record<string, string | { base64: string }>): number {
+  let n = 0;
+  for (const v of Object.values(files)) n += typeof v === 'string' ? Buffer.byteLength(v) : Buffer.from(v.base64, 'base64').length;
+  return n;
+}
+
 /** Rules a JSON schema cannot say clearly. Returns every problem, not just the first. */
 export function checkJobSpec(input: JobTemplate & { delayMs?: number; runAt?: string }): SpecProblem[] {
   const problems: SpecProblem[] = [];
   if (input.delayMs !== undefined && input.runAt !== undefined) {
     problems.push({ field: 'runAt', message: '"delayMs" and "runAt" are mutually exclusive' });
   }
-  if (input.command === undefined && input.argv === undefined) {
-    problems.push({ field: 'command', message: 'one of "command" or "argv" is required' });
-  }
-  if (input.command !== undefined && input.argv !== undefined) {
-    problems.push({ field: 'argv', message: '"command" and "argv" are mutually exclusive' });
+  const given = (['command', 'argv', 'script'] as const).filter((f) => input[f] !== undefined);
+  if (given.length === 0) problems.push({ field: 'command', message: 'one of "command", "argv" or "script" is required' });
+  if (given.length > 1) problems.push({ field: given[1]!, message: `"${given.join('" and "')}" are mutually exclusive` });
+  if (input.interpreter !== undefined && input.script === undefined) problems.push({ field: 'interpreter', message: 'only applies to "script"' });
+  if (input.script !== undefined && nulIn(input.script)) problems.push({ field: 'script', message: 'must not contain NUL' });
+  if (input.files !== undefined) {
+    if (input.cwd !== undefined) problems.push({ field: 'files', message: 'files go to the job\'s private directory, its cwd: do not set "cwd" with them' });
+    for (const path of Object.keys(input.files)) {
+      const why = badRelativePath(path);
+      if (why) problems.push({ field: `files/${path}`, message: why });
+    }
   }
   if (input.intervalMs !== undefined && input.type !== 'daemon') {
     problems.push({ field: 'intervalMs', message: 'only applies to type "daemon"' });
@@ -196,6 +250,12 @@ export function normalizeJobSpec(input: JobTemplate, defaults: SpecDefaults): Jo
   };
   if (input.command !== undefined) spec.command = input.command;
   if (input.argv !== undefined) spec.argv = input.argv;
+  if (input.script !== undefined) {
+    spec.script = input.script;
+    spec.interpreter = input.interpreter ?? 'sh';
+    spec.scriptSha256 = createHash('sha256').update(input.script).digest('hex');
+  }
+  if (input.files !== undefined && Object.keys(input.files).length > 0) spec.files = input.files;
   if (input.cwd !== undefined) spec.cwd = input.cwd;
   if (input.timeoutMs !== undefined) spec.timeoutMs = input.timeoutMs;
   if (input.args !== undefined && input.args.length > 0) spec.args = input.args;

@@ -3,7 +3,8 @@ import { DroverError } from '../errors.js';
 import { defineScripts } from '../redis.js';
 import type { Keys } from './keys.js';
 
-export type OutputStream = 'stdout' | 'stderr';
+/** `system`: lines Drover adds itself, such as which script ran. */
+export type OutputStream = 'stdout' | 'stderr' | 'system';
 
 export interface LogLine {
   stream: OutputStream;
@@ -63,7 +64,7 @@ export class LogStore {
     const key = this.keys.log(jobId);
     const multi = this.redis.multi();
     for (const l of lines) {
-      multi.xadd(key, '*', 's', l.stream === 'stdout' ? 'o' : 'e', 't', l.ts, 'a', l.attempt, 'l', l.line);
+      multi.xadd(key, '*', 's', l.stream === 'stdout' ? 'o' : l.stream === 'stderr' ? 'e' : 'x', 't', l.ts, 'a', l.attempt, 'l', l.line);
     }
     multi.hset(this.keys.job(jobId), 'outputBytes', outputBytes, 'truncated', truncated ? 1 : 0);
     await multi.exec();
@@ -78,7 +79,7 @@ export class LogStore {
       for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
       return {
         id,
-        stream: f.s === 'e' ? 'stderr' : 'stdout',
+        stream: f.s === 'e' ? 'stderr' : f.s === 'x' ? 'system' : 'stdout',
         line: f.l ?? '',
         ts: new Date(Number(f.t)).toISOString(),
         attempt: Number(f.a ?? 1),

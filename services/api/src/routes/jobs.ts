@@ -1,5 +1,5 @@
 import {
-  DroverError, JobSpecInput, checkJobSpec, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
+  DroverError, JobSpecInput, checkJobSpec, filesBytes, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
   type Created, type JobRecord, type JobStatus, type NewJob,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
@@ -19,6 +19,19 @@ const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404
 export function assertSubmittable(ctx: ApiContext, principal: Principal | undefined, spec: JobSpec, field: string): void {
   assertQueueAllowed(principal, spec.queue);
   const at = (name: string): string => (field ? `${field}/${name}` : name);
+  const { maxScriptBytes, maxFilesBytes, interpreters } = ctx.scripts;
+  if (spec.script !== undefined) {
+    const problems: SpecProblem[] = [];
+    const bytes = Buffer.byteLength(spec.script);
+    if (bytes > maxScriptBytes) problems.push({ field: 'script', message: `is ${bytes} bytes; the limit is ${maxScriptBytes} (DROVER_MAX_SCRIPT_BYTES)` });
+    if (!interpreters.includes(spec.interpreter ?? 'sh')) {
+      problems.push({ field: 'interpreter', message: `"${spec.interpreter}" is not allowed; use one of ${interpreters.join(', ')} (DROVER_SCRIPT_INTERPRETERS)` });
+    }
+    throwProblems(problems, field);
+  }
+  if (spec.files !== undefined && filesBytes(spec.files) > maxFilesBytes) {
+    throwProblems([{ field: 'files', message: `hold ${filesBytes(spec.files)} bytes; the limit is ${maxFilesBytes} (DROVER_MAX_FILES_BYTES)` }], field);
+  }
   const violation = policyViolation(ctx.policy, spec);
   if (violation) throw new DroverError('FORBIDDEN', `${field ? `${field}: ` : ''}refused by policy: ${violation}`, { field: field || 'command', rule: violation });
   // Checked here against the same lists the runners use, so a refusal is a 403 now rather than a failure later.
