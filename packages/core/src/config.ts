@@ -98,6 +98,10 @@ export interface DroverConfig {
     republishAfterMs: number;
     /** `DROVER_EVENTS_RETENTION_MS`, default 1 day: events older than this are trimmed (the stream also keeps at most ~100k). */
     eventsRetentionMs: number;
+    /** `DROVER_RETENTION_FINISHED`, default 1 day (ms): finished jobs, their output and attempts are deleted after this. */
+    retentionFinishedMs: number;
+    /** `DROVER_RETENTION_MAX_PER_QUEUE`, default 100000: at most this many finished jobs kept per queue (oldest go first). */
+    retentionMaxPerQueue: number;
     /** `DROVER_WEBHOOK_RETRY_BASE_MS`, default 1000: first retry delay of a failed webhook delivery (doubles, max 5 min). */
     webhookRetryBaseMs: number;
     /** `DROVER_WEBHOOK_MAX_AGE_MS`, default 1 h: a delivery still failing this long after its event is given up. */
@@ -232,6 +236,8 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       tickMs: r.int('SCHEDULER_TICK_MS', 50, 5, 60_000),
       republishAfterMs: r.int('SCHEDULER_REPUBLISH_AFTER_MS', 10_000, 100, 3_600_000),
       misfireThresholdMs: r.int('SCHEDULER_MISFIRE_THRESHOLD_MS', 60_000, 100, 86_400_000),
+      retentionFinishedMs: r.int('DROVER_RETENTION_FINISHED', 86_400_000, 1000, 3650 * 86_400_000),
+      retentionMaxPerQueue: r.int('DROVER_RETENTION_MAX_PER_QUEUE', 100_000, 1, 100_000_000),
       eventsRetentionMs: r.int('DROVER_EVENTS_RETENTION_MS', 86_400_000, 60_000, 90 * 86_400_000),
       webhookRetryBaseMs: r.int('DROVER_WEBHOOK_RETRY_BASE_MS', 1000, 10, 3_600_000),
       webhookMaxAgeMs: r.int('DROVER_WEBHOOK_MAX_AGE_MS', 3_600_000, 1000, 7 * 86_400_000),

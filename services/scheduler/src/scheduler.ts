@@ -104,6 +104,9 @@ export class Scheduler {
       await this.publish(stale, 'republished');
       for (const id of await reportGoneRunners(this.events)) this.log.warn({ runnerId: id }, 'runner gone: no heartbeat for two leases');
       await this.events.trimOlderThan(this.opts.config.scheduler.eventsRetentionMs, now);
+      const { retentionFinishedMs, retentionMaxPerQueue } = this.opts.config.scheduler;
+      const forgotten = await this.store.expireFinished(retentionFinishedMs, retentionMaxPerQueue, BATCH, now);
+      if (forgotten > 0) this.log.debug({ count: forgotten }, 'finished jobs past their retention deleted');
     }
     return due.length === BATCH || ready.length === BATCH || lost.length === BATCH || intake >= 500 || cronDue === SCHEDULE_BATCH;
   }

@@ -14,6 +14,7 @@ declare module 'ioredis' {
     droverCreate(...args: (string | number)[]): Result<string[], Context>;
     droverReleaseParked(...args: (string | number)[]): Result<string[], Context>;
     droverCancelWaiting(...args: (string | number)[]): Result<number, Context>;
+    droverExpireFinished(...args: (string | number)[]): Result<number, Context>;
     droverClaim(...args: (string | number)[]): Result<[number, ...unknown[]], Context>;
     droverSetPid(...args: (string | number)[]): Result<number, Context>;
     droverFinish(...args: (string | number)[]): Result<[number, string, string?], Context>;
@@ -39,6 +40,7 @@ const COMMANDS: Record<string, string> = {
   droverDiscard: scripts.DISCARD,
   droverReleaseParked: scripts.RELEASE_PARKED,
   droverCancelWaiting: scripts.CANCEL_WAITING,
+  droverExpireFinished: scripts.EXPIRE_FINISHED,
 };
 
 export interface NewJob {
@@ -266,6 +268,11 @@ export class JobStore {
       const [id = '', queue = ''] = item.split(' ');
       return { id, queue };
     });
+  }
+
+  /** Deletes finished jobs past their retention (age, or count per queue); returns how many. */
+  async expireFinished(retentionMs: number, maxPerQueue: number, limit = 1000, now = Date.now()): Promise<number> {
+    return this.redis.droverExpireFinished(this.keys.base, now - retentionMs, limit, maxPerQueue);
   }
 
   /** Cancels every job of a queue that has not started (in the given statuses); returns how many. */

@@ -117,6 +117,9 @@ local function endJob(k, id, queue, from, status, now)
     if redis.call('HGET', dd, h[1]) == id then redis.call('HDEL', dd, h[1]) end
   end
   if h[2] and h[2] ~= '' then redis.call('SREM', base .. ':named:' .. h[2], id) end
+  -- Kept for the retention period (EXPIRE_FINISHED), oldest first.
+  redis.call('ZADD', base .. ':finished', now, id)
+  redis.call('ZADD', qKey(queue) .. ':finished', now, id)
   -- Per-minute counters for the queue's "last hour" figures.
   local bucket = qKey(queue) .. ':done:' .. math.floor(tonumber(now) / 60000)
   redis.call('HINCRBY', bucket, status, 1)
@@ -567,6 +570,38 @@ for i = 2, #ARGV do
     redis.call('ZREM', base .. ':outbox', id)
     redis.call('ZREM', base .. ':delayed', id)
     n = n + 1
+  end
+end
+return n
+`;
+
+/**
+ * ARGV: base, cutoff (epoch ms), limit, maxPerQueue. Retention: finished jobs that ended before the cutoff, and the
+ * oldest beyond maxPerQueue in each queue, are deleted with their output, attempts and index entries, so Redis
+ * memory stays bounded however long Drover runs. Returns how many it deleted (call again while it returns limit).
+ */
+export const EXPIRE_FINISHED = `${PRELUDE}
+local cutoff, limit, maxPerQueue = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = 0
+local function forget(id)
+  local k = jobKey(id)
+  local h = redis.call('HMGET', k, 'status', 'queue', 'schedule')
+  redis.call('ZREM', base .. ':finished', id)
+  if h[2] then redis.call('ZREM', qKey(h[2]) .. ':finished', id) end
+  if not h[1] or not TERMINAL[h[1]] then return end
+  redis.call('DEL', k, k .. ':attempts', k .. ':log', k .. ':dependents')
+  redis.call('ZREM', base .. ':idx:all', id)
+  redis.call('ZREM', base .. ':idx:q:' .. h[2], id)
+  redis.call('ZREM', base .. ':idx:s:' .. h[1], id)
+  redis.call('ZREM', base .. ':idx:qs:' .. h[2] .. ':' .. h[1], id)
+  if h[3] then redis.call('ZREM', base .. ':sched:' .. h[3] .. ':runs', id) end
+  n = n + 1
+end
+for _, id in ipairs(redis.call('ZRANGE', base .. ':finished', '-inf', cutoff, 'BYSCORE', 'LIMIT', 0, limit)) do forget(id) end
+for _, q in ipairs(redis.call('SMEMBERS', base .. ':queues')) do
+  local over = redis.call('ZCARD', qKey(q) .. ':finished') - maxPerQueue
+  if over > 0 and n < limit then
+    for _, id in ipairs(redis.call('ZRANGE', qKey(q) .. ':finished', 0, math.min(over, limit - n) - 1)) do forget(id) end
   end
 end
 return n

@@ -17,10 +17,12 @@ const RestartBody = Type.Union([
 ]);
 type RestartBody = { mode: 'whole' | 'failed' } | { steps: string[] };
 
-export type StepState = 'waiting' | 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost' | 'cancelled' | 'skipped';
+export type StepState = 'waiting' | 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost' | 'cancelled' | 'skipped' | 'expired';
 
 /** A step's state from its jobs (all copies): a job cancelled because a dependency failed is `skipped`. */
 function stepState(jobs: JobRecord[]): StepState {
+  // Its jobs passed their retention (DROVER_RETENTION_FINISHED) and were deleted.
+  if (jobs.length === 0) return 'expired';
   const states = jobs.map((j): StepState => {
     if (j.status === 'cancelled' && j.error?.startsWith('dependency ')) return 'skipped';
     if (j.status === 'delayed') return 'queued';
@@ -56,6 +58,8 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const states = steps.map((s) => s.state);
     const state = states.some((s) => ['running', 'queued', 'waiting'].includes(s))
       ? 'running'
+      : states.includes('expired')
+        ? 'expired'
       : states.every((s) => s === 'succeeded')
         ? 'succeeded'
         : states.some((s) => ['failed', 'timed_out', 'lost'].includes(s))
