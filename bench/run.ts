@@ -13,7 +13,8 @@
  * --section events: SSE consumers and a webhook while jobs flow (see events-bench.ts).
  * --section queues: (3) on a plain queue against queues with a global concurrency (the claim-time gate, parking
  * and releasing), alternating.
- * Options: --section executor|scheduler|queues|events|all, --jobs N (default 4000), --rounds N (default 3),
+ * --section retention: Redis memory per finished job, kept and after retention.
+ * Options: --section executor|scheduler|queues|events|retention|all, --jobs N (default 4000), --rounds N (default 3),
  *          --samples N (latency samples, default 200), --ballast MB (default 500),
  *          --delayed N (default 100000), --schedules N (default 10000).
  */
@@ -99,7 +100,7 @@ async function stopAll(procs: ChildProcess[]): Promise<void> {
 }
 
 /** API and scheduler; runners come and go per measurement. */
-async function startDrover(prefix: string, broker: 'bullmq' | 'rabbitmq' = 'bullmq'): Promise<Drover> {
+async function startDrover(prefix: string, broker: 'bullmq' | 'rabbitmq' = 'bullmq', extraEnv: Record<string, string> = {}): Promise<Drover> {
   const token = randomBytes(24).toString('base64url');
   const port = String(20000 + Math.floor(Math.random() * 20000));
   const env = {
@@ -112,6 +113,7 @@ async function startDrover(prefix: string, broker: 'bullmq' | 'rabbitmq' = 'bull
     RUNNER_LEASE_MS: '3000',
     DROVER_BODY_LIMIT: String(16 * 1024 * 1024),
     DROVER_BROKER: broker,
+    ...extraEnv,
   };
   const procs = (['api', 'scheduler'] as const).map((svc) => start(process.execPath, ['cli/dist/main.js', svc], env));
   const url = `http://127.0.0.1:${port}`;
@@ -207,6 +209,7 @@ async function main(): Promise<void> {
   if (section === 'executor' || section === 'all') await executorSection(prefix);
   if (section === 'queues' || section === 'all') await queueSection(`${prefix}-q`);
   if (section === 'events' || section === 'all') await eventsSection(`${prefix}-e`);
+  if (section === 'retention' || section === 'all') await retentionSection(`${prefix}-r`);
   if (section === 'scheduler' || section === 'all') {
     const redis = new Redis(REDIS_URL);
     try {
@@ -254,9 +257,9 @@ async function brokerSection(prefix: string): Promise<void> {
 }
 
 /** Runs `fn` against an API and scheduler of its own, then stops everything and deletes its keys. */
-async function withDrover<T>(prefix: string, fn: (d: Drover) => Promise<T>): Promise<T> {
+async function withDrover<T>(prefix: string, fn: (d: Drover) => Promise<T>, env: Record<string, string> = {}): Promise<T> {
   const redis = new Redis(REDIS_URL);
-  const d = await startDrover(prefix);
+  const d = await startDrover(prefix, 'bullmq', env);
   try {
     return await fn(d);
   } finally {
@@ -266,6 +269,34 @@ async function withDrover<T>(prefix: string, fn: (d: Drover) => Promise<T>): Pro
     await deleteKeys(redis, `{${prefix}*`);
     redis.disconnect();
   }
+}
+
+/** Redis memory per finished job (one output line each), while kept and after retention deleted them. */
+async function retentionSection(prefix: string): Promise<void> {
+  const used = async (r: Redis): Promise<number> => Number(/used_memory:(\d+)/.exec(await r.info('memory'))?.[1] ?? NaN);
+  const rows = await withDrover(
+    prefix,
+    async (d) => {
+      const before = await used(d.redis);
+      await withRunner(d, ['cli/dist/main.js', 'runner'], {}, async () => {
+        for (let i = 0; i < JOBS; i += 500) {
+          await post(d, '/v1/jobs/batch', { jobs: Array.from({ length: Math.min(500, JOBS - i) }, (_, j) => ({ argv: ['/bin/echo', `line ${i + j}`] })) });
+        }
+        while ((await d.redis.zcard(`${d.base}:idx:s:succeeded`)) < JOBS) await sleep(20);
+      });
+      const kept = await used(d.redis);
+      while ((await d.redis.zcard(`${d.base}:idx:all`)) > 0) await sleep(200);
+      const after = await used(d.redis);
+      const rows: [string, string][] = [
+        [`Redis memory per finished job while kept, bytes (${JOBS} jobs, one output line each)`, ((kept - before) / JOBS).toFixed(0)],
+        ['Redis memory per finished job after retention deleted them, bytes', ((after - before) / JOBS).toFixed(0)],
+      ];
+      return rows;
+    },
+    // Long enough that every job finishes before the first is deleted.
+    { DROVER_RETENTION_FINISHED: '20000' },
+  );
+  printTable('retention', rows);
 }
 
 /** Events: what SSE consumers and a webhook receiver get while jobs flow. */
