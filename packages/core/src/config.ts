@@ -18,6 +18,8 @@ export interface DroverConfig {
   /** `DROVER_HOST` / `DROVER_PORT`: where the API listens. Default 127.0.0.1:8606. */
   host: string;
   port: number;
+  /** `DATABASE_URL` (PostgreSQL): finished jobs are archived there and read through once Redis let them go. */
+  databaseUrl: string | undefined;
   /** `DROVER_ADMIN_TOKEN`: a single admin token for the simple case. */
   adminToken: string | undefined;
   /** `DROVER_TOKENS_FILE`: JSON file with several tokens and their scopes. */
@@ -196,6 +198,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     host: r.string('DROVER_HOST', '127.0.0.1'),
     port: r.int('DROVER_PORT', 8606, 0, 65535),
     adminToken: r.optional('DROVER_ADMIN_TOKEN'),
+    databaseUrl: r.optional('DATABASE_URL'),
     tokensFile: r.optional('DROVER_TOKENS_FILE'),
     dataDir: r.string('DROVER_DATA_DIR', '.drover'),
     policyFile: r.optional('DROVER_POLICY_FILE'),

@@ -27,3 +27,5 @@ export * from './model/webhook.js';
 export * from './store/webhook-store.js';
 export * from './model/workflow.js';
 export * from './store/workflow-store.js';
+export * from './archive/archive-store.js';
+export * from './archive/migrate.js';

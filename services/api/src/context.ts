@@ -1,4 +1,4 @@
-import type { DroverConfig, EventStore, WebhookStore, WorkflowStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
+import type { ArchiveStore, DroverConfig, EventStore, WebhookStore, WorkflowStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
 import type { Redis } from 'ioredis';
 import type { TokenRegistry } from './auth.js';
 import type { EventHub } from './event-hub.js';
@@ -12,6 +12,8 @@ export interface ApiContext {
   events: EventStore;
   webhooks: WebhookStore;
   workflows: WorkflowStore;
+  /** The PostgreSQL archive, with DATABASE_URL: read-through for jobs Redis no longer holds. */
+  archive?: ArchiveStore;
   /** Fans new events out to SSE clients. */
   hub: EventHub;
   runners: RunnerRegistry;

@@ -1,5 +1,5 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, EventStore, QueueStore, WebhookStore, WorkflowStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
+  ArchiveStore, DEFAULT_SPEC_DEFAULTS, EventStore, QueueStore, WebhookStore, WorkflowStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
@@ -14,7 +14,7 @@ export interface ApiServer {
 }
 
 export interface ApiServerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts'>;
+  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts'> & Partial<Pick<DroverConfig, 'databaseUrl'>>;
   logger: Logger;
   tokens: TokenRegistry;
 }
@@ -31,6 +31,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   await checkRedisDurability(redis, logger);
   await transport.ready();
   const events = new EventStore(redis, store.keys);
+  const archive = config.databaseUrl ? new ArchiveStore(config.databaseUrl, config.prefix) : undefined;
+  await archive?.migrate();
   const hub = new EventHub(events, logger);
   const app = await buildApp(
     {
@@ -42,6 +44,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       hub,
       webhooks: new WebhookStore(redis, store.keys),
       workflows: new WorkflowStore(redis, store.keys),
+      ...(archive ? { archive } : {}),
       runners: new RunnerRegistry(redis, store.keys),
       transport,
       control: redis,
@@ -69,6 +72,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         await hub.close();
         await app.close().catch((err: unknown) => logger.error({ err }, 'closing http server failed'));
         await transport.close().catch((err: unknown) => logger.error({ err }, 'closing transport failed'));
+        await archive?.close().catch(() => undefined);
         await redis.quit().catch(() => redis.disconnect());
       })();
       return closing;

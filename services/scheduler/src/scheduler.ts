@@ -1,16 +1,17 @@
 import {
-  EventStore, JobStore, ScheduleStore, WebhookStore, checkRedisDurability, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
+  ArchiveStore, EventStore, JobStore, LogStore, ScheduleStore, WebhookStore, checkRedisDurability, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
   type DroverConfig, type TransportConfig, type JobRef, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
 import { SCHEDULE_BATCH, fireDueSchedules } from './cron-firing.js';
 import { reportGoneRunners } from './runner-watch.js';
 import { WebhookDeliverer } from './webhooks.js';
+import { Archiver } from './archiver.js';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 
 export interface SchedulerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'scheduler'>;
+  config: TransportConfig & Pick<DroverConfig, 'scheduler'> & Partial<Pick<DroverConfig, 'databaseUrl'>>;
   logger: Logger;
 }
 
@@ -32,6 +33,8 @@ export class Scheduler {
   private readonly schedules: ScheduleStore;
   private readonly events: EventStore;
   private readonly webhooks: WebhookDeliverer;
+  private readonly archive: ArchiveStore | undefined;
+  private readonly archiver: Archiver | undefined;
   private readonly transport: Transport;
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
@@ -52,6 +55,12 @@ export class Scheduler {
       this.events, new WebhookStore(this.redis, this.store.keys), `scheduler-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
       { retryBaseMs: webhookRetryBaseMs, maxAgeMs: webhookMaxAgeMs, callbackSecret }, this.log,
     );
+    if (opts.config.databaseUrl) {
+      this.archive = new ArchiveStore(opts.config.databaseUrl, opts.config.prefix);
+      this.archiver = new Archiver(
+        this.events, this.store, new LogStore(this.redis, this.store.keys), this.archive, `scheduler-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, this.log,
+      );
+    }
     this.transport = createTransport(opts.config, logBrokerEvents(this.log, opts.config.broker));
   }
 
@@ -59,8 +68,13 @@ export class Scheduler {
     await connectRedis(this.redis, 10_000);
     await checkRedisDurability(this.redis, this.log);
     await this.transport.ready();
+    if (this.archive) {
+      const applied = await this.archive.migrate();
+      if (applied.length > 0) this.log.info({ applied }, 'archive database migrated');
+    }
     this.schedule(0);
     this.webhooks.start();
+    this.archiver?.start();
     this.log.info({ tickMs: this.opts.config.scheduler.tickMs }, 'scheduler started');
   }
 
@@ -105,7 +119,7 @@ export class Scheduler {
       for (const id of await reportGoneRunners(this.events)) this.log.warn({ runnerId: id }, 'runner gone: no heartbeat for two leases');
       await this.events.trimOlderThan(this.opts.config.scheduler.eventsRetentionMs, now);
       const { retentionFinishedMs, retentionMaxPerQueue } = this.opts.config.scheduler;
-      const forgotten = await this.store.expireFinished(retentionFinishedMs, retentionMaxPerQueue, BATCH, now);
+      const forgotten = await this.store.expireFinished(retentionFinishedMs, retentionMaxPerQueue, BATCH, now, this.archive !== undefined);
       if (forgotten > 0) this.log.debug({ count: forgotten }, 'finished jobs past their retention deleted');
     }
     return due.length === BATCH || ready.length === BATCH || lost.length === BATCH || intake >= 500 || cronDue === SCHEDULE_BATCH;
@@ -128,6 +142,8 @@ export class Scheduler {
       this.stopped = true;
       clearTimeout(this.timer);
       await within(this.webhooks.close(), CLOSE_STEP_MS);
+      await within(this.archiver?.close(), CLOSE_STEP_MS);
+      await within(this.archive?.close(), CLOSE_STEP_MS);
       // Bounded: a tick stuck on an unreachable Redis must not hold the process.
       await within(this.ticking?.catch(() => undefined), CLOSE_STEP_MS);
       await within(this.transport.close().catch((err: unknown) => this.log.error({ err: coerceError(err) }, 'closing transport failed')), CLOSE_STEP_MS);

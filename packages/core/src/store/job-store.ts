@@ -271,8 +271,8 @@ export class JobStore {
   }
 
   /** Deletes finished jobs past their retention (age, or count per queue); returns how many. */
-  async expireFinished(retentionMs: number, maxPerQueue: number, limit = 1000, now = Date.now()): Promise<number> {
-    return this.redis.droverExpireFinished(this.keys.base, now - retentionMs, limit, maxPerQueue);
+  async expireFinished(retentionMs: number, maxPerQueue: number, limit = 1000, now = Date.now(), needArchived = false): Promise<number> {
+    return this.redis.droverExpireFinished(this.keys.base, now - retentionMs, limit, maxPerQueue, needArchived ? 1 : 0);
   }
 
   /** Cancels every job of a queue that has not started (in the given statuses); returns how many. */

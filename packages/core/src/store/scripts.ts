@@ -576,16 +576,18 @@ return n
 `;
 
 /**
- * ARGV: base, cutoff (epoch ms), limit, maxPerQueue. Retention: finished jobs that ended before the cutoff, and the
+ * ARGV: base, cutoff (epoch ms), limit, maxPerQueue, needArchived (1|0). Retention: finished jobs that ended before the cutoff, and the
  * oldest beyond maxPerQueue in each queue, are deleted with their output, attempts and index entries, so Redis
  * memory stays bounded however long Drover runs. Returns how many it deleted (call again while it returns limit).
  */
 export const EXPIRE_FINISHED = `${PRELUDE}
-local cutoff, limit, maxPerQueue = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local cutoff, limit, maxPerQueue, needArchived = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
 local n = 0
 local function forget(id)
   local k = jobKey(id)
-  local h = redis.call('HMGET', k, 'status', 'queue', 'schedule')
+  local h = redis.call('HMGET', k, 'status', 'queue', 'schedule', 'archived')
+  -- With an archive, a job leaves Redis only once it is in there.
+  if needArchived and h[1] and h[4] ~= '1' then return end
   redis.call('ZREM', base .. ':finished', id)
   if h[2] then redis.call('ZREM', qKey(h[2]) .. ':finished', id) end
   if not h[1] or not TERMINAL[h[1]] then return end

@@ -1,6 +1,6 @@
 import {
-  DroverError, JobSpecInput, checkJobSpec, filesBytes, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
-  type Created, type JobRecord, type JobStatus, type NewJob,
+  DroverError, JobSpecInput, checkJobSpec, filesBytes, isJobId, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
+  type ArchivedJob, type Created, type JobRecord, type JobStatus, type NewJob,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
@@ -162,11 +162,14 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  const getJob = async (id: string, principal?: Principal): Promise<JobRecord> => {
-    const job = await ctx.store.get(id);
+  /** From Redis, or (once retention let it go) from the archive, marked `archived`. */
+  const getJob = async (id: string, principal?: Principal): Promise<JobRecord & { archived?: ArchivedJob }> => {
+    const live = await ctx.store.get(id);
+    const archived = !live && ctx.archive && isJobId(id) ? await ctx.archive.get(id) : null;
+    const job = live ?? archived;
     if (!job) throw new DroverError('NOT_FOUND', `no job ${id}`);
     assertQueueAllowed(principal, job.queue);
-    return job;
+    return archived ? { ...archived, archived } : job;
   };
 
   app.get<{ Params: { id: string } }>(
@@ -177,6 +180,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request) => {
       const [job, attemptHistory] = await Promise.all([getJob(request.params.id, request.principal), ctx.store.attempts(request.params.id)]);
+      if (job.archived) return job.archived;
       return { ...job, attemptHistory };
     },
   );
@@ -202,7 +206,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
         if (from !== undefined && !/^\d{1,20}-\d{1,20}$/.test(from)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
         return followLogs(ctx, reply, job.id, from);
       }
-      const page = await ctx.logs.read(job.id, cursor, limit + 1);
+      const page = job.archived && ctx.archive ? { items: await ctx.archive.logs(job.id, cursor, limit + 1) } : await ctx.logs.read(job.id, cursor, limit + 1);
       const more = page.items.length > limit;
       const items = page.items.slice(0, limit);
       const last = items[items.length - 1]?.id ?? cursor ?? null;

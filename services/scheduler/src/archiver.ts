@@ -1,0 +1,100 @@
+import { coerceError, eventFromEntry, isTerminal, type ArchiveStore, type EventStore, type JobStore, type LogEntry, type LogStore, type Logger, type JobStatus } from '@drover/core';
+
+const GROUP = 'archive';
+const BATCH = 200;
+/** A replica's unacknowledged events are taken over after this; a slow batch taken over twice is harmless (primary key). */
+const CLAIM_IDLE_MS = 10_000;
+
+/**
+ * Archives every finished job into PostgreSQL: record with attempt history, and output. Job-end events are read
+ * through a consumer group on the events stream, written in one transaction per batch (a job already there is left
+ * alone), then marked `archived` in Redis (retention deletes only archived jobs) and acknowledged. A scheduler
+ * that dies mid-batch leaves its events unacknowledged: it reads them again, or another replica takes them over,
+ * and the primary key makes the second write a no-op, so nothing is lost or doubled.
+ */
+export class Archiver {
+  private groupReady = false;
+  private backlogRead = false;
+  private lastClaim = 0;
+  private loop: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly events: EventStore,
+    private readonly jobs: JobStore,
+    private readonly logs: LogStore,
+    private readonly archive: ArchiveStore,
+    private readonly consumer: string,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        const n = await this.step().catch((err: unknown) => {
+          this.log.warn({ err: coerceError(err) }, 'archiving failed; retrying');
+          return -1;
+        });
+        if (n <= 0) await new Promise((r) => setTimeout(r, n < 0 ? 1000 : 100));
+      }
+    })();
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  /** One batch; returns how many events it handled. */
+  async step(now = Date.now()): Promise<number> {
+    const redis = this.events.redis;
+    if (!this.groupReady) {
+      try {
+        // From the start of the stream: jobs that ended before the first archiver ran are archived too.
+        await redis.xgroup('CREATE', this.events.key, GROUP, '0', 'MKSTREAM');
+      } catch (err) {
+        if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+      }
+      this.groupReady = true;
+    }
+    const entries: [string, string[]][] = [];
+    if (!this.backlogRead) {
+      entries.push(...(await this.read('0')));
+      if (entries.length < BATCH) this.backlogRead = true;
+    }
+    if (now - this.lastClaim > CLAIM_IDLE_MS / 3) {
+      this.lastClaim = now;
+      const [, claimed] = (await redis.xautoclaim(this.events.key, GROUP, this.consumer, CLAIM_IDLE_MS, '0-0', 'COUNT', BATCH)) as [string, [string, string[]][]];
+      entries.push(...claimed.filter((e) => e[1] !== null));
+    }
+    if (this.backlogRead && entries.length === 0) entries.push(...(await this.read('>')));
+    if (entries.length === 0) return 0;
+    const ended = [...new Set(entries.map(([id, f]) => eventFromEntry(id, f)).filter((e) => e.jobId && e.type.startsWith('job.') && isTerminal(e.type.slice(4) as JobStatus)).map((e) => e.jobId!))];
+    const batch: Parameters<ArchiveStore['write']>[0] = [];
+    for (const id of ended) {
+      const job = await this.jobs.get(id);
+      if (!job || !isTerminal(job.status)) continue; // gone already, or a daemon stop raced: nothing to keep
+      const output: LogEntry[] = [];
+      for (let cursor: string | undefined; ; ) {
+        const page = await this.logs.read(id, cursor, 5000);
+        output.push(...page.items);
+        if (page.items.length < 5000) break;
+        cursor = page.last ?? undefined;
+      }
+      batch.push({ job: { ...job, attemptHistory: await this.jobs.attempts(id) }, output });
+    }
+    await this.archive.write(batch);
+    const pipe = redis.pipeline();
+    for (const { job } of batch) pipe.hset(this.jobs.keys.job(job.id), 'archived', 1);
+    pipe.xack(this.events.key, GROUP, ...entries.map((e) => e[0]));
+    await pipe.exec();
+    return entries.length;
+  }
+
+  private async read(from: '0' | '>'): Promise<[string, string[]][]> {
+    const res = (await this.events.redis.xreadgroup('GROUP', GROUP, this.consumer, 'COUNT', BATCH, 'STREAMS', this.events.key, from)) as
+      | [string, [string, string[]][]][]
+      | null;
+    return res?.[0]?.[1] ?? [];
+  }
+}

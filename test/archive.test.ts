@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { test } from 'node:test';
+import type { JobRecord } from '@drover/core';
+import pg from 'pg';
+import { freshDatabase } from './helpers/postgres.js';
+import { startServiceReady } from './helpers/processes.js';
+import { REDIS_URL, startStack } from './helpers/stack.js';
+import { Redis } from 'ioredis';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+test('archive: finished jobs go to PostgreSQL; after Redis retention the API reads them through with the same JSON', async (t) => {
+  const { url: db, drop } = await freshDatabase();
+  const s = await startStack(t, { env: { DATABASE_URL: db, DROVER_RETENTION_FINISHED: '2000' } });
+  const sql = new pg.Pool({ connectionString: db });
+  t.after(() => sql.end());
+  t.after(drop);
+  const jobs = [
+    await s.run({ command: 'for i in 1 2 3; do echo line$i; done; echo err >&2' }),
+    await s.run({ command: 'echo try; exit 3', retries: 1, backoff: { type: 'fixed', delayMs: 10 }, labels: { team: 'a' } }),
+  ];
+  const before = await Promise.all(
+    jobs.map(async (j) => {
+      const page = (await s.request<{ nextCursor: string }>('GET', `/v1/jobs/${j.id}/logs?limit=2`)).body;
+      return {
+        record: (await s.request<JobRecord>('GET', `/v1/jobs/${j.id}`)).body,
+        logs: (await s.request('GET', `/v1/jobs/${j.id}/logs`)).body,
+        page,
+        next: (await s.request('GET', `/v1/jobs/${j.id}/logs?limit=2&cursor=${page.nextCursor}`)).body,
+      };
+    }),
+  );
+  const redis = new Redis(REDIS_URL);
+  t.after(async () => void (await redis.quit()));
+  await until('archived', async () => (await sql.query('SELECT 1 FROM drover_jobs')).rowCount === 2);
+  await until('gone from Redis', async () => (await redis.keys(`{${s.prefix}}:job:*`)).length === 0);
+  for (const [i, j] of jobs.entries()) {
+    const after = (await s.request<JobRecord>('GET', `/v1/jobs/${j.id}`)).body;
+    assert.deepEqual(after, before[i]!.record, 'the same record, attempt history included');
+    assert.deepEqual((await s.request('GET', `/v1/jobs/${j.id}/logs`)).body, before[i]!.logs, 'the same output');
+    assert.deepEqual((await s.request('GET', `/v1/jobs/${j.id}/logs?limit=2`)).body, before[i]!.page, 'the same first page');
+    const second = (await s.request('GET', `/v1/jobs/${j.id}/logs?limit=2&cursor=${before[i]!.page.nextCursor}`)).body;
+    assert.deepEqual(second, before[i]!.next, 'and the same page after its cursor');
+  }
+  const rows = (await sql.query<{ id: string; status: string; exit_code: number }>('SELECT id, status, exit_code FROM drover_jobs ORDER BY id')).rows;
+  assert.deepEqual(rows.map((r) => [r.id, r.status, r.exit_code]), [[jobs[0]!.id, 'succeeded', 0], [jobs[1]!.id, 'failed', 3]]);
+  assert.equal((await sql.query('SELECT 1 FROM drover_job_output')).rowCount, 4 + 2);
+  assert.deepEqual((await sql.query<{ version: string }>('SELECT version FROM drover_migrations')).rows.map((r) => r.version), ['001_archive.sql']);
+});
+
+test('archive: two scheduler replicas, one killed with -9 mid-way: every job archived exactly once', async (t) => {
+  const { url: db, drop } = await freshDatabase();
+  const s = await startStack(t, { scheduler: false, env: { DATABASE_URL: db } });
+  const env = { DATABASE_URL: db };
+  const a = await startServiceReady(t, 'scheduler', s.prefix, env);
+  await startServiceReady(t, 'scheduler', s.prefix, env);
+  const sql = new pg.Pool({ connectionString: db });
+  t.after(() => sql.end());
+  t.after(drop);
+  const res = await s.request<{ jobs: JobRecord[] }>('POST', '/v1/jobs/batch', { jobs: Array.from({ length: 60 }, (_, i) => ({ command: `echo job${i}` })) });
+  await sleep(150);
+  a.kill('SIGKILL');
+  await once(a, 'exit');
+  for (const j of res.body.jobs) await s.waitFor(j.id);
+  // The killed replica's unacknowledged events are taken over by the other after 10 s idle.
+  await until('all archived', async () => Number((await sql.query<{ n: string }>('SELECT count(*) AS n FROM drover_jobs')).rows[0]!.n) === 60, 60_000);
+  await sleep(500);
+  assert.equal(Number((await sql.query<{ n: string }>('SELECT count(*) AS n FROM drover_jobs')).rows[0]!.n), 60, 'no job twice');
+  assert.equal(Number((await sql.query<{ n: string }>('SELECT count(*) AS n FROM drover_job_output')).rows[0]!.n), 60, 'one output line each');
+});
