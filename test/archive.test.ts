@@ -51,6 +51,22 @@ test('archive: finished jobs go to PostgreSQL; after Redis retention the API rea
     const second = (await s.request('GET', `/v1/jobs/${j.id}/logs?limit=2&cursor=${before[i]!.page.nextCursor}`)).body;
     assert.deepEqual(second, before[i]!.next, 'and the same page after its cursor');
   }
+  // Lists read through too, with the archive's filters, and one cursor pages over Redis and the archive together.
+  const ids = async (q: string): Promise<string[]> => (await s.request<{ items: JobRecord[] }>('GET', `/v1/jobs?${q}`)).body.items.map((j) => j.id);
+  assert.deepEqual(await ids('label=team=a'), [jobs[1]!.id]);
+  assert.deepEqual(await ids('exitCode=3'), [jobs[1]!.id]);
+  assert.deepEqual(await ids('status=succeeded'), [jobs[0]!.id]);
+  const fresh = await s.run({ command: 'true', labels: { team: 'a' } });
+  assert.deepEqual(await ids('label=team=a'), [fresh.id, jobs[1]!.id], 'a live job and an archived one, newest first');
+  const walked: string[] = [];
+  for (let cursor = ''; ; ) {
+    const page = (await s.request<{ items: JobRecord[]; nextCursor: string | null }>('GET', `/v1/jobs?limit=1${cursor}`)).body;
+    walked.push(...page.items.map((j) => j.id));
+    if (!page.nextCursor) break;
+    cursor = `&cursor=${page.nextCursor}`;
+  }
+  assert.deepEqual(walked, [fresh.id, jobs[1]!.id, jobs[0]!.id]);
+  assert.equal((await s.request('GET', '/v1/jobs?label=nokey')).status, 400);
   const rows = (await sql.query<{ id: string; status: string; exit_code: number }>('SELECT id, status, exit_code FROM drover_jobs ORDER BY id')).rows;
   assert.deepEqual(rows.map((r) => [r.id, r.status, r.exit_code]), [[jobs[0]!.id, 'succeeded', 0], [jobs[1]!.id, 'failed', 3]]);
   assert.equal((await sql.query('SELECT 1 FROM drover_job_output')).rowCount, 4 + 2);
@@ -76,4 +92,16 @@ test('archive: two scheduler replicas, one killed with -9 mid-way: every job arc
   await sleep(500);
   assert.equal(Number((await sql.query<{ n: string }>('SELECT count(*) AS n FROM drover_jobs')).rows[0]!.n), 60, 'no job twice');
   assert.equal(Number((await sql.query<{ n: string }>('SELECT count(*) AS n FROM drover_job_output')).rows[0]!.n), 60, 'one output line each');
+});
+
+test('without an archive, the list filters (label, exit code, schedule, time) work on Redis alone', async (t) => {
+  const s = await startStack(t);
+  const a = await s.run({ command: 'exit 2', labels: { team: 'x' } });
+  const b = await s.run({ command: 'true', labels: { team: 'y' } });
+  const ids = async (q: string): Promise<string[]> => (await s.request<{ items: JobRecord[] }>('GET', `/v1/jobs?${q}`)).body.items.map((j) => j.id);
+  assert.deepEqual(await ids('label=team=x'), [a.id]);
+  assert.deepEqual(await ids('exitCode=0'), [b.id]);
+  assert.deepEqual(await ids(`from=${encodeURIComponent(b.createdAt)}`), [b.id]);
+  assert.deepEqual(await ids(`to=${encodeURIComponent(b.createdAt)}`), [a.id]);
+  assert.deepEqual(await ids('schedule=none'), []);
 });

@@ -82,6 +82,11 @@ export const JobListQuery = Type.Object(
   {
     queue: Type.Optional(QueueName),
     status: Type.Optional(JobStatusSchema),
+    label: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}=.{0,256}$', description: 'key=value: jobs with this label.' })),
+    schedule: Type.Optional(Type.String({ maxLength: 64, description: 'Jobs a schedule fired.' })),
+    exitCode: Type.Optional(Type.Integer({ minimum: -1, maximum: 255 })),
+    from: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or after.' })),
+    to: Type.Optional(Type.String({ format: 'date-time', description: 'Created before.' })),
     cursor: Type.Optional(Type.String({ maxLength: 64 })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
   },

@@ -4,6 +4,28 @@ import type { JobRecord, AttemptRecord } from '../model/job-record.js';
 import type { LogEntry } from '../store/log-store.js';
 import { migrate } from './migrate.js';
 
+export interface ArchiveFilter {
+  queue?: string;
+  status?: string;
+  schedule?: string;
+  exitCode?: number;
+  label?: { key: string; value: string };
+  from?: string;
+  to?: string;
+}
+
+/** Whether a job record passes a filter (for jobs still in Redis, filtered in memory). */
+export function passes(j: JobRecord, f: ArchiveFilter): boolean {
+  if (f.queue && j.queue !== f.queue) return false;
+  if (f.status && j.status !== f.status) return false;
+  if (f.schedule && j.schedule !== f.schedule) return false;
+  if (f.exitCode !== undefined && j.exitCode !== f.exitCode) return false;
+  if (f.label && j.labels[f.label.key] !== f.label.value) return false;
+  if (f.from && Date.parse(j.createdAt) < Date.parse(f.from)) return false;
+  if (f.to && Date.parse(j.createdAt) >= Date.parse(f.to)) return false;
+  return true;
+}
+
 /** An archived job: the record as the API shows it, with its attempt history. */
 export type ArchivedJob = JobRecord & { attemptHistory: AttemptRecord[] };
 
@@ -51,6 +73,30 @@ export class ArchiveStore {
     } finally {
       client.release();
     }
+  }
+
+  /** Archived jobs matching the filter, newest first, before `cursor` (a job id): paged on the (prefix, ..., id) indexes. */
+  async list(f: ArchiveFilter, cursor: string | undefined, limit: number): Promise<ArchivedJob[]> {
+    const where = ['prefix = $1'];
+    const args: unknown[] = [this.prefix];
+    const add = (sql: string, v: unknown): void => {
+      args.push(v);
+      where.push(sql.replace('?', `$${args.length}`));
+    };
+    if (f.queue) add('queue = ?', f.queue);
+    if (f.status) add('status = ?', f.status);
+    if (f.schedule) add('schedule = ?', f.schedule);
+    if (f.exitCode !== undefined) add('exit_code = ?', f.exitCode);
+    if (f.label) add('labels @> ?::jsonb', JSON.stringify({ [f.label.key]: f.label.value }));
+    if (f.from) add('created_at >= ?', f.from);
+    if (f.to) add('created_at < ?', f.to);
+    if (cursor) add('id < ?', cursor);
+    args.push(limit);
+    const r = await this.pool.query<{ record: ArchivedJob }>(
+      `SELECT record FROM drover_jobs WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${args.length}`,
+      args,
+    );
+    return r.rows.map((x) => x.record);
   }
 
   async get(id: string): Promise<ArchivedJob | null> {

@@ -1,6 +1,6 @@
 import {
   DroverError, JobSpecInput, checkJobSpec, filesBytes, isJobId, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
-  type ArchivedJob, type Created, type JobRecord, type JobStatus, type NewJob,
+  passes, type ArchiveFilter, type ArchivedJob, type Created, type JobRecord, type JobStatus, type NewJob,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
@@ -41,6 +41,65 @@ export function assertSubmittable(ctx: ApiContext, principal: Principal | undefi
   if (spec.group !== undefined && !ctx.identities.groups.includes(spec.group)) {
     throw new DroverError('FORBIDDEN', `${at('group')}: group "${spec.group}" is not allowed (RUNNER_ALLOWED_GROUPS)`, { field: at('group') });
   }
+}
+
+type ListQuery = { queue?: string; status?: JobStatus; label?: string; schedule?: string; exitCode?: number; from?: string; to?: string; cursor?: string; limit?: number };
+
+function listFilter(q: ListQuery): ArchiveFilter {
+  const f: ArchiveFilter = {};
+  if (q.queue) f.queue = q.queue;
+  if (q.status) f.status = q.status;
+  if (q.schedule) f.schedule = q.schedule;
+  if (q.exitCode !== undefined) f.exitCode = q.exitCode;
+  if (q.label) {
+    const eq = q.label.indexOf('=');
+    f.label = { key: q.label.slice(0, eq), value: q.label.slice(eq + 1) };
+  }
+  if (q.from) f.from = q.from;
+  if (q.to) f.to = q.to;
+  return f;
+}
+
+function withoutHistory(j: ArchivedJob): JobRecord {
+  const record: Partial<ArchivedJob> = { ...j };
+  delete record.attemptHistory;
+  return record as JobRecord;
+}
+
+/** Index pages of Redis a filtered list reads at most per request; the cursor then continues where it stopped. */
+const SCAN_PAGES = 10;
+const SCAN_PAGE = 200;
+
+/**
+ * A list over Redis (the index for queue/status, other filters applied to the records) and the archive (its own
+ * indexes), merged newest first. Both sides take ids below the cursor, so one cursor pages through both. When the
+ * Redis scan stops early, the page ends at the scanned boundary and the cursor continues from there.
+ */
+async function listMerged(ctx: ApiContext, f: ArchiveFilter, cursor: string | undefined, limit: number): Promise<{ items: JobRecord[]; nextCursor: string | null }> {
+  if (cursor !== undefined && !isJobId(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
+  const live: JobRecord[] = [];
+  let scanned: string | undefined = cursor;
+  let exhausted = false;
+  for (let i = 0; i < SCAN_PAGES && live.length <= limit; i++) {
+    const page = await ctx.store.list({ ...(f.queue ? { queue: f.queue } : {}), ...(f.status ? { status: f.status as JobStatus } : {}) }, scanned, SCAN_PAGE);
+    live.push(...page.items.filter((j) => passes(j, f)));
+    if (!page.nextCursor) {
+      exhausted = true;
+      break;
+    }
+    scanned = page.nextCursor;
+  }
+  const archived = ctx.archive ? await ctx.archive.list(f, cursor, limit + 1) : [];
+  const byId = new Map<string, JobRecord>();
+  // Lists show records without their attempt history, as for jobs in Redis.
+  for (const j of archived) byId.set(j.id, withoutHistory(j));
+  for (const j of live) byId.set(j.id, j);
+  let merged = [...byId.values()].sort((a, b) => (a.id < b.id ? 1 : -1));
+  if (!exhausted && scanned) merged = merged.filter((j) => j.id >= scanned);
+  const items = merged.slice(0, limit);
+  const more = merged.length > limit || archived.length > limit || !exhausted;
+  const last = items[items.length - 1]?.id;
+  return { items, nextCursor: more ? (merged.length > limit ? (last ?? null) : (scanned ?? last ?? null)) : null };
 }
 
 /** One job per copy: a spec with `replicas: N` becomes N jobs sharing the spec, told apart by their index. */
@@ -148,7 +207,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.get<{ Querystring: { queue?: string; status?: JobStatus; cursor?: string; limit?: number } }>(
+  app.get<{ Querystring: ListQuery }>(
     '/v1/jobs',
     {
       config: { scope: 'read' },
@@ -158,7 +217,10 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const { queue, status, cursor, limit = 50 } = request.query;
       if (request.principal?.queues && !queue) throw new DroverError('FORBIDDEN', `this token may only list with queue= one of ${request.principal.queues.join(', ')}`);
       if (queue) assertQueueAllowed(request.principal, queue);
-      return ctx.store.list({ ...(queue ? { queue } : {}), ...(status ? { status } : {}) }, cursor, limit);
+      const filter = listFilter(request.query);
+      const narrow = Object.keys(filter).some((k) => k !== 'queue' && k !== 'status');
+      if (!ctx.archive && !narrow) return ctx.store.list({ ...(queue ? { queue } : {}), ...(status ? { status } : {}) }, cursor, limit);
+      return listMerged(ctx, filter, cursor, limit);
     },
   );
 
