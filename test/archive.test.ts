@@ -105,3 +105,19 @@ test('without an archive, the list filters (label, exit code, schedule, time) wo
   assert.deepEqual(await ids(`to=${encodeURIComponent(b.createdAt)}`), [a.id]);
   assert.deepEqual(await ids('schedule=none'), []);
 });
+
+test('archive: a schedule\'s runs include those only the archive still has', async (t) => {
+  const { url: db, drop } = await freshDatabase();
+  const s = await startStack(t, { env: { DATABASE_URL: db, DROVER_RETENTION_FINISHED: '1500' } });
+  t.after(drop);
+  await s.request('POST', '/v1/schedules', { name: 'kept', cron: '0 0 1 1 *', job: { command: 'true' } });
+  const runs: string[] = [];
+  for (let i = 0; i < 2; i++) runs.unshift((await s.request<JobRecord>('POST', '/v1/schedules/kept/trigger', {})).body.id);
+  for (const id of runs) await s.waitFor(id);
+  const redis = new Redis(REDIS_URL);
+  t.after(async () => void (await redis.quit()));
+  await until('gone from Redis', async () => (await redis.keys(`{${s.prefix}}:job:*`)).length === 0);
+  const listed = (await s.request<{ items: JobRecord[] }>('GET', '/v1/schedules/kept/runs')).body.items;
+  assert.deepEqual(listed.map((j) => j.id), runs);
+  assert.ok(listed.every((j) => j.schedule === 'kept' && j.status === 'succeeded'));
+});
