@@ -14,7 +14,8 @@
  * --section queues: (3) on a plain queue against queues with a global concurrency (the claim-time gate, parking
  * and releasing), alternating.
  * --section retention: Redis memory per finished job, kept and after retention.
- * Options: --section executor|scheduler|queues|events|retention|all, --jobs N (default 4000), --rounds N (default 3),
+ * --section archive: jobs/s archived into PostgreSQL while jobs finish (needs PostgreSQL; BENCH_PG_URL).
+ * Options: --section executor|scheduler|queues|events|retention|archive|all, --jobs N (default 4000), --rounds N (default 3),
  *          --samples N (latency samples, default 200), --ballast MB (default 500),
  *          --delayed N (default 100000), --schedules N (default 10000).
  */
@@ -26,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { rabbitNames } from '@drover/core';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { runEventsBench } from './events-bench.js';
 import { runSchedulerBench } from './scheduler-bench.js';
 
@@ -210,6 +212,7 @@ async function main(): Promise<void> {
   if (section === 'queues' || section === 'all') await queueSection(`${prefix}-q`);
   if (section === 'events' || section === 'all') await eventsSection(`${prefix}-e`);
   if (section === 'retention' || section === 'all') await retentionSection(`${prefix}-r`);
+  if (section === 'archive' || section === 'all') await archiveSection(`${prefix}-a`);
   if (section === 'scheduler' || section === 'all') {
     const redis = new Redis(REDIS_URL);
     try {
@@ -268,6 +271,48 @@ async function withDrover<T>(prefix: string, fn: (d: Drover) => Promise<T>, env:
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await deleteKeys(redis, `{${prefix}*`);
     redis.disconnect();
+  }
+}
+
+/** Archive throughput: jobs/s written to PostgreSQL while jobs finish as fast as one runner takes them. */
+async function archiveSection(prefix: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await admin.connect();
+  const dbName = `drover_bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const url = new URL(process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  url.pathname = `/${dbName}`;
+  try {
+    const rows = await withDrover(
+      prefix,
+      async (d) => {
+        const db = new pg.Client({ connectionString: url.toString() });
+        await db.connect();
+        try {
+          const count = async (): Promise<number> => Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM drover_jobs')).rows[0]!.n);
+          let finishedMs = 0;
+          const started = performance.now();
+          await withRunner(d, ['cli/dist/main.js', 'runner'], {}, async () => {
+            await endToEnd(d, JOBS);
+            finishedMs = performance.now() - started;
+            while ((await count()) < JOBS) await sleep(20);
+          });
+          const archivedMs = performance.now() - started;
+          return [
+            [`jobs finished, jobs/s (${JOBS} jobs, one runner at concurrency 8)`, ((JOBS / finishedMs) * 1000).toFixed(0)],
+            ['jobs archived into PostgreSQL, jobs/s over the same run', ((JOBS / archivedMs) * 1000).toFixed(0)],
+            ['archive lag after the last job finished, ms', (archivedMs - finishedMs).toFixed(0)],
+          ] as [string, string][];
+        } finally {
+          await db.end();
+        }
+      },
+      { DATABASE_URL: url.toString() },
+    );
+    printTable('archive', rows);
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
   }
 }
 
