@@ -29,3 +29,4 @@ export * from './model/workflow.js';
 export * from './store/workflow-store.js';
 export * from './archive/archive-store.js';
 export * from './archive/migrate.js';
+export * from './store/event-group.js';

@@ -1,4 +1,4 @@
-import { coerceError, eventFromEntry, isTerminal, type ArchiveStore, type EventStore, type JobStore, type LogEntry, type LogStore, type Logger, type JobStatus } from '@drover/core';
+import { EventGroupReader, coerceError, eventFromEntry, isTerminal, type ArchiveStore, type EventStore, type JobStore, type LogEntry, type LogStore, type Logger, type JobStatus } from '@drover/core';
 
 const GROUP = 'archive';
 const BATCH = 200;
@@ -13,9 +13,7 @@ const CLAIM_IDLE_MS = 10_000;
  * and the primary key makes the second write a no-op, so nothing is lost or doubled.
  */
 export class Archiver {
-  private groupReady = false;
-  private backlogRead = false;
-  private lastClaim = 0;
+  private readonly reader: EventGroupReader;
   private loop: Promise<void> | undefined;
   private stopped = false;
 
@@ -24,9 +22,12 @@ export class Archiver {
     private readonly jobs: JobStore,
     private readonly logs: LogStore,
     private readonly archive: ArchiveStore,
-    private readonly consumer: string,
+    consumer: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // From the start of the stream: jobs that ended before the first archiver ran are archived too.
+    this.reader = new EventGroupReader(events, { group: GROUP, consumer, startAt: '0', claimIdleMs: CLAIM_IDLE_MS, batch: BATCH });
+  }
 
   start(): void {
     this.loop = (async () => {
@@ -47,27 +48,7 @@ export class Archiver {
 
   /** One batch; returns how many events it handled. */
   async step(now = Date.now()): Promise<number> {
-    const redis = this.events.redis;
-    if (!this.groupReady) {
-      try {
-        // From the start of the stream: jobs that ended before the first archiver ran are archived too.
-        await redis.xgroup('CREATE', this.events.key, GROUP, '0', 'MKSTREAM');
-      } catch (err) {
-        if (!/BUSYGROUP/.test((err as Error).message)) throw err;
-      }
-      this.groupReady = true;
-    }
-    const entries: [string, string[]][] = [];
-    if (!this.backlogRead) {
-      entries.push(...(await this.read('0')));
-      if (entries.length < BATCH) this.backlogRead = true;
-    }
-    if (now - this.lastClaim > CLAIM_IDLE_MS / 3) {
-      this.lastClaim = now;
-      const [, claimed] = (await redis.xautoclaim(this.events.key, GROUP, this.consumer, CLAIM_IDLE_MS, '0-0', 'COUNT', BATCH)) as [string, [string, string[]][]];
-      entries.push(...claimed.filter((e) => e[1] !== null));
-    }
-    if (this.backlogRead && entries.length === 0) entries.push(...(await this.read('>')));
+    const entries = await this.reader.next(now);
     if (entries.length === 0) return 0;
     const ended = [...new Set(entries.map(([id, f]) => eventFromEntry(id, f)).filter((e) => e.jobId && e.type.startsWith('job.') && isTerminal(e.type.slice(4) as JobStatus)).map((e) => e.jobId!))];
     const batch: Parameters<ArchiveStore['write']>[0] = [];
@@ -84,17 +65,10 @@ export class Archiver {
       batch.push({ job: { ...job, attemptHistory: await this.jobs.attempts(id) }, output });
     }
     await this.archive.write(batch);
-    const pipe = redis.pipeline();
+    const pipe = this.events.redis.pipeline();
     for (const { job } of batch) pipe.hset(this.jobs.keys.job(job.id), 'archived', 1);
     pipe.xack(this.events.key, GROUP, ...entries.map((e) => e[0]));
     await pipe.exec();
     return entries.length;
-  }
-
-  private async read(from: '0' | '>'): Promise<[string, string[]][]> {
-    const res = (await this.events.redis.xreadgroup('GROUP', GROUP, this.consumer, 'COUNT', BATCH, 'STREAMS', this.events.key, from)) as
-      | [string, [string, string[]][]][]
-      | null;
-    return res?.[0]?.[1] ?? [];
   }
 }

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import {
-  coerceError, eventFromEntry, matches, newJobId, type DroverEvent, type EventStore, type Logger, type NewDelivery, type Webhook, type WebhookStore,
+  EventGroupReader, coerceError, eventFromEntry, matches, newJobId, type DroverEvent, type EventStore, type Logger, type NewDelivery, type Webhook, type WebhookStore,
 } from '@drover/core';
 
 export const GROUP = 'webhooks';
@@ -36,9 +36,7 @@ export function signature(secret: string, timestamp: string, body: string): stri
 export class WebhookDeliverer {
   private subs: Webhook[] = [];
   private subsAt = 0;
-  private groupReady = false;
-  private backlogRead = false;
-  private lastClaim = 0;
+  private readonly reader: EventGroupReader;
   private inFlight = 0;
   private sending: Promise<void>[] = [];
   private loop: Promise<void> | undefined;
@@ -47,10 +45,13 @@ export class WebhookDeliverer {
   constructor(
     private readonly events: EventStore,
     private readonly hooks: WebhookStore,
-    private readonly consumer: string,
+    consumer: string,
     private readonly opts: WebhookOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // From the group's creation on: a new install does not replay history to its first subscribers.
+    this.reader = new EventGroupReader(events, { group: GROUP, consumer, startAt: '$', claimIdleMs: CLAIM_IDLE_MS, batch: READ_BATCH });
+  }
 
   /** Sends while anything is due (as many at once as MAX_IN_FLIGHT allows); looks again every 50 ms when idle. */
   start(): void {
@@ -75,16 +76,6 @@ export class WebhookDeliverer {
     await Promise.allSettled(this.sending);
   }
 
-  private async ensureGroup(): Promise<void> {
-    if (this.groupReady) return;
-    try {
-      await this.events.redis.xgroup('CREATE', this.events.key, GROUP, '$', 'MKSTREAM');
-    } catch (err) {
-      if (!/BUSYGROUP/.test((err as Error).message)) throw err;
-    }
-    this.groupReady = true;
-  }
-
   private async subscriptions(now: number): Promise<Webhook[]> {
     if (now - this.subsAt > 1000) {
       this.subs = (await this.hooks.list()).filter((h) => h.enabled);
@@ -95,18 +86,7 @@ export class WebhookDeliverer {
 
   /** Reads new events (and, first, this consumer's unacknowledged ones) and records their deliveries. Returns how many. */
   async intake(now = Date.now()): Promise<number> {
-    await this.ensureGroup();
-    const entries: [string, string[]][] = [];
-    if (!this.backlogRead) {
-      entries.push(...(await this.read('0')));
-      if (entries.length < READ_BATCH) this.backlogRead = true;
-    }
-    if (now - this.lastClaim > CLAIM_IDLE_MS / 3) {
-      this.lastClaim = now;
-      const [, claimed] = (await this.events.redis.xautoclaim(this.events.key, GROUP, this.consumer, CLAIM_IDLE_MS, '0-0', 'COUNT', READ_BATCH)) as [string, [string, string[]][]];
-      entries.push(...claimed.filter((e) => e[1] !== null));
-    }
-    if (this.backlogRead) entries.push(...(await this.read('>')));
+    const entries = await this.reader.next(now);
     if (entries.length === 0) return 0;
     const subs = await this.subscriptions(now);
     const events = entries.map(([id, fields]) => eventFromEntry(id, fields));
@@ -114,13 +94,6 @@ export class WebhookDeliverer {
     const batch = events.map((e) => ({ eventId: e.id, deliveries: this.deliveriesFor(e, subs, callbacks.get(e.id)).map((d) => ({ ...d, id: newJobId(now) })) }));
     await this.hooks.enqueue(this.events.key, GROUP, batch, now);
     return entries.length;
-  }
-
-  private async read(from: '0' | '>'): Promise<[string, string[]][]> {
-    const res = (await this.events.redis.xreadgroup('GROUP', GROUP, this.consumer, 'COUNT', READ_BATCH, 'STREAMS', this.events.key, from)) as
-      | [string, [string, string[]][]][]
-      | null;
-    return res?.[0]?.[1] ?? [];
   }
 
   /** callbackUrl of the jobs whose terminal events are in the batch. */
