@@ -30,3 +30,4 @@ export * from './store/workflow-store.js';
 export * from './archive/archive-store.js';
 export * from './archive/migrate.js';
 export * from './store/event-group.js';
+export * from './store/publish.js';

@@ -1,5 +1,5 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, QUEUE_NAME_PATTERN, coerceError, newJobId, normalizeJobSpec, type JobStore, type Logger, type NewJob, type Transport,
+  DEFAULT_SPEC_DEFAULTS, QUEUE_NAME_PATTERN, coerceError, newJobId, normalizeJobSpec, publishQueued, type JobStore, type Logger, type NewJob, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
 
@@ -97,9 +97,8 @@ export class CoyotesListReader {
     const [created] = await this.store.create([job]);
     if (created && !created.duplicate && created.record.status === 'queued') {
       // If this publish fails the job is in the outbox and the scheduler publishes it.
-      await this.transport.publish([{ jobId: job.id, queue: job.spec.queue }]).then(
-        () => this.store.published([job.id]),
-        (err: unknown) => this.log.warn({ err: coerceError(err), jobId: job.id }, 'publish failed; the outbox will retry'),
+      await publishQueued(this.transport, this.store, [{ id: job.id, queue: job.spec.queue }]).catch((err: unknown) =>
+        this.log.warn({ err: coerceError(err), jobId: job.id }, 'publish failed; the outbox will retry'),
       );
     }
     await this.redis.lrem(this.processing, 1, raw);

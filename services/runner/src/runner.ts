@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import {
-  EventStore, JobStore, LogStore, checkRedisDurability, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
+  EventStore, JobStore, LogStore, checkRedisDurability, publishQueued, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
   type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
@@ -204,10 +204,7 @@ export class Runner {
       const next = finished.kind === 'retry' && finished.status === 'queued' ? [{ id: msg.jobId, queue: finished.queue }] : [];
       // A slot of a gated queue came free: let the next parked job go now rather than on the scheduler's tick.
       if (claim.gated) next.push(...(await this.store.releaseParked(msg.queue, 1)));
-      if (next.length > 0) {
-        await this.transport.publish(next.map((r) => ({ jobId: r.id, queue: r.queue })));
-        await this.store.published(next.map((r) => r.id));
-      }
+      await publishQueued(this.transport, this.store, next);
       this.log.info({ jobId: msg.jobId, attempt: claim.attempt, outcome: result.outcome, exitCode: result.exitCode, next: finished.status }, 'job finished');
     } finally {
       clearTimeout(pidTimer);

@@ -1,5 +1,5 @@
 import {
-  coerceError, firePayload, nextFireAfter,
+  coerceError, firePayload, nextFireAfter, publishQueued,
   type DueSchedule, type Fire, type JobStore, type Logger, type ScheduleStore, type Transport,
 } from '@drover/core';
 
@@ -58,9 +58,7 @@ export async function fireDueSchedules(
   }
   if (queued.length > 0) {
     try {
-      const refs = queued.flatMap((r) => r.publish.map((p) => ({ jobId: p.id, queue: p.queue })));
-      await deps.transport.publish(refs);
-      await deps.store.published(refs.map((r) => r.jobId));
+      await publishQueued(deps.transport, deps.store, queued.flatMap((r) => r.publish));
     } catch (err) {
       deps.log.error({ err: coerceError(err), count: queued.length }, 'publishing fired jobs failed; the outbox sweep will retry');
     }

@@ -1,5 +1,5 @@
 import {
-  ArchiveStore, EventStore, JobStore, LogStore, ScheduleStore, WebhookStore, checkRedisDurability, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
+  ArchiveStore, EventStore, JobStore, LogStore, ScheduleStore, WebhookStore, checkRedisDurability, publishQueued, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
   type DroverConfig, type TransportConfig, type JobRef, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
@@ -129,8 +129,7 @@ export class Scheduler {
   private async publish(jobs: JobRef[], why: string): Promise<void> {
     if (jobs.length === 0) return;
     try {
-      await this.transport.publish(jobs.map((j) => ({ jobId: j.id, queue: j.queue })));
-      await this.store.published(jobs.map((j) => j.id));
+      await publishQueued(this.transport, this.store, jobs);
       this.log.debug({ count: jobs.length, why }, 'published');
     } catch (err) {
       this.log.error({ err: coerceError(err), count: jobs.length, why }, 'publish failed; the outbox sweep will retry');

@@ -1,4 +1,4 @@
-import { DroverError, QueueName, QueueSettingsInput, type JobStatus, type QueueSettingsInput as SettingsInput } from '@drover/core';
+import { DroverError, QueueName, QueueSettingsInput, publishQueued, type JobStatus, type QueueSettingsInput as SettingsInput } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { assertQueueAllowed } from '../auth.js';
@@ -20,10 +20,8 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
   /** After a change that may open room (resume, higher limits), let parked jobs go now. */
   const releaseParked = async (name: string): Promise<void> => {
     const released = await ctx.store.releaseParked(name);
-    if (released.length === 0) return;
     try {
-      await ctx.transport.publish(released.map((r) => ({ jobId: r.id, queue: r.queue })));
-      await ctx.store.published(released.map((r) => r.id));
+      await publishQueued(ctx.transport, ctx.store, released);
     } catch (err) {
       // They are in the outbox: the scheduler republishes them.
       ctx.log.warn({ err, queue: name, count: released.length }, 'publishing released jobs failed; the scheduler will retry');

@@ -1,5 +1,5 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkDag, checkJobSpec, firePayload, nextFireAfter,
+  DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkDag, checkJobSpec, firePayload, nextFireAfter, publishQueued,
   nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type JobRecord, type JobSpec, type JobTemplate, type ScheduleDef, type SpecProblem,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
@@ -180,10 +180,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const runAt = delayMs ? now + delayMs : null;
       const status = await ctx.schedules.trigger(s.name, payload, runAt, now);
       if (!status) throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
-      if (status === 'queued' || payload.bundle) {
-        await ctx.transport.publish(payload.publish.map((p) => ({ jobId: p.id, queue: p.queue })));
-        await ctx.store.published(payload.publish.map((p) => p.id));
-      }
+      if (status === 'queued' || payload.bundle) await publishQueued(ctx.transport, ctx.store, payload.publish);
       return reply.status(201).send((await ctx.store.get(payload.jobIds[0]!))!);
     },
   );

@@ -1,5 +1,5 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_REPLICAS, firePayload, QUEUE_NAME_PATTERN, newJobId, nextFireAfter, normalizeJobSpec, validateCron,
+  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_REPLICAS, firePayload, publishQueued, QUEUE_NAME_PATTERN, newJobId, nextFireAfter, normalizeJobSpec, validateCron,
   type JobTemplate, type ScheduleDef,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
@@ -101,10 +101,7 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const next = nextFireAfter(def.cron, def.timezone, now);
     if (!(await ctx.schedules.put('create', name, def, true, next, now))) await ctx.schedules.put('update', name, def, true, next, now);
     const payload = firePayload(name, def, now);
-    if ((await ctx.schedules.trigger(name, payload, null, now)) === 'queued') {
-      await ctx.transport.publish(payload.publish.map((p) => ({ jobId: p.id, queue: p.queue })));
-      await ctx.store.published(payload.jobIds);
-    }
+    if ((await ctx.schedules.trigger(name, payload, null, now)) === 'queued') await publishQueued(ctx.transport, ctx.store, payload.publish);
     return payload.jobIds;
   };
 
