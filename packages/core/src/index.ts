@@ -31,3 +31,4 @@ export * from './archive/archive-store.js';
 export * from './archive/migrate.js';
 export * from './store/event-group.js';
 export * from './store/publish.js';
+export * from './archive/merge.js';

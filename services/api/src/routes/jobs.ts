@@ -1,6 +1,6 @@
 import {
   DroverError, JobSpecInput, checkJobSpec, filesBytes, isJobId, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
-  passes, type ArchiveFilter, type ArchivedJob, type Created, type JobRecord, type JobStatus, type NewJob,
+  mergeNewestFirst, passes, type ArchiveFilter, type ArchivedJob, type Created, type JobRecord, type JobStatus, type NewJob,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
@@ -60,12 +60,6 @@ function listFilter(q: ListQuery): ArchiveFilter {
   return f;
 }
 
-function withoutHistory(j: ArchivedJob): JobRecord {
-  const record: Partial<ArchivedJob> = { ...j };
-  delete record.attemptHistory;
-  return record as JobRecord;
-}
-
 /** Index pages of Redis a filtered list reads at most per request; the cursor then continues where it stopped. */
 const SCAN_PAGES = 10;
 const SCAN_PAGE = 200;
@@ -90,16 +84,7 @@ async function listMerged(ctx: ApiContext, f: ArchiveFilter, cursor: string | un
     scanned = page.nextCursor;
   }
   const archived = ctx.archive ? await ctx.archive.list(f, cursor, limit + 1) : [];
-  const byId = new Map<string, JobRecord>();
-  // Lists show records without their attempt history, as for jobs in Redis.
-  for (const j of archived) byId.set(j.id, withoutHistory(j));
-  for (const j of live) byId.set(j.id, j);
-  let merged = [...byId.values()].sort((a, b) => (a.id < b.id ? 1 : -1));
-  if (!exhausted && scanned) merged = merged.filter((j) => j.id >= scanned);
-  const items = merged.slice(0, limit);
-  const more = merged.length > limit || archived.length > limit || !exhausted;
-  const last = items[items.length - 1]?.id;
-  return { items, nextCursor: more ? (merged.length > limit ? (last ?? null) : (scanned ?? last ?? null)) : null };
+  return mergeNewestFirst(live, exhausted ? null : (scanned ?? null), archived, limit);
 }
 
 /** One job per copy: a spec with `replicas: N` becomes N jobs sharing the spec, told apart by their index. */

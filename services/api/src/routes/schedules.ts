@@ -1,5 +1,5 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkDag, checkJobSpec, firePayload, nextFireAfter, publishQueued,
+  DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkDag, checkJobSpec, firePayload, mergeNewestFirst, nextFireAfter, publishQueued,
   nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type JobRecord, type JobSpec, type JobTemplate, type ScheduleDef, type SpecProblem,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
@@ -197,14 +197,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (!ctx.archive) return { items, nextCursor: page.nextCursor };
       // Runs Redis no longer holds come from the archive; both sides take ids below the cursor, merged newest first.
       const archived = await ctx.archive.list({ schedule: request.params.name }, cursor, limit + 1);
-      const byId = new Map<string, JobRecord>(archived.map(({ attemptHistory: _h, ...j }) => [j.id, j]));
-      for (const j of items) byId.set(j.id, j);
-      let merged = [...byId.values()].sort((a, b) => (a.id < b.id ? 1 : -1));
-      // Redis' page ends at its last id when it has more: do not go past it.
-      if (page.nextCursor) merged = merged.filter((j) => j.id >= page.nextCursor!);
-      const out = merged.slice(0, limit);
-      const more = merged.length > limit || archived.length > limit || page.nextCursor !== null;
-      return { items: out, nextCursor: more ? (out[out.length - 1]?.id ?? null) : null };
+      return mergeNewestFirst(items, page.nextCursor, archived, limit);
     },
   );
 }
