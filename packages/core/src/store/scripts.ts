@@ -70,9 +70,8 @@ local function makeReady(id, queue, now)
   redis.call('ZADD', base .. ':outbox', now, id)
   redis.call('RPUSH', base .. ':ready', id .. ' ' .. queue)
 end
--- A step of a workflow with a concurrency limit stopped running: the next parked step may go.
-local function workflowSlotFreed(k, id, now)
-  local wf = redis.call('HGET', k, 'wf')
+-- A step of a workflow with a concurrency limit (its job's 'wf' field) stopped running: the next parked step may go.
+local function workflowSlotFreed(wf, id, now)
   if not wf then return end
   local wk = base .. ':wf:' .. wf
   redis.call('SREM', wk .. ':running', id)
@@ -105,18 +104,17 @@ end
 local function endJob(k, id, queue, from, status, now)
   redis.call('HSET', k, 'status', status, 'finishedAt', now, 'pid', '')
   move(id, queue, from, status)
-  workflowSlotFreed(k, id, now)
-  local e = redis.call('HMGET', k, 'attempts', 'exitCode', 'signal', 'error', 'runnerId', 'schedule', 'name')
+  local e = redis.call('HMGET', k, 'attempts', 'exitCode', 'signal', 'error', 'runnerId', 'schedule', 'name', 'dedupeKey', 'wf')
+  workflowSlotFreed(e[9], id, now)
   emit('job.' .. status, id, queue, { attempt = tonumber(e[1]) or 0, exitCode = tonumber(e[2]) or cjson.null,
     signal = (e[3] and e[3] ~= '') and e[3] or cjson.null, error = (e[4] and e[4] ~= '') and e[4] or cjson.null,
     runnerId = (e[5] and e[5] ~= '') and e[5] or cjson.null, schedule = e[6] or cjson.null, name = e[7] or cjson.null })
   scheduleRunEnded(k, id, status, now)
-  local h = redis.call('HMGET', k, 'dedupeKey', 'name')
-  if h[1] and h[1] ~= '' then
+  if e[8] and e[8] ~= '' then
     local dd = qKey(queue) .. ':dedupe'
-    if redis.call('HGET', dd, h[1]) == id then redis.call('HDEL', dd, h[1]) end
+    if redis.call('HGET', dd, e[8]) == id then redis.call('HDEL', dd, e[8]) end
   end
-  if h[2] and h[2] ~= '' then redis.call('SREM', base .. ':named:' .. h[2], id) end
+  if e[7] and e[7] ~= '' then redis.call('SREM', base .. ':named:' .. e[7], id) end
   -- Kept for the retention period (EXPIRE_FINISHED), oldest first.
   redis.call('ZADD', base .. ':finished', now, id)
   redis.call('ZADD', qKey(queue) .. ':finished', now, id)
@@ -246,9 +244,10 @@ end
 -- Puts a running job back for another attempt: now (queued + outbox) or later (delayed).
 local function requeue(k, id, queue, now, delay)
   redis.call('ZREM', base .. ':leases', id)
-  workflowSlotFreed(k, id, now)
+  local r = redis.call('HMGET', k, 'wf', 'attempts')
+  workflowSlotFreed(r[1], id, now)
   redis.call('HSET', k, 'pid', '', 'cancelRequested', '')
-  emit('job.retried', id, queue, { attempt = tonumber(redis.call('HGET', k, 'attempts')) or 0, delayMs = delay })
+  emit('job.retried', id, queue, { attempt = tonumber(r[2]) or 0, delayMs = delay })
   if delay > 0 then
     redis.call('HSET', k, 'status', 'delayed', 'runAt', now + delay)
     redis.call('ZADD', base .. ':delayed', now + delay, id)
