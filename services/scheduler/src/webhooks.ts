@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import {
-  EventGroupReader, coerceError, eventFromEntry, matches, newJobId, type DroverEvent, type EventStore, type Logger, type NewDelivery, type Webhook, type WebhookStore,
+  EventGroupReader, coerceError, eventFromEntry, matches, newJobId, type DroverEvent, type EventStore, type Logger, type DueDelivery, type NewDelivery, type Webhook, type WebhookStore,
 } from '@drover/core';
 
 export const GROUP = 'webhooks';
@@ -143,7 +143,7 @@ export class WebhookDeliverer {
     return due.length;
   }
 
-  private async send(d: { id: string; url: string; body: string; eventType: string; createdAt: number }, secret: string | undefined, subscribed: boolean): Promise<void> {
+  private async send(d: DueDelivery, secret: string | undefined, subscribed: boolean): Promise<void> {
     const started = Date.now();
     if (!subscribed) {
       await this.hooks.result(d.id, false, { at: new Date(started).toISOString(), status: null, error: 'the webhook was deleted or disabled', durationMs: 0 }, null);
@@ -170,14 +170,9 @@ export class WebhookDeliverer {
     }
     const ok = error === null;
     const attempt = { at: new Date(started).toISOString(), status, error, durationMs: Date.now() - started };
-    const attempts = await this.attemptsSoFar(d.id);
-    const delay = Math.min(this.opts.retryBaseMs * 2 ** attempts, 300_000);
+    const delay = Math.min(this.opts.retryBaseMs * 2 ** d.attempts, 300_000);
     const next = ok || Date.now() + delay - d.createdAt > this.opts.maxAgeMs ? null : Date.now() + delay;
     await this.hooks.result(d.id, ok, attempt, next);
     if (!ok && next === null) this.log.warn({ delivery: d.id, url: d.url, error }, 'webhook delivery given up');
-  }
-
-  private async attemptsSoFar(id: string): Promise<number> {
-    return this.events.redis.llen(`${this.events.keys.base}:wh:d:${id}:attempts`);
   }
 }

@@ -55,7 +55,7 @@ if #acked > 0 then redis.call('XACK', stream, group, unpack(acked)) end
 return #acked
 `;
 
-/** ARGV: base, now, leaseUntil, limit. Takes due deliveries (leased: if the sender dies they come back). */
+/** ARGV: base, now, leaseUntil, limit. Takes due deliveries (leased: if the sender dies they come back), 7 fields each. */
 const WH_TAKE = `${SHARED}
 local now, leaseUntil, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local out = {}
@@ -65,6 +65,7 @@ for _, id in ipairs(redis.call('ZRANGE', base .. ':wh:due', '-inf', now, 'BYSCOR
   if h[6] == 'pending' then
     out[#out + 1] = id
     for k = 1, 5 do out[#out + 1] = h[k] or '' end
+    out[#out + 1] = redis.call('LLEN', dkey(id) .. ':attempts')
   else
     redis.call('ZREM', base .. ':wh:due', id)
   end
@@ -105,6 +106,8 @@ export interface DueDelivery {
   body: string;
   eventType: string;
   createdAt: number;
+  /** Attempts made so far (for the backoff). */
+  attempts: number;
 }
 
 export interface NewDelivery {
@@ -180,8 +183,10 @@ export class WebhookStore {
   async takeDue(limit: number, leaseMs: number, now = Date.now()): Promise<DueDelivery[]> {
     const flat = await this.redis.droverWhTake(this.keys.base, now, now + leaseMs, limit);
     const out: DueDelivery[] = [];
-    for (let i = 0; i + 5 < flat.length; i += 6) {
-      out.push({ id: flat[i]!, webhookId: flat[i + 1]!, url: flat[i + 2]!, body: flat[i + 3]!, eventType: flat[i + 4]!, createdAt: Number(flat[i + 5]) });
+    for (let i = 0; i + 6 < flat.length; i += 7) {
+      out.push({
+        id: flat[i]!, webhookId: flat[i + 1]!, url: flat[i + 2]!, body: flat[i + 3]!, eventType: flat[i + 4]!, createdAt: Number(flat[i + 5]), attempts: Number(flat[i + 6]),
+      });
     }
     return out;
   }
