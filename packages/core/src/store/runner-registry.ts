@@ -54,8 +54,12 @@ export class RunnerRegistry {
     return ids.map(({ id, at }, i) => view(id, at, rows[i * 2]?.[1] as Record<string, string>, rows[i * 2 + 1]?.[1] as string | null));
   }
 
-  async get(id: string): Promise<RunnerView | undefined> {
-    return (await this.list()).find((r) => r.id === id);
+  /** One runner, read on its own (the drain and resume routes poll it). */
+  async get(id: string, now = Date.now()): Promise<RunnerView | undefined> {
+    const rows = (await this.redis.pipeline().zscore(`${this.keys.base}:runners`, id).hgetall(this.key(id)).get(this.desiredKey(id)).exec()) ?? [];
+    const [at, h, desired] = rows.map((r) => r[1]);
+    if (at === null || at === undefined || Number(at) < now - RUNNER_FORGET_MS) return undefined;
+    return view(id, Number(at), h as Record<string, string>, desired as string | null);
   }
 
   async setDrain(id: string, drain: boolean): Promise<void> {
