@@ -56,7 +56,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 function start(cmd: string, args: string[], env: Record<string, string>, stdout: 'pipe' | 'ignore' = 'ignore'): ChildProcess {
-  const child = spawn(cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', REDIS_URL, ...env }, stdio: ['ignore', stdout, 'inherit'] });
+  const child = spawn(cmd, args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '', REDIS_URL, DROVER_METRICS_PORT: '0', ...env }, stdio: ['ignore', stdout, 'inherit'] });
   children.push(child);
   return child;
 }

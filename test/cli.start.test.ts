@@ -18,7 +18,7 @@ test('drover start with no Redis running: starts its own (AOF, noeviction), gene
   const [redisPort, apiPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, ['--conditions=drover-src', '--import', 'tsx', 'cli/src/main.ts', 'start'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, REDIS_URL: `redis://127.0.0.1:${redisPort}`, DROVER_PORT: String(apiPort), DROVER_DATA_DIR: dataDir, DROVER_LOG_LEVEL: 'warn' },
+    env: { PATH: process.env.PATH, REDIS_URL: `redis://127.0.0.1:${redisPort}`, DROVER_PORT: String(apiPort), DROVER_DATA_DIR: dataDir, DROVER_LOG_LEVEL: 'warn', DROVER_METRICS_PORT: '0' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   t.after(() => {

@@ -1,5 +1,5 @@
 import { loadTokens, startApiServer } from '@drover/api';
-import { closeOnSignals, coerceError, createLogger, exitOnConfigError, loadConfigOrExit } from '@drover/core';
+import { closeOnSignals, coerceError, createLogger, exitOnConfigError, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
 import { Runner } from '@drover/runner';
 import { Scheduler } from '@drover/scheduler';
 import { ensureAdminToken } from './admin-token.js';
@@ -33,21 +33,27 @@ export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
     say(coerceError(err).message);
     process.exit(1);
   }
-  const scheduler = new Scheduler({ config, logger: logger.child({ service: 'scheduler' }) });
-  const runner = new Runner({ config, logger: logger.child({ service: 'runner' }), env });
+  // One registry for the three services: /metrics on the API port (read token) and on the metrics port show it all.
+  const telemetry = await startServiceTelemetry('drover', config, env, logger);
+  const { metrics } = telemetry;
+  const scheduler = new Scheduler({ config, logger: logger.child({ service: 'scheduler' }), metrics });
+  const runner = new Runner({ config, logger: logger.child({ service: 'runner' }), env, metrics });
   let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
   const close = async (): Promise<void> => {
     // Stop accepting requests, drain the runner, stop firing, then the Redis we own.
     await api?.close();
     await runner.close();
     await scheduler.close();
+    await telemetry.close();
     await redis.stop();
   };
   closeOnSignals(close, logger);
   try {
     await scheduler.start();
     await runner.start();
-    api = await startApiServer({ config, logger: logger.child({ service: 'api' }), tokens });
+    api = await startApiServer({ config, logger: logger.child({ service: 'api' }), tokens, metrics });
+    const started = api;
+    await telemetry.serve({ live: () => runner.isLive() && scheduler.isLive(), ready: () => started.isReady() && scheduler.isReady() && runner.state === 'running' });
   } catch (err) {
     logger.fatal({ err: coerceError(err) }, 'start failed');
     await close().catch(() => undefined);

@@ -9,7 +9,7 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 function spawnService(t: TestContext, service: string, prefix: string, env: Record<string, string>, stdout: 'inherit' | 'pipe'): ChildProcess {
   const child = spawn(process.execPath, ['--conditions=drover-src', '--import', 'tsx', 'cli/src/main.ts', service], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, REDIS_URL, AMQP_URL, DROVER_PREFIX: prefix, DROVER_LOG_LEVEL: 'error', ...env },
+    env: { PATH: process.env.PATH, REDIS_URL, AMQP_URL, DROVER_PREFIX: prefix, DROVER_LOG_LEVEL: 'error', DROVER_METRICS_PORT: '0', ...env },
     stdio: ['ignore', stdout, 'inherit'],
   });
   t.after(() => {

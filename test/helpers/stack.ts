@@ -3,7 +3,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import amqp from 'amqplib';
 import { TokenRegistry, startApiServer, type ApiServer } from '@drover/api';
-import { createLogger, createRedis, isTerminal, loadConfig, rabbitNames, type DroverConfig, type JobRecord } from '@drover/core';
+import { DroverMetrics, createLogger, createRedis, isTerminal, loadConfig, rabbitNames, type DroverConfig, type JobRecord } from '@drover/core';
 import { Runner } from '@drover/runner';
 import { Scheduler } from '@drover/scheduler';
 
@@ -41,7 +41,10 @@ export interface Stack {
   url: string;
   tokens: Tokens;
   runner: Runner | undefined;
+  scheduler: Scheduler | undefined;
   api: ApiServer;
+  /** The registry the three share; the API's /metrics renders it. */
+  metrics: DroverMetrics;
   /** The API's tokens: tests add restricted ones. */
   registry: TokenRegistry;
   request<T = unknown>(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: T }>;
@@ -109,9 +112,11 @@ export async function startStack(t: TestContext, opts: StackOptions = {}): Promi
   registry.add(tokens.submit, { name: 'submit', scope: 'submit' });
   registry.add(tokens.read, { name: 'read', scope: 'read' });
 
-  const scheduler = opts.scheduler === false ? undefined : new Scheduler({ config, logger });
-  const runner = opts.runner === false ? undefined : new Runner({ config, logger });
-  const api = await startApiServer({ config, logger, tokens: registry });
+  // One registry for the three, as under `drover start`: the API's /metrics shows them all.
+  const metrics = new DroverMetrics({ defaultMetrics: false });
+  const scheduler = opts.scheduler === false ? undefined : new Scheduler({ config, logger, metrics });
+  const runner = opts.runner === false ? undefined : new Runner({ config, logger, metrics });
+  const api = await startApiServer({ config, logger, tokens: registry, metrics });
   t.after(async () => {
     await api.close();
     await runner?.close();
@@ -144,7 +149,7 @@ export async function startStack(t: TestContext, opts: StackOptions = {}): Promi
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  return { prefix, config, url: api.url, tokens, runner, api, registry, request, submit, waitFor, run: async (spec) => waitFor((await submit(spec)).id) };
+  return { prefix, config, url: api.url, tokens, runner, scheduler, api, registry, metrics, request, submit, waitFor, run: async (spec) => waitFor((await submit(spec)).id) };
 }
 
 /** True while a process with this pid runs; a zombie (dead, waiting for its parent to reap it) counts as gone. */

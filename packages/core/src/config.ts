@@ -34,6 +34,11 @@ export interface DroverConfig {
   rateLimitPerMinute: number;
   /** `DROVER_REQUEST_TIMEOUT_MS`, default 30000: a request must arrive whole within this (slow-client protection). */
   requestTimeoutMs: number;
+  /**
+   * `DROVER_METRICS_HOST` (default 127.0.0.1) / `DROVER_METRICS_PORT` (default 9464; `0` picks a free port, `off`
+   * serves none): each process's own `/metrics`, `/healthz` and `/readyz` for Prometheus and probes.
+   */
+  metrics: { host: string; port: number | null };
   /** `DROVER_LOG_LEVEL`, default `info`. */
   logLevel: string;
   /** `DROVER_MAX_DELAY_MS`, default 30 days: the furthest ahead a job may be delayed (delayMs, runAt, triggers). */
@@ -174,6 +179,28 @@ class EnvReader {
   }
 }
 
+/**
+ * The standard OpenTelemetry variables Drover's tracing honours (read by the OTel SDK itself, not by loadConfig).
+ * Deployment files may set these besides the names loadConfig reads.
+ */
+export const OTEL_ENV_NAMES = [
+  'OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_SERVICE_NAME',
+  'OTEL_RESOURCE_ATTRIBUTES', 'OTEL_TRACES_SAMPLER', 'OTEL_TRACES_SAMPLER_ARG', 'OTEL_SDK_DISABLED', 'OTEL_BSP_SCHEDULE_DELAY',
+] as const;
+
+/** Every variable loadConfig reads (found by running it over an empty environment that records each lookup). */
+export function configEnvNames(): string[] {
+  const seen = new Set<string>(['DROVER_ENABLE_FAULT_HOOKS', 'DROVER_FAULT_PUBLISH_DELAY_MS']);
+  const recorder: Env = new Proxy({}, {
+    get: (_t, name) => {
+      if (typeof name === 'string') seen.add(name);
+      return undefined;
+    },
+  });
+  loadConfig(recorder);
+  return [...seen].sort();
+}
+
 export function loadConfig(env: Env): Readonly<DroverConfig> {
   const r = new EnvReader(env);
   const redisUrl = r.string('REDIS_URL', 'redis://127.0.0.1:6379');
@@ -206,6 +233,10 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     requestTimeoutMs: r.int('DROVER_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
     bodyLimitBytes: r.int('DROVER_BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
     logLevel,
+    metrics: {
+      host: r.string('DROVER_METRICS_HOST', '127.0.0.1'),
+      port: r.optional('DROVER_METRICS_PORT') === 'off' ? null : r.int('DROVER_METRICS_PORT', 9464, 0, 65535),
+    },
     maxDelayMs: r.int('DROVER_MAX_DELAY_MS', 30 * 86_400_000, 0, 366 * 86_400_000),
     killGraceMs: r.int('DROVER_KILL_GRACE_MS', 5000, 0, 600_000),
     scripts: {

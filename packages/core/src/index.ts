@@ -32,3 +32,7 @@ export * from './archive/migrate.js';
 export * from './store/event-group.js';
 export * from './store/publish.js';
 export * from './archive/merge.js';
+export * from './telemetry/metrics.js';
+export * from './telemetry/metrics-server.js';
+export * from './telemetry/tracing.js';
+export * from './telemetry/service-telemetry.js';

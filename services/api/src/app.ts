@@ -20,6 +20,7 @@ import { queueRoutes } from './routes/queues.js';
 import { runnerRoutes } from './routes/runners.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { registerValidation } from './validation.js';
+import { registerTelemetry } from './telemetry.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -60,6 +61,8 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   }) as unknown as FastifyInstance;
   registerValidation(app);
   registerErrorHandling(app);
+  // First hook: rejected requests (401, 429) are measured and traced too.
+  registerTelemetry(app, ctx.metrics);
 
   // `curl -d '{...}'` sends JSON labelled as a form; read JSON-looking form bodies as JSON so such scripts work.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {

@@ -1,4 +1,4 @@
-import type { ArchiveStore, DroverConfig, EventStore, WebhookStore, WorkflowStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
+import type { ArchiveStore, DroverConfig, DroverMetrics, EventStore, WebhookStore, WorkflowStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
 import type { Redis } from 'ioredis';
 import type { TokenRegistry } from './auth.js';
 import type { EventHub } from './event-hub.js';
@@ -37,5 +37,7 @@ export interface ApiContext {
   maxDelayMs: number;
   /** Test-only fault injection between persisting and publishing a submission (see config `faults`). */
   beforePublish?: () => Promise<void>;
+  /** The process's metrics (submissions, request durations; everything under `drover start`). */
+  metrics: DroverMetrics;
   log: Logger;
 }

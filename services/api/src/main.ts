@@ -1,4 +1,4 @@
-import { closeOnSignals, createLogger, exitOnConfigError, loadConfigOrExit } from '@drover/core';
+import { closeOnSignals, createLogger, exitOnConfigError, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
 import { loadTokens, type TokenRegistry } from './auth.js';
 import { startApiServer } from './server.js';
 
@@ -12,7 +12,12 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     exitOnConfigError(err);
   }
   const logger = createLogger(config.logLevel, 'api');
-  const server = await startApiServer({ config, logger, tokens });
-  closeOnSignals(() => server.close(), logger);
+  const telemetry = await startServiceTelemetry('drover-api', config, env, logger);
+  const server = await startApiServer({ config, logger, tokens, metrics: telemetry.metrics });
+  closeOnSignals(async () => {
+    await server.close();
+    await telemetry.close();
+  }, logger);
+  await telemetry.serve({ live: () => true, ready: () => server.isReady() });
   logger.info({ url: server.url }, 'api listening');
 }

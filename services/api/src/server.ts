@@ -1,5 +1,5 @@
 import {
-  ArchiveStore, DEFAULT_SPEC_DEFAULTS, EventStore, QueueStore, WebhookStore, WorkflowStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
+  ArchiveStore, DEFAULT_SPEC_DEFAULTS, DroverMetrics, EventStore, QueueStore, WebhookStore, WorkflowStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
@@ -10,6 +10,8 @@ export interface ApiServer {
   app: FastifyInstance;
   /** The address it listens on, e.g. http://127.0.0.1:8606. */
   url: string;
+  /** The broker connection is up (what the metrics port's /readyz reports; /readyz on the API port also pings Redis). */
+  isReady(): boolean;
   close(): Promise<void>;
 }
 
@@ -17,6 +19,8 @@ export interface ApiServerOptions {
   config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts'> & Partial<Pick<DroverConfig, 'databaseUrl'>>;
   logger: Logger;
   tokens: TokenRegistry;
+  /** The process's metrics registry (shared by the services of `drover start`); default: a private one. */
+  metrics?: DroverMetrics;
 }
 
 /** The API process: connections, app, listen, ordered close. */
@@ -26,7 +30,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const redis = createRedis(config.redisUrl, 'producer', 'drover-api');
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const store = new JobStore(redis, config.prefix);
-  const transport = createTransport(config, logBrokerEvents(logger, config.broker));
+  const metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
+  const transport = createTransport(config, logBrokerEvents(logger, config.broker, metrics));
   await connectRedis(redis, 10_000);
   await checkRedisDurability(redis, logger);
   await transport.ready();
@@ -58,6 +63,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       ...(policy ? { policy } : {}),
       ...(config.faults?.publishDelayMs ? { beforePublish: faultDelay(config.faults.publishDelayMs, logger) } : {}),
       killGraceMs: config.killGraceMs,
+      metrics,
       log: logger,
     },
     { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerMinute: config.rateLimitPerMinute, requestTimeoutMs: config.requestTimeoutMs, logger },
@@ -67,6 +73,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   return {
     app,
     url,
+    isReady: () => closing === undefined && transport.isConnected(),
     close: () => {
       closing ??= (async () => {
         await hub.close();

@@ -1,5 +1,5 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, QUEUE_NAME_PATTERN, coerceError, newJobId, normalizeJobSpec, publishQueued, type JobStore, type Logger, type NewJob, type Transport,
+  DEFAULT_SPEC_DEFAULTS, QUEUE_NAME_PATTERN, coerceError, newJobId, normalizeJobSpec, publishQueued, type DroverMetrics, type JobStore, type Logger, type NewJob, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
 
@@ -60,6 +60,7 @@ export class CoyotesListReader {
     private readonly transport: Transport,
     runnerId: string,
     private readonly log: Logger,
+    private readonly metrics?: DroverMetrics,
   ) {
     const base = store.keys.base;
     this.source = `${base}:task:prepare:queue`;
@@ -95,6 +96,7 @@ export class CoyotesListReader {
       return;
     }
     const [created] = await this.store.create([job]);
+    if (created && !created.duplicate) this.metrics?.jobsSubmitted.inc({ queue: job.spec.queue });
     if (created && !created.duplicate && created.record.status === 'queued') {
       // If this publish fails the job is in the outbox and the scheduler publishes it.
       await publishQueued(this.transport, this.store, [{ id: job.id, queue: job.spec.queue }]).catch((err: unknown) =>

@@ -88,6 +88,8 @@ export class JobExecution {
     private readonly opts: ExecutionOptions,
     private readonly logs: LogStore,
     private readonly log: Logger,
+    /** W3C trace context handed to the command as TRACEPARENT, when the job is traced. */
+    private readonly traceparent?: string,
   ) {}
 
   get attempt(): number {
@@ -115,6 +117,7 @@ export class JobExecution {
     env.DROVER_ATTEMPT = String(this.attempt);
     env.DROVER_REPLICA_INDEX = String(this.claim.replica);
     env.DROVER_REPLICAS = String(spec.replicas ?? 1);
+    if (this.traceparent) env.TRACEPARENT = this.traceparent;
     return env;
   }
 

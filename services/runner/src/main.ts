@@ -1,11 +1,16 @@
-import { closeOnSignals, createLogger, loadConfigOrExit } from '@drover/core';
+import { closeOnSignals, createLogger, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
 import { Runner } from './runner.js';
 
 /** `drover runner`: one runner process, configured from the environment. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfigOrExit(env);
   const logger = createLogger(config.logLevel, 'runner');
-  const runner = new Runner({ config, logger, env });
-  closeOnSignals(() => runner.close(), logger);
+  const telemetry = await startServiceTelemetry('drover-runner', config, env, logger);
+  const runner = new Runner({ config, logger, env, metrics: telemetry.metrics });
+  closeOnSignals(async () => {
+    await runner.close();
+    await telemetry.close();
+  }, logger);
+  await telemetry.serve({ live: () => runner.isLive(), ready: () => runner.state === 'running' });
   await runner.start();
 }

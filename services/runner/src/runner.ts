@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import {
   EventStore, JobStore, LogStore, checkRedisDurability, publishQueued, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
-  type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
+  DroverMetrics, type Claim, type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
 import { ChildProcessExecutor, type ExecRequest, type Executor } from './executor.js';
@@ -10,6 +10,7 @@ import { Heartbeat } from './heartbeat.js';
 import { JobExecution } from './job-execution.js';
 import { Slots } from './slots.js';
 import { CoyotesListReader } from './coyotes-list.js';
+import { JobTelemetry } from './job-telemetry.js';
 
 /** Longest wait for one shutdown step that talks to Redis or the broker. */
 const CLOSE_STEP_MS = 5000;
@@ -26,6 +27,8 @@ export interface RunnerOptions {
   /** The runner's environment, for the variables jobs may inherit. Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
   executor?: Executor;
+  /** The process's metrics registry (shared by the services of `drover start`); default: a private one. */
+  metrics?: DroverMetrics;
 }
 
 /** Consumes queues, claims each job once, runs it, records the result; drains on close. */
@@ -49,6 +52,8 @@ export class Runner {
   private readonly inFlight = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
   private readonly log: Logger;
+  readonly metrics: DroverMetrics;
+  private unregisterMetrics: (() => void) | undefined;
   private readonly policy: CommandPolicy | undefined;
   /** Per-job resource limits from the configuration. */
   private readonly limits: NonNullable<ExecRequest['limits']>;
@@ -58,6 +63,7 @@ export class Runner {
     this.id = config.runner.id;
     this.log = opts.logger.child({ runnerId: this.id });
     this.policy = loadPolicy(config.policyFile);
+    this.metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
     this.limits = [];
     if (config.runner.maxOpenFiles > 0) this.limits.push({ resource: 'nofile', value: config.runner.maxOpenFiles });
     if (config.runner.maxMemoryMb > 0) this.limits.push({ resource: 'as', value: config.runner.maxMemoryMb * 1024 * 1024 });
@@ -67,7 +73,7 @@ export class Runner {
     this.store = new JobStore(this.redis, config.prefix);
     this.logs = new LogStore(this.redis, this.store.keys);
     this.events = new EventStore(this.redis, this.store.keys);
-    this.transport = createTransport(config, logBrokerEvents(this.log, config.broker));
+    this.transport = createTransport(config, logBrokerEvents(this.log, config.broker, this.metrics));
     this.executor = opts.executor ?? this.chooseExecutor();
     this.slots = new Slots(config.runner.concurrency);
     this.heartbeat = new Heartbeat(this, this.store, this.log, {
@@ -116,9 +122,15 @@ export class Runner {
       // A connection of its own: the reader blocks on it.
       this.listRedis = createRedis(this.opts.config.redisUrl, 'worker', `drover-runner-coyotes:${this.id}`);
       this.listRedis.on('error', (err) => this.log.warn({ err: err.message }, 'redis connection error (Coyotes list)'));
-      this.listReader = new CoyotesListReader(this.listRedis, this.store, this.transport, this.id, this.log);
+      this.listReader = new CoyotesListReader(this.listRedis, this.store, this.transport, this.id, this.log, this.metrics);
       await this.listReader.start();
     }
+    this.unregisterMetrics = this.metrics.addRunner(this.id, () => ({
+      id: this.id,
+      running: this.running.size,
+      capacity: this.slots.size,
+      free: this.state === 'running' ? this.slots.free : 0,
+    }));
     await this.heartbeat.start();
     await this.redis.srem(`${this.store.keys.base}:runners:gone`, this.id);
     await this.announce('runner.joined');
@@ -156,22 +168,35 @@ export class Runner {
   }
 
   private async execute(msg: JobMessage): Promise<void> {
-    const { runner, killGraceMs } = this.opts.config;
+    const { runner } = this.opts.config;
     const claim = await this.store.claim(msg.jobId, this.id, runner.leaseMs);
     if ('status' in claim) {
       // 'parked': the queue is paused or full; the job waits in the store and is published again when released.
       this.log.debug({ jobId: msg.jobId, status: claim.status }, claim.status === 'parked' ? 'job parked by its queue settings' : 'duplicate or stale delivery dropped');
       return;
     }
+    const telemetry = new JobTelemetry(this.metrics, msg.jobId, msg.queue, claim, this.opts.config.broker);
+    try {
+      await telemetry.within(() => this.run(msg, claim, telemetry));
+    } catch (err) {
+      telemetry.abandoned(err);
+      throw err;
+    }
+  }
+
+  /** Runs a claimed attempt and records its end. */
+  private async run(msg: JobMessage, claim: Claim, telemetry: JobTelemetry): Promise<void> {
+    const { runner, killGraceMs } = this.opts.config;
     // Re-checked here: whoever can write to Redis or the broker could have bypassed the API.
     const violation = policyViolation(this.policy, claim.spec);
     if (violation) {
       this.log.warn({ jobId: msg.jobId, violation }, 'job refused by the command policy');
-      await this.store.finish({
+      const finished = await this.store.finish({
         id: msg.jobId, runnerId: this.id, attempt: claim.attempt, outcome: 'failed', exitCode: null, signal: null,
         error: `refused by the runner's command policy: ${violation}`, outputBytes: claim.outputBytes, truncated: false,
         retryDelayMs: 0, startedAt: null, usage: null,
       });
+      telemetry.finished('failed', null, null, finished);
       return;
     }
     const exec = new JobExecution(
@@ -182,12 +207,13 @@ export class Runner {
         allowedUsers: runner.allowedUsers, allowedGroups: runner.allowedGroups,
         interpreters: this.opts.config.scripts?.interpreters ?? ['sh', 'bash', 'python3', 'node'],
       },
-      this.logs, this.log,
+      this.logs, this.log, telemetry.processTraceparent(),
     );
     this.running.set(msg.jobId, exec);
     let pidTimer: NodeJS.Timeout | undefined;
     try {
       const result = await exec.run(this.executor, (pid, at) => {
+        telemetry.spawned(at);
         // Most jobs end within milliseconds; their pid is never seen, so it is only recorded for those still running.
         pidTimer = setTimeout(() => {
           this.store.setPid(msg.jobId, this.id, claim.attempt, pid, at).catch((err: unknown) =>
@@ -198,9 +224,11 @@ export class Runner {
       clearTimeout(pidTimer);
       if (result.outcome === 'stale') {
         this.log.warn({ jobId: msg.jobId }, 'lease lost while running; the job was handed to another attempt');
+        telemetry.abandoned(new Error('lease lost while running'));
         return;
       }
       const finished = await this.store.finish({ id: msg.jobId, runnerId: this.id, attempt: claim.attempt, ...result, outcome: result.outcome });
+      telemetry.finished(result.outcome, result.exitCode, result.startedAt, finished);
       const next = finished.kind === 'retry' && finished.status === 'queued' ? [{ id: msg.jobId, queue: finished.queue }] : [];
       // A slot of a gated queue came free: let the next parked job go now rather than on the scheduler's tick.
       if (claim.gated) next.push(...(await this.store.releaseParked(msg.queue, 1)));
@@ -293,6 +321,7 @@ export class Runner {
     await step('announce stop', () => within(this.announce('runner.stopped'), CLOSE_STEP_MS));
     await step('close transport', () => within(this.transport.close(), CLOSE_STEP_MS));
     await step('close executor', () => this.executor.close());
+    this.unregisterMetrics?.();
     this.state = 'stopped';
     await step('close redis', async () => {
       this.subscriber.disconnect();

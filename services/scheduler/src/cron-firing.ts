@@ -1,6 +1,6 @@
 import {
   coerceError, firePayload, nextFireAfter, publishQueued,
-  type DueSchedule, type Fire, type JobStore, type Logger, type ScheduleStore, type Transport,
+  type DroverMetrics, type DueSchedule, type Fire, type JobStore, type Logger, type ScheduleStore, type Transport,
 } from '@drover/core';
 
 /** How long a claimed due schedule is held by one scheduler before another may take it (if the first died). */
@@ -27,7 +27,7 @@ export function planFire(d: DueSchedule, now: number, misfireThresholdMs: number
 
 /** Claims due schedules, fires them in one script per batch, publishes the jobs. Returns how many were due. */
 export async function fireDueSchedules(
-  deps: { store: JobStore; schedules: ScheduleStore; transport: Transport; log: Logger },
+  deps: { store: JobStore; schedules: ScheduleStore; transport: Transport; log: Logger; metrics: DroverMetrics },
   now: number,
   misfireThresholdMs: number,
 ): Promise<number> {
@@ -47,7 +47,13 @@ export async function fireDueSchedules(
   const results = await deps.schedules.fire(fires, now);
   const queued = results.filter((r) => r.outcome === 'fired' && r.status === 'queued');
   const replaced = results.flatMap((r) => r.replaced);
+  const dueAt = new Map(due.map((d) => [d.name, d.nextRunAt]));
   for (const r of results) {
+    if (r.outcome !== 'stale') deps.metrics.schedulesFired.inc({ outcome: r.outcome });
+    if (r.outcome === 'fired') {
+      deps.metrics.scheduleFireLag.observe(Math.max(0, now - (dueAt.get(r.name) ?? now)) / 1000);
+      for (const j of r.created) deps.metrics.jobsSubmitted.inc({ queue: j.queue });
+    }
     if (r.outcome === 'misfired') deps.log.warn({ schedule: r.name }, 'misfire: fire time missed while no scheduler ran; skipped per policy');
     else if (r.outcome === 'skipped') deps.log.info({ schedule: r.name }, 'previous run still going; fire skipped (overlap=skip)');
   }

@@ -1,11 +1,16 @@
-import { closeOnSignals, createLogger, loadConfigOrExit } from '@drover/core';
+import { closeOnSignals, createLogger, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
 import { Scheduler } from './scheduler.js';
 
 /** `drover scheduler`: one scheduler process, configured from the environment. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfigOrExit(env);
   const logger = createLogger(config.logLevel, 'scheduler');
-  const scheduler = new Scheduler({ config, logger });
-  closeOnSignals(() => scheduler.close(), logger);
+  const telemetry = await startServiceTelemetry('drover-scheduler', config, env, logger);
+  const scheduler = new Scheduler({ config, logger, metrics: telemetry.metrics });
+  closeOnSignals(async () => {
+    await scheduler.close();
+    await telemetry.close();
+  }, logger);
+  await telemetry.serve({ live: () => scheduler.isLive(), ready: () => scheduler.isReady() });
   await scheduler.start();
 }

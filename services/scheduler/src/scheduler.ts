@@ -1,5 +1,5 @@
 import {
-  ArchiveStore, EventStore, JobStore, LogStore, ScheduleStore, WebhookStore, checkRedisDurability, publishQueued, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
+  ArchiveStore, DroverMetrics, EventStore, JobStore, LogStore, QueueStore, ScheduleStore, WebhookStore, checkRedisDurability, publishQueued, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
   type DroverConfig, type TransportConfig, type JobRef, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
@@ -13,6 +13,8 @@ import { randomUUID } from 'node:crypto';
 export interface SchedulerOptions {
   config: TransportConfig & Pick<DroverConfig, 'scheduler'> & Partial<Pick<DroverConfig, 'databaseUrl'>>;
   logger: Logger;
+  /** The process's metrics registry (shared by the services of `drover start`); default: a private one. */
+  metrics?: DroverMetrics;
 }
 
 /** Due jobs and expired leases handled per tick; more wait for the next tick, which follows at once. */
@@ -20,6 +22,8 @@ const BATCH = 1000;
 const SWEEP_EVERY_MS = 1000;
 /** Longest wait for one shutdown step. */
 const CLOSE_STEP_MS = 5000;
+/** A tick running longer than this is stuck: liveness fails and an orchestrator restarts the scheduler. */
+const STUCK_TICK_MS = 60_000;
 
 /**
  * The service that owns time. Each tick: promote due delayed jobs (delayed submissions, retry backoffs), fire due
@@ -42,9 +46,13 @@ export class Scheduler {
   private lastSweep = 0;
   private closing: Promise<void> | undefined;
   private stopped = false;
+  readonly metrics: DroverMetrics;
+  private tickStartedAt: number | undefined;
+  private lastTickOkAt = 0;
 
   constructor(private readonly opts: SchedulerOptions) {
     this.log = opts.logger;
+    this.metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
     this.redis = createRedis(opts.config.redisUrl, 'worker', 'drover-scheduler');
     this.redis.on('error', (err) => this.log.warn({ err: err.message }, 'redis connection error'));
     this.store = new JobStore(this.redis, opts.config.prefix);
@@ -53,7 +61,7 @@ export class Scheduler {
     const { webhookRetryBaseMs, webhookMaxAgeMs, callbackSecret } = opts.config.scheduler;
     this.webhooks = new WebhookDeliverer(
       this.events, new WebhookStore(this.redis, this.store.keys), `scheduler-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
-      { retryBaseMs: webhookRetryBaseMs, maxAgeMs: webhookMaxAgeMs, callbackSecret }, this.log,
+      { retryBaseMs: webhookRetryBaseMs, maxAgeMs: webhookMaxAgeMs, callbackSecret }, this.log, this.metrics,
     );
     if (opts.config.databaseUrl) {
       this.archive = new ArchiveStore(opts.config.databaseUrl, opts.config.prefix);
@@ -61,7 +69,19 @@ export class Scheduler {
         this.events, this.store, new LogStore(this.redis, this.store.keys), this.archive, `scheduler-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, this.log,
       );
     }
-    this.transport = createTransport(opts.config, logBrokerEvents(this.log, opts.config.broker));
+    this.transport = createTransport(opts.config, logBrokerEvents(this.log, opts.config.broker, this.metrics));
+    const queues = new QueueStore(this.store);
+    this.metrics.setDepthReader(() => queues.depths());
+  }
+
+  /** Liveness: the tick loop is not stuck. */
+  isLive(now = Date.now()): boolean {
+    return this.tickStartedAt === undefined || now - this.tickStartedAt < STUCK_TICK_MS;
+  }
+
+  /** Readiness: a tick succeeded recently (Redis and the broker answer). */
+  isReady(now = Date.now()): boolean {
+    return !this.stopped && now - this.lastTickOkAt < Math.max(10_000, this.opts.config.scheduler.tickMs * 20);
   }
 
   async start(): Promise<void> {
@@ -72,6 +92,7 @@ export class Scheduler {
       const applied = await this.archive.migrate();
       if (applied.length > 0) this.log.info({ applied }, 'archive database migrated');
     }
+    await this.webhooks.prepare();
     this.schedule(0);
     this.webhooks.start();
     this.archiver?.start();
@@ -81,12 +102,17 @@ export class Scheduler {
   private schedule(delay: number): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
+      this.tickStartedAt = Date.now();
       this.ticking = this.tick()
-        .then((busy) => this.schedule(busy ? 0 : this.opts.config.scheduler.tickMs))
+        .then((busy) => {
+          this.lastTickOkAt = Date.now();
+          this.schedule(busy ? 0 : this.opts.config.scheduler.tickMs);
+        })
         .catch((err: unknown) => {
           this.log.error({ err: coerceError(err) }, 'scheduler tick failed');
           this.schedule(this.opts.config.scheduler.tickMs * 10);
-        });
+        })
+        .finally(() => (this.tickStartedAt = undefined));
     }, delay);
   }
 
@@ -95,7 +121,7 @@ export class Scheduler {
     const due = await this.store.promoteDue(BATCH, now);
     await this.publish(due, 'promoted');
     const cronDue = await fireDueSchedules(
-      { store: this.store, schedules: this.schedules, transport: this.transport, log: this.log },
+      { store: this.store, schedules: this.schedules, transport: this.transport, log: this.log, metrics: this.metrics },
       now,
       this.opts.config.scheduler.misfireThresholdMs,
     );
@@ -109,7 +135,12 @@ export class Scheduler {
       return 0;
     });
     const lost = await this.store.expireLeases(BATCH, now);
-    for (const j of lost) this.log.warn({ jobId: j.id, queue: j.queue, next: j.status }, 'job lost: its runner stopped heartbeating');
+    for (const j of lost) {
+      this.log.warn({ jobId: j.id, queue: j.queue, next: j.status }, 'job lost: its runner stopped heartbeating');
+      this.metrics.jobsLost.inc({ queue: j.queue });
+      if (j.status === 'queued' || j.status === 'delayed') this.metrics.jobsRetried.inc({ queue: j.queue });
+      else this.metrics.jobsFinished.inc({ queue: j.queue, status: j.status });
+    }
     await this.publish(lost.filter((j) => j.status === 'queued'), 'requeued after loss');
     if (now - this.lastSweep >= SWEEP_EVERY_MS) {
       this.lastSweep = now;

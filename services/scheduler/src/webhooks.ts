@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import {
-  EventGroupReader, coerceError, eventFromEntry, matches, newJobId, type DroverEvent, type EventStore, type Logger, type DueDelivery, type NewDelivery, type Webhook, type WebhookStore,
+  EventGroupReader, coerceError, eventFromEntry, matches, newJobId, type DroverEvent, type DroverMetrics, type EventStore, type Logger, type DueDelivery, type NewDelivery, type Webhook, type WebhookStore,
 } from '@drover/core';
 
 export const GROUP = 'webhooks';
@@ -48,9 +48,15 @@ export class WebhookDeliverer {
     consumer: string,
     private readonly opts: WebhookOptions,
     private readonly log: Logger,
+    private readonly metrics?: DroverMetrics,
   ) {
     // From the group's creation on: a new install does not replay history to its first subscribers.
     this.reader = new EventGroupReader(events, { group: GROUP, consumer, startAt: '$', claimIdleMs: CLAIM_IDLE_MS, batch: READ_BATCH });
+  }
+
+  /** Joins the event stream's consumer group before the scheduler reports started. */
+  prepare(): Promise<void> {
+    return this.reader.ensureGroup();
   }
 
   /** Sends while anything is due (as many at once as MAX_IN_FLIGHT allows); looks again every 50 ms when idle. */
@@ -147,6 +153,7 @@ export class WebhookDeliverer {
     const started = Date.now();
     if (!subscribed) {
       await this.hooks.result(d.id, false, { at: new Date(started).toISOString(), status: null, error: 'the webhook was deleted or disabled', durationMs: 0 }, null);
+      this.metrics?.webhookDeliveries.inc({ outcome: 'given_up' });
       return;
     }
     const timestamp = String(Math.floor(started / 1000));
@@ -173,6 +180,7 @@ export class WebhookDeliverer {
     const delay = Math.min(this.opts.retryBaseMs * 2 ** d.attempts, 300_000);
     const next = ok || Date.now() + delay - d.createdAt > this.opts.maxAgeMs ? null : Date.now() + delay;
     await this.hooks.result(d.id, ok, attempt, next);
+    this.metrics?.webhookDeliveries.inc({ outcome: ok ? 'delivered' : next === null ? 'given_up' : 'failed' });
     if (!ok && next === null) this.log.warn({ delivery: d.id, url: d.url, error }, 'webhook delivery given up');
   }
 }

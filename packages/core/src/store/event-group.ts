@@ -29,17 +29,24 @@ export class EventGroupReader {
     private readonly opts: EventGroupOptions,
   ) {}
 
+  /**
+   * Creates the group if it does not exist yet. A service calls it while starting, so that with startAt '$' every
+   * event after its start is read (created lazily, events between start and the first read would be skipped).
+   */
+  async ensureGroup(): Promise<void> {
+    if (this.ready) return;
+    try {
+      await this.events.redis.xgroup('CREATE', this.events.key, this.opts.group, this.opts.startAt, 'MKSTREAM');
+    } catch (err) {
+      if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+    }
+    this.ready = true;
+  }
+
   async next(now = Date.now()): Promise<StreamEntry[]> {
     const { redis, key } = this.events;
     const { group, consumer, batch, claimIdleMs } = this.opts;
-    if (!this.ready) {
-      try {
-        await redis.xgroup('CREATE', key, group, this.opts.startAt, 'MKSTREAM');
-      } catch (err) {
-        if (!/BUSYGROUP/.test((err as Error).message)) throw err;
-      }
-      this.ready = true;
-    }
+    await this.ensureGroup();
     const entries: StreamEntry[] = [];
     if (!this.backlogRead) {
       entries.push(...(await this.read('0')));

@@ -52,6 +52,8 @@ export interface NewJob {
   replica?: { index: number; of: string };
   /** A workflow step, when the workflow limits how many of its steps run at once. */
   workflow?: { id: string; concurrency: number };
+  /** W3C traceparent of the span that submitted it: the runner continues that trace. */
+  traceparent?: string;
 }
 
 /** What creating a job came to: a new record, or the unfinished job holding the same dedupe key. */
@@ -64,6 +66,7 @@ export function createMeta(job: NewJob): string {
   if (spec.dedupeKey) meta.dedupeKey = spec.dedupeKey;
   if (spec.name) meta.name = spec.name;
   if (spec.callbackUrl) meta.callbackUrl = spec.callbackUrl;
+  if (job.traceparent) meta.trace = job.traceparent;
   if (job.workflow) {
     meta.workflow = job.workflow.id;
     meta.wfLimit = job.workflow.concurrency;
@@ -90,6 +93,10 @@ export interface Claim {
   queueTimeoutMs: number | undefined;
   /** Which copy this is, for a job with replicas. */
   replica: number;
+  /** Epoch ms the job was last queued (submitted, came due, or retried): the start of its queue wait. */
+  queuedAt: number | undefined;
+  /** W3C traceparent of the submission, when it was traced. */
+  traceparent: string | undefined;
 }
 
 export type FinishOutcome = 'succeeded' | 'failed' | 'timed_out' | 'cancelled' | 'lost';
@@ -237,6 +244,8 @@ export class JobStore {
       gated: Number(r[4]) === 1,
       queueTimeoutMs: r[5] ? Number(r[5]) : undefined,
       replica: Number(r[6] || 0),
+      queuedAt: r[7] ? Number(r[7]) : undefined,
+      traceparent: typeof r[8] === 'string' && r[8] !== '' ? r[8] : undefined,
     };
   }
 

@@ -3,6 +3,7 @@ import type { JobRecord } from '../model/job-record.js';
 import { settingsFromHash, settingsToHash, type QueueSettings, type QueueSettingsInput } from '../model/queue.js';
 import type { JobStatus } from '../model/states.js';
 import type { JobStore } from './job-store.js';
+import type { DepthState } from '../telemetry/metrics.js';
 
 /** Finished states counted per minute for a queue's "last hour" figures (see endJob in scripts.ts). */
 const FINISHED: JobStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost'];
@@ -59,6 +60,26 @@ export class QueueStore {
     if (del.length > 0) m.hdel(this.cfgKey(name), ...del);
     await m.exec();
     return this.settings(name);
+  }
+
+  /** Every queue's unfinished jobs by state: five counters per queue in one round trip, no scan of jobs. */
+  async depths(): Promise<{ queue: string; counts: Record<DepthState, number> }[]> {
+    const names = await this.names();
+    if (names.length === 0) return [];
+    const k = this.jobs.keys;
+    const p = this.redis.pipeline();
+    for (const name of names) {
+      for (const s of ['waiting', 'delayed', 'queued', 'running'] as const) p.zcard(k.index(name, s));
+      p.zcard(`${k.base}:q:${name}:parked`);
+    }
+    const n = ((await p.exec()) ?? []).map(([err, v]) => {
+      if (err) throw err;
+      return Number(v);
+    });
+    return names.map((queue, i) => {
+      const [waiting = 0, delayed = 0, queued = 0, running = 0, parked = 0] = n.slice(i * 5, i * 5 + 5);
+      return { queue, counts: { waiting, delayed, queued, running, parked } };
+    });
   }
 
   async view(name: string, now = Date.now()): Promise<QueueView> {

@@ -58,6 +58,8 @@ export interface FirePayload {
   bundle: string | null;
   /** Jobs to publish once created (a workflow's first steps; the others wait for their dependencies). */
   publish: { id: string; queue: string }[];
+  /** Every job the fire creates, with its queue (for counting). */
+  created: { id: string; queue: string }[];
 }
 
 /** Builds the payload of a fire from a schedule's definition; `template` overrides the job's fields (trigger). */
@@ -74,11 +76,13 @@ export function firePayload(name: string, def: ScheduleDef, now: number, templat
       return { id: j.id, queue: j.spec.queue, spec: JSON.stringify(j.spec), meta: meta ? (JSON.parse(meta) as unknown) : {} };
     });
     const roots = plan.jobs.filter((j) => !j.spec.dependsOn).map((j) => ({ id: j.id, queue: j.spec.queue }));
-    return { jobIds: plan.jobs.map((j) => j.id), spec: null, bundle: JSON.stringify({ workflowId: id, doc: JSON.stringify(doc), jobs }), publish: roots };
+    const created = plan.jobs.map((j) => ({ id: j.id, queue: j.spec.queue }));
+    return { jobIds: created.map((j) => j.id), spec: null, bundle: JSON.stringify({ workflowId: id, doc: JSON.stringify(doc), jobs }), publish: roots, created };
   }
   const spec = normalizeJobSpec({ ...def.job, ...template }, DEFAULT_SPEC_DEFAULTS);
   const jobIds = Array.from({ length: spec.replicas ?? 1 }, () => newJobId(now));
-  return { jobIds, spec, bundle: null, publish: jobIds.map((id) => ({ id, queue: spec.queue })) };
+  const created = jobIds.map((id) => ({ id, queue: spec.queue }));
+  return { jobIds, spec, bundle: null, publish: created, created };
 }
 
 /** The script arguments of a payload: ids, queue, spec, meta (or '', '', bundle, 'bundle'). */
@@ -92,6 +96,8 @@ export interface FireResult {
   outcome: 'fired' | 'skipped' | 'misfired' | 'stale';
   /** The jobs to publish when fired. */
   publish: { id: string; queue: string }[];
+  /** Every job the fire created. */
+  created: { id: string; queue: string }[];
   status: string;
   /** Running jobs flagged for cancel by overlap=replace; their runners must be told. */
   replaced: string[];
@@ -180,6 +186,7 @@ export class ScheduleStore {
       name: f.name,
       outcome: flat[i * 4 + 1] as FireResult['outcome'],
       publish: f.payload.publish,
+      created: f.payload.created,
       status: flat[i * 4 + 2] ?? '',
       replaced: flat[i * 4 + 3] ? flat[i * 4 + 3]!.split(',') : [],
     }));

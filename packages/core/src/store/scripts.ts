@@ -187,6 +187,7 @@ local function createJob(id, queue, spec, runAt, now, meta)
   redis.call('HSET', k, 'v', 1, 'id', id, 'queue', queue, 'spec', spec, 'attempts', 0, 'createdAt', now, 'outputBytes', 0)
   if meta.replica then redis.call('HSET', k, 'replica', meta.replica, 'replicaOf', meta.replicaOf or id) end
   if meta.callbackUrl then redis.call('HSET', k, 'callbackUrl', meta.callbackUrl) end
+  if meta.trace then redis.call('HSET', k, 'trace', meta.trace) end
   if meta.wfLimit then redis.call('HSET', k, 'wf', meta.workflow, 'wfLimit', meta.wfLimit) end
   if meta.name and meta.name ~= '' then
     redis.call('HSET', k, 'name', meta.name)
@@ -298,15 +299,16 @@ return out
  * The queue's settings gate the claim too: paused, at its global concurrency, over its rate limit, or with older
  * jobs parked ahead (first come, first served) the job is parked in the queue instead: it stays `queued`, its
  * message is acknowledged, and it is released (republished) when the queue has room (RELEASE_PARKED).
- * Returns {1, attempt, spec, outputBytes, gated 0|1, queueDefaultTimeoutMs|'', replica|''} or {0, currentStatus|'parked'}.
+ * Returns {1, attempt, spec, outputBytes, gated 0|1, queueDefaultTimeoutMs|'', replica|'', queuedAt|'', traceparent|''}
+ * or {0, currentStatus|'parked'}.
  */
 export const CLAIM = `${PRELUDE}
 local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local k = jobKey(id)
-local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit')
+local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit', 'queuedAt', 'trace')
 local cfg = redis.call('HMGET', qcfgKey(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs')
 local gated = (cfg[1] == '1' or cfg[2] or cfg[3]) and 1 or 0
-if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or ''} end
+if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or ''} end
 if h[1] ~= 'queued' then return {0, h[1] or 'missing'} end
 -- A workflow's own concurrency: its steps past the limit wait in the workflow's parked set.
 if h[9] and redis.call('SCARD', base .. ':wf:' .. h[8] .. ':running') >= tonumber(h[9]) then
@@ -345,7 +347,7 @@ redis.call('ZADD', base .. ':leases', leaseUntil, id)
 redis.call('ZREM', base .. ':outbox', id)
 move(id, h[2], 'queued', 'running')
 emit('job.started', id, h[2], { attempt = attempt, runnerId = runnerId })
-return {1, attempt, h[3], h[4] or '0', gated, cfg[5] or '', h[7] or ''}
+return {1, attempt, h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or ''}
 `;
 
 /**

@@ -8,6 +8,26 @@ export interface BullmqTransportOptions {
   redisUrl: string;
   /** Key prefix for BullMQ; must carry the store's hash tag (see Keys.bull). */
   prefix: string;
+  /** Connection lost / re-established, for logs and the reconnect counter. */
+  onEvent?: (event: 'connect' | 'disconnect', detail?: string) => void;
+}
+
+/** Reports a Redis connection's losses and recoveries (not its first connect, which `ready()` covers). */
+function watchConnection(redis: Redis, onEvent: BullmqTransportOptions['onEvent'], closing: () => boolean): void {
+  if (!onEvent) return;
+  let up = false;
+  let lost = false;
+  redis.on('ready', () => {
+    if (lost) onEvent('connect');
+    up = true;
+    lost = false;
+  });
+  redis.on('close', () => {
+    if (!up || closing()) return;
+    up = false;
+    lost = true;
+    onEvent('disconnect', 'redis connection closed');
+  });
 }
 
 /** Messages are removed as soon as they are handled: the store keeps the history, not BullMQ. */
@@ -28,6 +48,7 @@ export class BullmqTransport implements Transport {
     this.producer = createRedis(opts.redisUrl, 'producer', 'drover-publisher');
     // Errors surface on the calls that fail; an unhandled 'error' event would crash the process.
     this.producer.on('error', () => undefined);
+    watchConnection(this.producer, opts.onEvent, () => this.closing !== undefined);
   }
 
   async ready(): Promise<void> {
@@ -75,6 +96,7 @@ export class BullmqTransport implements Transport {
   consume(options: ConsumeOptions, handler: MessageHandler): Consumer {
     const connection = createRedis(this.opts.redisUrl, 'subscriber', 'drover-consumer');
     connection.on('error', () => undefined);
+    watchConnection(connection, this.opts.onEvent, () => closing !== undefined || this.closing !== undefined);
     const workers = options.queues.map((queue) => {
       const w = new Worker<JobMessage>(bullName(queue), (job) => handler(job.data), {
         connection,

@@ -4,22 +4,30 @@ import { BullmqTransport } from './bullmq.js';
 import { RabbitmqTransport } from './rabbitmq.js';
 import type { Logger } from 'pino';
 import type { Transport } from './transport.js';
+import type { DroverMetrics } from '../telemetry/metrics.js';
 
 export type TransportConfig = Pick<DroverConfig, 'broker' | 'redisUrl' | 'prefix' | 'amqpUrl' | 'amqpQueueType'>;
 
 export function createTransport(config: TransportConfig, onEvent?: (event: 'connect' | 'disconnect', detail?: string) => void): Transport {
   switch (config.broker) {
     case 'bullmq':
-      return new BullmqTransport({ redisUrl: config.redisUrl, prefix: new Keys(config.prefix).bull });
+      return new BullmqTransport({ redisUrl: config.redisUrl, prefix: new Keys(config.prefix).bull, ...(onEvent ? { onEvent } : {}) });
     case 'rabbitmq':
       return new RabbitmqTransport({ url: config.amqpUrl, prefix: config.prefix, queueType: config.amqpQueueType, ...(onEvent ? { onEvent } : {}) });
   }
 }
 
-/** Broker connection events as log lines: every service logs reconnects the same way. */
-export function logBrokerEvents(log: Logger, broker: string): (event: 'connect' | 'disconnect', detail?: string) => void {
+/** Broker connection events as log lines and the reconnect counter: every service reports them the same way. */
+export function logBrokerEvents(log: Logger, broker: string, metrics?: DroverMetrics): (event: 'connect' | 'disconnect', detail?: string) => void {
+  let lost = false;
   return (event, detail) => {
-    if (event === 'connect') log.info({ broker }, 'broker connected');
-    else log.warn({ broker, detail }, 'broker connection lost; reconnecting');
+    if (event === 'connect') {
+      log.info({ broker }, 'broker connected');
+      if (lost) metrics?.brokerReconnects.inc({ broker });
+      lost = false;
+    } else {
+      lost = true;
+      log.warn({ broker, detail }, 'broker connection lost; reconnecting');
+    }
   };
 }

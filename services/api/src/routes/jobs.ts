@@ -1,6 +1,6 @@
 import {
   DroverError, JobSpecInput, checkJobSpec, filesBytes, isJobId, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
-  mergeNewestFirst, passes, type ArchiveFilter, type ArchivedJob, type Created, type JobRecord, type JobStatus, type NewJob,
+  SpanKind, failSpan, mergeNewestFirst, passes, startSpan, traceparentOf, type ArchiveFilter, type Context, type ArchivedJob, type Created, type JobRecord, type JobStatus, type NewJob,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
@@ -111,21 +111,38 @@ export function submittedRecord(created: Created[], first: number): JobRecord & 
  * Only jobs created `queued` are published: delayed ones go when due (scheduler), waiting ones when their
  * dependencies end, duplicates not at all. Used by every route that submits jobs (jobs, compatibility adapters).
  */
-export async function submitJobs(ctx: ApiContext, jobs: NewJob[]): Promise<Created[]> {
-  const created = await ctx.store.create(jobs);
-  const fresh = created.filter((c) => !c.duplicate).map((c) => c.record);
-  const toPublish = fresh.filter((r) => r.status === 'queued');
-  await ctx.beforePublish?.();
+export async function submitJobs(ctx: ApiContext, jobs: NewJob[], parent?: Context): Promise<Created[]> {
+  // A producer span around persist + publish; its context is stored with each job, where the runner picks it up.
+  const span = parent ? startSpan(`publish ${jobs[0]?.spec.queue ?? ''}`, SpanKind.PRODUCER, parent, {
+    'messaging.system': ctx.transport.name,
+    'messaging.operation.type': 'send',
+    'messaging.destination.name': jobs[0]?.spec.queue ?? '',
+    'messaging.batch.message_count': jobs.length,
+  }) : undefined;
+  const traceparent = span ? traceparentOf(span) : undefined;
   try {
-    await ctx.transport.publish(toPublish.map((r) => ({ jobId: r.id, queue: r.queue })));
+    const created = await ctx.store.create(traceparent ? jobs.map((j) => ({ ...j, traceparent })) : jobs);
+    const fresh = created.filter((c) => !c.duplicate).map((c) => c.record);
+    const toPublish = fresh.filter((r) => r.status === 'queued');
+    if (span && jobs.length === 1) span.setAttribute('messaging.message.id', jobs[0]!.id);
+    await ctx.beforePublish?.();
+    try {
+      await ctx.transport.publish(toPublish.map((r) => ({ jobId: r.id, queue: r.queue })));
+    } catch (err) {
+      ctx.log.warn({ err, count: jobs.length }, 'publish failed after persisting; withdrawing the jobs');
+      // If this also fails the jobs stay in the outbox and the scheduler publishes them later.
+      await ctx.store.discard(fresh.map((r) => r.id)).catch(() => undefined);
+      throw new DroverError('UNAVAILABLE', 'the broker is unreachable; nothing was queued, retry later');
+    }
+    for (const r of fresh) ctx.metrics.jobsSubmitted.inc({ queue: r.queue });
+    ctx.store.published(toPublish.map((r) => r.id)).catch((err: unknown) => ctx.log.warn({ err }, 'clearing the outbox failed; jobs may be republished (harmless)'));
+    return created;
   } catch (err) {
-    ctx.log.warn({ err, count: jobs.length }, 'publish failed after persisting; withdrawing the jobs');
-    // If this also fails the jobs stay in the outbox and the scheduler publishes them later.
-    await ctx.store.discard(fresh.map((r) => r.id)).catch(() => undefined);
-    throw new DroverError('UNAVAILABLE', 'the broker is unreachable; nothing was queued, retry later');
+    if (span) failSpan(span, err);
+    throw err;
+  } finally {
+    span?.end();
   }
-  ctx.store.published(toPublish.map((r) => r.id)).catch((err: unknown) => ctx.log.warn({ err }, 'clearing the outbox failed; jobs may be republished (harmless)'));
-  return created;
 }
 
 /** Problems a schema cannot express, reported like schema errors: 400 VALIDATION naming each field. */
@@ -151,8 +168,6 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return job;
   };
 
-  const submit = (jobs: NewJob[]): Promise<Created[]> => submitJobs(ctx, jobs);
-
   app.post<{ Body: JobSpecInput }>(
     '/v1/jobs',
     {
@@ -166,7 +181,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request, reply) => {
       const now = Date.now();
-      const created = await submit(expandReplicas(toNewJob(request.body, '', now, request.principal), now));
+      const created = await submitJobs(ctx, expandReplicas(toNewJob(request.body, '', now, request.principal), now), request.traceContext);
       const record = submittedRecord(created, 0);
       return reply.status(record.deduplicated ? 200 : 201).send(record);
     },
@@ -186,7 +201,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (request, reply) => {
       const now = Date.now();
       const jobs = request.body.jobs.map((input, i) => expandReplicas(toNewJob(input, `jobs/${i}`, now, request.principal), now));
-      const created = await submit(jobs.flat());
+      const created = await submitJobs(ctx, jobs.flat(), request.traceContext);
       const firsts = jobs.map((_, i) => jobs.slice(0, i).reduce((n, copies) => n + copies.length, 0));
       return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(created, first)) });
     },

@@ -180,6 +180,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const runAt = delayMs ? now + delayMs : null;
       const status = await ctx.schedules.trigger(s.name, payload, runAt, now);
       if (!status) throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
+      for (const j of payload.created) ctx.metrics.jobsSubmitted.inc({ queue: j.queue });
       if (status === 'queued' || payload.bundle) await publishQueued(ctx.transport, ctx.store, payload.publish);
       return reply.status(201).send((await ctx.store.get(payload.jobIds[0]!))!);
     },

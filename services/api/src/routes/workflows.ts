@@ -2,9 +2,8 @@ import {
   DEFAULT_SPEC_DEFAULTS, DroverError, JOB_ID_PATTERN, WorkflowInput, checkDag, checkJobSpec, isTerminal, newJobId, planWorkflow,
   withDescendants, type JobRecord, type WorkflowRecord, type WorkflowRun,
 } from '@drover/core';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
-import type { Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
 import { assertSubmittable, submitJobs, throwProblems } from './jobs.js';
@@ -78,11 +77,11 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
    * Jobs for the steps in `rerun`, in dependency order, each depending on its parents' jobs: the new ones of parents
    * that run again, the existing ones otherwise (a succeeded one is met at once). One batch: all or nothing.
    */
-  const launch = async (wf: WorkflowRecord, rerun: Set<string>, mode: WorkflowRun['mode'], principal: Principal | undefined): Promise<void> => {
+  const launch = async (wf: WorkflowRecord, rerun: Set<string>, mode: WorkflowRun['mode'], request: FastifyRequest): Promise<void> => {
     const now = Date.now();
     const { jobs, fresh } = planWorkflow(wf.id, wf.steps, rerun, wf.jobs, DEFAULT_SPEC_DEFAULTS, () => newJobId(now), wf.concurrency);
-    for (const j of jobs) assertSubmittable(ctx, principal, j.spec, `steps/${wf.steps.findIndex((s) => s.name === j.spec.labels['drover.step'])}/job`);
-    await submitJobs(ctx, jobs);
+    for (const j of jobs) assertSubmittable(ctx, request.principal, j.spec, `steps/${wf.steps.findIndex((s) => s.name === j.spec.labels['drover.step'])}/job`);
+    await submitJobs(ctx, jobs, request.traceContext);
     wf.jobs = { ...wf.jobs, ...fresh };
     wf.runs.push({ run: wf.runs.length + 1, mode, at: new Date(now).toISOString(), steps: fresh });
     await ctx.workflows.save(wf);
@@ -97,7 +96,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
       steps.forEach((s, i) => problems.push(...checkJobSpec(s.job).map((p) => ({ field: `steps/${i}/job/${p.field}`, message: p.message }))));
       throwProblems(problems, '');
       const wf: WorkflowRecord = { id: newJobId(Date.now()), name, steps, ...(concurrency ? { concurrency } : {}), createdAt: new Date().toISOString(), jobs: {}, runs: [] };
-      await launch(wf, new Set(steps.map((s) => s.name)), 'start', request.principal);
+      await launch(wf, new Set(steps.map((s) => s.name)), 'start', request);
       return reply.status(201).send(await view(wf));
     },
   );
@@ -174,7 +173,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
         mode = 'failed';
         if (rerun.size === 0) throw new DroverError('CONFLICT', `workflow ${wf.id} has no failed steps`);
       }
-      await launch(wf, rerun, mode, request.principal);
+      await launch(wf, rerun, mode, request);
       return view(wf);
     },
   );

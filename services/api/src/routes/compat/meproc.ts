@@ -2,8 +2,7 @@ import {
   DEFAULT_SPEC_DEFAULTS, DroverError, MAX_REPLICAS, firePayload, publishQueued, QUEUE_NAME_PATTERN, newJobId, nextFireAfter, normalizeJobSpec, validateCron,
   type JobTemplate, type ScheduleDef,
 } from '@drover/core';
-import type { FastifyInstance } from 'fastify';
-import type { Principal } from '../../auth.js';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../../context.js';
 import { assertSubmittable, expandReplicas, submitJobs } from '../jobs.js';
 import { legacyErrors } from './envelope.js';
@@ -90,10 +89,10 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const ok = (data?: unknown) => (data === undefined ? { code: 200, msg: 'OK' } : { code: 200, msg: 'OK', data });
 
   /** Starts the task's jobs (or its schedule plus a first run at once, as Meproc does). Returns the new job ids. */
-  const start = async (task: TaskInput, principal: Principal | undefined, now: number): Promise<string[]> => {
+  const start = async (task: TaskInput, request: FastifyRequest, now: number): Promise<string[]> => {
     const spec = normalizeJobSpec(template(task, ctx.compatQueue), DEFAULT_SPEC_DEFAULTS);
-    assertSubmittable(ctx, principal, spec, '');
-    if (task.type !== 'cron') return (await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec }, now))).map((c) => c.record.id);
+    assertSubmittable(ctx, request.principal, spec, '');
+    if (task.type !== 'cron') return (await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec }, now), request.traceContext)).map((c) => c.record.id);
     const name = meprocSchedule(task.name);
     const def: ScheduleDef = {
       cron: task.cron!, timezone: 'UTC', job: template(task, ctx.compatQueue), overlap: 'skip', misfire: 'skip', description: `Meproc cron task ${task.name}`, alertAfterFailures: null,
@@ -136,7 +135,7 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const task: MeprocTask = { ...input, start_time: secs, last_time: secs, jobIds: [] };
     if (!(await tasks.add(task))) throw new DroverError('FORBIDDEN', 'Program exists, please stop it at first');
     try {
-      task.jobIds = await start(input, request.principal, now);
+      task.jobIds = await start(input, request, now);
     } catch (err) {
       await tasks.remove(task.name);
       throw err;
@@ -149,7 +148,7 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const task = await mustGet(nameParam(request.query));
     await stop(task);
     const now = Date.now();
-    task.jobIds = await start(task, request.principal, now);
+    task.jobIds = await start(task, request, now);
     task.last_time = Math.floor(now / 1000);
     await tasks.save(task);
     return ok();

@@ -1,0 +1,195 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** 10 ms to 4 h: a job runner sees `true` and nightly builds in the same histogram. Seconds, as Prometheus wants. */
+export const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400];
+
+/** API requests: 1 ms to 30 s. */
+export const HTTP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Job states the queue-depth gauge reports: everything before a job finishes. */
+export const DEPTH_STATES = ['waiting', 'delayed', 'queued', 'parked', 'running'] as const;
+export type DepthState = (typeof DEPTH_STATES)[number];
+
+/** Reads the current depth of every queue, state by state (O(queues) counters, never a scan of jobs). */
+export type DepthReader = () => Promise<{ queue: string; counts: Record<DepthState, number> }[]>;
+
+/** A runner's slots, read at scrape time. */
+export interface RunnerLoad {
+  id: string;
+  running: number;
+  capacity: number;
+  /** Slots it would fill now: 0 while it drains. */
+  free: number;
+}
+
+/**
+ * Every metric Drover exports, in one registry per process (a service, or the three services of `drover start`).
+ * Labels are bounded: queue, status/outcome, runner, broker, HTTP route; never a job id, command or schedule name.
+ */
+export class DroverMetrics {
+  readonly registry = new Registry();
+  private depthReader: DepthReader | undefined;
+  private readonly runners = new Map<string, () => RunnerLoad>();
+
+  readonly jobsSubmitted = new Counter({
+    name: 'drover_jobs_submitted_total',
+    help: 'Jobs created (API, schedules, workflows, compatibility adapters), by queue. Deduplicated submissions are not counted.',
+    labelNames: ['queue'],
+    registers: [this.registry],
+  });
+
+  readonly jobsStarted = new Counter({
+    name: 'drover_jobs_started_total',
+    help: 'Attempts started by a runner, by queue.',
+    labelNames: ['queue'],
+    registers: [this.registry],
+  });
+
+  readonly jobsFinished = new Counter({
+    name: 'drover_jobs_finished_total',
+    help: 'Jobs that reached a final status (succeeded, failed, timed_out, cancelled, lost), by queue. Retried attempts are not final.',
+    labelNames: ['queue', 'status'],
+    registers: [this.registry],
+  });
+
+  readonly jobsRetried = new Counter({
+    name: 'drover_jobs_retried_total',
+    help: 'Attempts that ended unsuccessfully and were queued again by the retry policy, by queue.',
+    labelNames: ['queue'],
+    registers: [this.registry],
+  });
+
+  readonly jobsLost = new Counter({
+    name: 'drover_jobs_lost_total',
+    help: 'Attempts whose runner stopped heartbeating or shut down before they ended, by queue (retried or final per the retry policy).',
+    labelNames: ['queue'],
+    registers: [this.registry],
+  });
+
+  readonly jobDuration = new Histogram({
+    name: 'drover_job_duration_seconds',
+    help: "Run time of each attempt's process, by queue and outcome.",
+    labelNames: ['queue', 'status'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly queueWait = new Histogram({
+    name: 'drover_job_queue_wait_seconds',
+    help: 'Time from a job being queued (submitted, due, or retried) to a runner starting it, by queue.',
+    labelNames: ['queue'],
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly queueDepth = new Gauge({
+    name: 'drover_queue_depth',
+    help: 'Unfinished jobs per queue and state: waiting (on dependencies), delayed, queued (includes parked), parked (held by the queue limits), running.',
+    labelNames: ['queue', 'state'],
+    registers: [this.registry],
+    collect: async () => this.collectDepth(),
+  });
+
+  readonly runnerRunning = new Gauge({
+    name: 'drover_runner_running_jobs',
+    help: 'Jobs running on a runner now.',
+    labelNames: ['runner'],
+    registers: [this.registry],
+    collect: () => this.collectRunners(),
+  });
+
+  readonly runnerCapacity = new Gauge({
+    name: 'drover_runner_slots',
+    help: "A runner's concurrency (RUNNER_CONCURRENCY).",
+    labelNames: ['runner'],
+    registers: [this.registry],
+    collect: () => this.collectRunners(),
+  });
+
+  readonly runnerFree = new Gauge({
+    name: 'drover_runner_free_slots',
+    help: 'Slots free on a runner now (0 while it drains).',
+    labelNames: ['runner'],
+    registers: [this.registry],
+    collect: () => this.collectRunners(),
+  });
+
+  readonly scheduleFireLag = new Histogram({
+    name: 'drover_schedule_fire_lag_seconds',
+    help: 'How late a cron fire was handled after its fire time.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
+  readonly schedulesFired = new Counter({
+    name: 'drover_schedule_fires_total',
+    help: 'Cron fire times handled, by outcome (fired, skipped by the overlap policy, misfired).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+
+  readonly webhookDeliveries = new Counter({
+    name: 'drover_webhook_deliveries_total',
+    help: 'Webhook and callback delivery attempts, by outcome (delivered, failed and to be retried, given_up).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+
+  readonly brokerReconnects = new Counter({
+    name: 'drover_broker_reconnects_total',
+    help: 'Broker connections lost and re-established, by broker.',
+    labelNames: ['broker'],
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'drover_http_request_duration_seconds',
+    help: 'API request duration by method, route template and status code.',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: HTTP_BUCKETS,
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    // Standard process_* and nodejs_* names, so existing Node.js dashboards work unchanged.
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The scheduler (or anything with a queue store) tells the gauge where depths come from. */
+  setDepthReader(reader: DepthReader | undefined): void {
+    this.depthReader = reader;
+  }
+
+  /** A runner registers itself; its load is read at each scrape. Returns the unregister function. */
+  addRunner(id: string, load: () => RunnerLoad): () => void {
+    this.runners.set(id, load);
+    return () => {
+      this.runners.delete(id);
+      for (const g of [this.runnerRunning, this.runnerCapacity, this.runnerFree]) g.remove({ runner: id });
+    };
+  }
+
+  /** Prometheus text format. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  private async collectDepth(): Promise<void> {
+    if (!this.depthReader) return;
+    const depths = await this.depthReader();
+    // Reset first: a queue that disappeared must not keep its last value.
+    this.queueDepth.reset();
+    for (const { queue, counts } of depths) {
+      for (const state of DEPTH_STATES) this.queueDepth.set({ queue, state }, counts[state]);
+    }
+  }
+
+  private collectRunners(): void {
+    for (const load of this.runners.values()) {
+      const l = load();
+      this.runnerRunning.set({ runner: l.id }, l.running);
+      this.runnerCapacity.set({ runner: l.id }, l.capacity);
+      this.runnerFree.set({ runner: l.id }, l.free);
+    }
+  }
+}
