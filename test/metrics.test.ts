@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { createServer as createHttpServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import type { JobRecord } from '@drover/core';
-import { startServiceReady } from './helpers/processes.js';
+import { freePort, startServiceReady } from './helpers/processes.js';
 import { metricValue, scrape, type Sample } from './helpers/prom.js';
 import { startStack, testPrefix } from './helpers/stack.js';
 
@@ -17,18 +17,10 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false> |
   }
 }
 
-async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 /** Counts webhook deliveries on loopback. */
 async function receiver(t: TestContext): Promise<{ url: string; count: () => number }> {
   let n = 0;
-  const srv = createHttpServer((req, res) => {
+  const srv = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
       n++;
