@@ -43,6 +43,9 @@ test('RabbitMQ restarted during 1000 submissions: every 201 reaches a terminal s
   assertOnly201And503(load);
   const a = await audit(s, 'restart RabbitMQ during 1000 submissions', load.accepted, markers.dir);
   assert.deepEqual([a.accepted, a.succeeded, a.duplicated, a.missing, a.notEnded.length], [1000, 1000, 0, 0, 0]);
+  // The outage shows in the metrics: the broker connections of the API and scheduler were lost and came back.
+  const reconnects = (await s.metrics.brokerReconnects.get()).values.filter((v) => v.labels.broker === 'rabbitmq').reduce((n, v) => n + v.value, 0);
+  assert.ok(reconnects >= 1, `drover_broker_reconnects_total{broker="rabbitmq"} is ${reconnects}`);
 });
 
 test('kill -9 a runner holding unacked messages: they come back and finish on another runner', async (t) => {
