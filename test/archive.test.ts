@@ -6,17 +6,11 @@ import pg from 'pg';
 import { freshDatabase } from './helpers/postgres.js';
 import { startServiceReady } from './helpers/processes.js';
 import { REDIS_URL, startStack } from './helpers/stack.js';
+import { until } from './helpers/until.js';
 import { Redis } from 'ioredis';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function until(what: string, ok: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 test('archive: finished jobs go to PostgreSQL; after Redis retention the API reads them through with the same JSON', async (t) => {
   const { url: db, drop } = await freshDatabase();

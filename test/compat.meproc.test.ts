@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
 import { startStack, type Stack } from './helpers/stack.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { until } from './helpers/until.js';
 
 interface ProcList {
   code: number;
@@ -26,15 +25,6 @@ async function jobsNamed(s: Stack, name: string): Promise<JobRecord[]> {
   return all.filter((j) => j.name === name).sort((a, b) => a.id.localeCompare(b.id));
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 const started = (j: JobRecord): number => Date.parse(j.startedAt!);
 const finished = (j: JobRecord): number => Date.parse(j.finishedAt!);

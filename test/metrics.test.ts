@@ -6,16 +6,8 @@ import type { JobRecord } from '@drover/core';
 import { freePort, startServiceReady } from './helpers/processes.js';
 import { metricValue, scrape, type Sample } from './helpers/prom.js';
 import { startStack, testPrefix } from './helpers/stack.js';
+import { until } from './helpers/until.js';
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** Counts webhook deliveries on loopback. */
 async function receiver(t: TestContext): Promise<{ url: string; count: () => number }> {

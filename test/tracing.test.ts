@@ -5,6 +5,7 @@ import type { TestContext } from 'node:test';
 import type { JobRecord } from '@drover/core';
 import { freePort, startService, startServiceReady } from './helpers/processes.js';
 import { brokerTest, startStack } from './helpers/stack.js';
+import { until } from './helpers/until.js';
 
 interface ReceivedSpan {
   service: string;
@@ -68,15 +69,6 @@ async function otlpReceiver(t: TestContext): Promise<{ url: string; spans: Recei
   return { url: `http://127.0.0.1:${(srv.address() as AddressInfo).port}`, spans };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 brokerTest('one trace runs from POST /v1/jobs through the broker to the runner and the command itself', async (t, broker) => {
   // The stack gives the prefix and its cleanup; the traced API and runner are processes of their own.

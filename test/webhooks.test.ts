@@ -6,6 +6,7 @@ import { test, type TestContext } from 'node:test';
 import type { Delivery } from '@drover/core';
 import { startServiceReady } from './helpers/processes.js';
 import { startStack } from './helpers/stack.js';
+import { until } from './helpers/until.js';
 
 interface Received {
   headers: IncomingHttpHeaders;
@@ -37,15 +38,6 @@ async function receiver(t: TestContext, answer: (deliveryId: string, seen: numbe
   return { url: `http://127.0.0.1:${port}/hook`, got };
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const sign = (secret: string, ts: string, body: string): string => `v1=${createHmac('sha256', secret).update(`${ts}.${body}`).digest('hex')}`;
 
