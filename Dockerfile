@@ -1,4 +1,8 @@
 # Drover: one image for every service; the command picks it (api | scheduler | runner | start).
+#   docker build -t drover .
+#   docker run --rm -e DROVER_ADMIN_TOKEN=... -e REDIS_URL=redis://redis:6379 drover api
+# Runs as uid 1000 (the image's `node` user) and works with a read-only root filesystem as long as /tmp is
+# writable (tmpfs in compose, emptyDir in Kubernetes): runners keep each job's working directory there.
 FROM node:22-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
@@ -16,10 +20,23 @@ COPY . .
 RUN npm run build && npm prune --omit=dev
 
 FROM node:22-bookworm-slim
-ENV NODE_ENV=production DROVER_HOST=0.0.0.0
+# tini as PID 1: it forwards SIGTERM to node (which drains) and reaps processes that jobs leave behind
+# (a job's background children are re-parented to PID 1 when the job's shell exits; node would not reap them).
+RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
+# `drover start` keeps its generated admin token in DROVER_DATA_DIR; it needs a REDIS_URL here (no redis-server
+# in the image). The three services do not use the data directory.
+RUN mkdir -p /var/lib/drover && chown 1000:1000 /var/lib/drover
+ENV NODE_ENV=production \
+    DROVER_HOST=0.0.0.0 \
+    DROVER_METRICS_HOST=0.0.0.0 \
+    DROVER_DATA_DIR=/var/lib/drover \
+    RUNNER_WORK_DIR=/tmp/drover-jobs
 WORKDIR /app
+# Owned by root and read-only for the service user: the code cannot be modified by the jobs it runs.
 COPY --from=build /app /app
-USER node
-EXPOSE 8606
-ENTRYPOINT ["node", "cli/dist/main.js"]
+# Numeric, so Kubernetes' runAsNonRoot can verify it (uid 1000 is `node` in the base image).
+USER 1000:1000
+# 8606: the API (DROVER_PORT). 9464: /metrics, /healthz, /readyz of every service (DROVER_METRICS_PORT).
+EXPOSE 8606 9464
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "cli/dist/main.js"]
 CMD ["start"]
