@@ -13,6 +13,7 @@ import { eventRoutes } from './routes/events.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { healthRoutes } from './routes/health.js';
+import { whoamiRoutes } from './routes/whoami.js';
 import { jobRoutes } from './routes/jobs.js';
 import { coyotesRoutes } from './routes/compat/coyotes.js';
 import { meprocRoutes } from './routes/compat/meproc.js';
@@ -122,6 +123,7 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   // The package's default export is the fastify-plugin wrapped one (reply.sse on every route); its types call it a namespace.
   await app.register(sseModule as unknown as typeof fastifySSE, { heartbeatInterval: 15_000 });
   healthRoutes(app, ctx);
+  whoamiRoutes(app);
   eventRoutes(app, ctx);
   webhookRoutes(app, ctx);
   workflowRoutes(app, ctx);

@@ -278,6 +278,33 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
   );
 
   app.post<{ Params: { id: string } }>(
+    '/v1/jobs/:id/retry',
+    {
+      config: { scope: 'submit' },
+      schema: {
+        tags: ['jobs'],
+        summary: 'Run a finished job again: a new job with the same spec, labelled drover.retryOf (409 while it is unfinished)',
+        params: JobIdParams,
+        response: { 201: JobRecordSchema, 409: ErrorResponse, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const job = await getJob(id, request.principal);
+      if (!isTerminal(job.status)) throw new DroverError('CONFLICT', `job ${id} is ${job.status}; only a finished job can be run again`);
+      const spec = await ctx.store.spec(id);
+      if (!spec) throw new DroverError('NOT_FOUND', `job ${id} is archived; its spec (with env values) is not kept there, so it cannot be run again`);
+      // Dependencies were met (or not) for the original; a rerun does not wait on them again.
+      const { dependsOn: _deps, dedupeKey: _key, ...rest } = spec;
+      const again: JobSpec = { ...rest, labels: { ...spec.labels, 'drover.retryOf': id } };
+      assertSubmittable(ctx, request.principal, again, '');
+      const now = Date.now();
+      const created = await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec: again }, now), request.traceContext);
+      return reply.status(201).send(submittedRecord(created, 0));
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
     '/v1/jobs/:id/cancel',
     {
       config: { scope: 'submit' },

@@ -186,6 +186,32 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
+  app.get<{ Querystring: { cron: string; timezone?: string; count?: number } }>(
+    '/v1/cron/preview',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['schedules'],
+        summary: 'The next fire times of a cron expression (what a schedule with it would do), or why it is invalid',
+        querystring: Type.Object({
+          cron: Type.String({ minLength: 1, maxLength: 256 }),
+          timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+          count: Type.Optional(Type.Integer({ minimum: 1, maximum: 50 })),
+        }, { additionalProperties: false }),
+        response: { 200: Type.Object({ cron: Type.String(), timezone: Type.String(), next: Type.Array(Type.String({ format: 'date-time' })) }), ...errors },
+      },
+    },
+    async (request) => {
+      const { cron, timezone = 'UTC', count = 5 } = request.query;
+      try {
+        validateCron(cron, timezone);
+      } catch (err) {
+        throwProblems([{ field: 'cron', message: (err as Error).message }], 'querystring');
+      }
+      return { cron, timezone, next: nextFireTimes(cron, timezone, Date.now(), count).map((t) => new Date(t).toISOString()) };
+    },
+  );
+
   app.get<Named & { Querystring: { cursor?: string; limit?: number } }>(
     '/v1/schedules/:name/runs',
     { config: { scope: 'read' }, schema: { tags: ['schedules'], summary: 'Jobs this schedule produced, newest first', params: NameParams, querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(JobRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },

@@ -1,0 +1,27 @@
+import { DroverError } from '@drover/core';
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import { ErrorResponse } from '../schemas.js';
+
+/** Who the token is: the dashboard and CLI use it to offer only what the token may do. */
+export function whoamiRoutes(app: FastifyInstance): void {
+  app.get(
+    '/v1/whoami',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['health'],
+        summary: "The calling token's name, scope and queue restriction",
+        response: {
+          200: Type.Object({ name: Type.String(), scope: Type.Union([Type.Literal('read'), Type.Literal('submit'), Type.Literal('admin')]), queues: Type.Optional(Type.Array(Type.String())) }),
+          401: ErrorResponse,
+        },
+      },
+    },
+    async (request) => {
+      const p = request.principal;
+      if (!p) throw new DroverError('UNAUTHORIZED', 'a bearer token is required');
+      return { name: p.name, scope: p.scope, ...(p.queues ? { queues: p.queues } : {}) };
+    },
+  );
+}
