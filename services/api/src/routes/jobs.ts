@@ -295,8 +295,9 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const spec = await ctx.store.spec(id);
       if (!spec) throw new DroverError('NOT_FOUND', `job ${id} is archived; its spec (with env values) is not kept there, so it cannot be run again`);
       // Dependencies were met (or not) for the original; a rerun does not wait on them again.
-      const { dependsOn: _deps, dedupeKey: _key, ...rest } = spec;
-      const again: JobSpec = { ...rest, labels: { ...spec.labels, 'drover.retryOf': id } };
+      const again: JobSpec = { ...spec, labels: { ...spec.labels, 'drover.retryOf': id } };
+      delete again.dependsOn;
+      delete again.dedupeKey;
       assertSubmittable(ctx, request.principal, again, '');
       const now = Date.now();
       const created = await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec: again }, now), request.traceContext);
