@@ -14,6 +14,7 @@ import { webhookRoutes } from './routes/webhooks.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { healthRoutes } from './routes/health.js';
 import { whoamiRoutes } from './routes/whoami.js';
+import { UI_PREFIX, uiRoutes } from './routes/ui.js';
 import { jobRoutes } from './routes/jobs.js';
 import { coyotesRoutes } from './routes/compat/coyotes.js';
 import { meprocRoutes } from './routes/compat/meproc.js';
@@ -87,7 +88,8 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
 
   app.addHook('onRequest', async (request) => {
     const path = request.routeOptions.url ?? '';
-    if (path.startsWith(DOCS_PREFIX)) return;
+    // The API docs and the dashboard's static files are open; what they call is not.
+    if (path.startsWith(DOCS_PREFIX) || path === UI_PREFIX || path.startsWith(`${UI_PREFIX}/`)) return;
     const scope = request.routeOptions.config.scope;
     if (scope === null) return;
     // Unknown routes fall through to the 404 handler only for authenticated callers.
@@ -134,5 +136,6 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   // Each adapter in its own plugin scope: its error handler answers in its clients' envelope.
   await app.register(async (scope) => meprocRoutes(scope, ctx));
   await app.register(async (scope) => coyotesRoutes(scope, ctx));
+  await uiRoutes(app);
   return app;
 }

@@ -24,6 +24,8 @@ export interface QueueView {
   settings: QueueSettings;
   counts: QueueCounts;
   running: Pick<JobRecord, 'id' | 'command' | 'argv' | 'runnerId' | 'pid' | 'startedAt' | 'attempts'>[];
+  /** When the longest-waiting queued job was queued (how long the queue's head has waited); null when none is. */
+  oldestQueuedAt: string | null;
 }
 
 /** Queue settings and live figures. Settings are read by the claim and release scripts, not here. */
@@ -99,6 +101,9 @@ export class QueueStore {
       for (const [status, n] of Object.entries(bucket)) lastHour[status] = (lastHour[status] ?? 0) + Number(n);
     }
     const running = await this.jobs.getMany(rows[5] as string[]);
+    // Ids are time-ordered, so the index's first member is the oldest queued job.
+    const [head] = await this.redis.zrange(k.index(name, 'queued'), 0, 0);
+    const queuedAt = head ? await this.redis.hget(k.job(head), 'queuedAt') : null;
     return {
       name,
       settings: await this.settings(name),
@@ -111,6 +116,7 @@ export class QueueStore {
         lastHour,
       },
       running: running.map((j) => ({ id: j.id, command: j.command, argv: j.argv, runnerId: j.runnerId, pid: j.pid, startedAt: j.startedAt, attempts: j.attempts })),
+      oldestQueuedAt: queuedAt ? new Date(Number(queuedAt)).toISOString() : null,
     };
   }
 }

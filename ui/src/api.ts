@@ -1,0 +1,99 @@
+/** The API as the dashboard uses it: the token lives in sessionStorage only (never in a URL or a cookie). */
+
+const TOKEN_KEY = 'drover.token';
+
+export type Scope = 'read' | 'submit' | 'admin';
+export interface Principal {
+  name: string;
+  scope: Scope;
+  queues?: string[];
+}
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export const getToken = (): string | null => sessionStorage.getItem(TOKEN_KEY);
+export const setToken = (t: string | null): void => (t ? sessionStorage.setItem(TOKEN_KEY, t) : sessionStorage.removeItem(TOKEN_KEY));
+
+/** What a scope allows, so the pages show no button that would answer 403. */
+export const can = (p: Principal | null, needed: Scope): boolean => {
+  const rank: Record<Scope, number> = { read: 0, submit: 1, admin: 2 };
+  return p !== null && rank[p.scope] >= rank[needed];
+};
+
+function headers(extra: Record<string, string> = {}): Record<string, string> {
+  const t = getToken();
+  return { ...(t ? { authorization: `Bearer ${t}` } : {}), ...extra };
+}
+
+/** JSON request; errors come back as ApiError with the server's message. */
+export async function api<T>(method: string, path: string, body?: unknown, token?: string): Promise<T> {
+  const h = headers(body !== undefined ? { 'content-type': 'application/json' } : {});
+  if (token) h.authorization = `Bearer ${token}`;
+  const res = await fetch(path, { method, headers: h, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+  const text = await res.text();
+  const data: unknown = text ? JSON.parse(text) : undefined;
+  if (!res.ok) {
+    const err = (data as { error?: { code?: string; message?: string } } | undefined)?.error;
+    throw new ApiError(err?.message ?? `HTTP ${res.status}`, err?.code ?? 'HTTP', res.status);
+  }
+  return data as T;
+}
+
+export interface SseEvent {
+  id: string | undefined;
+  event: string;
+  data: string;
+}
+
+/**
+ * Server-sent events over fetch: EventSource cannot send the Authorization header, and the token must not go
+ * into the URL. Resolves when the stream ends or `signal` aborts.
+ */
+export async function streamEvents(path: string, onEvent: (e: SseEvent) => void, signal: AbortSignal): Promise<void> {
+  const res = await fetch(path, { headers: headers({ accept: 'text/event-stream' }), signal });
+  if (!res.ok || !res.body) throw new ApiError(`stream failed: HTTP ${res.status}`, 'HTTP', res.status);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let cut: number;
+    while ((cut = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, cut);
+      buf = buf.slice(cut + 2);
+      const e: SseEvent = { id: undefined, event: 'message', data: '' };
+      const data: string[] = [];
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue;
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const v = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') e.event = v;
+        else if (field === 'id') e.id = v;
+        else if (field === 'data') data.push(v);
+      }
+      if (data.length === 0) continue;
+      e.data = data.join('\n');
+      onEvent(e);
+    }
+  }
+}
+
+/** A download of text the API gives only to a token (an object URL, so the token stays out of the link). */
+export function downloadText(name: string, text: string): void {
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
