@@ -12,12 +12,13 @@ COPY services/api/package.json services/api/
 COPY services/scheduler/package.json services/scheduler/
 COPY services/runner/package.json services/runner/
 COPY cli/package.json cli/
-COPY scripts scripts
-COPY services/runner/native services/runner/native
-# The spawner helper must build here: runners in the image never fall back to forking themselves.
-RUN DROVER_REQUIRE_SPAWNER=1 npm ci --no-audit --no-fund
+COPY ui/package.json ui/
+# Dependencies first (cached while only sources change); the project's own prepare step (spawner helper, dashboard)
+# needs the sources, so it runs in the build below.
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY . .
-RUN npm run build && npm prune --omit=dev
+# The spawner helper must build here: runners in the image never fall back to forking themselves.
+RUN DROVER_REQUIRE_SPAWNER=1 npm run build && npm prune --omit=dev
 
 FROM node:22-bookworm-slim
 # tini as PID 1: it forwards SIGTERM to node (which drains) and reaps processes that jobs leave behind
