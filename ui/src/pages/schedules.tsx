@@ -100,7 +100,7 @@ export function SchedulesPage() {
       <ErrorBox error={error} />
       {data && data.items.length === 0 ? <Empty>No schedules.</Empty> : null}
       <table>
-        <thead><tr><th>name</th><th>cron</th><th>runs</th><th>next</th><th>last</th><th>last state</th><th>enabled</th><th /></tr></thead>
+        <thead><tr><th>name</th><th>cron</th><th>job</th><th>next</th><th>last</th><th>last state</th><th>enabled</th><th /></tr></thead>
         <tbody>
           {(data?.items ?? []).map((s) => (
             <>
