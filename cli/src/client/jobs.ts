@@ -1,0 +1,168 @@
+import type { JobRecord, JobSpecInput } from '@drover/core';
+import type { Options, Parsed } from './args.js';
+import { JSON_OPTION, about, show, type CommandDef, type Ctx } from './command.js';
+import { UsageError } from './errors.js';
+import { commandOf, duration, fields, relative, runTime, status, table, truncate, when } from './format.js';
+import { seg, type Api } from './http.js';
+import { TRUNCATED_NOTE, followLogs, printLogs, writeLine } from './logs.js';
+import { COMMAND_HELP, JOB_OPTIONS, NAME_OPTION, jobTemplate } from './spec.js';
+
+/** A submitted job as the API answers it: the record plus, for copies, all their ids. */
+export type Submitted = JobRecord & { replicaJobs?: string[]; deduplicated?: boolean };
+
+export const jobPath = (id: string): string => `/v1/jobs/${seg(id)}`;
+
+const exitOf = (j: JobRecord): string => (j.exitCode !== null ? String(j.exitCode) : (j.signal ?? '-'));
+
+/** The jobs table of `jobs` and `schedules runs`. */
+export function jobTable(jobs: JobRecord[], color: boolean): string {
+  if (jobs.length === 0) return 'no jobs';
+  const now = Date.now();
+  return table(
+    ['ID', 'STATUS', 'QUEUE', 'EXIT', 'CREATED', 'DURATION', 'COMMAND'],
+    jobs.map((j) => [j.id, status(j.status), j.queue, exitOf(j), relative(j.createdAt, now), runTime(j, now), truncate(commandOf(j), 60)]),
+    color,
+  );
+}
+
+/** Options for one page of a list. */
+export const LIMIT_OPTION: Options = { limit: { type: 'string', short: 'n', arg: 'n', desc: 'at most this many (1-1000, default 50)' } };
+
+/** A page of a list: the items (what --json prints), and a note on stderr when there are more. */
+export async function listPage<T>(ctx: Ctx, p: Parsed, path: string, query: Record<string, string | undefined>, human: (items: T[]) => string): Promise<undefined> {
+  const page = await ctx.api().get<{ items: T[]; nextCursor: string | null }>(path, { ...query, limit: p.opts.int('limit', 1, 1000) });
+  show(ctx, p, page.items, human);
+  if (page.nextCursor && !p.opts.flag('json')) ctx.err('drover: there are more; raise --limit (up to 1000) to see them');
+  return undefined;
+}
+
+function statusView(j: JobRecord, color: boolean): string {
+  const outcome = j.exitCode !== null ? ` (exit ${j.exitCode})` : j.signal ? ` (${j.signal})` : '';
+  const label = Object.entries(j.labels).map(([k, v]) => `${k}=${v}`).join(', ');
+  return fields(
+    [
+      ['id', j.id],
+      ['status', { ...status(j.status), text: `${j.status}${outcome}` }],
+      ['queue', j.queue],
+      ['command', commandOf(j)],
+      ['error', j.error],
+      ['runner', j.runnerId ? `${j.runnerId}${j.pid ? ` (pid ${j.pid})` : ''}` : null],
+      ['attempts', `${j.attempts} (retries allowed: ${j.retries})`],
+      ['created', when(j.createdAt)],
+      ['runs at', j.status === 'delayed' ? when(j.runAt) : null],
+      ['started', j.startedAt ? when(j.startedAt) : null],
+      ['finished', j.finishedAt ? when(j.finishedAt) : null],
+      ['duration', j.startedAt ? runTime(j) : null],
+      ['timeout', j.timeoutMs !== null ? duration(j.timeoutMs) : null],
+      ['labels', label],
+      ['env', j.envKeys.join(', ')],
+      ['schedule', j.schedule],
+      ['depends on', j.dependsOn.join(', ')],
+      ['replica', j.replicas > 1 ? `${j.replica + 1} of ${j.replicas}` : null],
+      ['output', `${j.outputBytes} bytes${j.truncated ? ' (truncated)' : ''}`],
+    ],
+    color,
+  );
+}
+
+/** A new job as people see it: its id, one line per copy. */
+export const idsOf = (j: Submitted): string => (j.replicaJobs ?? [j.id]).join('\n');
+
+/** Prints a new job: its id(s), or the record with --json. */
+export function printSubmitted(ctx: Ctx, p: Parsed, job: Submitted): undefined {
+  if (job.deduplicated) ctx.err(`drover: an unfinished job with the same key exists; not submitted again`);
+  return show(ctx, p, job, idsOf);
+}
+
+export const jobs: CommandDef = {
+  usage: '[--status s] [--queue q] [--label k=v] [--limit n] [--json]',
+  summary: 'list jobs, newest first',
+  options: {
+    status: { type: 'string', short: 's', arg: 'status', desc: 'only jobs in this state (waiting, delayed, queued, running, succeeded, failed, timed_out, cancelled, lost)' },
+    queue: { type: 'string', short: 'q', arg: 'queue', desc: 'only jobs of this queue' },
+    label: { type: 'string', short: 'l', arg: 'k=v', desc: 'only jobs with this label' },
+    schedule: { type: 'string', arg: 'name', desc: 'only jobs this schedule fired' },
+    ...LIMIT_OPTION,
+    ...JSON_OPTION,
+  },
+  async run(ctx, p) {
+    const { opts } = p;
+    const label = opts.str('label');
+    if (label !== undefined && !label.includes('=')) throw new UsageError(`--label takes k=v, not "${label}"`);
+    const query = { status: opts.str('status'), queue: opts.str('queue'), label, schedule: opts.str('schedule') };
+    return listPage<JobRecord>(ctx, p, '/v1/jobs', query, (items) => jobTable(items, ctx.color));
+  },
+};
+
+export const statusCommand = about({
+  arg: 'id',
+  summary: "a job's state, exit code, times and attempts",
+  call: (ctx, id) => ctx.api().get<JobRecord>(jobPath(id)),
+  human: (j, ctx) => statusView(j, ctx.color),
+});
+
+export const logs: CommandDef = {
+  usage: '[-f|--follow] <id>',
+  summary: "a job's output (stdout to stdout, stderr to stderr); -f follows it until the job ends",
+  args: ['id'],
+  options: { follow: { type: 'boolean', short: 'f', desc: 'keep printing new lines until the job ends' } },
+  async run(ctx, p) {
+    const api = ctx.api();
+    const id = p.args[0]!;
+    const page = p.opts.flag('follow')
+      ? await followLogs(api, id, (l) => writeLine(ctx, l), new AbortController().signal)
+      : await printLogs(ctx, api, id);
+    if (page.truncated) ctx.err(TRUNCATED_NOTE);
+    return undefined;
+  },
+};
+
+export const cancel = about({
+  arg: 'id',
+  summary: 'cancel a job: a waiting one never runs, a running one is stopped (SIGTERM, then SIGKILL)',
+  call: (ctx, id) => ctx.api().post<JobRecord>(`${jobPath(id)}/cancel`),
+  human: (j) => (j.status === 'cancelled' ? `${j.id} cancelled` : `${j.id}: cancel requested, still ${j.status}`),
+});
+
+export const retry = about({
+  arg: 'id',
+  summary: 'run a finished job again as a new job (prints the new id)',
+  call: (ctx, id) => ctx.api().post<Submitted>(`${jobPath(id)}/retry`),
+  human: idsOf,
+});
+
+/** POST /v1/jobs (run and submit). */
+export function submitJob(api: Api, body: JobSpecInput): Promise<Submitted> {
+  return api.post<Submitted>('/v1/jobs', body);
+}
+
+export const submit: CommandDef = {
+  usage: '[options] [--] <command...>',
+  summary: 'submit a job without waiting (prints its id)',
+  help: COMMAND_HELP,
+  command: true,
+  options: {
+    ...JOB_OPTIONS,
+    delay: { type: 'string', arg: 'duration', desc: 'start this long from now' },
+    at: { type: 'string', arg: 'time', desc: 'start at this time (ISO 8601, e.g. 2030-05-01T09:00:00+02:00; without an offset: local time)' },
+    replicas: { type: 'string', arg: 'n', desc: 'run this many copies (prints one id per copy)' },
+    ...NAME_OPTION,
+    ...JSON_OPTION,
+  },
+  async run(ctx, p) {
+    const { opts } = p;
+    const body: JobSpecInput = jobTemplate(p, ctx.env);
+    const delayMs = opts.duration('delay', 0);
+    const at = opts.str('at');
+    const replicas = opts.int('replicas', 1, 64);
+    if (delayMs !== undefined && at !== undefined) throw new UsageError('give --delay or --at, not both');
+    if (delayMs !== undefined) body.delayMs = delayMs;
+    if (at !== undefined) {
+      const ms = Date.parse(at);
+      if (Number.isNaN(ms)) throw new UsageError(`--at: "${at}" is not a time (ISO 8601, e.g. 2030-05-01T09:00:00Z)`);
+      body.runAt = new Date(ms).toISOString();
+    }
+    if (replicas !== undefined) body.replicas = replicas;
+    return printSubmitted(ctx, p, await submitJob(ctx.api(), body));
+  },
+};

@@ -1,0 +1,92 @@
+import type { QueueSettingsInput, QueueView } from '@drover/core';
+import { DURATION_HELP, parseDuration, type Opts } from './args.js';
+import { about, listCommand, type CommandDef, type Group } from './command.js';
+import { UsageError } from './errors.js';
+import { duration, table, type Cell } from './format.js';
+import { seg } from './http.js';
+
+const queuePath = (name: string): string => `/v1/queues/${seg(name)}`;
+
+const rate = (r: QueueView['settings']['rateLimit']): string => (r ? `${r.max}/${duration(r.perMs)}` : '-');
+
+function queueTable(items: QueueView[], color: boolean): string {
+  if (items.length === 0) return 'no queues';
+  return table(
+    ['NAME', 'STATE', 'QUEUED', 'DELAYED', 'WAITING', 'RUNNING', 'HELD', 'CONCURRENCY', 'RATE', 'TIMEOUT', 'DEDUPE'],
+    items.map((q): Cell[] => [
+      q.name,
+      q.settings.paused ? { text: 'paused', style: 'yellow' } : 'active',
+      String(q.counts.queued),
+      String(q.counts.delayed),
+      String(q.counts.waiting),
+      String(q.counts.running),
+      String(q.counts.parked),
+      q.settings.concurrency === null ? '-' : String(q.settings.concurrency),
+      rate(q.settings.rateLimit),
+      q.settings.defaultTimeoutMs === null ? '-' : duration(q.settings.defaultTimeoutMs),
+      q.settings.dedupe ? 'yes' : 'no',
+    ]),
+    color,
+  );
+}
+
+/** `none` clears a setting (null in the API). */
+const none = (v: string): boolean => v === 'none';
+
+/** `10/1s`, `10/s`, `600/5m`: at most N starts per window. */
+function parseRate(v: string): { max: number; perMs: number } {
+  const m = /^(\d+)\/(.+)$/.exec(v.trim());
+  const perMs = m ? parseDuration(/^\d/.test(m[2]!) ? m[2]! : `1${m[2]}`) : null;
+  if (!m || perMs === null || perMs < 1 || Number(m[1]) < 1) throw new UsageError(`--rate takes N/duration such as 10/1s or 100/5m, or none; not "${v}"`);
+  return { max: Number(m[1]), perMs };
+}
+
+/** The PUT body from the options given; settings not mentioned stay as they are. */
+function settingsFrom(opts: Opts): QueueSettingsInput {
+  const body: QueueSettingsInput = {};
+  const concurrency = opts.str('concurrency');
+  const rateText = opts.str('rate');
+  const timeout = opts.str('timeout');
+  if (concurrency !== undefined) body.concurrency = none(concurrency) ? null : opts.int('concurrency', 1, 100_000)!;
+  if (rateText !== undefined) body.rateLimit = none(rateText) ? null : parseRate(rateText);
+  if (timeout !== undefined) body.defaultTimeoutMs = none(timeout) ? null : opts.duration('timeout')!;
+  if (opts.flag('dedupe') && opts.flag('no-dedupe')) throw new UsageError('give --dedupe or --no-dedupe, not both');
+  if (opts.flag('dedupe')) body.dedupe = true;
+  if (opts.flag('no-dedupe')) body.dedupe = false;
+  if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give --concurrency, --rate, --timeout or --dedupe/--no-dedupe');
+  return body;
+}
+
+/** pause and resume: the same call but for the verb. */
+function pauseOrResume(action: 'pause' | 'resume'): CommandDef {
+  return about({
+    arg: 'name',
+    summary: action === 'pause' ? 'stop starting jobs of a queue (running ones finish)' : 'start jobs of a paused queue again',
+    call: (ctx, name) => ctx.api().post<QueueView>(`${queuePath(name)}/${action}`),
+    human: (q, ctx) => queueTable([q], ctx.color),
+  });
+}
+
+export const queues: Group = {
+  summary: 'queues: settings that hold across all runners, pause and resume',
+  commands: {
+    ls: listCommand<QueueView>('queues with their settings and job counts (HELD: queued but held back by the settings)', '/v1/queues', (items, ctx) => queueTable(items, ctx.color)),
+    set: about({
+      arg: 'name',
+      usage: '<name> [--concurrency n|none] [--rate n/duration|none] [--timeout duration|none] [--dedupe|--no-dedupe] [--json]',
+      summary: "change a queue's settings (creates the queue); none clears a setting",
+      help: `Settings hold across all runners; those not given stay as they are. ${DURATION_HELP}.`,
+      options: {
+        concurrency: { type: 'string', arg: 'n|none', desc: 'most jobs of the queue running at once, across all runners' },
+        rate: { type: 'string', arg: 'n/duration|none', desc: 'at most n job starts per window, e.g. 10/1s' },
+        timeout: { type: 'string', arg: 'duration|none', desc: 'timeout for jobs that set none' },
+        dedupe: { type: 'boolean', desc: 'do not queue a command already queued or running in this queue' },
+        'no-dedupe': { type: 'boolean', desc: 'queue duplicates again' },
+      },
+      call: (ctx, name, p) => ctx.api().put<QueueView>(queuePath(name), settingsFrom(p.opts)),
+      human: (q, ctx) => queueTable([q], ctx.color),
+    }),
+    pause: pauseOrResume('pause'),
+    resume: pauseOrResume('resume'),
+  },
+};
