@@ -48,7 +48,8 @@ test('cron preview lists the next fire times in the time zone, and explains an i
   const bad = await s.request<{ error: { code: string; message: string } }>('GET', `/v1/cron/preview?cron=${encodeURIComponent('61 * * * *')}`);
   assert.equal(bad.status, 400);
   assert.equal(bad.body.error.code, 'VALIDATION');
-  const tz = await s.request<{ error: { message: string } }>('GET', '/v1/cron/preview?cron=@daily&timezone=Mars/Olympus');
+  const tz = await s.request<{ error: { message: string; details: { field: string }[] } }>('GET', '/v1/cron/preview?cron=@daily&timezone=Mars/Olympus');
   assert.equal(tz.status, 400);
   assert.match(tz.body.error.message, /time zone/);
+  assert.equal(tz.body.error.details[0]!.field, 'querystring/timezone');
 });

@@ -93,6 +93,7 @@ test('logs?follow=1: lines arrive live as SSE, then an end event; Last-Event-ID 
   assert.deepEqual(got.map((g) => (g.event === 'line' ? `${g.data.stream}:${g.data.line}` : `${g.event}:${g.data.status}`)), [
     'stdout:line1', 'stdout:line2', 'stdout:line3', 'stderr:bye', 'end:succeeded',
   ]);
+  assert.deepEqual(got.at(-1)!.data, { status: 'succeeded', exitCode: 0, signal: null, error: null, truncated: false }, 'end carries the outcome');
   assert.equal(await follow.next(1000), undefined, 'the stream closes after end');
   const resumed = await connectSse(`${s.url}/v1/jobs/${job.id}/logs?follow=1`, { ...auth, 'last-event-id': got[0]!.id! });
   t.after(() => resumed.close());

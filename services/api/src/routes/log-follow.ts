@@ -40,7 +40,11 @@ export async function followLogs(ctx: ApiContext, reply: FastifyReply, jobId: st
     last = page.last ?? last;
     if (page.items.length === PAGE) continue;
     if (!job || isTerminal(job.status)) {
-      await sse.send({ event: 'end', data: { status: job?.status ?? null, truncated: job?.truncated ?? false } });
+      // The outcome too, so a client following a job needs no second request to learn how it ended.
+      await sse.send({
+        event: 'end',
+        data: { status: job?.status ?? null, exitCode: job?.exitCode ?? null, signal: job?.signal ?? null, error: job?.error ?? null, truncated: job?.truncated ?? false },
+      });
       break;
     }
     await new Promise<void>((resolve) => {

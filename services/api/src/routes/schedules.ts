@@ -1,6 +1,6 @@
 import {
   DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkDag, checkJobSpec, firePayload, mergeNewestFirst, nextFireAfter, publishQueued,
-  nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type JobRecord, type JobSpec, type JobTemplate, type ScheduleDef, type SpecProblem,
+  isTimeZone, nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type JobRecord, type JobSpec, type JobTemplate, type ScheduleDef, type SpecProblem,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
@@ -203,6 +203,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request) => {
       const { cron, timezone = 'UTC', count = 5 } = request.query;
+      if (!isTimeZone(timezone)) throwProblems([{ field: 'timezone', message: `unknown time zone "${timezone}" (use an IANA name such as Europe/Berlin)` }], 'querystring');
       try {
         validateCron(cron, timezone);
       } catch (err) {
