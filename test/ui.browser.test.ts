@@ -111,6 +111,13 @@ test('dashboard: log in, run a job and watch it live, read its log, pause a queu
   await row.locator('[data-testid=resume]').click();
   await until('resumed', async () => (await row.locator('[data-testid=queue-state]').textContent()) === 'active');
   assert.equal((await s.request<{ settings: { paused: boolean } }>('GET', '/v1/queues/default')).body.settings.paused, false);
+  // Concurrency: set, then cleared by an empty field.
+  await row.locator('input[aria-label="concurrency of default"]').fill('3');
+  await row.locator('[data-testid=save-concurrency]').click();
+  await until('concurrency 3', async () => (await s.request<{ settings: { concurrency: number | null } }>('GET', '/v1/queues/default')).body.settings.concurrency === 3);
+  await row.locator('input[aria-label="concurrency of default"]').fill('');
+  await row.locator('[data-testid=save-concurrency]').click();
+  await until('concurrency cleared', async () => (await s.request<{ settings: { concurrency: number | null } }>('GET', '/v1/queues/default')).body.settings.concurrency === null);
 
   // Schedules: the cron preview follows the typing, then create, trigger and disable.
   await page.goto(`${s.url}/ui/#/schedules`);
