@@ -122,6 +122,8 @@ export type FinishResult =
   | { kind: 'retry'; status: 'queued' | 'delayed'; queue: string }
   | { kind: 'stale'; status: string };
 
+export type JobOutcome = Pick<JobRecord, 'status' | 'exitCode' | 'signal' | 'error' | 'truncated'>;
+
 export type CancelAction = 'cancelled' | 'flagged' | 'ended' | 'missing';
 
 export interface JobRef {
@@ -192,6 +194,14 @@ export class JobStore {
     if (!isJobId(id)) return null;
     const h = await this.redis.hgetall(this.keys.job(id));
     return h.status ? recordFromHash(h) : null;
+  }
+
+  /** Where a job stands, in one small read (no spec): for loops that poll a job, such as following its log. */
+  async outcome(id: string): Promise<JobOutcome | null> {
+    if (!isJobId(id)) return null;
+    const [status, exitCode, signal, error, truncated] = await this.redis.hmget(this.keys.job(id), 'status', 'exitCode', 'signal', 'error', 'truncated');
+    if (!status) return null;
+    return { status: status as JobStatus, exitCode: exitCode ? Number(exitCode) : null, signal: signal || null, error: error || null, truncated: truncated === '1' };
   }
 
   /** The stored spec of a job (env values included: for resubmitting, never for answers). */

@@ -33,8 +33,9 @@ export async function followLogs(ctx: ApiContext, reply: FastifyReply, jobId: st
   sse.sendHeaders();
   let last = cursor;
   while (!closed && sse.isConnected) {
-    // Read the status first: lines written before the job ended are then all in the page that follows.
-    const job = await ctx.store.get(jobId);
+    // Read the status first: lines written before the job ended are then all in the page that follows. Only the
+    // few fields the end event needs: this runs every POLL_MS per follower, and a record carries its whole spec.
+    const job = await ctx.store.outcome(jobId);
     const page = await ctx.logs.read(jobId, last, PAGE);
     for (const line of page.items) await sse.send({ id: line.id, event: 'line', data: line satisfies LogEntry });
     last = page.last ?? last;
