@@ -160,7 +160,7 @@ export class JobStore {
     jobs.forEach((j, i) => args.push(j.id, j.spec.queue, specs[i]!, j.runAt ?? '', createMeta(j)));
     const out = await this.redis.droverCreate(...args);
     if (out[0] === 'unknown') throw new DroverError('VALIDATION', `dependsOn: no job ${out[1]}`, [{ field: 'dependsOn', message: `no job ${out[1]}` }]);
-    const created: Created[] = [];
+    const created: (Created | { readBack: string; duplicate: boolean })[] = [];
     for (let i = 0; i < jobs.length; i++) {
       const j = jobs[i]!;
       const status = out[i * 2]!;
@@ -171,13 +171,19 @@ export class JobStore {
         const replica: Record<string, string> = j.replica ? { replica: String(j.replica.index), replicaOf: j.replica.of } : {};
         const hash = { id: j.id, queue: j.spec.queue, spec: specs[i]!, attempts: '0', createdAt: String(now), outputBytes: '0', ...timing, ...replica };
         created.push({ record: recordFromHash(hash), duplicate: false });
-        continue;
+      } else {
+        // Waiting on dependencies, or a duplicate: read back below, all in one round trip.
+        created.push({ readBack: id, duplicate: status === 'duplicate' });
       }
-      const record = await this.get(id);
-      if (!record) throw new Error(`job ${id} vanished right after it was created`);
-      created.push({ record, duplicate: status === 'duplicate' });
     }
-    return created;
+    const toRead = created.flatMap((c) => ('readBack' in c ? [c.readBack] : []));
+    const read = new Map((toRead.length > 0 ? await this.getMany(toRead) : []).map((r) => [r.id, r]));
+    return created.map((c) => {
+      if (!('readBack' in c)) return c;
+      const record = read.get(c.readBack);
+      if (!record) throw new Error(`job ${c.readBack} vanished right after it was created`);
+      return { record, duplicate: c.duplicate };
+    });
   }
 
   /** Deletes jobs that still wait (queued or delayed); used when their submission failed and the client is told so. */
