@@ -15,9 +15,12 @@ interface LogPage {
 
 export const TRUNCATED_NOTE = "drover: the job's output was cut at the runner's limit (RUNNER_OUTPUT_CAP)";
 
-/** What the follow stream's `end` event says. */
+/** What the follow stream's `end` event says: how the job ended (status null: the job is gone). */
 export interface LogEnd {
   status: string | null;
+  exitCode: number | null;
+  signal: string | null;
+  error: string | null;
   truncated: boolean;
 }
 

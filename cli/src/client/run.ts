@@ -135,7 +135,9 @@ or the API refused the job. The job's stdout goes to stdout, its stderr to stder
         stopProgress();
       }
       if (end.truncated) ctx.err(TRUNCATED_NOTE);
-      const { code, message } = outcome(await api.get<JobRecord>(jobPath(job.id)));
+      // The end event carries the outcome; only a job that vanished meanwhile needs reading again.
+      const ended = end.status === null ? await api.get<JobRecord>(jobPath(job.id)) : { ...job, ...end, status: end.status as JobRecord['status'] };
+      const { code, message } = outcome(ended);
       if (message) ctx.err(`drover: ${message}`);
       return code;
     } finally {
