@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { JobRecord } from '../model/job-record.js';
 import { settingsFromHash, settingsToHash, type QueueSettings, type QueueSettingsInput } from '../model/queue.js';
 import type { JobStatus } from '../model/states.js';
@@ -64,59 +64,60 @@ export class QueueStore {
     return this.settings(name);
   }
 
+  /** Queues the five per-state counters of `name` on `p` (read back by `depthFrom`, in the same order). */
+  private countDepth(p: ChainableCommander, name: string): void {
+    const k = this.jobs.keys;
+    for (const s of ['waiting', 'delayed', 'queued', 'running'] as const) p.zcard(k.index(name, s));
+    p.zcard(`${k.base}:q:${name}:parked`);
+  }
+
   /** Every queue's unfinished jobs by state: five counters per queue in one round trip, no scan of jobs. */
   async depths(): Promise<{ queue: string; counts: Record<DepthState, number> }[]> {
     const names = await this.names();
     if (names.length === 0) return [];
-    const k = this.jobs.keys;
     const p = this.redis.pipeline();
-    for (const name of names) {
-      for (const s of ['waiting', 'delayed', 'queued', 'running'] as const) p.zcard(k.index(name, s));
-      p.zcard(`${k.base}:q:${name}:parked`);
-    }
-    const n = ((await p.exec()) ?? []).map(([err, v]) => {
-      if (err) throw err;
-      return Number(v);
-    });
-    return names.map((queue, i) => {
-      const [waiting = 0, delayed = 0, queued = 0, running = 0, parked = 0] = n.slice(i * 5, i * 5 + 5);
-      return { queue, counts: { waiting, delayed, queued, running, parked } };
-    });
+    for (const name of names) this.countDepth(p, name);
+    const n = results(await p.exec()).map(Number);
+    return names.map((queue, i) => ({ queue, counts: depthFrom(n, i * 5) }));
   }
 
   async view(name: string, now = Date.now()): Promise<QueueView> {
     const k = this.jobs.keys;
     const minute = Math.floor(now / 60_000);
     const p = this.redis.pipeline();
-    for (const s of ['waiting', 'delayed', 'queued', 'running'] as const) p.zcard(k.index(name, s));
-    p.zcard(`${k.base}:q:${name}:parked`);
+    this.countDepth(p, name);
+    p.hgetall(this.cfgKey(name));
     p.zrange(k.index(name, 'running'), 0, 99);
+    // Ids are time-ordered, so the index's first member is the oldest queued job.
+    p.zrange(k.index(name, 'queued'), 0, 0);
     for (let m = minute - HOUR_MINUTES + 1; m <= minute; m++) p.hgetall(`${k.base}:q:${name}:done:${m}`);
-    const rows = ((await p.exec()) ?? []).map(([err, v]) => {
-      if (err) throw err;
-      return v;
-    });
+    const rows = results(await p.exec());
     const lastHour: Record<string, number> = Object.fromEntries(FINISHED.map((s) => [s, 0]));
-    for (const bucket of rows.slice(6) as Record<string, string>[]) {
+    for (const bucket of rows.slice(8) as Record<string, string>[]) {
       for (const [status, n] of Object.entries(bucket)) lastHour[status] = (lastHour[status] ?? 0) + Number(n);
     }
-    const running = await this.jobs.getMany(rows[5] as string[]);
-    // Ids are time-ordered, so the index's first member is the oldest queued job.
-    const [head] = await this.redis.zrange(k.index(name, 'queued'), 0, 0);
-    const queuedAt = head ? await this.redis.hget(k.job(head), 'queuedAt') : null;
+    const [head] = rows[7] as string[];
+    const [running, queuedAt] = await Promise.all([this.jobs.getMany(rows[6] as string[]), head ? this.redis.hget(k.job(head), 'queuedAt') : null]);
     return {
       name,
-      settings: await this.settings(name),
-      counts: {
-        waiting: rows[0] as number,
-        delayed: rows[1] as number,
-        queued: rows[2] as number,
-        parked: rows[4] as number,
-        running: rows[3] as number,
-        lastHour,
-      },
+      settings: settingsFromHash(rows[5] as Record<string, string>),
+      counts: { ...depthFrom(rows.slice(0, 5).map(Number), 0), lastHour },
       running: running.map((j) => ({ id: j.id, command: j.command, argv: j.argv, runnerId: j.runnerId, pid: j.pid, startedAt: j.startedAt, attempts: j.attempts })),
       oldestQueuedAt: queuedAt ? new Date(Number(queuedAt)).toISOString() : null,
     };
   }
+}
+
+/** A pipeline's replies, throwing the first error. */
+function results(rows: [Error | null, unknown][] | null): unknown[] {
+  return (rows ?? []).map(([err, v]) => {
+    if (err) throw err;
+    return v;
+  });
+}
+
+/** The counters `countDepth` queued, from position `at`. */
+function depthFrom(n: number[], at: number): Record<DepthState, number> {
+  const [waiting = 0, delayed = 0, queued = 0, running = 0, parked = 0] = n.slice(at, at + 5);
+  return { waiting, delayed, queued, running, parked };
 }
