@@ -51,19 +51,15 @@ export class Archiver {
     const entries = await this.reader.next(now);
     if (entries.length === 0) return 0;
     const ended = [...new Set(entries.map(([id, f]) => eventFromEntry(id, f)).filter((e) => e.jobId && e.type.startsWith('job.') && isTerminal(e.type.slice(4) as JobStatus)).map((e) => e.jobId!))];
-    const batch: Parameters<ArchiveStore['write']>[0] = [];
-    for (const id of ended) {
-      const job = await this.jobs.get(id);
-      if (!job || !isTerminal(job.status)) continue; // gone already, or a daemon stop raced: nothing to keep
-      const output: LogEntry[] = [];
-      for (let cursor: string | undefined; ; ) {
-        const page = await this.logs.read(id, cursor, 5000);
-        output.push(...page.items);
-        if (page.items.length < 5000) break;
-        cursor = page.last ?? undefined;
-      }
-      batch.push({ job: { ...job, attemptHistory: await this.jobs.attempts(id) }, output });
-    }
+    // A daemon stop can race its event: only jobs still terminal are kept (getMany skips those already gone).
+    const jobs = (await this.jobs.getMany(ended)).filter((j) => isTerminal(j.status));
+    // Every job's output and attempts read at once: the commands share the connection instead of waiting in turn.
+    const batch: Parameters<ArchiveStore['write']>[0] = await Promise.all(
+      jobs.map(async (job) => {
+        const [output, attemptHistory] = await Promise.all([this.allOutput(job.id), this.jobs.attempts(job.id)]);
+        return { job: { ...job, attemptHistory }, output };
+      }),
+    );
     await this.archive.write(batch);
     const pipe = this.events.redis.pipeline();
     for (const { job } of batch) pipe.hset(this.jobs.keys.job(job.id), 'archived', 1);
@@ -71,4 +67,15 @@ export class Archiver {
     await pipe.exec();
     return entries.length;
   }
+
+  private async allOutput(id: string): Promise<LogEntry[]> {
+    const output: LogEntry[] = [];
+    for (let cursor: string | undefined; ; ) {
+      const page = await this.logs.read(id, cursor, 5000);
+      output.push(...page.items);
+      if (page.items.length < 5000) return output;
+      cursor = page.last ?? undefined;
+    }
+  }
 }
+
