@@ -57,11 +57,7 @@ export async function fireDueSchedules(
     if (r.outcome === 'misfired') deps.log.warn({ schedule: r.name }, 'misfire: fire time missed while no scheduler ran; skipped per policy');
     else if (r.outcome === 'skipped') deps.log.info({ schedule: r.name }, 'previous run still going; fire skipped (overlap=skip)');
   }
-  if (replaced.length > 0) {
-    const pipe = deps.store.redis.pipeline();
-    for (const id of replaced) pipe.publish(deps.store.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
-    await pipe.exec();
-  }
+  await deps.store.signalCancel(replaced);
   if (queued.length > 0) {
     try {
       await publishQueued(deps.transport, deps.store, queued.flatMap((r) => r.publish));

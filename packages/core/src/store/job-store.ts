@@ -330,6 +330,26 @@ export class JobStore {
     return { action, status };
   }
 
+  /**
+   * Cancels several jobs at once (the scripts share the connection instead of waiting in turn) and tells the
+   * runners to stop the running ones. Returns which were cancelled outright and which were running (flagged).
+   */
+  async cancelMany(ids: string[], now = Date.now()): Promise<{ cancelled: string[]; flagged: string[] }> {
+    const results = await Promise.all(ids.map((id) => this.cancel(id, now)));
+    const cancelled = ids.filter((_, i) => results[i]!.action === 'cancelled');
+    const flagged = ids.filter((_, i) => results[i]!.action === 'flagged');
+    await this.signalCancel(flagged);
+    return { cancelled, flagged };
+  }
+
+  /** Tells the runners to stop these jobs' processes (their records are flagged already): one pipeline. */
+  async signalCancel(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.publish(this.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
+    await pipe.exec();
+  }
+
   async promoteDue(limit: number, now = Date.now()): Promise<JobRef[]> {
     return pairs(await this.redis.droverPromote(this.keys.base, now, limit));
   }

@@ -322,7 +322,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const outcome = await ctx.store.cancel(id);
       if (outcome.action === 'missing') throw new DroverError('NOT_FOUND', `no job ${id}`);
       if (outcome.action === 'flagged') {
-        await ctx.control.publish(ctx.store.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
+        await ctx.store.signalCancel([id]);
         // Answer with the final state: wait for the runner to stop the group (bounded by the kill grace).
         const deadline = Date.now() + ctx.killGraceMs + 5000;
         while (Date.now() < deadline) {

@@ -1,6 +1,6 @@
 import {
   DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkDag, checkJobSpec, firePayload, mergeNewestFirst, nextFireAfter, publishQueued,
-  isTimeZone, nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type JobRecord, type JobSpec, type JobTemplate, type ScheduleDef, type SpecProblem,
+  isTimeZone, nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type FirePayload, type JobRecord, type JobSpec, type JobTemplate, type ScheduleDef, type SpecProblem,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
@@ -32,6 +32,18 @@ function defSpecs(def: ScheduleDef): { spec: JobSpec; field: string }[] {
   return def.job ? [{ spec: normalizeJobSpec(def.job, DEFAULT_SPEC_DEFAULTS), field: 'job' }] : [];
 }
 
+/**
+ * Runs a schedule's job (or workflow) now, outside its cron times: the jobs of `payload` are created as the
+ * schedule's runs, counted, and published. Returns false when the schedule does not exist.
+ */
+export async function triggerSchedule(ctx: ApiContext, name: string, payload: FirePayload, runAt: number | null, now: number): Promise<boolean> {
+  const status = await ctx.schedules.trigger(name, payload, runAt, now);
+  if (!status) return false;
+  for (const j of payload.created) ctx.metrics.jobsSubmitted.inc({ queue: j.queue });
+  if (status === 'queued' || payload.bundle) await publishQueued(ctx.transport, ctx.store, payload.publish);
+  return true;
+}
+
 /** Validates what JSON schema cannot: job xor workflow, the cron expression, the time zone, the templates' own rules. */
 function checkDef(def: ScheduleDef): void {
   const problems: SpecProblem[] = [];
@@ -57,9 +69,6 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const s = await ctx.schedules.get(name);
     if (!s) throw new DroverError('NOT_FOUND', `no schedule ${name}`);
     return s;
-  };
-  const signalCancel = async (ids: string[]): Promise<void> => {
-    for (const id of ids) await ctx.control.publish(ctx.store.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
   };
 
   app.post<{ Body: ScheduleInput }>(
@@ -137,7 +146,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const kill = request.query.kill === '1' || request.query.kill === 'true';
       const r = await ctx.schedules.delete(request.params.name, kill);
       if (!r) throw new DroverError('NOT_FOUND', `no schedule ${request.params.name}`);
-      await signalCancel(r.flagged);
+      await ctx.store.signalCancel(r.flagged);
       return { deleted: request.params.name, interrupted: [...r.cancelled, ...r.flagged].sort() };
     },
   );
@@ -177,11 +186,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const payload = firePayload(s.name, s, now, override);
       if (payload.spec) assertSubmittable(ctx, request.principal, payload.spec, 'job');
       else for (const { spec, field } of defSpecs(s)) assertSubmittable(ctx, request.principal, spec, field);
-      const runAt = delayMs ? now + delayMs : null;
-      const status = await ctx.schedules.trigger(s.name, payload, runAt, now);
-      if (!status) throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
-      for (const j of payload.created) ctx.metrics.jobsSubmitted.inc({ queue: j.queue });
-      if (status === 'queued' || payload.bundle) await publishQueued(ctx.transport, ctx.store, payload.publish);
+      if (!(await triggerSchedule(ctx, s.name, payload, delayMs ? now + delayMs : null, now))) throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
       return reply.status(201).send((await ctx.store.get(payload.jobIds[0]!))!);
     },
   );

@@ -128,15 +128,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     { config: { scope: 'submit' }, schema: { tags: ['workflows'], summary: 'Cancel: running steps are killed (their ids are returned), waiting ones never start', params: IdParams, response: errors } },
     async (request) => {
       const wf = await mustGet(request.params.id);
-      const interrupted: string[] = [];
-      const cancelled: string[] = [];
-      for (const id of Object.values(wf.jobs).flat()) {
-        const { action } = await ctx.store.cancel(id);
-        if (action === 'flagged') {
-          interrupted.push(id);
-          await ctx.control.publish(ctx.store.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
-        } else if (action === 'cancelled') cancelled.push(id);
-      }
+      const { flagged: interrupted, cancelled } = await ctx.store.cancelMany(Object.values(wf.jobs).flat());
       return { interrupted, cancelled, workflow: await view(wf) };
     },
   );

@@ -1,10 +1,11 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_REPLICAS, firePayload, publishQueued, QUEUE_NAME_PATTERN, newJobId, nextFireAfter, normalizeJobSpec, validateCron,
+  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_REPLICAS, firePayload, QUEUE_NAME_PATTERN, newJobId, nextFireAfter, normalizeJobSpec, validateCron,
   type JobTemplate, type ScheduleDef,
 } from '@drover/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../../context.js';
 import { assertSubmittable, expandReplicas, submitJobs } from '../jobs.js';
+import { triggerSchedule } from '../schedules.js';
 import { legacyErrors } from './envelope.js';
 import { MeprocTasks, meprocSchedule, type MeprocTask } from './meproc-tasks.js';
 
@@ -100,19 +101,16 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const next = nextFireAfter(def.cron, def.timezone, now);
     if (!(await ctx.schedules.put('create', name, def, true, next, now))) await ctx.schedules.put('update', name, def, true, next, now);
     const payload = firePayload(name, def, now);
-    if ((await ctx.schedules.trigger(name, payload, null, now)) === 'queued') await publishQueued(ctx.transport, ctx.store, payload.publish);
+    await triggerSchedule(ctx, name, payload, null, now);
     return payload.jobIds;
   };
 
   /** Stops every unfinished job of the task (SIGTERM to running ones) and its schedule. */
   const stop = async (task: MeprocTask): Promise<void> => {
-    const flagged: string[] = [];
-    if (task.type === 'cron') flagged.push(...((await ctx.schedules.delete(meprocSchedule(task.name), true))?.flagged ?? []));
+    const flagged = task.type === 'cron' ? ((await ctx.schedules.delete(meprocSchedule(task.name), true))?.flagged ?? []) : [];
+    await ctx.store.signalCancel(flagged);
     const unfinished = await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`);
-    for (const id of new Set([...unfinished, ...task.jobIds])) {
-      if ((await ctx.store.cancel(id)).action === 'flagged') flagged.push(id);
-    }
-    for (const id of flagged) await ctx.control.publish(ctx.store.keys.control, JSON.stringify({ type: 'cancel', jobId: id }));
+    await ctx.store.cancelMany([...new Set([...unfinished, ...task.jobIds])]);
   };
 
   const nameParam = (query: unknown): string => {
