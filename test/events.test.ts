@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { compareEventIds, type DroverEvent } from '@drover/core';
 import { connectSse, type SseClient } from './helpers/sse.js';
 import { brokerTest, startStack, type Stack } from './helpers/stack.js';
+import { until } from './helpers/until.js';
 
 async function frames(client: SseClient, until: (e: DroverEvent) => boolean): Promise<DroverEvent[]> {
   const out: DroverEvent[] = [];
@@ -109,23 +110,19 @@ test('schedule alerts: schedule.failing once after N failures in a row, schedule
   await s.request('POST', '/v1/schedules', { name: 'flaky', cron: '* * * * * *', job: { command: 'exit 1' }, alertAfterFailures: 2, overlap: 'skip' });
   const alerts = async (): Promise<{ type: string; data: { consecutiveFailures?: number } }[]> =>
     (await s.request<{ items: { type: string; data: { consecutiveFailures?: number } }[] }>('GET', '/v1/events?after=0-0&types=schedule.failing,schedule.recovered&limit=1000')).body.items;
-  const until = async (what: string, ok: (a: Awaited<ReturnType<typeof alerts>>) => boolean): Promise<Awaited<ReturnType<typeof alerts>>> => {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
+  const alertsWhen = (what: string, ok: (a: Awaited<ReturnType<typeof alerts>>) => boolean) =>
+    until(what, async () => {
       const a = await alerts();
-      if (ok(a)) return a;
-      assert.ok(Date.now() < deadline, what);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
-  await until('schedule.failing', (a) => a.length > 0);
+      return ok(a) && a;
+    }, 20_000, 100);
+  await alertsWhen('schedule.failing', (a) => a.length > 0);
   // Two more failures: still one alert.
   const runs = async (): Promise<number> => (await s.request<{ consecutiveFailures: number }>('GET', '/v1/schedules/flaky')).body.consecutiveFailures;
-  while ((await runs()) < 4) await new Promise((r) => setTimeout(r, 100));
+  await until('four failures in a row', async () => (await runs()) >= 4, 20_000, 100);
   assert.deepEqual((await alerts()).map((x) => x.type), ['schedule.failing']);
   assert.equal((await alerts())[0]!.data.consecutiveFailures, 2);
   await s.request('PUT', '/v1/schedules/flaky', { job: { command: 'true' } });
-  const all = await until('schedule.recovered', (a) => a.some((x) => x.type === 'schedule.recovered'));
+  const all = await alertsWhen('schedule.recovered', (a) => a.some((x) => x.type === 'schedule.recovered'));
   assert.deepEqual(all.map((x) => x.type), ['schedule.failing', 'schedule.recovered']);
   await s.request('POST', '/v1/schedules/flaky/disable');
 });

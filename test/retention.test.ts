@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { REDIS_URL, startStack } from './helpers/stack.js';
+import { until } from './helpers/until.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('retention: finished jobs, their output and attempts leave Redis after DROVER_RETENTION_FINISHED; unfinished ones stay', async (t) => {
   const s = await startStack(t, { env: { DROVER_RETENTION_FINISHED: '1500' } });
@@ -14,11 +14,7 @@ test('retention: finished jobs, their output and attempts leave Redis after DROV
   await s.waitFor(running.id, (j) => j.status === 'running');
   const delayed = await s.submit({ command: 'true', delayMs: 60_000 });
   assert.equal((await s.request('GET', `/v1/jobs/${done[0]!.id}/logs`)).status, 200);
-  const deadline = Date.now() + 15_000;
-  while ((await s.request('GET', `/v1/jobs/${done[2]!.id}`)).status !== 404) {
-    assert.ok(Date.now() < deadline, 'finished jobs were not deleted');
-    await sleep(100);
-  }
+  await until('finished jobs deleted', async () => (await s.request('GET', `/v1/jobs/${done[2]!.id}`)).status === 404, 15_000, 100);
   for (const j of done) {
     assert.equal((await s.request('GET', `/v1/jobs/${j.id}`)).status, 404);
     assert.deepEqual(await redis.keys(`{${s.prefix}}:job:${j.id}*`), [], 'record, output and attempts are gone');
@@ -35,13 +31,10 @@ test('retention: at most DROVER_RETENTION_MAX_PER_QUEUE finished jobs per queue,
   const jobs = [];
   for (let i = 0; i < 5; i++) jobs.push(await s.run({ command: 'true' }));
   const other = await s.run({ command: 'true', queue: 'other' });
-  const deadline = Date.now() + 15_000;
-  let left: string[] = [];
-  do {
-    assert.ok(Date.now() < deadline, `still ${left.length} finished jobs`);
-    await sleep(100);
-    left = (await s.request<{ items: { id: string }[] }>('GET', '/v1/jobs?queue=default')).body.items.map((j) => j.id);
-  } while (left.length > 2);
+  const left = await until('at most 2 finished jobs left', async () => {
+    const ids = (await s.request<{ items: { id: string }[] }>('GET', '/v1/jobs?queue=default')).body.items.map((j) => j.id);
+    return ids.length <= 2 && ids;
+  }, 15_000, 100);
   assert.deepEqual(left.sort(), [jobs[3]!.id, jobs[4]!.id].sort());
   assert.equal((await s.request('GET', `/v1/jobs/${other.id}`)).status, 200, 'another queue keeps its own');
 });

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import type { JobRecord, RunnerView } from '@drover/core';
 import { startServiceReady } from './helpers/processes.js';
 import { startStack, type Stack } from './helpers/stack.js';
+import { until } from './helpers/until.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -11,14 +12,11 @@ async function runner(s: Stack, id: string): Promise<RunnerView> {
   return (await s.request<RunnerView>('GET', `/v1/runners/${id}`)).body;
 }
 
-async function until(s: Stack, id: string, state: RunnerView['state']): Promise<RunnerView> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
+function untilState(s: Stack, id: string, state: RunnerView['state']): Promise<RunnerView> {
+  return until(`runner ${id} to become ${state}`, async () => {
     const r = await runner(s, id);
-    if (r.state === state) return r;
-    assert.ok(Date.now() < deadline, `runner ${id} never became ${state}: ${JSON.stringify(r)}`);
-    await sleep(50);
-  }
+    return r.state === state && r;
+  }, 10_000);
 }
 
 test('runners register, show what runs where, drain (not the last without force) and resume; a killed one goes offline', async (t) => {
@@ -71,22 +69,19 @@ test('runners register, show what runs where, drain (not the last without force)
   assert.equal(resumed.body.state, 'running');
   assert.equal((await s.waitFor(parked.id)).runnerId, host);
   await s.request('POST', `/v1/runners/${other}/resume`);
-  await until(s, other, 'running');
+  await untilState(s, other, 'running');
 
   // kill -9: its registry entry expires and it shows offline.
   procA.kill('SIGKILL');
   await once(procA, 'exit');
-  const gone = await until(s, a, 'offline');
+  const gone = await untilState(s, a, 'offline');
   assert.deepEqual(gone.running, []);
   assert.equal((await s.request('POST', `/v1/runners/${a}/drain`)).status, 409);
   // The same story in the events stream.
-  const deadline = Date.now() + 10_000;
-  let events: { type: string; data: { runnerId: string } }[] = [];
-  while (!events.some((e) => e.type === 'runner.gone')) {
-    assert.ok(Date.now() < deadline, 'no runner.gone event');
-    await sleep(100);
-    events = (await s.request<{ items: typeof events }>('GET', '/v1/events?after=0-0&types=runner.*&limit=1000')).body.items;
-  }
+  const events = await until('a runner.gone event', async () => {
+    const items = (await s.request<{ items: { type: string; data: { runnerId: string } }[] }>('GET', '/v1/events?after=0-0&types=runner.*&limit=1000')).body.items;
+    return items.some((e) => e.type === 'runner.gone') && items;
+  }, 10_000, 100);
   const story = events.map((e) => `${e.type} ${e.data.runnerId === a ? 'a' : 'b'}`);
   assert.deepEqual(story.filter((x) => x.startsWith('runner.joined')).sort(), ['runner.joined a', 'runner.joined b']);
   const h = host === a ? 'a' : 'b';

@@ -9,6 +9,7 @@ import type { JobRecord } from '@drover/core';
 import { assertOnly201And503, audit, markerDir, submitLoad } from '../helpers/audit.js';
 import { startServiceReady } from '../helpers/processes.js';
 import { startStack } from '../helpers/stack.js';
+import { metricValue, parseMetrics } from '../helpers/prom.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const rabbitctl = (...args: string[]): void => void execFileSync('rabbitmqctl', args, { stdio: 'ignore', timeout: 60_000 });
@@ -44,7 +45,7 @@ test('RabbitMQ restarted during 1000 submissions: every 201 reaches a terminal s
   const a = await audit(s, 'restart RabbitMQ during 1000 submissions', load.accepted, markers.dir);
   assert.deepEqual([a.accepted, a.succeeded, a.duplicated, a.missing, a.notEnded.length], [1000, 1000, 0, 0, 0]);
   // The outage shows in the metrics: the broker connections of the API and scheduler were lost and came back.
-  const reconnects = (await s.metrics.brokerReconnects.get()).values.filter((v) => v.labels.broker === 'rabbitmq').reduce((n, v) => n + v.value, 0);
+  const reconnects = metricValue(parseMetrics(await s.metrics.registry.metrics()), 'drover_broker_reconnects_total', { broker: 'rabbitmq' });
   assert.ok(reconnects >= 1, `drover_broker_reconnects_total{broker="rabbitmq"} is ${reconnects}`);
 });
 
