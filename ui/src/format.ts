@@ -23,6 +23,6 @@ export const between = (a: string | null, b: string | null): number | null => (a
 
 export const time = (iso: string | null | undefined): string => (iso ? new Date(iso).toLocaleString() : '–');
 
-export const commandOf = (j: { command: string | null; argv: string[] | null }): string => j.command ?? (j.argv ?? []).join(' ');
+export const commandOf = (j: { command?: string | null; argv?: string[] | null }): string => j.command ?? (j.argv ?? []).join(' ');
 
 export const TERMINAL = new Set(['succeeded', 'failed', 'timed_out', 'cancelled', 'lost', 'expired']);

@@ -1,6 +1,6 @@
 /** The API's records, as far as the dashboard reads them (see the OpenAPI document at /docs). */
 // Type-only imports: erased by the build, they keep the dashboard in step with the server's own records.
-import type { AttemptRecord, JobRecord, LogEntry, QueueView as CoreQueueView, RunnerView } from '@drover/core';
+import type { AttemptRecord, JobRecord, LogEntry, QueueView as CoreQueueView, RunnerView, ScheduleRecord } from '@drover/core';
 
 export interface Page<T> {
   items: T[];
@@ -23,20 +23,7 @@ export type QueueView = CoreQueueView;
 
 export type Runner = RunnerView;
 
-export interface Schedule {
-  name: string;
-  cron: string;
-  timezone: string;
-  job?: Record<string, unknown>;
-  workflow?: Record<string, unknown>;
-  overlap: string;
-  enabled: boolean;
-  description: string;
-  nextRunAt: string | null;
-  lastRunAt: string | null;
-  lastJobId: string | null;
-  lastState: string | null;
-}
+export type Schedule = ScheduleRecord;
 
 export interface WorkflowStep {
   name: string;

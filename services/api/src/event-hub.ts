@@ -65,10 +65,6 @@ export class EventHub {
     }
   }
 
-  get subscribers(): number {
-    return this.listeners.size;
-  }
-
   /** Ends every stream (so the HTTP server can close) and stops reading. */
   async close(): Promise<void> {
     this.stopped = true;

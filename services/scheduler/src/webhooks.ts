@@ -3,7 +3,7 @@ import {
   EventGroupReader, coerceError, eventFromEntry, matches, newJobId, type DroverEvent, type DroverMetrics, type EventStore, type Logger, type DueDelivery, type NewDelivery, type Webhook, type WebhookStore,
 } from '@drover/core';
 
-export const GROUP = 'webhooks';
+const GROUP = 'webhooks';
 /** Terminal job events a job's own callbackUrl receives (Coyotes' result callback). */
 const CALLBACK_EVENTS = new Set(['job.succeeded', 'job.failed', 'job.timed_out', 'job.cancelled', 'job.lost']);
 const READ_BATCH = 500;

@@ -107,7 +107,7 @@ export function SchedulesPage() {
               <tr key={s.name} data-schedule={s.name}>
                 <td><button type="button" class="link" onClick={() => setOpen(open === s.name ? null : s.name)}>{s.name}</button></td>
                 <td><code>{s.cron}</code> <span class="muted">{s.timezone}</span></td>
-                <td class="cmd">{s.job ? commandOf({ command: (s.job.command as string | undefined) ?? null, argv: (s.job.argv as string[] | undefined) ?? null }) : 'workflow'}</td>
+                <td class="cmd">{s.job ? commandOf(s.job) : 'workflow'}</td>
                 <td title={s.nextRunAt ?? ''}>{s.enabled ? ago(s.nextRunAt) : '–'}</td>
                 <td>{s.lastJobId ? <a href={`#/jobs/${s.lastJobId}`}>{ago(s.lastRunAt)}</a> : '–'}</td>
                 <td>{s.lastState ? <Status status={s.lastState} /> : '–'}</td>

@@ -3,6 +3,7 @@ import { DroverError } from '../errors.js';
 import type { JobRecord, AttemptRecord } from '../model/job-record.js';
 import type { LogEntry } from '../store/log-store.js';
 import { migrate } from './migrate.js';
+import { isStreamId } from '../store/keys.js';
 
 export interface ArchiveFilter {
   queue?: string;
@@ -106,7 +107,7 @@ export class ArchiveStore {
 
   /** Output after `cursor` (a stream id), oldest first, paged on the primary key. */
   async logs(id: string, cursor: string | undefined, limit: number): Promise<LogEntry[]> {
-    if (cursor !== undefined && !/^\d{1,20}-\d{1,20}$/.test(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
+    if (cursor !== undefined && !isStreamId(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
     const [ms = '0', seq = '-1'] = cursor ? cursor.split('-') : [];
     const r = await this.pool.query<{ ms: string; seq: string; stream: LogEntry['stream']; line: string; ts: Date; attempt: number }>(
       `SELECT ms, seq, stream, line, ts, attempt FROM drover_job_output

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Keys } from './keys.js';
+import { isStreamId, type Keys } from './keys.js';
 import { EVENTS_MAX_LEN } from './scripts.js';
 
 /** Every event type, as the stream and the API spell them. */
@@ -28,11 +28,7 @@ export interface EventFilter {
   jobId?: string;
 }
 
-const ID_RE = /^\d{1,20}-\d{1,20}$/;
-
-export function isEventId(id: string): boolean {
-  return ID_RE.test(id);
-}
+export const isEventId = isStreamId;
 
 /** Stream ids compare as (ms, seq) pairs. */
 export function compareEventIds(a: string, b: string): number {

@@ -1,5 +1,10 @@
 import type { JobStatus } from '../model/states.js';
 
+/** A Redis stream entry id (`<ms>-<seq>`): event ids, log cursors and archive log cursors all are. */
+export function isStreamId(id: string): boolean {
+  return /^\d{1,20}-\d{1,20}$/.test(id);
+}
+
 /**
  * Every Drover key is `{prefix}:...`: the braces make the prefix a Redis Cluster hash tag, so every key a
  * script touches lives in one slot. Lua scripts rebuild names from `base` with the same rules as here.

@@ -1,7 +1,7 @@
 import type { Redis, Result } from 'ioredis';
 import { DroverError } from '../errors.js';
 import { defineScripts } from '../redis.js';
-import type { Keys } from './keys.js';
+import { isStreamId, type Keys } from './keys.js';
 
 /** `system`: lines Drover adds itself, such as which script ran. */
 export type OutputStream = 'stdout' | 'stderr' | 'system';
@@ -23,7 +23,6 @@ export interface LogEntry {
   attempt: number;
 }
 
-const CURSOR_RE = /^\d{1,20}-\d{1,20}$/;
 
 /**
  * ARGV: log stream key, job hash key (one slot: both under the job's `{prefix}`). A daemon attempt begins: output from before the previous attempt is dropped, so a
@@ -71,7 +70,7 @@ export class LogStore {
   }
 
   async read(jobId: string, cursor: string | undefined, limit: number): Promise<{ items: LogEntry[]; last: string | null }> {
-    if (cursor !== undefined && !CURSOR_RE.test(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
+    if (cursor !== undefined && !isStreamId(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
     const start = cursor ? `(${cursor}` : '-';
     const rows = await this.redis.xrange(this.keys.log(jobId), start, '+', 'COUNT', limit);
     const items = rows.map(([id, fields]) => {

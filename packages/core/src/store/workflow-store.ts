@@ -52,10 +52,6 @@ export class WorkflowStore {
     return doc ? (JSON.parse(doc) as WorkflowRecord) : null;
   }
 
-  async remove(id: string): Promise<void> {
-    await this.redis.multi().del(this.key(id)).zrem(`${this.keys.base}:wf:idx`, id).exec();
-  }
-
   /** Newest first; the cursor is the last id of the previous page. */
   async list(cursor: string | undefined, limit: number): Promise<Page<WorkflowRecord>> {
     if (cursor !== undefined && !isJobId(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');

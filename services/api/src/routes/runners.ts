@@ -8,7 +8,7 @@ const errors = { 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409
 const IdParams = Type.Object({ id: Type.String({ pattern: QUEUE_NAME_PATTERN.replace('{0,63}', '{0,127}') }) }, { additionalProperties: false });
 
 /** Queues that would have no runner taking jobs if `target` stopped taking them. */
-export function orphanedQueues(runners: RunnerView[], target: RunnerView): string[] {
+function orphanedQueues(runners: RunnerView[], target: RunnerView): string[] {
   const others = runners.filter((r) => r.id !== target.id && r.state === 'running');
   return target.queues.filter((q) => !others.some((r) => r.queues.includes(q)));
 }

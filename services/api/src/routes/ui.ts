@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 export const UI_PREFIX = '/ui';
 
 /** The dashboard's built files (ui/dist, made by `npm ci` / `npm run build`), the same path from src/ and dist/. */
-export const UI_DIR = fileURLToPath(new URL('../../../../ui/dist/', import.meta.url));
+const UI_DIR = fileURLToPath(new URL('../../../../ui/dist/', import.meta.url));
 
 /**
  * The dashboard at /ui/: static files, open (they hold no data; every API call they make needs a token).
