@@ -43,7 +43,7 @@ export class Heartbeat {
   ) {}
 
   private get registryKey(): string {
-    return `${this.store.keys.base}:runner:${this.runner.id}`;
+    return this.store.keys.runner(this.runner.id);
   }
 
   async start(): Promise<void> {
@@ -84,9 +84,9 @@ export class Heartbeat {
           version: VERSION,
           executor: this.opts.executor,
         })
-        .get(`${this.registryKey}:desired`)
+        .get(this.store.keys.runnerDesired(this.runner.id))
         .pexpire(this.registryKey, ttl)
-        .zadd(`${this.store.keys.base}:runners`, now, this.runner.id)
+        .zadd(this.store.keys.runners, now, this.runner.id)
         .exec()) ?? [];
       this.loopDelay.reset();
       this.runner.applyDesired((desired?.[1] as string | null) ?? null);
@@ -99,6 +99,6 @@ export class Heartbeat {
     clearInterval(this.timer);
     this.loopDelay.disable();
     await this.beating;
-    await this.store.redis.multi().del(this.registryKey).zrem(`${this.store.keys.base}:runners`, this.runner.id).exec();
+    await this.store.redis.multi().del(this.registryKey).zrem(this.store.keys.runners, this.runner.id).exec();
   }
 }

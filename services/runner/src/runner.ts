@@ -132,7 +132,7 @@ export class Runner {
       free: this.state === 'running' ? this.slots.free : 0,
     }));
     await this.heartbeat.start();
-    await this.redis.srem(`${this.store.keys.base}:runners:gone`, this.id);
+    await this.redis.srem(this.store.keys.runnersGone, this.id);
     await this.announce('runner.joined');
     this.log.info({ queues: this.opts.config.runner.queues, concurrency: this.slots.size, executor: this.executor.name }, 'runner started');
   }

@@ -19,6 +19,20 @@ export class Keys {
   job(id: string): string {
     return `${this.base}:job:${id}`;
   }
+  /** A runner's registry hash (expires unless its heartbeat renews it); `:desired` beside it is what operators asked. */
+  runner(id: string): string {
+    return `${this.base}:runner:${id}`;
+  }
+  runnerDesired(id: string): string {
+    return `${this.base}:runner:${id}:desired`;
+  }
+  /** Runners by last heartbeat (zset), and those already reported gone (set). */
+  get runners(): string {
+    return `${this.base}:runners`;
+  }
+  get runnersGone(): string {
+    return `${this.base}:runners:gone`;
+  }
   log(id: string): string {
     return `${this.base}:job:${id}:log`;
   }

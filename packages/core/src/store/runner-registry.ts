@@ -35,15 +35,15 @@ export class RunnerRegistry {
   ) {}
 
   private key(id: string): string {
-    return `${this.keys.base}:runner:${id}`;
+    return this.keys.runner(id);
   }
 
   desiredKey(id: string): string {
-    return `${this.key(id)}:desired`;
+    return this.keys.runnerDesired(id);
   }
 
   async list(now = Date.now()): Promise<RunnerView[]> {
-    const zkey = `${this.keys.base}:runners`;
+    const zkey = this.keys.runners;
     await this.redis.zremrangebyscore(zkey, '-inf', now - RUNNER_FORGET_MS);
     const flat = await this.redis.zrange(zkey, 0, -1, 'WITHSCORES');
     const ids: { id: string; at: number }[] = [];
@@ -56,7 +56,7 @@ export class RunnerRegistry {
 
   /** One runner, read on its own (the drain and resume routes poll it). */
   async get(id: string, now = Date.now()): Promise<RunnerView | undefined> {
-    const rows = (await this.redis.pipeline().zscore(`${this.keys.base}:runners`, id).hgetall(this.key(id)).get(this.desiredKey(id)).exec()) ?? [];
+    const rows = (await this.redis.pipeline().zscore(this.keys.runners, id).hgetall(this.key(id)).get(this.desiredKey(id)).exec()) ?? [];
     const [at, h, desired] = rows.map((r) => r[1]);
     if (at === null || at === undefined || Number(at) < now - RUNNER_FORGET_MS) return undefined;
     return view(id, Number(at), h as Record<string, string>, desired as string | null);
