@@ -1,31 +1,24 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
-import { freePort } from './helpers/processes.js';
+import { freePort, spawnDrover } from './helpers/processes.js';
 import { alive } from './helpers/stack.js';
-
-const ROOT = new URL('..', import.meta.url).pathname;
-
 
 test('drover start with no Redis running: starts its own (AOF, noeviction), generates a token, runs a job, stops cleanly', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'drover-start-'));
   t.after(() => rmSync(dataDir, { recursive: true, force: true }));
   const [redisPort, apiPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, ['--conditions=drover-src', '--import', 'tsx', 'cli/src/main.ts', 'start'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, REDIS_URL: `redis://127.0.0.1:${redisPort}`, DROVER_PORT: String(apiPort), DROVER_DATA_DIR: dataDir, DROVER_LOG_LEVEL: 'warn', DROVER_METRICS_PORT: '0' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const child = spawnDrover(
+    t, ['start'],
+    { PATH: process.env.PATH, REDIS_URL: `redis://127.0.0.1:${redisPort}`, DROVER_PORT: String(apiPort), DROVER_DATA_DIR: dataDir, DROVER_LOG_LEVEL: 'warn', DROVER_METRICS_PORT: '0' },
+    ['ignore', 'ignore', 'pipe'],
+  );
   let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const url = `http://127.0.0.1:${apiPort}`;
   for (let i = 0; !stderr.includes('listening on'); i++) {
     assert.ok(i < 300 && child.exitCode === null, `drover start did not come up:\n${stderr}`);

@@ -5,10 +5,7 @@ import { existsSync } from 'node:fs';
 import { posix, resolve } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '@drover/core';
-import {
-  DROVER_LIKE, DUMMY_SECRET, ROOT, asArray, asObj, asString, composeEnv, get, interpolations, isObj, knownEnvNames, loadCompose,
-  parseDuration, parseEnvFile, parseYaml, readText, type ComposeModel, type Obj,
-} from './helpers/deploy.js';
+import { DROVER_LIKE, DUMMY_SECRET, ROOT, asArray, asObj, asString, composeEnv, get, interpolations, isObj, knownEnvNames, loadCompose, parseDuration, parseEnvFile, parseYaml, readText, type ComposeModel, type Obj, hostPort } from './helpers/deploy.js';
 
 const BASE = 'docker-compose.yml';
 const RABBITMQ = 'docker-compose.rabbitmq.yml';
@@ -45,12 +42,6 @@ function droverEnv(model: ComposeModel, service: string): Record<string, string>
 }
 
 /** host and port of a URL, with the scheme's default port. */
-function hostPort(url: string): { host: string; port: number } {
-  const u = new URL(url);
-  const defaults: Record<string, number> = { 'redis:': 6379, 'rediss:': 6379, 'amqp:': 5672, 'amqps:': 5671, 'postgres:': 5432, 'postgresql:': 5432, 'http:': 80 };
-  return { host: u.hostname, port: u.port ? Number(u.port) : defaults[u.protocol]! };
-}
-
 /** The port a service listens on inside the network (image defaults known for the dependencies used here). */
 const DEPENDENCY_PORTS: Record<string, number[]> = { redis: [6379], rabbitmq: [5672, 15672, 15692], postgres: [5432], prometheus: [9090], grafana: [3000] };
 

@@ -9,12 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig, type DroverConfig } from '@drover/core';
-import {
-  DROVER_LIKE, ROOT, asArray, asObj, asString, containerEnv, fillAdapterTemplate, fillExampleSecrets, get, isK8sObject, isObj,
-  knownEnvNames, kustomizationRefs, metricCatalog, parseEnvFile, parseYamlDocs, podContainers, podLabels, podSpec, promqlLabels,
-  promqlMatcherValues, promqlMetrics, readKustomization, renderKustomizationObject, renderKustomize, resolveSeries,
-  selectorMatches, type Container, type K8sObject, type Kustomization,
-} from './helpers/deploy.js';
+import { DROVER_LIKE, ROOT, asArray, asObj, asString, containerEnv, fillAdapterTemplate, fillExampleSecrets, get, isK8sObject, isObj, knownEnvNames, kustomizationRefs, metricCatalog, parseEnvFile, parseYamlDocs, podContainers, podLabels, podSpec, promqlLabels, promqlMatcherValues, promqlMetrics, readKustomization, renderKustomizationObject, renderKustomize, resolveSeries, selectorMatches, type Container, type K8sObject, type Kustomization, hostPort } from './helpers/deploy.js';
 
 const K8S = join(ROOT, 'deploy/k8s');
 const BASE = join(K8S, 'base');
@@ -80,12 +75,6 @@ function workloads(objects: K8sObject[]): K8sObject[] {
 
 function declaredPort(containers: Container[], port: unknown): { name?: string; containerPort: number } | undefined {
   return containers.flatMap((c) => c.ports ?? []).find((p) => (typeof port === 'string' ? p.name === port : p.containerPort === port));
-}
-
-function hostPort(url: string): { host: string; port: number } {
-  const u = new URL(url);
-  const defaults: Record<string, number> = { 'redis:': 6379, 'rediss:': 6379, 'amqp:': 5672, 'amqps:': 5671, 'postgres:': 5432, 'postgresql:': 5432 };
-  return { host: u.hostname, port: u.port ? Number(u.port) : defaults[u.protocol]! };
 }
 
 /** The Service a URL's host names, and that it serves the URL's port from pods that declare it. */

@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-
-const ROOT = new URL('../..', import.meta.url).pathname;
+import { spawnDrover } from './processes.js';
 
 export interface CliResult {
   code: number | null;
@@ -39,18 +38,11 @@ export function cliEnv(t: TestContext, url: string | undefined, token: string | 
 
 /** `drover <args>` from source as a real process; killed after the test if it is still running. */
 export function spawnCli(t: TestContext, env: Record<string, string>, args: string[]): CliProcess {
-  const child = spawn(process.execPath, ['--conditions=drover-src', '--import', 'tsx', 'cli/src/main.ts', ...args], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const child = spawnDrover(t, args, env, ['ignore', 'pipe', 'pipe']);
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
   const done = new Promise<CliResult>((resolve, reject) => {
     child.once('error', reject);
     child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));

@@ -618,3 +618,10 @@ export function promqlMatcherValues(expr: string, label: string): { op: string; 
 export function fillAdapterTemplate(query: string, series: string): string {
   return query.replace(/<<\.Series>>/g, series).replace(/<<\.LabelMatchers>>/g, 'namespace="drover"').replace(/<<\.GroupBy>>/g, 'namespace');
 }
+
+/** Host and port of a service URL, with each scheme's default port. */
+export function hostPort(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  const defaults: Record<string, number> = { 'redis:': 6379, 'rediss:': 6379, 'amqp:': 5672, 'amqps:': 5671, 'postgres:': 5432, 'postgresql:': 5432, 'http:': 80 };
+  return { host: u.hostname, port: u.port ? Number(u.port) : defaults[u.protocol]! };
+}

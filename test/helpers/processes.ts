@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { TestContext } from 'node:test';
@@ -6,16 +6,17 @@ import { AMQP_URL, REDIS_URL } from './stack.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
-function spawnService(t: TestContext, service: string, prefix: string, env: Record<string, string>, stdout: 'inherit' | 'pipe'): ChildProcess {
-  const child = spawn(process.execPath, ['--conditions=drover-src', '--import', 'tsx', 'cli/src/main.ts', service], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, REDIS_URL, AMQP_URL, DROVER_PREFIX: prefix, DROVER_LOG_LEVEL: 'error', DROVER_METRICS_PORT: '0', ...env },
-    stdio: ['ignore', stdout, 'inherit'],
-  });
+/** `drover <args>` from source as a real process; killed with SIGKILL after the test if it is still running. */
+export function spawnDrover(t: TestContext, args: string[], env: NodeJS.ProcessEnv, stdio: StdioOptions): ChildProcess {
+  const child = spawn(process.execPath, ['--conditions=drover-src', '--import', 'tsx', 'cli/src/main.ts', ...args], { cwd: ROOT, env, stdio });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   return child;
+}
+
+function spawnService(t: TestContext, service: string, prefix: string, env: Record<string, string>, stdout: 'inherit' | 'pipe'): ChildProcess {
+  return spawnDrover(t, [service], { PATH: process.env.PATH, REDIS_URL, AMQP_URL, DROVER_PREFIX: prefix, DROVER_LOG_LEVEL: 'error', DROVER_METRICS_PORT: '0', ...env }, ['ignore', stdout, 'inherit']);
 }
 
 /** A Drover service as its own process (from source), killed with SIGKILL after the test if still running. */
