@@ -59,14 +59,16 @@ export class Scheduler {
     this.schedules = new ScheduleStore(this.redis, this.store.keys);
     this.events = new EventStore(this.redis, this.store.keys);
     const { webhookRetryBaseMs, webhookMaxAgeMs, callbackSecret } = opts.config.scheduler;
+    // This scheduler's name in the events consumer groups (unique, so a restart is a new consumer).
+    const consumer = `scheduler-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.webhooks = new WebhookDeliverer(
-      this.events, new WebhookStore(this.redis, this.store.keys), `scheduler-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+      this.events, new WebhookStore(this.redis, this.store.keys), consumer,
       { retryBaseMs: webhookRetryBaseMs, maxAgeMs: webhookMaxAgeMs, callbackSecret }, this.log, this.metrics,
     );
     if (opts.config.databaseUrl) {
       this.archive = new ArchiveStore(opts.config.databaseUrl, opts.config.prefix);
       this.archiver = new Archiver(
-        this.events, this.store, new LogStore(this.redis, this.store.keys), this.archive, `scheduler-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, this.log,
+        this.events, this.store, new LogStore(this.redis, this.store.keys), this.archive, consumer, this.log,
       );
     }
     this.transport = createTransport(opts.config, logBrokerEvents(this.log, opts.config.broker, this.metrics));
