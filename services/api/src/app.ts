@@ -21,6 +21,7 @@ import { meprocRoutes } from './routes/compat/meproc.js';
 import { queueRoutes } from './routes/queues.js';
 import { runnerRoutes } from './routes/runners.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { registerQueueScope } from './queue-scope.js';
 import { registerValidation } from './validation.js';
 import { registerTelemetry } from './telemetry.js';
 
@@ -95,6 +96,8 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
     // Unknown routes fall through to the 404 handler only for authenticated callers.
     request.principal = ctx.tokens.authorize(request.headers.authorization, scope ?? (request.routeOptions.url ? 'admin' : 'read'));
   });
+
+  registerQueueScope(app);
 
   // Security headers (CSP and friends) for everything served, the docs and dashboard included. CORS stays off.
   await app.register(helmet, { global: true });

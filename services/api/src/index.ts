@@ -3,3 +3,4 @@ export { startApiServer, type ApiServer, type ApiServerOptions } from './server.
 export { loadTokens, TokenRegistry, type Scope } from './auth.js';
 export type { ApiContext } from './context.js';
 export { main } from './main.js';
+export { routeTable, type QueueGuard, type RouteEntry } from './queue-scope.js';

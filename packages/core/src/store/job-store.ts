@@ -202,6 +202,12 @@ export class JobStore {
     return h.status ? recordFromHash(h) : null;
   }
 
+  /** A job's queue in one small read (for scoping checks), or null when Redis does not hold the job. */
+  async queueOf(id: string): Promise<string | null> {
+    if (!isJobId(id)) return null;
+    return this.redis.hget(this.keys.job(id), 'queue');
+  }
+
   /** Where a job stands, in one small read (no spec): for loops that poll a job, such as following its log. */
   async outcome(id: string): Promise<JobOutcome | null> {
     if (!isJobId(id)) return null;

@@ -44,7 +44,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/events',
     {
       sse: 'dual',
-      config: { scope: 'read' },
+      config: { scope: 'read', queues: 'handler' },
       schema: {
         tags: ['events'],
         summary: 'Lifecycle events: SSE stream (Accept: text/event-stream; resume with Last-Event-ID) or a JSON page',

@@ -6,9 +6,9 @@ import type { ApiContext } from '../context.js';
  * for a `read` token: how Prometheus scrapes the all-in-one `drover start`, which has only this port.
  */
 export function healthRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/healthz', { config: { scope: null, rateLimit: false }, schema: { tags: ['health'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { scope: null, queues: 'none', rateLimit: false }, schema: { tags: ['health'], summary: 'Liveness' } }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', { config: { scope: null, rateLimit: false }, schema: { tags: ['health'], summary: 'Readiness: Redis and the broker reachable' } }, async (_req, reply) => {
+  app.get('/readyz', { config: { scope: null, queues: 'none', rateLimit: false }, schema: { tags: ['health'], summary: 'Readiness: Redis and the broker reachable' } }, async (_req, reply) => {
     let redis = 'ok';
     try {
       await ctx.store.redis.ping();
@@ -21,7 +21,7 @@ export function healthRoutes(app: FastifyInstance, ctx: ApiContext): void {
   });
 
   app.get('/metrics', {
-    config: { scope: 'read', rateLimit: false },
+    config: { scope: 'read', queues: 'global', rateLimit: false },
     schema: { tags: ['health'], summary: "Prometheus metrics of this process (all three services' under `drover start`)", produces: ['text/plain'] },
   }, async (_req, reply) => {
     const { contentType, body } = await ctx.metrics.render();

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { assertQueueAllowed, type Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
+import { canSee, guards } from '../queue-scope.js';
 import { followLogs } from './log-follow.js';
 import { ErrorResponse, JobIdParams, JobListQuery, JobPage, JobRecordSchema, LogPage, LogQuery } from '../schemas.js';
 
@@ -40,6 +41,24 @@ export function assertSubmittable(ctx: ApiContext, principal: Principal | undefi
   }
   if (spec.group !== undefined && !ctx.identities.groups.includes(spec.group)) {
     throw new DroverError('FORBIDDEN', `${at('group')}: group "${spec.group}" is not allowed (RUNNER_ALLOWED_GROUPS)`, { field: at('group') });
+  }
+}
+
+/**
+ * A restricted token depending on another queue's job gets the answer an unknown id gets (the store's own words),
+ * so dependsOn cannot be used to probe for jobs elsewhere.
+ */
+async function assertDependenciesVisible(ctx: ApiContext, principal: Principal | undefined, jobs: NewJob[]): Promise<void> {
+  if (!principal?.queues) return;
+  const ids = [...new Set(jobs.flatMap((j) => (j.spec.dependsOn ?? []).filter(isJobId)))];
+  const own = new Set(jobs.map((j) => j.id));
+  const jobQueue = guards(ctx).jobQueue;
+  for (const id of ids) {
+    if (own.has(id)) continue;
+    const queue = await jobQueue(id);
+    if (queue !== null && !canSee(principal, [queue])) {
+      throw new DroverError('VALIDATION', `dependsOn: no job ${id}`, [{ field: 'dependsOn', message: `no job ${id}` }]);
+    }
   }
 }
 
@@ -153,6 +172,7 @@ export function throwProblems(problems: SpecProblem[], prefix: string): void {
 }
 
 export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const guard = guards(ctx);
   const toNewJob = (input: JobSpecInput, field: string, now: number, principal: Principal | undefined): NewJob => {
     const problems = checkJobSpec(input);
     const runAt = input.delayMs !== undefined ? now + input.delayMs : input.runAt !== undefined ? Date.parse(input.runAt) : undefined;
@@ -171,7 +191,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<{ Body: JobSpecInput }>(
     '/v1/jobs',
     {
-      config: { scope: 'submit' },
+      config: { scope: 'submit', queues: 'handler' },
       schema: {
         tags: ['jobs'],
         summary: 'Submit a job (200 instead of 201: deduplicated, the unfinished job with the same key is returned)',
@@ -181,7 +201,9 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request, reply) => {
       const now = Date.now();
-      const created = await submitJobs(ctx, expandReplicas(toNewJob(request.body, '', now, request.principal), now), request.traceContext);
+      const jobs = expandReplicas(toNewJob(request.body, '', now, request.principal), now);
+      await assertDependenciesVisible(ctx, request.principal, jobs);
+      const created = await submitJobs(ctx, jobs, request.traceContext);
       const record = submittedRecord(created, 0);
       return reply.status(record.deduplicated ? 200 : 201).send(record);
     },
@@ -190,7 +212,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<{ Body: { jobs: JobSpecInput[] } }>(
     '/v1/jobs/batch',
     {
-      config: { scope: 'submit' },
+      config: { scope: 'submit', queues: 'handler' },
       schema: {
         tags: ['jobs'],
         summary: 'Submit many jobs at once: all are accepted or none',
@@ -201,6 +223,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (request, reply) => {
       const now = Date.now();
       const jobs = request.body.jobs.map((input, i) => expandReplicas(toNewJob(input, `jobs/${i}`, now, request.principal), now));
+      await assertDependenciesVisible(ctx, request.principal, jobs.flat());
       const created = await submitJobs(ctx, jobs.flat(), request.traceContext);
       const firsts = jobs.map((_, i) => jobs.slice(0, i).reduce((n, copies) => n + copies.length, 0));
       return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(created, first)) });
@@ -210,7 +233,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: ListQuery }>(
     '/v1/jobs',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', queues: 'handler' },
       schema: { tags: ['jobs'], summary: 'List jobs, newest first', querystring: JobListQuery, response: { 200: JobPage, ...errors } },
     },
     async (request) => {
@@ -229,15 +252,15 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const live = await ctx.store.get(id);
     const archived = !live && ctx.archive && isJobId(id) ? await ctx.archive.get(id) : null;
     const job = live ?? archived;
-    if (!job) throw new DroverError('NOT_FOUND', `no job ${id}`);
-    assertQueueAllowed(principal, job.queue);
+    // Another queue's job looks exactly like a missing one (the route's guard already said so; this is the backstop).
+    if (!job || !canSee(principal, [job.queue])) throw new DroverError('NOT_FOUND', `no job ${id}`);
     return archived ? { ...archived, archived } : job;
   };
 
   app.get<{ Params: { id: string } }>(
     '/v1/jobs/:id',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', queues: guard.job() },
       schema: { tags: ['jobs'], summary: 'A job, with its attempts', params: JobIdParams, response: { 200: JobRecordSchema, ...errors } },
     },
     async (request) => {
@@ -251,7 +274,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/jobs/:id/logs',
     {
       sse: 'dual',
-      config: { scope: 'read' },
+      config: { scope: 'read', queues: guard.job() },
       schema: {
         tags: ['jobs'],
         summary: 'Output lines (stdout and stderr), oldest first; pass nextCursor back to continue',
@@ -280,7 +303,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<{ Params: { id: string } }>(
     '/v1/jobs/:id/retry',
     {
-      config: { scope: 'submit' },
+      config: { scope: 'submit', queues: guard.job() },
       schema: {
         tags: ['jobs'],
         summary: 'Run a finished job again: a new job with the same spec, labelled drover.retryOf (409 while it is unfinished)',
@@ -308,7 +331,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<{ Params: { id: string } }>(
     '/v1/jobs/:id/cancel',
     {
-      config: { scope: 'submit' },
+      config: { scope: 'submit', queues: guard.job() },
       schema: {
         tags: ['jobs'],
         summary: 'Cancel: a queued job never runs; a running one has its process group stopped (SIGTERM, then SIGKILL)',

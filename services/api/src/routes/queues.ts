@@ -1,8 +1,8 @@
 import { DroverError, QueueName, QueueSettingsInput, publishQueued, type JobStatus, type QueueSettingsInput as SettingsInput } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { assertQueueAllowed } from '../auth.js';
 import type { ApiContext } from '../context.js';
+import { canSee, guards } from '../queue-scope.js';
 import { ErrorResponse } from '../schemas.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse };
@@ -13,6 +13,7 @@ const CANCELLABLE: Record<string, JobStatus[]> = { waiting: ['waiting', 'delayed
 
 /** Queues (Coyotes' channels): settings that hold across all runners, live counts, pause/resume, bulk cancel. */
 export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const guard = guards(ctx).queue();
   const mustExist = async (name: string): Promise<void> => {
     if (!(await ctx.queues.exists(name))) throw new DroverError('NOT_FOUND', `no queue ${name}`);
   };
@@ -28,17 +29,16 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
     }
   };
 
-  app.get('/v1/queues', { config: { scope: 'read' }, schema: { tags: ['queues'], summary: 'All queues with settings and live counts' } }, async (request) => {
-    const names = (await ctx.queues.names()).filter((n) => !request.principal?.queues || request.principal.queues.includes(n));
+  app.get('/v1/queues', { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['queues'], summary: 'All queues with settings and live counts' } }, async (request) => {
+    const names = (await ctx.queues.names()).filter((n) => canSee(request.principal, [n]));
     return { items: await Promise.all(names.map((n) => ctx.queues.view(n))) };
   });
 
   app.get<{ Params: { name: string } }>(
     '/v1/queues/:name',
-    { config: { scope: 'read' }, schema: { tags: ['queues'], summary: 'A queue: settings, counts by state, running jobs', params: NameParams, response: errors } },
+    { config: { scope: 'read', queues: guard }, schema: { tags: ['queues'], summary: 'A queue: settings, counts by state, running jobs', params: NameParams, response: errors } },
     async (request) => {
       const { name } = request.params;
-      assertQueueAllowed(request.principal, name);
       await mustExist(name);
       return ctx.queues.view(name);
     },
@@ -47,7 +47,7 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.put<{ Params: { name: string }; Body: SettingsInput }>(
     '/v1/queues/:name',
     {
-      config: { scope: 'admin' },
+      config: { scope: 'admin', queues: guard },
       schema: { tags: ['queues'], summary: 'Create a queue or change its settings (given fields only; null clears)', params: NameParams, body: QueueSettingsInput, response: errors },
     },
     async (request) => {
@@ -62,7 +62,7 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
     app.post<{ Params: { name: string } }>(
       `/v1/queues/:name/${action}`,
       {
-        config: { scope: 'admin' },
+        config: { scope: 'admin', queues: guard },
         schema: {
           tags: ['queues'],
           summary: action === 'pause' ? 'Stop starting jobs of this queue; running ones finish' : 'Start jobs of this queue again',
@@ -83,7 +83,7 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.delete<{ Params: { name: string }; Querystring: { status?: string } }>(
     '/v1/queues/:name/jobs',
     {
-      config: { scope: 'submit' },
+      config: { scope: 'submit', queues: guard },
       schema: {
         tags: ['queues'],
         summary: 'Cancel the jobs of a queue that have not started (status=waiting: all of them; or queued, delayed)',
@@ -97,7 +97,6 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request) => {
       const { name } = request.params;
-      assertQueueAllowed(request.principal, name);
       await mustExist(name);
       return { cancelled: await ctx.store.cancelWaiting(name, CANCELLABLE[request.query.status ?? 'waiting']!) };
     },

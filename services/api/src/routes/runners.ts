@@ -1,7 +1,9 @@
 import { DroverError, QUEUE_NAME_PATTERN, type RunnerView } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
+import type { Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
+import { canSee, guards } from '../queue-scope.js';
 import { ErrorResponse } from '../schemas.js';
 
 const errors = { 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse };
@@ -20,30 +22,39 @@ export function runnerRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (!runner) throw new DroverError('NOT_FOUND', `no runner ${id}`);
     return runner;
   };
+  const { jobQueue } = guards(ctx);
+  /** Runners are shared; a restricted token sees of each only the running jobs of its own queues. */
+  const scoped = async (runners: RunnerView[], principal: Principal | undefined): Promise<RunnerView[]> => {
+    if (!principal?.queues) return runners;
+    return Promise.all(runners.map(async (r) => {
+      const queues = await Promise.all(r.running.map(jobQueue));
+      return { ...r, running: r.running.filter((_, i) => queues[i] !== null && canSee(principal, [queues[i]!])) };
+    }));
+  };
 
-  app.get('/v1/runners', { config: { scope: 'read' }, schema: { tags: ['runners'], summary: 'Runners seen in the last hour, with state and running jobs' } }, async () => ({
-    items: await ctx.runners.list(),
+  app.get('/v1/runners', { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['runners'], summary: 'Runners seen in the last hour, with state and running jobs' } }, async (request) => ({
+    items: await scoped(await ctx.runners.list(), request.principal),
   }));
 
   app.get<{ Params: { id: string } }>(
     '/v1/runners/:id',
-    { config: { scope: 'read' }, schema: { tags: ['runners'], summary: 'One runner', params: IdParams, response: errors } },
-    async (request) => find(request.params.id),
+    { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['runners'], summary: 'One runner', params: IdParams, response: errors } },
+    async (request) => (await scoped([await find(request.params.id)], request.principal))[0],
   );
 
   app.get<{ Params: { id: string } }>(
     '/v1/runners/:id/jobs',
-    { config: { scope: 'read' }, schema: { tags: ['runners'], summary: 'The jobs running on this runner now', params: IdParams, response: errors } },
+    { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['runners'], summary: 'The jobs running on this runner now', params: IdParams, response: errors } },
     async (request) => {
       const runner = await find(request.params.id);
-      return { items: await ctx.store.runningOn(runner.id) };
+      return { items: (await ctx.store.runningOn(runner.id)).filter((j) => canSee(request.principal, [j.queue])) };
     },
   );
 
   app.post<{ Params: { id: string }; Querystring: { force?: string } }>(
     '/v1/runners/:id/drain',
     {
-      config: { scope: 'admin' },
+      config: { scope: 'admin', queues: 'global' },
       schema: {
         tags: ['runners'],
         summary: 'Take a runner offline: it finishes its running jobs and takes no more (force=1 to drain the last runner of a queue)',
@@ -71,7 +82,7 @@ export function runnerRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post<{ Params: { id: string } }>(
     '/v1/runners/:id/resume',
-    { config: { scope: 'admin' }, schema: { tags: ['runners'], summary: 'Let a drained runner take jobs again', params: IdParams, response: errors } },
+    { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['runners'], summary: 'Let a drained runner take jobs again', params: IdParams, response: errors } },
     async (request) => {
       const runner = await find(request.params.id);
       if (runner.state === 'offline') throw new DroverError('CONFLICT', `runner ${runner.id} is offline`);

@@ -3,8 +3,10 @@ import {
   isTimeZone, nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type FirePayload, type JobRecord, type JobSpec, type JobTemplate, type ScheduleDef, type SpecProblem,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
+import type { Principal } from '../auth.js';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
+import { canSee, guards, scheduleQueues } from '../queue-scope.js';
 import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema } from '../schemas.js';
 import { assertSubmittable, throwProblems } from './jobs.js';
 
@@ -32,11 +34,16 @@ function defSpecs(def: ScheduleDef): { spec: JobSpec; field: string }[] {
   return def.job ? [{ spec: normalizeJobSpec(def.job, DEFAULT_SPEC_DEFAULTS), field: 'job' }] : [];
 }
 
+/** Every fire creates the schedule's jobs at once: a fire may create no more than one request may (DROVER_MAX_JOBS_PER_REQUEST). */
+function assertFireSize(ctx: ApiContext, def: ScheduleDef): void {
+}
+
 /**
  * Runs a schedule's job (or workflow) now, outside its cron times: the jobs of `payload` are created as the
  * schedule's runs, counted, and published. Returns false when the schedule does not exist.
  */
 export async function triggerSchedule(ctx: ApiContext, name: string, payload: FirePayload, runAt: number | null, now: number): Promise<boolean> {
+  // Schedules are checked when defined; this covers ones defined before the limit was lowered.
   const status = await ctx.schedules.trigger(name, payload, runAt, now);
   if (!status) return false;
   for (const j of payload.created) ctx.metrics.jobsSubmitted.inc({ queue: j.queue });
@@ -62,7 +69,22 @@ function checkDef(def: ScheduleDef): void {
   throwProblems(problems, 'body');
 }
 
+/** A template as answers show it: env names, never values (as job records show envKeys). */
+function templateView(t: JobTemplate): Omit<JobTemplate, 'env'> & { envKeys?: string[] } {
+  const { env, ...rest } = t;
+  return env ? { ...rest, envKeys: Object.keys(env).sort() } : rest;
+}
+
+/** A schedule as every route answers it: env values of its job or steps replaced by their names. */
+export function scheduleView<T extends ScheduleDef>(s: T): T {
+  const out = { ...s };
+  if (s.job) out.job = templateView(s.job) as JobTemplate;
+  if (s.workflow) out.workflow = { ...s.workflow, steps: s.workflow.steps.map((st) => ({ ...st, job: templateView(st.job) as JobTemplate })) };
+  return out;
+}
+
 export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const guard = guards(ctx).schedule();
   const next = (def: ScheduleDef, enabled: boolean, now: number): number | null =>
     enabled ? nextFireAfter(def.cron, def.timezone, now) : null;
   const mustGet = async (name: string) => {
@@ -70,41 +92,47 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (!s) throw new DroverError('NOT_FOUND', `no schedule ${name}`);
     return s;
   };
+  const viewOf = async (name: string) => scheduleView(await mustGet(name));
 
   app.post<{ Body: ScheduleInput }>(
     '/v1/schedules',
-    { config: { scope: 'submit' }, schema: { tags: ['schedules'], summary: 'Create a cron schedule', body: ScheduleInput, response: { 201: ScheduleRecordSchema, 409: ErrorResponse, ...errors } } },
+    { config: { scope: 'submit', queues: 'handler' }, schema: { tags: ['schedules'], summary: 'Create a cron schedule', body: ScheduleInput, response: { 201: ScheduleRecordSchema, 409: ErrorResponse, ...errors } } },
     async (request, reply) => {
       const def = scheduleDefaults(request.body);
       checkDef(def);
       for (const { spec, field } of defSpecs(def)) assertSubmittable(ctx, request.principal, spec, field);
+      assertFireSize(ctx, def);
       const enabled = request.body.enabled ?? true;
       const now = Date.now();
       if (!(await ctx.schedules.put('create', request.body.name, def, enabled, next(def, enabled, now), now))) {
         throw new DroverError('CONFLICT', `a schedule named ${request.body.name} exists already`, { field: 'name' });
       }
-      return reply.status(201).send(await mustGet(request.body.name));
+      return reply.status(201).send(await viewOf(request.body.name));
     },
   );
 
   app.get<{ Querystring: { cursor?: string; limit?: number } }>(
     '/v1/schedules',
-    { config: { scope: 'read' }, schema: { tags: ['schedules'], summary: 'List schedules by name', querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(ScheduleRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
-    async (request) => ctx.schedules.list(request.query.cursor, request.query.limit ?? 50),
+    { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['schedules'], summary: 'List schedules by name', querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(ScheduleRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
+    async (request) => {
+      const page = await ctx.schedules.list(request.query.cursor, request.query.limit ?? 50);
+      // A restricted token sees the schedules whose every job runs in its queues; the cursor pages on regardless.
+      return { items: page.items.filter((s) => canSee(request.principal, scheduleQueues(s))).map(scheduleView), nextCursor: page.nextCursor };
+    },
   );
 
   app.get<Named>(
     '/v1/schedules/:name',
-    { config: { scope: 'read' }, schema: { tags: ['schedules'], summary: 'A schedule with its next and last run, and the next 5 fire times', params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
+    { config: { scope: 'read', queues: guard }, schema: { tags: ['schedules'], summary: 'A schedule with its next and last run, and the next 5 fire times', params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
     async (request) => {
-      const s = await mustGet(request.params.name);
+      const s = await viewOf(request.params.name);
       return { ...s, upcoming: nextFireTimes(s.cron, s.timezone, Date.now(), 5).map((t) => new Date(t).toISOString()) };
     },
   );
 
   app.put<Named & { Body: ScheduleUpdate }>(
     '/v1/schedules/:name',
-    { config: { scope: 'submit' }, schema: { tags: ['schedules'], summary: 'Update: given fields replace the schedule\'s; the next fire time is recomputed', params: NameParams, body: ScheduleUpdate, response: { 200: ScheduleRecordSchema, ...errors } } },
+    { config: { scope: 'submit', queues: guard }, schema: { tags: ['schedules'], summary: 'Update: given fields replace the schedule\'s; the next fire time is recomputed', params: NameParams, body: ScheduleUpdate, response: { 200: ScheduleRecordSchema, ...errors } } },
     async (request) => {
       const current = await mustGet(request.params.name);
       const { enabled: wantEnabled, ...changes } = request.body;
@@ -121,19 +149,20 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       };
       checkDef(def);
       for (const { spec, field } of defSpecs(def)) assertSubmittable(ctx, request.principal, spec, field);
+      assertFireSize(ctx, def);
       const enabled = wantEnabled ?? current.enabled;
       const now = Date.now();
       if (!(await ctx.schedules.put('update', request.params.name, def, enabled, next(def, enabled, now), now))) {
         throw new DroverError('NOT_FOUND', `no schedule ${request.params.name}`);
       }
-      return mustGet(request.params.name);
+      return viewOf(request.params.name);
     },
   );
 
   app.delete<Named & { Querystring: { kill?: string } }>(
     '/v1/schedules/:name',
     {
-      config: { scope: 'submit' },
+      config: { scope: 'submit', queues: guard },
       schema: {
         tags: ['schedules'],
         summary: 'Delete: stops firing; with ?kill=1 also cancels its unfinished jobs and answers with their ids',
@@ -151,30 +180,31 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  const setEnabled = async (names: string[], enabled: boolean) => {
+  const setEnabled = async (names: string[], enabled: boolean, principal: Principal | undefined) => {
     const now = Date.now();
     const current = await Promise.all(names.map((n) => ctx.schedules.get(n)));
-    const missing = names.filter((_, i) => !current[i]);
+    // Another queue's schedule counts as missing for a restricted token (same answer, nothing changed).
+    const missing = names.filter((_, i) => !current[i] || !canSee(principal, scheduleQueues(current[i]!)));
     if (missing.length > 0) throw new DroverError('NOT_FOUND', `no schedule ${missing.join(', ')}`, { missing });
     await ctx.schedules.setEnabled(current.map((s) => ({ name: s!.name, enabled, nextRunAt: next(s!, enabled, now) })), now);
-    return Promise.all(names.map(mustGet));
+    return Promise.all(names.map(viewOf));
   };
   for (const action of ['enable', 'disable'] as const) {
     app.post<Named>(
       `/v1/schedules/:name/${action}`,
-      { config: { scope: 'submit' }, schema: { tags: ['schedules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} a schedule`, params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
-      async (request) => (await setEnabled([request.params.name], action === 'enable'))[0],
+      { config: { scope: 'submit', queues: guard }, schema: { tags: ['schedules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} a schedule`, params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
+      async (request) => (await setEnabled([request.params.name], action === 'enable', request.principal))[0],
     );
     app.post<{ Body: { names: string[] } }>(
       `/v1/schedules/${action}`,
-      { config: { scope: 'submit' }, schema: { tags: ['schedules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} several schedules: all or none`, body: NamesBody, response: { 200: Type.Object({ items: Type.Array(ScheduleRecordSchema) }), ...errors } } },
-      async (request) => ({ items: await setEnabled(request.body.names, action === 'enable') }),
+      { config: { scope: 'submit', queues: 'handler' }, schema: { tags: ['schedules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} several schedules: all or none`, body: NamesBody, response: { 200: Type.Object({ items: Type.Array(ScheduleRecordSchema) }), ...errors } } },
+      async (request) => ({ items: await setEnabled(request.body.names, action === 'enable', request.principal) }),
     );
   }
 
   app.post<Named & { Body: { delayMs?: number; env?: Record<string, string>; args?: string[] } }>(
     '/v1/schedules/:name/trigger',
-    { config: { scope: 'submit' }, schema: { tags: ['schedules'], summary: 'Run the schedule\'s job now (or after delayMs), optionally with env and args overrides', params: NameParams, body: TriggerBody, response: { 201: JobRecordSchema, ...errors } } },
+    { config: { scope: 'submit', queues: guard }, schema: { tags: ['schedules'], summary: 'Run the schedule\'s job now (or after delayMs), optionally with env and args overrides', params: NameParams, body: TriggerBody, response: { 201: JobRecordSchema, ...errors } } },
     async (request, reply) => {
       const s = await mustGet(request.params.name);
       const { delayMs, env, args } = request.body ?? {};
@@ -194,7 +224,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: { cron: string; timezone?: string; count?: number } }>(
     '/v1/cron/preview',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', queues: 'none' },
       schema: {
         tags: ['schedules'],
         summary: 'The next fire times of a cron expression (what a schedule with it would do), or why it is invalid',
@@ -220,13 +250,14 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<Named & { Querystring: { cursor?: string; limit?: number } }>(
     '/v1/schedules/:name/runs',
-    { config: { scope: 'read' }, schema: { tags: ['schedules'], summary: 'Jobs this schedule produced, newest first', params: NameParams, querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(JobRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
+    { config: { scope: 'read', queues: guard }, schema: { tags: ['schedules'], summary: 'Jobs this schedule produced, newest first', params: NameParams, querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(JobRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
     async (request) => {
       await mustGet(request.params.name);
       const { cursor, limit = 50 } = request.query;
       if (cursor !== undefined && !/^[0-9A-HJKMNP-TV-Z]{26}$/.test(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
       const page = await ctx.schedules.runs(request.params.name, cursor, limit);
-      const items: JobRecord[] = await ctx.store.getMany(page.ids);
+      // A schedule moved between queues by an admin keeps its older runs: a restricted token sees its queues' only.
+      const items: JobRecord[] = (await ctx.store.getMany(page.ids)).filter((j) => canSee(request.principal, [j.queue]));
       if (!ctx.archive) return { items, nextCursor: page.nextCursor };
       // Runs Redis no longer holds come from the archive; both sides take ids below the cursor, merged newest first.
       const archived = await ctx.archive.list({ schedule: request.params.name }, cursor, limit + 1);

@@ -15,16 +15,16 @@ const UI_DIR = fileURLToPath(new URL('../../../../ui/dist/', import.meta.url));
  * Hashed assets are cached for good; index.html is revalidated so a new build shows at once.
  */
 export async function uiRoutes(app: FastifyInstance, dir = UI_DIR): Promise<void> {
-  app.get('/', { config: { scope: null }, schema: { hide: true } }, async (_req, reply) => reply.redirect(`${UI_PREFIX}/`));
+  app.get('/', { config: { scope: null, queues: 'none' }, schema: { hide: true } }, async (_req, reply) => reply.redirect(`${UI_PREFIX}/`));
   if (!existsSync(join(dir, 'index.html'))) {
-    app.get(`${UI_PREFIX}/*`, { config: { scope: null }, schema: { hide: true } }, async () => {
+    app.get(`${UI_PREFIX}/*`, { config: { scope: null, queues: 'none' }, schema: { hide: true } }, async () => {
       throw new DroverError('UNAVAILABLE', 'the dashboard is not built: run npm run build');
     });
     return;
   }
   // The page itself: the router ignores trailing slashes, so /ui and /ui/ both land here (not on the wildcard).
   const index = readFileSync(join(dir, 'index.html'));
-  app.get(UI_PREFIX, { config: { scope: null }, schema: { hide: true } }, async (_req, reply) =>
+  app.get(UI_PREFIX, { config: { scope: null, queues: 'none' }, schema: { hide: true } }, async (_req, reply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(index));
   await app.register(fastifyStatic, {
     root: dir,

@@ -1,7 +1,7 @@
 import { DroverError, JOB_ID_PATTERN, WebhookInput, WebhookUpdate, type Webhook } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { assertQueueAllowed } from '../auth.js';
+import { guards } from '../queue-scope.js';
 import type { ApiContext } from '../context.js';
 import { ErrorResponse } from '../schemas.js';
 
@@ -31,23 +31,23 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post<{ Body: WebhookInput }>(
     '/v1/webhooks',
-    { config: { scope: 'admin' }, schema: { tags: ['webhooks'], summary: 'Subscribe a URL to events (the answer holds the signing secret, once)', body: WebhookInput, response: errors } },
+    { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'Subscribe a URL to events (the answer holds the signing secret, once)', body: WebhookInput, response: errors } },
     async (request, reply) => reply.status(201).send(await ctx.webhooks.create(request.body)),
   );
 
-  app.get('/v1/webhooks', { config: { scope: 'admin' }, schema: { tags: ['webhooks'], summary: 'Subscriptions (without secrets)' } }, async () => ({
+  app.get('/v1/webhooks', { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'Subscriptions (without secrets)' } }, async () => ({
     items: (await ctx.webhooks.list()).map(shown),
   }));
 
   app.get<{ Params: { id: string } }>(
     '/v1/webhooks/:id',
-    { config: { scope: 'admin' }, schema: { tags: ['webhooks'], summary: 'One subscription', params: IdParams, response: errors } },
+    { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'One subscription', params: IdParams, response: errors } },
     async (request) => shown(await mustGet(request.params.id)),
   );
 
   app.patch<{ Params: { id: string }; Body: WebhookUpdate }>(
     '/v1/webhooks/:id',
-    { config: { scope: 'admin' }, schema: { tags: ['webhooks'], summary: 'Change url, events, queues, enabled, description', params: IdParams, body: WebhookUpdate, response: errors } },
+    { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'Change url, events, queues, enabled, description', params: IdParams, body: WebhookUpdate, response: errors } },
     async (request) => {
       const hook = await ctx.webhooks.update(request.params.id, request.body);
       if (!hook) throw new DroverError('NOT_FOUND', `no webhook ${request.params.id}`);
@@ -57,7 +57,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.delete<{ Params: { id: string } }>(
     '/v1/webhooks/:id',
-    { config: { scope: 'admin' }, schema: { tags: ['webhooks'], summary: 'Unsubscribe (pending deliveries are dropped)', params: IdParams, response: errors } },
+    { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'Unsubscribe (pending deliveries are dropped)', params: IdParams, response: errors } },
     async (request, reply) => {
       if (!(await ctx.webhooks.remove(request.params.id))) throw new DroverError('NOT_FOUND', `no webhook ${request.params.id}`);
       return reply.status(204).send();
@@ -67,7 +67,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Params: { id: string }; Querystring: { limit?: number; before?: number } }>(
     '/v1/webhooks/:id/deliveries',
     {
-      config: { scope: 'admin' },
+      config: { scope: 'admin', queues: 'global' },
       schema: { tags: ['webhooks'], summary: 'Deliveries, newest first, each with every attempt (status, error, duration)', params: IdParams, querystring: DeliveryQuery, response: errors },
     },
     async (request) => {
@@ -78,11 +78,10 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<{ Params: { id: string }; Querystring: { limit?: number; before?: number } }>(
     '/v1/jobs/:id/deliveries',
-    { config: { scope: 'read' }, schema: { tags: ['jobs'], summary: "Deliveries to the job's callbackUrl", params: IdParams, querystring: DeliveryQuery, response: errors } },
+    { config: { scope: 'read', queues: guards(ctx).job() }, schema: { tags: ['jobs'], summary: "Deliveries to the job's callbackUrl", params: IdParams, querystring: DeliveryQuery, response: errors } },
     async (request) => {
       const job = await ctx.store.get(request.params.id);
       if (!job) throw new DroverError('NOT_FOUND', `no job ${request.params.id}`);
-      assertQueueAllowed(request.principal, job.queue);
       return { items: await ctx.webhooks.deliveries({ jobId: job.id }, request.query.limit ?? 50, request.query.before) };
     },
   );

@@ -8,7 +8,7 @@ export function whoamiRoutes(app: FastifyInstance): void {
   app.get(
     '/v1/whoami',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', queues: 'none' },
       schema: {
         tags: ['health'],
         summary: "The calling token's name, scope and queue restriction",

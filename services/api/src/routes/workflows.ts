@@ -5,6 +5,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
+import { canSee, guards } from '../queue-scope.js';
 import { ErrorResponse } from '../schemas.js';
 import { assertSubmittable, submitJobs, throwProblems } from './jobs.js';
 
@@ -35,6 +36,8 @@ const FAILED_STATES: StepState[] = ['failed', 'timed_out', 'lost', 'cancelled', 
 
 /** Keeper's workflows: a DAG of steps, each a job; restart whole, from the failed steps, or from given steps. */
 export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const guard = guards(ctx).workflow();
+  const stepQueues = (wf: WorkflowRecord): string[] => [...new Set(wf.steps.map((s) => s.job.queue ?? 'default'))];
   const view = async (wf: WorkflowRecord) => {
     const all = await ctx.store.getMany(Object.values(wf.jobs).flat());
     const byId = new Map(all.map((j) => [j.id, j]));
@@ -89,7 +92,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post<{ Body: WorkflowInput }>(
     '/v1/workflows',
-    { config: { scope: 'submit' }, schema: { tags: ['workflows'], summary: 'Run a DAG of steps: each starts when the steps it depends on succeeded', body: WorkflowInput, response: errors } },
+    { config: { scope: 'submit', queues: 'handler' }, schema: { tags: ['workflows'], summary: 'Run a DAG of steps: each starts when the steps it depends on succeeded', body: WorkflowInput, response: errors } },
     async (request, reply) => {
       const { name, steps, concurrency } = request.body;
       const problems = checkDag(steps);
@@ -104,7 +107,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: { cursor?: string; limit?: number } }>(
     '/v1/workflows',
     {
-      config: { scope: 'read' },
+      config: { scope: 'read', queues: 'handler' },
       schema: {
         tags: ['workflows'],
         summary: 'Workflows, newest first',
@@ -113,19 +116,21 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request) => {
       const page = await ctx.workflows.list(request.query.cursor, request.query.limit ?? 50);
-      return { items: await Promise.all(page.items.map(view)), nextCursor: page.nextCursor };
+      // A workflow is visible only to a token allowed every one of its steps' queues.
+      const visible = page.items.filter((wf) => canSee(request.principal, stepQueues(wf)));
+      return { items: await Promise.all(visible.map(view)), nextCursor: page.nextCursor };
     },
   );
 
   app.get<{ Params: { id: string } }>(
     '/v1/workflows/:id',
-    { config: { scope: 'read' }, schema: { tags: ['workflows'], summary: "Each step's state, job, times", params: IdParams, response: errors } },
+    { config: { scope: 'read', queues: guard }, schema: { tags: ['workflows'], summary: "Each step's state, job, times", params: IdParams, response: errors } },
     async (request) => view(await mustGet(request.params.id)),
   );
 
   app.post<{ Params: { id: string } }>(
     '/v1/workflows/:id/cancel',
-    { config: { scope: 'submit' }, schema: { tags: ['workflows'], summary: 'Cancel: running steps are killed (their ids are returned), waiting ones never start', params: IdParams, response: errors } },
+    { config: { scope: 'submit', queues: guard }, schema: { tags: ['workflows'], summary: 'Cancel: running steps are killed (their ids are returned), waiting ones never start', params: IdParams, response: errors } },
     async (request) => {
       const wf = await mustGet(request.params.id);
       const { flagged: interrupted, cancelled } = await ctx.store.cancelMany(Object.values(wf.jobs).flat());
@@ -136,7 +141,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<{ Params: { id: string }; Body: RestartBody }>(
     '/v1/workflows/:id/restart',
     {
-      config: { scope: 'submit' },
+      config: { scope: 'submit', queues: guard },
       schema: {
         tags: ['workflows'],
         summary: 'Run again: mode "whole", mode "failed" (failed and skipped steps, keeping succeeded ones), or from the given steps and their descendants',

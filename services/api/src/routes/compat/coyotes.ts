@@ -5,6 +5,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { assertQueueAllowed } from '../../auth.js';
 import type { ApiContext } from '../../context.js';
+import { canSee, guards, type QueueGuard } from '../../queue-scope.js';
 import { assertSubmittable, submitJobs } from '../jobs.js';
 import { legacyErrors } from './envelope.js';
 
@@ -52,7 +53,10 @@ export function coyotesTask(job: JobRecord): Record<string, unknown> {
 export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   await app.register(multipart, { attachFieldsToBody: 'keyValues', limits: { files: 0, fields: 1000, fieldSize: 1024 * 1024 } });
   legacyErrors(app, (status, message) => ({ status_code: status, message, data: null }));
-  const scope = (s: 'read' | 'submit' | 'admin'): { scope: 'read' | 'submit' | 'admin' | null } => ({ scope: ctx.compatOpen ? null : s });
+  const scope = (s: 'read' | 'submit' | 'admin', queues: QueueGuard): { scope: 'read' | 'submit' | 'admin' | null; queues: QueueGuard } => ({ scope: ctx.compatOpen ? null : s, queues });
+  const g = guards(ctx);
+  const channelGuard = g.queue('name', (r) => new DroverError('NOT_FOUND', `no channel ${(r.params as { name?: string }).name ?? ''}`));
+  const delayedGuard = g.job('id', (r) => new DroverError('NOT_FOUND', `no delayed task ${(r.params as { id?: string }).id ?? ''}`));
   const ok = (data: unknown = null) => ({ status_code: 200, message: 'ok', data });
   const channelName = (name: string): string => {
     if (!NAME.test(name)) throw bad('channel name must be 1-64 letters, digits, "_", "." or "-"');
@@ -68,14 +72,14 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     return { tasks, count: tasks.length };
   };
 
-  app.get('/channels', { config: scope('read'), schema: { hide: true } }, async (request) => {
-    const names = [...new Set([...DEFAULT_CHANNELS, ...(await ctx.queues.names())])].filter((n) => !request.principal?.queues || request.principal.queues.includes(n));
+  app.get('/channels', { config: scope('read', 'handler'), schema: { hide: true } }, async (request) => {
+    const names = [...new Set([...DEFAULT_CHANNELS, ...(await ctx.queues.names())])].filter((n) => canSee(request.principal, [n]));
     const data: Record<string, unknown> = {};
     for (const n of names.sort()) data[n] = await channel(n);
     return ok(data);
   });
 
-  app.post('/channels', { config: scope('admin'), schema: { hide: true } }, async (request) => {
+  app.post('/channels', { config: scope('admin', 'handler'), schema: { hide: true } }, async (request) => {
     const body = (request.body ?? {}) as Fields;
     const name = field(body, 'name');
     if (!name) throw bad('name is required');
@@ -83,18 +87,18 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (!['true', 'false', '1', '0'].includes(distinct)) throw bad('distinct must be true or false');
     const worker = field(body, 'worker');
     if (worker !== undefined && !/^[1-9]\d{0,4}$/.test(worker)) throw bad('worker must be a positive integer');
+    assertQueueAllowed(request.principal, channelName(name));
     await ctx.queues.update(channelName(name), { dedupe: distinct === 'true' || distinct === '1', ...(worker ? { concurrency: Number(worker) } : {}) });
     return ok();
   });
 
-  app.get<{ Params: { name: string } }>('/channels/:name', { config: scope('read'), schema: { hide: true } }, async (request) => {
+  app.get<{ Params: { name: string } }>('/channels/:name', { config: scope('read', channelGuard), schema: { hide: true } }, async (request) => {
     const name = channelName(request.params.name);
-    assertQueueAllowed(request.principal, name);
     if (!DEFAULT_CHANNELS.includes(name) && !(await ctx.queues.exists(name))) throw new DroverError('NOT_FOUND', `no channel ${name}`);
     return ok(await channel(name));
   });
 
-  app.delete<{ Params: { name: string } }>('/channels/:name', { config: scope('admin'), schema: { hide: true } }, async (request) => {
+  app.delete<{ Params: { name: string } }>('/channels/:name', { config: scope('admin', channelGuard), schema: { hide: true } }, async (request) => {
     const name = channelName(request.params.name);
     if (!(await ctx.queues.exists(name))) throw new DroverError('NOT_FOUND', `no channel ${name}`);
     // Coyotes drops the channel's queued tasks with it; running ones finish.
@@ -126,7 +130,7 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     const [created] = await submitJobs(ctx, [job], request.traceContext);
     return ok({ task_id: created!.record.id, task_name: task, result: !created!.duplicate });
   };
-  app.post<{ Params: { name: string } }>('/channels/:name', { config: scope('submit'), schema: { hide: true } }, (request) => pushTask(request));
+  app.post<{ Params: { name: string } }>('/channels/:name', { config: scope('submit', 'handler'), schema: { hide: true } }, (request) => pushTask(request));
 
   // Failed tasks of a channel (failed, timed out or lost jobs), one of them, and retrying one as a new task.
   const FAILED = ['failed', 'timed_out', 'lost'] as const;
@@ -136,20 +140,18 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (!job || job.queue !== name || !(FAILED as readonly string[]).includes(job.status)) throw new DroverError('NOT_FOUND', `no failed task ${id} in channel ${name}`);
     return job;
   };
-  app.get<{ Params: { name: string } }>('/channels/:name/failed-tasks', { config: scope('read'), schema: { hide: true } }, async (request) => {
+  app.get<{ Params: { name: string } }>('/channels/:name/failed-tasks', { config: scope('read', channelGuard), schema: { hide: true } }, async (request) => {
     const name = channelName(request.params.name);
-    assertQueueAllowed(request.principal, name);
     const ids: string[] = [];
     for (const s of FAILED) ids.push(...(await ctx.store.redis.zrevrange(ctx.store.keys.index(name, s), 0, 999)));
     const tasks = (await ctx.store.getMany(ids)).map(failedTask);
     return ok({ tasks, count: tasks.length });
   });
-  app.get<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', { config: scope('read'), schema: { hide: true } }, async (request) => {
+  app.get<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', { config: scope('read', channelGuard), schema: { hide: true } }, async (request) => {
     const name = channelName(request.params.name);
-    assertQueueAllowed(request.principal, name);
     return ok(failedTask(await mustFail(name, request.params.id)));
   });
-  app.post<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', { config: scope('submit'), schema: { hide: true } }, async (request) => {
+  app.post<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', { config: scope('submit', channelGuard), schema: { hide: true } }, async (request) => {
     const name = channelName(request.params.name);
     const failed = await mustFail(name, request.params.id);
     const spec = await ctx.store.spec(failed.id);
@@ -163,22 +165,21 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
   // Delayed tasks across channels: list, one, cancel.
   const mustDelay = async (id: string, principal: FastifyRequest['principal']): Promise<JobRecord> => {
     const job = await ctx.store.get(id);
-    if (!job || job.status !== 'delayed') throw new DroverError('NOT_FOUND', `no delayed task ${id}`);
-    assertQueueAllowed(principal, job.queue);
+    if (!job || job.status !== 'delayed' || !canSee(principal, [job.queue])) throw new DroverError('NOT_FOUND', `no delayed task ${id}`);
     return job;
   };
-  app.get('/delay-tasks', { config: scope('read'), schema: { hide: true } }, async (request) => {
+  app.get('/delay-tasks', { config: scope('read', 'handler'), schema: { hide: true } }, async (request) => {
     const ids = await ctx.store.redis.zrange(ctx.store.keys.index(undefined, 'delayed'), 0, 999);
-    const jobs = (await ctx.store.getMany(ids)).filter((j) => !request.principal?.queues || request.principal.queues.includes(j.queue));
+    const jobs = (await ctx.store.getMany(ids)).filter((j) => canSee(request.principal, [j.queue]));
     return ok({ tasks: jobs.map(coyotesTask), count: jobs.length });
   });
-  app.get<{ Params: { id: string } }>('/delay-tasks/:id', { config: scope('read'), schema: { hide: true } }, async (request) =>
+  app.get<{ Params: { id: string } }>('/delay-tasks/:id', { config: scope('read', delayedGuard), schema: { hide: true } }, async (request) =>
     ok(coyotesTask(await mustDelay(request.params.id, request.principal))),
   );
-  app.delete<{ Params: { id: string } }>('/delay-tasks/:id', { config: scope('submit'), schema: { hide: true } }, async (request) => {
+  app.delete<{ Params: { id: string } }>('/delay-tasks/:id', { config: scope('submit', delayedGuard), schema: { hide: true } }, async (request) => {
     const job = await mustDelay(request.params.id, request.principal);
     await ctx.store.cancel(job.id);
     return ok();
   });
-  app.post<{ Params: { name: string } }>('/channels/:name/tasks', { config: scope('submit'), schema: { hide: true } }, (request) => pushTask(request));
+  app.post<{ Params: { name: string } }>('/channels/:name/tasks', { config: scope('submit', 'handler'), schema: { hide: true } }, (request) => pushTask(request));
 }

@@ -4,6 +4,7 @@ import {
 } from '@drover/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../../context.js';
+import { guards, type QueueGuard } from '../../queue-scope.js';
 import { assertSubmittable, expandReplicas, submitJobs } from '../jobs.js';
 import { triggerSchedule } from '../schedules.js';
 import { legacyErrors } from './envelope.js';
@@ -86,7 +87,9 @@ function template(task: TaskInput, queue: string): JobTemplate {
 export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   legacyErrors(app, (code, msg) => ({ code, msg }));
   const tasks = new MeprocTasks(ctx.store.redis, `${ctx.store.keys.base}:compat:meproc`);
-  const scope = (s: 'read' | 'submit'): { scope: 'read' | 'submit' | null } => ({ scope: ctx.compatOpen ? null : s });
+  // Every Meproc task lives in DROVER_COMPAT_QUEUE: a token restricted to other queues finds no task at all.
+  const tasksGuard = guards(ctx).fixed(ctx.compatQueue, () => new DroverError('FORBIDDEN', 'Program not exists, please start it at first'));
+  const scope = (s: 'read' | 'submit'): { scope: 'read' | 'submit' | null; queues: QueueGuard } => ({ scope: ctx.compatOpen ? null : s, queues: tasksGuard });
   const ok = (data?: unknown) => (data === undefined ? { code: 200, msg: 'OK' } : { code: 200, msg: 'OK', data });
 
   /** Starts the task's jobs (or its schedule plus a first run at once, as Meproc does). Returns the new job ids. */
@@ -109,8 +112,9 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const stop = async (task: MeprocTask): Promise<void> => {
     const flagged = task.type === 'cron' ? ((await ctx.schedules.delete(meprocSchedule(task.name), true))?.flagged ?? []) : [];
     await ctx.store.signalCancel(flagged);
-    const unfinished = await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`);
-    await ctx.store.cancelMany([...new Set([...unfinished, ...task.jobIds])]);
+    // Jobs of the same name in other queues are not the task's (a name is only unique within Meproc's queue).
+    const unfinished = await ctx.store.getMany(await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`));
+    await ctx.store.cancelMany([...new Set([...unfinished.filter((j) => j.queue === ctx.compatQueue).map((j) => j.id), ...task.jobIds])]);
   };
 
   const nameParam = (query: unknown): string => {
@@ -164,8 +168,9 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const running: { command: string; pid: number; alias: string }[] = [];
     const view: Record<string, unknown> = {};
     for (const task of all) {
-      const ids = await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`);
-      const jobs = (await ctx.store.getMany(ids)).filter((j) => j.status === 'running').sort((a, b) => a.replica - b.replica);
+      const named = (await ctx.store.getMany(await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`))).filter((j) => j.queue === ctx.compatQueue);
+      const ids = named.map((j) => j.id);
+      const jobs = named.filter((j) => j.status === 'running').sort((a, b) => a.replica - b.replica);
       for (const j of jobs) running.push({ command: task.cmd, pid: j.pid ?? 0, alias: `${task.name}:${j.replica}` });
       const { jobIds, cron, ...shown } = task;
       void jobIds; // internal: not part of Meproc's task view
@@ -187,7 +192,7 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.route({
     method: ['PATCH', 'OPTIONS'],
     url: '/proc',
-    config: { scope: null },
+    config: { scope: null, queues: 'none' },
     schema: { hide: true },
     handler: async (_request, reply) => reply.status(405).send({ code: 405, msg: 'Method Not Allowed' }),
   });
