@@ -34,6 +34,13 @@ test('"*" matches within one segment and never crosses "/"; "**" matches any num
   assert.equal(pathMatches('/usr/bin/t.ue', '/usr/bin/true'), false, 'regex characters are literal');
 });
 
+test('several "**" against a path of thousands of segments: matching stays linear (a backtracking matcher would hang here)', () => {
+  const deep = `/${Array.from({ length: 5000 }, () => 'a').join('/')}`;
+  assert.equal(pathMatches('/**/a/**/a/**/a/**/b', deep), false);
+  assert.equal(pathMatches('/**/a/**/a/**/a/**/a', deep), true);
+  assert.equal(pathMatches('/a/**/*/a', deep), true);
+});
+
 test('".", ".." and empty segments are refused before matching, whatever the pattern', () => {
   const policy = locked({ shell: false, allow: ['/opt/tools/bin/*', '/opt/**'] });
   for (const program of ['/opt/tools/bin/../../../../bin/sh', '/opt/tools/bin/./x', '/opt/tools/bin//x', '/opt/tools/bin/x/', '/opt/tools/bin/..', '/opt/..']) {

@@ -50,24 +50,29 @@ function compile(pattern: string): SegmentMatcher[] | null {
   return c;
 }
 
-function matchFrom(pattern: SegmentMatcher[], pi: number, segments: string[], si: number): boolean {
-  for (; pi < pattern.length; pi++, si++) {
+/**
+ * Segment-wise match by dynamic programming over (pattern position, segment position), from the ends: linear in
+ * their product whatever the number of `**`, so a path of thousands of segments cannot make matching explode.
+ */
+function matchSegments(pattern: SegmentMatcher[], segments: string[]): boolean {
+  const n = segments.length;
+  // next[si]: does pattern[pi + 1..] match segments[si..]?
+  let next: boolean[] = Array.from({ length: n + 1 }, (_, si) => si === n);
+  for (let pi = pattern.length - 1; pi >= 0; pi--) {
     const m = pattern[pi]!;
-    if (m === GLOBSTAR) {
-      // Zero or more whole segments: try every split point (patterns and paths are short).
-      for (let skip = si; skip <= segments.length; skip++) if (matchFrom(pattern, pi + 1, segments, skip)) return true;
-      return false;
+    const row: boolean[] = new Array<boolean>(n + 1).fill(false);
+    for (let si = n; si >= 0; si--) {
+      if (m === GLOBSTAR) row[si] = next[si]! || (si < n && row[si + 1]!);
+      else if (si < n) row[si] = (typeof m === 'string' ? m === segments[si] : m.test(segments[si]!)) && next[si + 1]!;
     }
-    const s = segments[si];
-    if (s === undefined) return false;
-    if (typeof m === 'string' ? m !== s : !m.test(s)) return false;
+    next = row;
   }
-  return si === segments.length;
+  return next[0]!;
 }
 
 /** True when the absolute, clean `path` (see programPathProblem) matches `pattern` segment by segment. */
 export function pathMatches(pattern: string, path: string): boolean {
   const c = compile(pattern);
   if (!c || programPathProblem(path)) return false;
-  return matchFrom(c, 0, path.slice(1).split('/'), 0);
+  return matchSegments(c, path.slice(1).split('/'));
 }
