@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DroverError } from './errors.js';
@@ -5,22 +6,22 @@ import { QUEUE_NAME_PATTERN } from './model/job-spec.js';
 
 /** Everything Drover reads from the environment, validated once and frozen. Durations are ms, sizes bytes. */
 export interface DroverConfig {
-  /** `REDIS_URL`, default `redis://127.0.0.1:6379`. */
+  /** `REDIS_URL` (or `REDIS_URL_FILE`), default `redis://127.0.0.1:6379`. */
   redisUrl: string;
   /** `DROVER_PREFIX`, default `drover`: every key lives under `{prefix}` so one hash tag covers them all. */
   prefix: string;
   /** `DROVER_BROKER`: `bullmq` (default) or `rabbitmq`. */
   broker: 'bullmq' | 'rabbitmq';
-  /** `AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672`: the RabbitMQ broker. */
+  /** `AMQP_URL` (or `AMQP_URL_FILE`), default `amqp://guest:guest@127.0.0.1:5672`: the RabbitMQ broker. */
   amqpUrl: string;
   /** `AMQP_QUEUE_TYPE`, default `quorum`: the type of queue declared per Drover queue. */
   amqpQueueType: 'quorum' | 'classic';
   /** `DROVER_HOST` / `DROVER_PORT`: where the API listens. Default 127.0.0.1:8606. */
   host: string;
   port: number;
-  /** `DATABASE_URL` (PostgreSQL): finished jobs are archived there and read through once Redis let them go. */
+  /** `DATABASE_URL` or `DATABASE_URL_FILE` (PostgreSQL): finished jobs are archived there and read through once Redis let them go. */
   databaseUrl: string | undefined;
-  /** `DROVER_ADMIN_TOKEN`: a single admin token for the simple case. */
+  /** `DROVER_ADMIN_TOKEN` (or `DROVER_ADMIN_TOKEN_FILE`): a single admin token for the simple case. */
   adminToken: string | undefined;
   /** `DROVER_TOKENS_FILE`: JSON file with several tokens and their scopes. */
   tokensFile: string | undefined;
@@ -97,6 +98,11 @@ export interface DroverConfig {
     /** `RUNNER_ALLOWED_USERS` / `RUNNER_ALLOWED_GROUPS`: the only users and groups a job may ask for (default none). */
     allowedUsers: string[];
     allowedGroups: string[];
+    /**
+     * `RUNNER_JOB_USER`: the user (name or uid in /etc/passwd) jobs run as when they name none. Default: `nobody`
+     * when the runner can switch users (root), else the runner's own user. `root` must be asked for by name.
+     */
+    jobUser: string | undefined;
   };
   scheduler: {
     /** `SCHEDULER_TICK_MS`, default 50: how often due delayed jobs and expired leases are checked. */
@@ -113,7 +119,7 @@ export interface DroverConfig {
     webhookRetryBaseMs: number;
     /** `DROVER_WEBHOOK_MAX_AGE_MS`, default 1 h: a delivery still failing this long after its event is given up. */
     webhookMaxAgeMs: number;
-    /** `DROVER_CALLBACK_SECRET`: HMAC key for jobs' `callbackUrl` deliveries (unsigned without it). */
+    /** `DROVER_CALLBACK_SECRET` (or `DROVER_CALLBACK_SECRET_FILE`): HMAC key for jobs' `callbackUrl` deliveries (unsigned without it). */
     callbackSecret: string | undefined;
     /**
      * `SCHEDULER_MISFIRE_THRESHOLD_MS`, default 60000: a cron fire handled later than this (no scheduler was running)
@@ -140,6 +146,30 @@ class EnvReader {
   optional(name: string): string | undefined {
     const v = this.env[name];
     return v === undefined || v === '' ? undefined : v;
+  }
+
+  /**
+   * A secret from `NAME`, or from the file `NAME_FILE` names (as container secrets are mounted), never both.
+   * One trailing newline of the file is dropped. Problems name the variable and the file, never the value.
+   */
+  secret(name: string): string | undefined {
+    const direct = this.optional(name);
+    const file = this.optional(`${name}_FILE`);
+    if (file === undefined) return direct;
+    if (direct !== undefined) {
+      this.problems.push(`${name} and ${name}_FILE are both set; set only one`);
+      return undefined;
+    }
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      this.problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      return undefined;
+    }
+    const value = text.replace(/\r?\n$/, '');
+    if (value === '') this.problems.push(`${name}_FILE: ${file} is empty`);
+    return value === '' ? undefined : value;
   }
 
   int(name: string, fallback: number, min: number, max: number): number {
@@ -179,6 +209,12 @@ class EnvReader {
   }
 }
 
+/** A URL's scheme for an error message: the rest of a broker URL may hold its password. */
+function schemeOf(url: string): string {
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url);
+  return m ? `scheme "${m[1]}:"` : 'no scheme';
+}
+
 /**
  * The standard OpenTelemetry variables Drover's tracing honours (read by the OTel SDK itself, not by loadConfig).
  * Deployment files may set these besides the names loadConfig reads.
@@ -203,13 +239,13 @@ export function configEnvNames(): string[] {
 
 export function loadConfig(env: Env): Readonly<DroverConfig> {
   const r = new EnvReader(env);
-  const redisUrl = r.string('REDIS_URL', 'redis://127.0.0.1:6379');
-  if (!/^rediss?:\/\//.test(redisUrl)) r.problems.push(`REDIS_URL must start with redis:// or rediss://, got "${redisUrl}"`);
+  const redisUrl = r.secret('REDIS_URL') ?? 'redis://127.0.0.1:6379';
+  if (!/^rediss?:\/\//.test(redisUrl)) r.problems.push(`REDIS_URL must start with redis:// or rediss://, got ${schemeOf(redisUrl)}`);
   const prefix = r.string('DROVER_PREFIX', 'drover');
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) r.problems.push(`DROVER_PREFIX may only hold letters, digits and _.:- (got "${prefix}")`);
   const broker = r.oneOf('DROVER_BROKER', ['bullmq', 'rabbitmq'] as const, 'bullmq');
-  const amqpUrl = r.string('AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672');
-  if (!/^amqps?:\/\//.test(amqpUrl)) r.problems.push(`AMQP_URL must start with amqp:// or amqps://, got "${amqpUrl}"`);
+  const amqpUrl = r.secret('AMQP_URL') ?? 'amqp://guest:guest@127.0.0.1:5672';
+  if (!/^amqps?:\/\//.test(amqpUrl)) r.problems.push(`AMQP_URL must start with amqp:// or amqps://, got ${schemeOf(amqpUrl)}`);
   const queues = r.list('RUNNER_QUEUES', 'default');
   const queueRe = new RegExp(QUEUE_NAME_PATTERN);
   for (const q of queues) if (!queueRe.test(q)) r.problems.push(`RUNNER_QUEUES has an invalid queue name "${q}"`);
@@ -224,8 +260,8 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     amqpQueueType: r.oneOf('AMQP_QUEUE_TYPE', ['quorum', 'classic'] as const, 'quorum'),
     host: r.string('DROVER_HOST', '127.0.0.1'),
     port: r.int('DROVER_PORT', 8606, 0, 65535),
-    adminToken: r.optional('DROVER_ADMIN_TOKEN'),
-    databaseUrl: r.optional('DATABASE_URL'),
+    adminToken: r.secret('DROVER_ADMIN_TOKEN'),
+    databaseUrl: r.secret('DATABASE_URL'),
     tokensFile: r.optional('DROVER_TOKENS_FILE'),
     dataDir: r.string('DROVER_DATA_DIR', '.drover'),
     policyFile: r.optional('DROVER_POLICY_FILE'),
@@ -265,6 +301,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       maxMemoryMb: r.int('RUNNER_MAX_MEMORY_MB', 0, 0, 16 * 1024 * 1024),
       allowedUsers: r.list('RUNNER_ALLOWED_USERS', ''),
       allowedGroups: r.list('RUNNER_ALLOWED_GROUPS', ''),
+      jobUser: r.optional('RUNNER_JOB_USER'),
     },
     scheduler: {
       tickMs: r.int('SCHEDULER_TICK_MS', 50, 5, 60_000),
@@ -275,7 +312,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       eventsRetentionMs: r.int('DROVER_EVENTS_RETENTION_MS', 86_400_000, 60_000, 90 * 86_400_000),
       webhookRetryBaseMs: r.int('DROVER_WEBHOOK_RETRY_BASE_MS', 1000, 10, 3_600_000),
       webhookMaxAgeMs: r.int('DROVER_WEBHOOK_MAX_AGE_MS', 3_600_000, 1000, 7 * 86_400_000),
-      callbackSecret: r.optional('DROVER_CALLBACK_SECRET'),
+      callbackSecret: r.secret('DROVER_CALLBACK_SECRET'),
     },
   };
   if (config.compat.open && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
