@@ -7,8 +7,8 @@
  *
  * Protocol: frames over stdin (commands) and stdout (events): u32 payload length (little endian), u8 type,
  * payload. Integers are little endian; a string is u32 length + bytes.
- *   runner -> helper  START  1: u32 id, i32 uid, i32 gid, str cwd, u32 argc, str argv..., u32 envc, str env...,
- *                                u32 nlimits, (u32 resource, u64 soft, u64 hard)...
+ *   runner -> helper  START  1: u32 id, i32 uid, i32 gid, i32 ngroups (-1: none given), u32 group..., str cwd,
+ *                                u32 argc, str argv..., u32 envc, str env..., u32 nlimits, (u32 resource, u64 soft, u64 hard)...
  *                     SIGNAL 2: u32 id, i32 signo          (sent to the job's whole process group)
  *   helper -> runner  STARTED 1: u32 id, i32 pid
  *                     FAILED  2: u32 id, i32 errno
@@ -18,6 +18,11 @@
  * Every child leads its own session (setsid), so signals to the runner never reach it; it gets SIGKILL if the
  * helper dies (PR_SET_PDEATHSIG), and the helper gets SIGKILL if the runner dies, so no job outlives the
  * runner that owns it. When a child exits, whatever it left in its process group is killed.
+ *
+ * Secrets: the runner starts the helper with an empty environment (each job's environment arrives in its START
+ * frame) and the helper makes itself non-dumpable, so no other process of its uid, a job included, can read its
+ * /proc/<pid>/environ, mem or maps, which hold the environments of every job in flight. A child is back to a normal,
+ * dumpable process once it has exec'd (the kernel sets dumpability afresh on execve when real and effective ids agree).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -44,6 +49,7 @@
 enum { CMD_START = 1, CMD_SIGNAL = 2 };
 enum { EV_STARTED = 1, EV_FAILED = 2, EV_OUTPUT = 3, EV_EXIT = 4 };
 #define MAX_JOBS 4096
+#define MAX_GROUPS 65536 /* NGROUPS_MAX of Linux */
 #define MAX_FRAME (64u * 1024u * 1024u)
 #define READ_CHUNK 65536
 /* After a child exits, how long a grandchild that escaped the group may keep its output pipes open. */
@@ -142,25 +148,10 @@ static void send_failed(uint32_t id, int err) {
   put_u32((uint32_t)err);
 }
 
-/* Resolves a program name without a slash against PATH from the job's own environment, as a shell would. */
-static const char *resolve_program(const char *name, char **envp, char *buf, size_t bufsz) {
-  if (strchr(name, '/')) return name;
-  const char *path = environ_path_default;
-  for (char **e = envp; *e; e++) if (strncmp(*e, "PATH=", 5) == 0) { path = *e + 5; break; }
-  size_t nlen = strlen(name);
-  while (*path) {
-    const char *end = strchrnul(path, ':');
-    size_t dlen = (size_t)(end - path);
-    if (dlen == 0) { dlen = 1; path = "."; end = path + 1; }
-    if (dlen + 1 + nlen + 1 <= bufsz) {
-      memcpy(buf, path, dlen);
-      buf[dlen] = '/';
-      memcpy(buf + dlen + 1, name, nlen + 1);
-      if (access(buf, X_OK) == 0) return buf;
-    }
-    path = *end ? end + 1 : end;
-  }
-  return NULL;
+/* PATH from the job's own environment, else the usual default. */
+static const char *job_path(char **envp) {
+  for (char **e = envp; *e; e++) if (strncmp(*e, "PATH=", 5) == 0) return *e + 5;
+  return environ_path_default;
 }
 
 struct limit { uint32_t res; struct rlimit lim; };
@@ -171,15 +162,50 @@ static char *child_stack;
 static int null_fd = -1;
 
 struct child_args {
-  const char *program;
+  const char *path; /* PATH to search for argv[0] when it has no slash */
   char **argv, **envp;
   const char *cwd;
   int32_t uid, gid;
+  pid_t parent;
+  int32_t ngroups; /* -1: none given (dropped when gid is set) */
+  const gid_t *groups;
   uint32_t nlim;
   int null_fd, out_fd, err_fd;
   volatile int err; /* written by the child before _exit: it shares our memory until execve */
   struct limit limits[32];
 };
+
+/*
+ * Executes argv[0], searching PATH for a name without a slash as execvp(3) does. It runs in the child after the
+ * switch to the job's ids, so a directory or program only the helper's user may enter is skipped, as the job's own
+ * shell would skip it. Returns only on failure, with the errno to report.
+ */
+static int exec_program(const struct child_args *a) {
+  const char *name = a->argv[0];
+  if (strchr(name, '/')) {
+    execve(name, a->argv, a->envp);
+    return errno;
+  }
+  char buf[PATH_MAX];
+  size_t nlen = strlen(name);
+  int denied = 0;
+  for (const char *p = a->path;;) {
+    const char *end = strchrnul(p, ':');
+    const char *dir = end == p ? "." : p; /* an empty entry is the working directory */
+    size_t dlen = end == p ? 1 : (size_t)(end - p);
+    if (dlen + 1 + nlen + 1 <= sizeof buf) {
+      memcpy(buf, dir, dlen);
+      buf[dlen] = '/';
+      memcpy(buf + dlen + 1, name, nlen + 1);
+      execve(buf, a->argv, a->envp);
+      if (errno == EACCES) denied = 1;
+      else if (errno != ENOENT && errno != ENOTDIR && errno != ESTALE && errno != ENODEV && errno != ETIMEDOUT) return errno;
+    }
+    if (!*end) break;
+    p = end + 1;
+  }
+  return denied ? EACCES : ENOENT;
+}
 
 /* Runs in the child on its own stack, sharing the helper's memory: system calls only, no allocation. */
 static int child_main(void *arg) {
@@ -189,15 +215,20 @@ static int child_main(void *arg) {
   sigprocmask(SIG_SETMASK, &empty, NULL);
   signal(SIGPIPE, SIG_DFL);
   setsid();
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
   for (uint32_t i = 0; i < a->nlim; i++) {
     if (setrlimit((int)a->limits[i].res, &a->limits[i].lim) < 0) goto fail;
   }
-  if (a->gid >= 0 && (setgroups(0, NULL) < 0 || setgid((gid_t)a->gid) < 0)) goto fail;
+  if (a->ngroups >= 0) {
+    if (setgroups((size_t)a->ngroups, a->groups) < 0) goto fail;
+  } else if (a->gid >= 0 && setgroups(0, NULL) < 0) goto fail;
+  if (a->gid >= 0 && setgid((gid_t)a->gid) < 0) goto fail;
   if (a->uid >= 0 && setuid((uid_t)a->uid) < 0) goto fail;
+  /* After the ids: a change of credentials clears the parent-death signal. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != a->parent) _exit(127); /* the helper died before the signal was armed */
   if (a->cwd && *a->cwd && chdir(a->cwd) < 0) goto fail;
   if (dup2(a->null_fd, 0) < 0 || dup2(a->out_fd, 1) < 0 || dup2(a->err_fd, 2) < 0) goto fail;
-  execve(a->program, a->argv, a->envp);
+  errno = exec_program(a);
 fail:
   a->err = errno ? errno : EINVAL;
   _exit(127);
@@ -207,6 +238,14 @@ static void start_job(struct reader *r) {
   uint32_t id = rd_u32(r);
   int32_t uid = (int32_t)rd_u32(r);
   int32_t gid = (int32_t)rd_u32(r);
+  int32_t ngroups = (int32_t)rd_u32(r);
+  gid_t *groups = NULL;
+  if (ngroups > MAX_GROUPS || ngroups < -1) { r->bad = 1; ngroups = -1; }
+  if (ngroups > 0 && !r->bad) {
+    groups = calloc((size_t)ngroups, sizeof(gid_t));
+    if (!groups) die("calloc");
+    for (int32_t i = 0; i < ngroups && !r->bad; i++) groups[i] = (gid_t)rd_u32(r);
+  }
   /* One arena holds every string of this frame: no string is longer than the frame itself. */
   char *arena_base = malloc(r->left * 2 + 16);
   if (!arena_base) die("malloc");
@@ -231,16 +270,13 @@ static void start_job(struct reader *r) {
     goto out;
   }
 
-  char pathbuf[PATH_MAX];
-  const char *program = resolve_program(argv[0], envp, pathbuf, sizeof pathbuf);
-  if (!program) { send_failed(id, ENOENT); goto out; }
-
   int outp[2], errp[2];
   if (pipe2(outp, O_CLOEXEC) < 0) { send_failed(id, errno); goto out; }
   if (pipe2(errp, O_CLOEXEC) < 0) { send_failed(id, errno); close(outp[0]); close(outp[1]); goto out; }
 
   struct child_args a = {
-    .program = program, .argv = argv, .envp = envp, .cwd = cwd, .uid = uid, .gid = gid,
+    .path = job_path(envp), .argv = argv, .envp = envp, .cwd = cwd, .uid = uid, .gid = gid, .ngroups = ngroups, .groups = groups,
+    .parent = getpid(),
     .nlim = nlim, .null_fd = null_fd, .out_fd = outp[1], .err_fd = errp[1], .err = 0,
   };
   memcpy(a.limits, limits, sizeof(limits[0]) * nlim);
@@ -268,6 +304,7 @@ static void start_job(struct reader *r) {
   put_u32(id);
   put_u32((uint32_t)pid);
 out:
+  free(groups);
   free(argv);
   free(envp);
   free(arena_base);
@@ -360,6 +397,9 @@ static void kill_all_and_exit(int code) {
 }
 
 int main(void) {
+  /* First, before anything lands in memory: no same-uid process may read our memory or /proc files. */
+  if (prctl(PR_SET_DUMPABLE, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
+  clearenv(); /* expected empty already; nothing of it may reach a job */
   /* If the runner dies, so do we (and our children with us). */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
   if (getppid() == 1) return 0;

@@ -8,9 +8,14 @@ export interface ExecRequest {
   /** The complete environment of the child: nothing is inherited implicitly. */
   env: Record<string, string>;
   cwd?: string;
-  /** Run as this user and group (numeric; set only from the runner's allow-list). */
+  /** Run as this user and group (numeric; set only from the runner's job user or allow-list). */
   uid?: number;
   gid?: number;
+  /**
+   * Supplementary groups (initgroups of the job's user). Only the spawner helper sets them: Node's spawn drops every
+   * supplementary group when it switches ids, so under child_process a job runs with its primary group alone.
+   */
+  groups?: number[];
   /** Resource limits applied in the child before exec (only the spawner helper can; see README). */
   limits?: { resource: 'nofile' | 'as'; value: number }[];
 }

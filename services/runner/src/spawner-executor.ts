@@ -69,7 +69,8 @@ export class SpawnerExecutor implements Executor {
   async init(): Promise<void> {
     if (this.state === 'closed' || this.state === 'starting' || this.state === 'up') return;
     this.state = 'starting';
-    const helper = spawn(this.path, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    // An empty environment: the helper needs none (each job's comes in its start frame), and the runner's holds secrets.
+    const helper = spawn(this.path, [], { stdio: ['pipe', 'pipe', 'inherit'], env: {} });
     this.helper = helper;
     const decoder = new FrameDecoder();
     const hello = new Promise<void>((resolve, reject) => {
@@ -167,7 +168,7 @@ export class SpawnerExecutor implements Executor {
     return new Promise<ExecProcess>((resolve) => {
       this.jobs.set(id, { onOutput, started: resolve, exited: () => undefined, pid: undefined });
       const limits = (request.limits ?? []).map((l) => ({ resource: RLIMIT[l.resource], soft: BigInt(l.value), hard: BigInt(l.value) }));
-      this.send(encodeStart({ id, uid: request.uid ?? -1, gid: request.gid ?? -1, cwd: request.cwd ?? '', argv, env, limits }));
+      this.send(encodeStart({ id, uid: request.uid ?? -1, gid: request.gid ?? -1, groups: request.groups, cwd: request.cwd ?? '', argv, env, limits }));
     });
   }
 

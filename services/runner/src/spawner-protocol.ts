@@ -9,6 +9,8 @@ export interface StartCommand {
   id: number;
   uid: number; // -1: keep
   gid: number; // -1: keep
+  /** Supplementary groups; undefined: none given (they are dropped when gid is set). */
+  groups?: number[];
   cwd: string;
   argv: string[];
   env: string[];
@@ -17,13 +19,16 @@ export interface StartCommand {
 
 export function encodeStart(c: StartCommand): Buffer {
   const strings = [c.cwd, ...c.argv, ...c.env].map((s) => Buffer.from(s, 'utf8'));
-  const size = 4 + 4 + 4 + 4 + 4 + 4 + strings.reduce((n, b) => n + 4 + b.length, 0) + c.limits.length * 20;
+  const groups = c.groups ?? [];
+  const size = 4 + 4 + 4 + 4 + groups.length * 4 + 4 + 4 + 4 + strings.reduce((n, b) => n + 4 + b.length, 0) + c.limits.length * 20;
   const buf = Buffer.allocUnsafe(5 + size);
   let o = buf.writeUInt32LE(size, 0);
   o = buf.writeUInt8(Command.Start, o);
   o = buf.writeUInt32LE(c.id, o);
   o = buf.writeInt32LE(c.uid, o);
   o = buf.writeInt32LE(c.gid, o);
+  o = buf.writeInt32LE(c.groups ? groups.length : -1, o);
+  for (const g of groups) o = buf.writeUInt32LE(g, o);
   const putString = (b: Buffer): void => {
     o = buf.writeUInt32LE(b.length, o);
     o += b.copy(buf, o);
