@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
+import { jobTempDir } from './helpers/job-dir.js';
 import { startStack, brokerTest } from './helpers/stack.js';
 
 interface LogPage {
@@ -48,8 +47,7 @@ brokerTest('a command runs, its output and exit code are recorded, logs page wit
 
 brokerTest('argv runs without a shell; env, cwd and the DROVER_* variables reach the child; runner secrets do not', async (t, broker) => {
   const s = await startStack(t, { broker });
-  const dir = mkdtempSync(join(tmpdir(), 'drover-cwd-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = jobTempDir(t, 'drover-cwd-');
   process.env.DROVER_TEST_SECRET = 'must-not-leak';
   t.after(() => delete process.env.DROVER_TEST_SECRET);
   const job = await s.run({

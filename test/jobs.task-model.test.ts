@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { JobRecord } from '@drover/core';
+import { jobTempDir } from './helpers/job-dir.js';
 import { alive, brokerTest, startStack } from './helpers/stack.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 type Submitted = JobRecord & { replicaJobs?: string[] };
 
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'drover-model-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tempDir = (t: TestContext): string => jobTempDir(t, 'drover-model-');
 
 const lines = (file: string): string[] => {
   try {

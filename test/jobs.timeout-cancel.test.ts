@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
+import { jobTempDir } from './helpers/job-dir.js';
 import { alive, startStack, brokerTest } from './helpers/stack.js';
 
-function tempDir(t: { after: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'drover-test-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tempDir = (t: { after: (fn: () => void) => void }): string => jobTempDir(t, 'drover-test-');
 
 async function readPids(file: string, count: number): Promise<number[]> {
   for (let i = 0; i < 200; i++) {

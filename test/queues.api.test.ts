@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { JobRecord } from '@drover/core';
+import { jobTempDir } from './helpers/job-dir.js';
 import { startServiceReady } from './helpers/processes.js';
 import { brokerTest, startStack, type Stack } from './helpers/stack.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'drover-queues-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tempDir = (t: TestContext): string => jobTempDir(t, 'drover-queues-');
 
 /** Most jobs that were between their `+` and `-` lines at once. */
 function maxOverlap(file: string): number {

@@ -1,6 +1,6 @@
 import { loadTokens, startApiServer } from '@drover/api';
 import { closeOnSignals, coerceError, createLogger, exitOnConfigError, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
-import { Runner } from '@drover/runner';
+import { Runner, chooseJobUser } from '@drover/runner';
 import { Scheduler } from '@drover/scheduler';
 import { ensureAdminToken } from './admin-token.js';
 import { ensureRedis } from './local-redis.js';
@@ -25,6 +25,11 @@ export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
       exitOnConfigError(err);
     }
   })();
+  try {
+    chooseJobUser(config.runner.jobUser); // checked before a local Redis is started, as the runner will again
+  } catch (err) {
+    exitOnConfigError(err);
+  }
 
   let redis;
   try {

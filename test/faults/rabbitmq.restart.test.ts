@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
 import { assertOnly201And503, audit, markerDir, submitLoad } from '../helpers/audit.js';
+import { jobTempDir } from '../helpers/job-dir.js';
 import { startServiceReady } from '../helpers/processes.js';
 import { startStack } from '../helpers/stack.js';
 import { metricValue, parseMetrics } from '../helpers/prom.js';
@@ -51,8 +51,7 @@ test('RabbitMQ restarted during 1000 submissions: every 201 reaches a terminal s
 
 test('kill -9 a runner holding unacked messages: they come back and finish on another runner', async (t) => {
   const s = await startStack(t, { broker: 'rabbitmq', runner: false });
-  const dir = mkdtempSync(join(tmpdir(), 'drover-rmq-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = jobTempDir(t, 'drover-rmq-');
   const env = { DROVER_BROKER: 'rabbitmq', RUNNER_CONCURRENCY: '4', RUNNER_LEASE_MS: '1000' };
   const doomed = await startServiceReady(t, 'runner', s.prefix, { ...env, RUNNER_ID: 'doomed' });
   // Hangs until the file "go" exists, which it does only after the first runner is killed.

@@ -1,16 +1,15 @@
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { JobRecord } from '@drover/core';
+import { jobTempDir } from './job-dir.js';
 import type { Stack } from './stack.js';
 
 const SUMMARY = new URL('../artifacts/faults-summary.jsonl', import.meta.url).pathname;
 
 /** A directory where every job run leaves a marker: one line per execution, in a file named after the job. */
 export function markerDir(t: TestContext): { dir: string; command: (extra?: string) => string } {
-  const dir = mkdtempSync(join(tmpdir(), 'drover-markers-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = jobTempDir(t, 'drover-markers-');
   return { dir, command: (extra = '') => `echo "$DROVER_ATTEMPT" >> ${dir}/$DROVER_JOB_ID${extra ? `; ${extra}` : ''}` };
 }
 

@@ -2,7 +2,7 @@ import { badRelativePath, retryDelayMs, specArgv, type Claim, type FinishInput, 
 import { chown, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ExecExit, ExecProcess, ExecRequest, Executor } from './executor.js';
-import { resolveIdentity } from './identity.js';
+import { loginEnv, resolveIdentity, type Identity, type JobUser } from './identity.js';
 import { OutputCollector } from './output.js';
 
 /** Parents already created: at thousands of jobs a second every saved syscall counts. */
@@ -41,6 +41,8 @@ export interface ExecutionOptions {
   limits: NonNullable<ExecRequest['limits']>;
   allowedUsers: string[];
   allowedGroups: string[];
+  /** Whom jobs that name no `user` run as (RUNNER_JOB_USER); undefined: the runner's own user. */
+  jobUser: JobUser | undefined;
   /** Interpreters scripts may name (DROVER_SCRIPT_INTERPRETERS). */
   interpreters: string[];
 }
@@ -105,12 +107,13 @@ export class JobExecution {
     return this.proc?.pid;
   }
 
-  childEnv(spec: JobSpec): Record<string, string> {
+  childEnv(spec: JobSpec, identity: Identity = {}): Record<string, string> {
     const env: Record<string, string> = {};
     for (const name of this.opts.envPassthrough) {
       const v = this.opts.baseEnv[name];
       if (v !== undefined) env[name] = v;
     }
+    Object.assign(env, loginEnv(identity));
     Object.assign(env, spec.env);
     env.DROVER_JOB_ID = this.id;
     env.DROVER_QUEUE = this.queue;
@@ -138,15 +141,15 @@ export class JobExecution {
     // A private directory per attempt: the default cwd and TMPDIR, removed afterwards.
     const jobDir = await makeJobDir(this.opts.workDir, this.id);
     try {
-      const identity = resolveIdentity(spec, { users: this.opts.allowedUsers, groups: this.opts.allowedGroups });
+      const identity = resolveIdentity(spec, { users: this.opts.allowedUsers, groups: this.opts.allowedGroups }, this.opts.jobUser);
       if (identity.uid !== undefined || identity.gid !== undefined) await chown(jobDir, identity.uid ?? -1, identity.gid ?? -1);
-      const env = { ...this.childEnv(spec), DROVER_JOB_DIR: jobDir, TMPDIR: jobDir };
+      const env = { ...this.childEnv(spec, identity), DROVER_JOB_DIR: jobDir, TMPDIR: jobDir };
       const argv = await prepareFiles(spec, jobDir, identity, this.opts.interpreters);
       if (spec.script !== undefined) {
         output.note(`script sha256:${spec.scriptSha256} (${Buffer.byteLength(spec.script)} bytes), run with ${argv[0]}`);
       }
       this.proc = await executor.start(
-        { argv, env, cwd: spec.cwd ?? jobDir, limits: this.opts.limits, ...identity },
+        { argv, env, cwd: spec.cwd ?? jobDir, limits: this.opts.limits, uid: identity.uid, gid: identity.gid, groups: identity.groups },
         (stream, chunk) => output.write(stream, chunk),
       );
       if (this.proc.pid !== undefined) {

@@ -1,4 +1,4 @@
-import { closeOnSignals, createLogger, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
+import { closeOnSignals, createLogger, exitOnConfigError, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
 import { Runner } from './runner.js';
 
 /** `drover runner`: one runner process, configured from the environment. */
@@ -6,7 +6,12 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const config = loadConfigOrExit(env);
   const logger = createLogger(config.logLevel, 'runner');
   const telemetry = await startServiceTelemetry('drover-runner', config, env, logger);
-  const runner = new Runner({ config, logger, env, metrics: telemetry.metrics });
+  let runner: Runner;
+  try {
+    runner = new Runner({ config, logger, env, metrics: telemetry.metrics });
+  } catch (err) {
+    exitOnConfigError(err); // RUNNER_JOB_USER that cannot be honoured, an unreadable policy file
+  }
   closeOnSignals(async () => {
     await runner.close();
     await telemetry.close();

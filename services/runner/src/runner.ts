@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { ChildProcessExecutor, type ExecRequest, type Executor } from './executor.js';
 import { DEFAULT_SPAWNER_PATH, SpawnerExecutor } from './spawner-executor.js';
 import { Heartbeat } from './heartbeat.js';
+import { chooseJobUser, type JobUserChoice } from './identity.js';
 import { JobExecution } from './job-execution.js';
 import { Slots } from './slots.js';
 import { CoyotesListReader } from './coyotes-list.js';
@@ -57,11 +58,15 @@ export class Runner {
   private readonly policy: CommandPolicy | undefined;
   /** Per-job resource limits from the configuration. */
   private readonly limits: NonNullable<ExecRequest['limits']>;
+  /** Whom jobs run as when they name no user (RUNNER_JOB_USER), decided once. */
+  private readonly jobUser: JobUserChoice;
 
   constructor(private readonly opts: RunnerOptions) {
     const { config } = opts;
     this.id = config.runner.id;
     this.log = opts.logger.child({ runnerId: this.id });
+    // Before any connection is opened: a job user that cannot be honoured is a configuration error.
+    this.jobUser = chooseJobUser(config.runner.jobUser);
     this.policy = loadPolicy(config.policyFile);
     this.metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
     this.limits = [];
@@ -104,6 +109,7 @@ export class Runner {
     } else if (this.limits.length > 0) {
       this.log.warn('RUNNER_MAX_OPEN_FILES / RUNNER_MAX_MEMORY_MB are not applied: only the spawner helper sets resource limits');
     }
+    if (this.jobUser.warning) this.log.warn({ jobUser: this.jobUser.user?.login.user ?? null }, this.jobUser.warning);
     await connectRedis(this.redis, 10_000);
     await checkRedisDurability(this.redis, this.log);
     await this.transport.ready();
@@ -204,7 +210,7 @@ export class Runner {
       {
         runnerId: this.id, killGraceMs, outputCapBytes: runner.outputCapBytes, envPassthrough: runner.envPassthrough,
         baseEnv: this.opts.env ?? process.env, workDir: runner.workDir, limits: this.limits,
-        allowedUsers: runner.allowedUsers, allowedGroups: runner.allowedGroups,
+        allowedUsers: runner.allowedUsers, allowedGroups: runner.allowedGroups, jobUser: this.jobUser.user,
         interpreters: this.opts.config.scripts?.interpreters ?? ['sh', 'bash', 'python3', 'node'],
       },
       this.logs, this.log, telemetry.processTraceparent(),

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { DroverError } from '@drover/core';
+import { chooseJobUser, resolveIdentity, type UserDatabase } from '@drover/runner';
+
+const PASSWD = [
+  'root:x:0:0:root:/root:/bin/bash',
+  'builder:x:1000:1000::/home/builder:/bin/sh',
+  'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+  '',
+].join('\n');
+const GROUP = ['root:x:0:', 'users:x:100:builder,nobody', 'docker:x:999:builder', 'builder:x:1000:', 'nogroup:x:65534:', ''].join('\n');
+
+function db(t: TestContext, self: UserDatabase['self'], passwd = PASSWD): UserDatabase {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-users-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'passwd'), passwd);
+  writeFileSync(join(dir, 'group'), GROUP);
+  return { passwd: join(dir, 'passwd'), group: join(dir, 'group'), self };
+}
+
+function configProblem(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof DroverError);
+    assert.equal(err.code, 'CONFIG');
+    return err.message;
+  }
+  return assert.fail('expected a config error');
+}
+
+const ROOT = { uid: 0, canSwitch: true };
+const UNPRIVILEGED = { uid: 1000, canSwitch: false };
+
+test('a runner that can switch users runs jobs as nobody, with its groups and login; root only when asked for by name', (t) => {
+  const users = db(t, ROOT);
+  assert.deepEqual(chooseJobUser(undefined, users), {
+    user: { uid: 65534, gid: 65534, groups: [65534, 100], login: { user: 'nobody', home: '/nonexistent' } },
+  });
+  assert.deepEqual(chooseJobUser('builder', users).user?.groups, [1000, 100, 999], 'supplementary groups as initgroups sets them');
+  const root = chooseJobUser('root', users);
+  assert.equal(root.user?.uid, 0);
+  assert.match(root.warning ?? '', /jobs run as root \(RUNNER_JOB_USER=root\)/);
+  assert.equal(chooseJobUser('65534', users).user?.login.user, 'nobody', 'a uid works as well as a name');
+});
+
+test('no such user: the runner refuses to start and says what to do', (t) => {
+  const withoutNobody = db(t, ROOT, PASSWD.replace(/^nobody:.*$/m, ''));
+  assert.match(configProblem(() => chooseJobUser(undefined, withoutNobody)), /jobs run as the unprivileged user "nobody" by default, but .* has no such user; create it, name another user with RUNNER_JOB_USER, or run jobs as root with RUNNER_JOB_USER=root/);
+  assert.match(configProblem(() => chooseJobUser('ghost', withoutNobody)), /RUNNER_JOB_USER names "ghost", but .* has no such user/);
+});
+
+test("a runner that cannot switch users runs jobs as itself, with a warning; naming another user is a config error", (t) => {
+  const users = db(t, UNPRIVILEGED);
+  const own = chooseJobUser(undefined, users);
+  assert.equal(own.user, undefined, 'ids left as they are');
+  assert.match(own.warning ?? '', /jobs run as this runner's own user \(uid 1000\), so a job can read the runner's environment, memory and secret files .* run the runner as root with RUNNER_JOB_USER/);
+  const named = chooseJobUser('builder', users);
+  assert.equal(named.user, undefined, 'its own user by name: nothing to switch (setgroups would fail)');
+  assert.ok(named.warning);
+  assert.match(configProblem(() => chooseJobUser('nobody', users)), /RUNNER_JOB_USER names "nobody" \(uid 65534\), but this runner \(uid 1000\) cannot switch users/);
+  const capless = db(t, { uid: 0, canSwitch: false });
+  assert.match(configProblem(() => chooseJobUser('nobody', capless)), /this runner \(uid 0\) cannot switch users \(it lacks CAP_SETUID\/CAP_SETGID\)/, 'root without the capabilities');
+  assert.match(configProblem(() => chooseJobUser(undefined, capless)), /runs as root but cannot switch users .* grant it CAP_SETUID and CAP_SETGID, or set RUNNER_JOB_USER=root/, 'never root jobs without the opt-in');
+  assert.equal(chooseJobUser('root', capless).user, undefined, 'root by name: allowed, nothing to switch');
+});
+
+test("a job's own user and group override the default job user, only from the allow-list", (t) => {
+  const users = db(t, ROOT);
+  const nobody = chooseJobUser(undefined, users).user;
+  const allowed = { users: ['builder'], groups: ['docker'] };
+  assert.deepEqual(resolveIdentity({}, allowed, nobody, users), nobody);
+  assert.deepEqual(resolveIdentity({ user: 'builder' }, allowed, nobody, users), { uid: 1000, gid: 1000, groups: [1000, 100, 999], login: { user: 'builder', home: '/home/builder' } });
+  assert.deepEqual(resolveIdentity({ group: 'docker' }, allowed, nobody, users), { ...nobody, gid: 999 }, 'a group replaces the primary group only');
+  assert.throws(() => resolveIdentity({ user: 'root' }, allowed, nobody, users), /user "root" is not allowed on this runner \(RUNNER_ALLOWED_USERS\)/);
+  assert.deepEqual(resolveIdentity({}, allowed, undefined, users), {}, "no default job user: the runner's own ids");
+});
