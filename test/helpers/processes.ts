@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { TestContext } from 'node:test';
@@ -6,9 +6,12 @@ import { AMQP_URL, REDIS_URL } from './stack.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
-/** `drover <args>` from source as a real process; killed with SIGKILL after the test if it is still running. */
-export function spawnDrover(t: TestContext, args: string[], env: NodeJS.ProcessEnv, stdio: StdioOptions): ChildProcess {
-  const child = spawn(process.execPath, ['--conditions=drover-src', '--import', 'tsx', 'cli/src/main.ts', ...args], { cwd: ROOT, env, stdio });
+/**
+ * `drover <args>` from source as a real process (as another user with `as`); killed with SIGKILL after the test if
+ * it is still running.
+ */
+export function spawnDrover(t: TestContext, args: string[], env: NodeJS.ProcessEnv, stdio: StdioOptions, as: Pick<SpawnOptions, 'uid' | 'gid'> = {}): ChildProcess {
+  const child = spawn(process.execPath, ['--conditions=drover-src', '--import', 'tsx', 'cli/src/main.ts', ...args], { cwd: ROOT, env, stdio, ...as });
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
