@@ -33,8 +33,8 @@ function configProblem(fn: () => unknown): string {
   return assert.fail('expected a config error');
 }
 
-const ROOT = { uid: 0, canSwitch: true };
-const UNPRIVILEGED = { uid: 1000, canSwitch: false };
+const ROOT = { uid: 0, missingCaps: [] };
+const UNPRIVILEGED = { uid: 1000, missingCaps: ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID'] };
 
 test('a runner that can switch users runs jobs as nobody, with its groups and login; root only when asked for by name', (t) => {
   const users = db(t, ROOT);
@@ -62,10 +62,11 @@ test("a runner that cannot switch users runs jobs as itself, with a warning; nam
   const named = chooseJobUser('builder', users);
   assert.equal(named.user, undefined, 'its own user by name: nothing to switch (setgroups would fail)');
   assert.ok(named.warning);
-  assert.match(configProblem(() => chooseJobUser('nobody', users)), /RUNNER_JOB_USER names "nobody" \(uid 65534\), but this runner \(uid 1000\) cannot switch users/);
-  const capless = db(t, { uid: 0, canSwitch: false });
-  assert.match(configProblem(() => chooseJobUser('nobody', capless)), /this runner \(uid 0\) cannot switch users \(it lacks CAP_SETUID\/CAP_SETGID\)/, 'root without the capabilities');
-  assert.match(configProblem(() => chooseJobUser(undefined, capless)), /runs as root but cannot switch users .* grant it CAP_SETUID and CAP_SETGID, or set RUNNER_JOB_USER=root/, 'never root jobs without the opt-in');
+  assert.match(configProblem(() => chooseJobUser('nobody', users)), /RUNNER_JOB_USER names "nobody" \(uid 65534\), but this runner \(uid 1000\) cannot run jobs as another user/);
+  // Root in a container that dropped CAP_KILL: it could switch, but not stop its jobs.
+  const capless = db(t, { uid: 0, missingCaps: ['CAP_KILL'] });
+  assert.match(configProblem(() => chooseJobUser('nobody', capless)), /this runner \(uid 0\) cannot run jobs as another user \(it lacks CAP_KILL\)/, 'root without the capabilities');
+  assert.match(configProblem(() => chooseJobUser(undefined, capless)), /runs as root but cannot run jobs as another user \(it lacks CAP_KILL\).* grant it CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_KILL, CAP_SETGID, CAP_SETUID, or set RUNNER_JOB_USER=root/, 'never root jobs without the opt-in');
   assert.equal(chooseJobUser('root', capless).user, undefined, 'root by name: allowed, nothing to switch');
 });
 

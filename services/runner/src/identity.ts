@@ -20,29 +20,33 @@ export type JobUser = Required<Identity>;
 export interface UserDatabase {
   passwd: string;
   group: string;
-  /** The runner's effective uid and whether it may switch uids and gids (CAP_SETUID and CAP_SETGID). */
-  self: { uid: number; canSwitch: boolean };
+  /** The runner's effective uid, and the capabilities it lacks to run and manage jobs as another user. */
+  self: { uid: number; missingCaps: string[] };
 }
 
 /** The unprivileged user jobs of a root runner run as unless RUNNER_JOB_USER says otherwise. */
 export const DEFAULT_JOB_USER = 'nobody';
 
-const CAP_SETGID = 6;
-const CAP_SETUID = 7;
+/**
+ * What running jobs as another user takes (capability numbers of linux/capability.h): switching ids, handing the
+ * job its directory, signalling its processes, and removing what it left in a directory that is now its own.
+ */
+export const SWITCH_CAPABILITIES = { CAP_CHOWN: 0, CAP_DAC_OVERRIDE: 1, CAP_KILL: 5, CAP_SETGID: 6, CAP_SETUID: 7 } as const;
 
-/** True when this process holds CAP_SETUID and CAP_SETGID (root normally does; a container may have dropped them). */
-function canSwitchUsers(): boolean {
+/** The capabilities of SWITCH_CAPABILITIES this process lacks (root normally has all; a container may have dropped some). */
+function missingCapabilities(): string[] {
+  let caps = 0n;
   try {
     const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapEff:'));
-    const caps = BigInt(`0x${line?.slice('CapEff:'.length).trim() ?? '0'}`);
-    return (caps & (1n << BigInt(CAP_SETUID))) !== 0n && (caps & (1n << BigInt(CAP_SETGID))) !== 0n;
+    caps = BigInt(`0x${line?.slice('CapEff:'.length).trim() ?? '0'}`);
   } catch {
-    return process.geteuid?.() === 0;
+    if (process.geteuid?.() === 0) return [];
   }
+  return Object.entries(SWITCH_CAPABILITIES).filter(([, bit]) => (caps & (1n << BigInt(bit))) === 0n).map(([name]) => name);
 }
 
 export function systemUsers(): UserDatabase {
-  return { passwd: '/etc/passwd', group: '/etc/group', self: { uid: process.geteuid?.() ?? -1, canSwitch: canSwitchUsers() } };
+  return { passwd: '/etc/passwd', group: '/etc/group', self: { uid: process.geteuid?.() ?? -1, missingCaps: missingCapabilities() } };
 }
 
 /** The fields of the line whose name (or, for a number, whose id) matches. No native addon, no NSS: files only. */
@@ -63,7 +67,7 @@ function supplementaryGroups(file: string, user: string, primary: number): numbe
   return [...groups];
 }
 
-function namedUser(db: UserDatabase, name: string): JobUser | undefined {
+function namedUser(db: Pick<UserDatabase, 'passwd' | 'group'>, name: string): JobUser | undefined {
   const pw = lookup(db.passwd, name);
   if (!pw || !/^\d+$/.test(pw[2] ?? '') || !/^\d+$/.test(pw[3] ?? '')) return undefined;
   const [user = name, , uid, gid, , home = '/'] = pw;
@@ -86,12 +90,14 @@ const SAME_USER_RISK =
  * itself and says what that exposes. Throws a CONFIG error an operator can act on when the choice cannot be honoured.
  */
 export function chooseJobUser(setting: string | undefined, db: UserDatabase = systemUsers()): JobUserChoice {
-  const name = setting ?? (db.self.canSwitch ? DEFAULT_JOB_USER : undefined);
+  const canSwitch = db.self.missingCaps.length === 0;
+  const lacks = `it lacks ${db.self.missingCaps.join(', ')}`;
+  const name = setting ?? (canSwitch ? DEFAULT_JOB_USER : undefined);
   if (name === undefined && db.self.uid === 0) {
-    // Root that dropped the capabilities (a hardened container): its jobs would be root, which needs the opt-in.
+    // Root that dropped capabilities (a hardened container): its jobs would be root, which needs the opt-in.
     throw configError(
-      'the runner runs as root but cannot switch users (it lacks CAP_SETUID/CAP_SETGID), so its jobs would run as root; ' +
-        'grant it CAP_SETUID and CAP_SETGID, or set RUNNER_JOB_USER=root to run jobs as root',
+      `the runner runs as root but cannot run jobs as another user (${lacks}), so its jobs would run as root; ` +
+        `grant it ${Object.keys(SWITCH_CAPABILITIES).join(', ')}, or set RUNNER_JOB_USER=root to run jobs as root`,
     );
   }
   if (name === undefined) {
@@ -111,12 +117,12 @@ export function chooseJobUser(setting: string | undefined, db: UserDatabase = sy
     const warning = user.uid === 0
       ? "jobs run as root (RUNNER_JOB_USER=root): they can read the runner's environment, memory and secret files"
       : `jobs run as this runner's own user (${user.login.user}), ${SAME_USER_RISK}`;
-    return { user: db.self.canSwitch ? user : undefined, warning };
+    return { user: canSwitch ? user : undefined, warning };
   }
-  if (!db.self.canSwitch) {
+  if (!canSwitch) {
     throw configError(
-      `RUNNER_JOB_USER names "${name}" (uid ${user.uid}), but this runner (uid ${db.self.uid}) cannot switch users (it lacks CAP_SETUID/CAP_SETGID); ` +
-        'start it as root, or leave RUNNER_JOB_USER unset to run jobs as the runner\'s own user',
+      `RUNNER_JOB_USER names "${name}" (uid ${user.uid}), but this runner (uid ${db.self.uid}) cannot run jobs as another user (${lacks}); ` +
+        "start it as root, or leave RUNNER_JOB_USER unset to run jobs as the runner's own user",
     );
   }
   return { user };
@@ -140,7 +146,7 @@ export function resolveIdentity(
   let id: Identity = jobUser ? { ...jobUser } : {};
   if (spec.user !== undefined) {
     if (!allowed.users.includes(spec.user)) throw new Error(`user "${spec.user}" is not allowed on this runner (RUNNER_ALLOWED_USERS)`);
-    const user = namedUser({ ...db, self: { uid: -1, canSwitch: true } }, spec.user);
+    const user = namedUser(db, spec.user);
     if (!user) throw new Error(`unknown user "${spec.user}"`);
     id = user;
   }
