@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseEnvKey } from './env-cipher.js';
 import { DroverError } from './errors.js';
 import { QUEUE_NAME_PATTERN } from './model/job-spec.js';
 
@@ -44,6 +45,11 @@ export interface DroverConfig {
   logLevel: string;
   /** `DROVER_MAX_DELAY_MS`, default 30 days: the furthest ahead a job may be delayed (delayMs, runAt, triggers). */
   maxDelayMs: number;
+  /**
+   * `DROVER_ENV_KEY` (or `DROVER_ENV_KEY_FILE`): 32 bytes (64 hex digits or base64). When set, the API and the
+   * scheduler store env values AES-256-GCM sealed and only runners open them; every service needs the same key.
+   */
+  envKey: Buffer | undefined;
   /** `DROVER_KILL_GRACE_MS`, default 5000: time between SIGTERM and SIGKILL of a job's process group. */
   killGraceMs: number;
   /**
@@ -237,6 +243,13 @@ export function configEnvNames(): string[] {
   return [...seen].sort();
 }
 
+function envKeyOf(text: string | undefined, problems: string[]): Buffer | undefined {
+  if (text === undefined) return undefined;
+  const key = parseEnvKey(text);
+  if (typeof key === 'string') problems.push(key);
+  return typeof key === 'string' ? undefined : key;
+}
+
 export function loadConfig(env: Env): Readonly<DroverConfig> {
   const r = new EnvReader(env);
   const redisUrl = r.secret('REDIS_URL') ?? 'redis://127.0.0.1:6379';
@@ -275,6 +288,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     },
     maxDelayMs: r.int('DROVER_MAX_DELAY_MS', 30 * 86_400_000, 0, 366 * 86_400_000),
     killGraceMs: r.int('DROVER_KILL_GRACE_MS', 5000, 0, 600_000),
+    envKey: envKeyOf(r.secret('DROVER_ENV_KEY'), r.problems),
     scripts: {
       maxScriptBytes: r.int('DROVER_MAX_SCRIPT_BYTES', 256 * 1024, 1, 16 * 1024 * 1024),
       maxFilesBytes: r.int('DROVER_MAX_FILES_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),

@@ -100,7 +100,13 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   registerQueueScope(app);
 
   // Security headers (CSP and friends) for everything served, the docs and dashboard included. CORS stays off.
-  await app.register(helmet, { global: true });
+  // Without upgrade-insecure-requests and HSTS: over plain HTTP from any host name but localhost, the browser would
+  // fetch the dashboard's assets over https and show a blank page. HSTS belongs to the TLS terminator in front.
+  await app.register(helmet, {
+    global: true,
+    hsts: false,
+    contentSecurityPolicy: { useDefaults: true, directives: { upgradeInsecureRequests: null } },
+  });
   if (opts.rateLimitPerMinute) {
     await app.register(rateLimit, {
       max: opts.rateLimitPerMinute,

@@ -1,5 +1,5 @@
 import {
-  ArchiveStore, DEFAULT_SPEC_DEFAULTS, DroverMetrics, EventStore, QueueStore, WebhookStore, WorkflowStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
+  ArchiveStore, DEFAULT_SPEC_DEFAULTS, EnvCipher, DroverMetrics, EventStore, QueueStore, WebhookStore, WorkflowStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
@@ -16,7 +16,7 @@ export interface ApiServer {
 }
 
 export interface ApiServerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts'> & Partial<Pick<DroverConfig, 'databaseUrl'>>;
+  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts'> & Partial<Pick<DroverConfig, 'databaseUrl' | 'envKey'>>;
   logger: Logger;
   tokens: TokenRegistry;
   /** The process's metrics registry (shared by the services of `drover start`); default: a private one. */
@@ -29,7 +29,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const policy = loadPolicy(config.policyFile);
   const redis = createRedis(config.redisUrl, 'producer', 'drover-api');
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-  const store = new JobStore(redis, config.prefix);
+  // Env values are sealed by the stores when they are written, so no route can forget to.
+  const envCipher = config.envKey ? new EnvCipher(config.envKey) : undefined;
+  const store = new JobStore(redis, config.prefix, envCipher);
   const metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
   const transport = createTransport(config, logBrokerEvents(logger, config.broker, metrics));
   await connectRedis(redis, 10_000);
@@ -43,12 +45,12 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     {
       store,
       logs: new LogStore(redis, store.keys),
-      schedules: new ScheduleStore(redis, store.keys),
+      schedules: new ScheduleStore(redis, store.keys, envCipher),
       queues: new QueueStore(store),
       events,
       hub,
       webhooks: new WebhookStore(redis, store.keys),
-      workflows: new WorkflowStore(redis, store.keys),
+      workflows: new WorkflowStore(redis, store.keys, envCipher),
       ...(archive ? { archive } : {}),
       runners: new RunnerRegistry(redis, store.keys),
       transport,

@@ -1,4 +1,4 @@
-import { badRelativePath, retryDelayMs, specArgv, type Claim, type FinishInput, type FinishOutcome, type JobSpec, type LogStore, type Logger } from '@drover/core';
+import { badRelativePath, openEnv, retryDelayMs, specArgv, type Claim, type EnvCipher, type FinishInput, type FinishOutcome, type JobSpec, type LogStore, type Logger } from '@drover/core';
 import { chown, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ExecExit, ExecProcess, ExecRequest, Executor } from './executor.js';
@@ -30,6 +30,8 @@ async function removeJobDir(dir: string): Promise<void> {
 export type StopReason = 'timeout' | 'cancel' | 'shutdown' | 'lease_lost';
 
 export interface ExecutionOptions {
+  /** Opens env values sealed at rest (DROVER_ENV_KEY); without it a sealed value fails the attempt. */
+  envCipher?: EnvCipher | undefined;
   runnerId: string;
   killGraceMs: number;
   outputCapBytes: number;
@@ -114,7 +116,8 @@ export class JobExecution {
       if (v !== undefined) env[name] = v;
     }
     Object.assign(env, loginEnv(identity));
-    Object.assign(env, spec.env);
+    // Sealed values (DROVER_ENV_KEY) are opened here, at the last moment, and only in the child's environment.
+    Object.assign(env, openEnv(this.opts.envCipher, spec.env));
     env.DROVER_JOB_ID = this.id;
     env.DROVER_QUEUE = this.queue;
     env.DROVER_ATTEMPT = String(this.attempt);

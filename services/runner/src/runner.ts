@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import {
-  EventStore, JobStore, LogStore, checkRedisDurability, publishQueued, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
+  EnvCipher, EventStore, JobStore, LogStore, checkRedisDurability, publishQueued, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
   DroverMetrics, type Claim, type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
@@ -23,7 +23,7 @@ const PID_REPORT_DELAY_MS = 25;
 export type RunnerState = 'starting' | 'running' | 'draining' | 'stopped';
 
 export interface RunnerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'killGraceMs' | 'runner' | 'policyFile'> & Partial<Pick<DroverConfig, 'compat' | 'scripts'>>;
+  config: TransportConfig & Pick<DroverConfig, 'killGraceMs' | 'runner' | 'policyFile'> & Partial<Pick<DroverConfig, 'compat' | 'scripts' | 'envKey'>>;
   logger: Logger;
   /** The runner's environment, for the variables jobs may inherit. Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
@@ -56,6 +56,7 @@ export class Runner {
   readonly metrics: DroverMetrics;
   private unregisterMetrics: (() => void) | undefined;
   private readonly policy: CommandPolicy | undefined;
+  private readonly envCipher: EnvCipher | undefined;
   /** Per-job resource limits from the configuration. */
   private readonly limits: NonNullable<ExecRequest['limits']>;
   /** Whom jobs run as when they name no user (RUNNER_JOB_USER), decided once. */
@@ -68,6 +69,7 @@ export class Runner {
     // Before any connection is opened: a job user that cannot be honoured is a configuration error.
     this.jobUser = chooseJobUser(config.runner.jobUser);
     this.policy = loadPolicy(config.policyFile);
+    this.envCipher = config.envKey ? new EnvCipher(config.envKey) : undefined;
     this.metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
     this.limits = [];
     if (config.runner.maxOpenFiles > 0) this.limits.push({ resource: 'nofile', value: config.runner.maxOpenFiles });
@@ -212,6 +214,7 @@ export class Runner {
         baseEnv: this.opts.env ?? process.env, workDir: runner.workDir, limits: this.limits,
         allowedUsers: runner.allowedUsers, allowedGroups: runner.allowedGroups, jobUser: this.jobUser.user,
         interpreters: this.opts.config.scripts?.interpreters ?? ['sh', 'bash', 'python3', 'node'],
+        envCipher: this.envCipher,
       },
       this.logs, this.log, telemetry.processTraceparent(),
     );

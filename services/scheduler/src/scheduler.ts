@@ -1,5 +1,5 @@
 import {
-  ArchiveStore, DroverMetrics, EventStore, JobStore, LogStore, QueueStore, ScheduleStore, WebhookStore, checkRedisDurability, publishQueued, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
+  ArchiveStore, DroverMetrics, EnvCipher, EventStore, JobStore, LogStore, QueueStore, ScheduleStore, WebhookStore, checkRedisDurability, publishQueued, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
   type DroverConfig, type TransportConfig, type JobRef, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 
 export interface SchedulerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'scheduler'> & Partial<Pick<DroverConfig, 'databaseUrl'>>;
+  config: TransportConfig & Pick<DroverConfig, 'scheduler'> & Partial<Pick<DroverConfig, 'databaseUrl' | 'envKey'>>;
   logger: Logger;
   /** The process's metrics registry (shared by the services of `drover start`); default: a private one. */
   metrics?: DroverMetrics;
@@ -55,8 +55,9 @@ export class Scheduler {
     this.metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
     this.redis = createRedis(opts.config.redisUrl, 'worker', 'drover-scheduler');
     this.redis.on('error', (err) => this.log.warn({ err: err.message }, 'redis connection error'));
-    this.store = new JobStore(this.redis, opts.config.prefix);
-    this.schedules = new ScheduleStore(this.redis, this.store.keys);
+    const envCipher = opts.config.envKey ? new EnvCipher(opts.config.envKey) : undefined;
+    this.store = new JobStore(this.redis, opts.config.prefix, envCipher);
+    this.schedules = new ScheduleStore(this.redis, this.store.keys, envCipher);
     this.events = new EventStore(this.redis, this.store.keys);
     const { webhookRetryBaseMs, webhookMaxAgeMs, callbackSecret } = opts.config.scheduler;
     // This scheduler's name in the events consumer groups (unique, so a restart is a new consumer).

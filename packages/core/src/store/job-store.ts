@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sealEnvOf, type EnvCipher } from '../env-cipher.js';
 import type { Redis, Result } from 'ioredis';
 import { DroverError } from '../errors.js';
 import { defineScripts } from '../redis.js';
@@ -143,6 +144,8 @@ export class JobStore {
   constructor(
     readonly redis: Redis,
     prefix: string,
+    /** Seals env values before they are stored (DROVER_ENV_KEY); without it they are stored as given. */
+    readonly envCipher?: EnvCipher,
   ) {
     this.keys = new Keys(prefix);
     defineScripts(redis, COMMANDS);
@@ -156,7 +159,7 @@ export class JobStore {
   async create(jobs: NewJob[], now = Date.now()): Promise<Created[]> {
     if (jobs.length === 0) return [];
     const args: (string | number)[] = [this.keys.base, now];
-    const specs = jobs.map((j) => JSON.stringify(j.spec));
+    const specs = jobs.map((j) => JSON.stringify(sealEnvOf(this.envCipher, j.spec)));
     jobs.forEach((j, i) => args.push(j.id, j.spec.queue, specs[i]!, j.runAt ?? '', createMeta(j)));
     const out = await this.redis.droverCreate(...args);
     if (out[0] === 'unknown') throw new DroverError('VALIDATION', `dependsOn: no job ${out[1]}`, [{ field: 'dependsOn', message: `no job ${out[1]}` }]);

@@ -1,4 +1,5 @@
 import type { Redis, Result } from 'ioredis';
+import { sealEnvOf, type EnvCipher } from '../env-cipher.js';
 import { DroverError } from '../errors.js';
 import { defineScripts } from '../redis.js';
 import { scheduleFromHash, type ScheduleDef, type ScheduleRecord } from '../model/schedule.js';
@@ -85,6 +86,15 @@ export function firePayload(name: string, def: ScheduleDef, now: number, templat
   return { jobIds, spec, bundle: null, publish: created, created };
 }
 
+/** A definition with the env of its job, or of each workflow step's job, sealed. */
+export function sealDef<T extends Pick<ScheduleDef, 'job' | 'workflow'>>(cipher: EnvCipher | undefined, def: T): T {
+  if (!cipher) return def;
+  const out = { ...def };
+  if (def.job) out.job = sealEnvOf(cipher, def.job);
+  if (def.workflow) out.workflow = { ...def.workflow, steps: def.workflow.steps.map((s) => ({ ...s, job: sealEnvOf(cipher, s.job) })) };
+  return out;
+}
+
 /** The script arguments of a payload: ids, queue, spec, meta (or '', '', bundle, 'bundle'). */
 function payloadArgs(p: FirePayload): string[] {
   if (p.bundle) return ['', '', p.bundle, 'bundle'];
@@ -108,6 +118,8 @@ export class ScheduleStore {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
+    /** Seals env values of the templates it stores and of manual runs (DROVER_ENV_KEY). */
+    private readonly envCipher?: EnvCipher,
   ) {
     defineScripts(redis, COMMANDS);
   }
@@ -118,7 +130,7 @@ export class ScheduleStore {
 
   /** Returns false when the name is taken (create) or unknown (update). */
   async put(mode: 'create' | 'update', name: string, def: ScheduleDef, enabled: boolean, nextRunAt: number | null, now = Date.now()): Promise<boolean> {
-    const r = await this.redis.droverSchedPut(this.keys.base, name, JSON.stringify(def), enabled ? '1' : '0', nextRunAt ?? '', now, mode);
+    const r = await this.redis.droverSchedPut(this.keys.base, name, JSON.stringify(sealDef(this.envCipher, def)), enabled ? '1' : '0', nextRunAt ?? '', now, mode);
     return r === 1;
   }
 
@@ -194,7 +206,9 @@ export class ScheduleStore {
 
   /** A manual run now (or at runAt). Returns the first job's status, or null if the schedule is unknown. */
   async trigger(name: string, payload: FirePayload, runAt: number | null, now = Date.now()): Promise<string | null> {
-    const [ids, queue, spec, meta] = payloadArgs(payload);
+    // A manual run may carry env overrides given in plain text.
+    const sealed = payload.spec ? { ...payload, spec: sealEnvOf(this.envCipher, payload.spec) } : payload;
+    const [ids, queue, spec, meta] = payloadArgs(sealed);
     const status = await this.redis.droverSchedTrigger(this.keys.base, name, now, ids!, queue!, spec!, runAt ?? '', meta!);
     return status || null;
   }

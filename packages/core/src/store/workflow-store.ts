@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { DroverError } from '../errors.js';
 import { isJobId } from '../ids.js';
 import type { StepInput } from '../model/workflow.js';
+import { sealEnvOf, type EnvCipher } from '../env-cipher.js';
 import type { Keys } from './keys.js';
 import type { Page } from './job-store.js';
 
@@ -32,6 +33,8 @@ export class WorkflowStore {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
+    /** Seals the env values of the steps' jobs (DROVER_ENV_KEY). */
+    private readonly envCipher?: EnvCipher,
   ) {}
 
   private key(id: string): string {
@@ -41,7 +44,7 @@ export class WorkflowStore {
   async save(wf: WorkflowRecord): Promise<void> {
     await this.redis
       .multi()
-      .hset(this.key(wf.id), 'doc', JSON.stringify(wf))
+      .hset(this.key(wf.id), 'doc', JSON.stringify(this.envCipher ? { ...wf, steps: wf.steps.map((s) => ({ ...s, job: sealEnvOf(this.envCipher, s.job) })) } : wf))
       .zadd(`${this.keys.base}:wf:idx`, 0, wf.id)
       .exec();
   }
