@@ -1,11 +1,16 @@
 // docker-compose.yml and its overrides, deploy/prometheus.yml, the Grafana provisioning and the Dockerfile,
-// checked against Drover's own configuration (loadConfig) without Docker.
+// checked against Drover's own configuration (loadConfig) without Docker. The init-secrets service's script runs for
+// real (into temporary directories standing in for its volumes), so each service's *_FILE variables are read from
+// the files it would find.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { posix, resolve } from 'node:path';
-import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, posix, resolve } from 'node:path';
+import { after, test } from 'node:test';
 import { loadConfig } from '@drover/core';
-import { DROVER_LIKE, DUMMY_SECRET, ROOT, asArray, asObj, asString, composeEnv, get, interpolations, isObj, knownEnvNames, loadCompose, parseDuration, parseEnvFile, parseYaml, readText, type ComposeModel, type Obj, hostPort } from './helpers/deploy.js';
+import { DROVER_LIKE, ROOT, asArray, asObj, asString, composeEnv, dockerfileFinalStage, dockerfileUsers, dummySecret, get, interpolations, isObj, knownEnvNames, loadCompose, parseDuration, parseEnvFile, parseYaml, readText, type ComposeModel, type Obj, hostPort } from './helpers/deploy.js';
+import { RUNNER_CAPABILITIES, composeVolumeMounts, parseAcl, runComposeInit, sha256, withHostFiles } from './helpers/deploy-secrets.js';
 
 const BASE = 'docker-compose.yml';
 const RABBITMQ = 'docker-compose.rabbitmq.yml';
@@ -13,15 +18,76 @@ const ARCHIVE = 'docker-compose.archive.yml';
 const COMPOSE_FILES = [BASE, RABBITMQ, ARCHIVE];
 const ENV_EXAMPLE = 'deploy/compose.env.example';
 const DROVER_SERVICES = ['api', 'scheduler', 'runner'] as const;
+const INIT = 'init-secrets';
 /** Secrets: only ever taken from the environment with compose's required-variable syntax, never defaulted. */
-const SECRETS = ['DROVER_ADMIN_TOKEN', 'GRAFANA_ADMIN_PASSWORD', 'RABBITMQ_PASSWORD', 'POSTGRES_PASSWORD'];
+const SECRETS = [
+  'DROVER_ADMIN_TOKEN', 'DROVER_CALLBACK_SECRET', 'DROVER_ENV_KEY', 'REDIS_API_PASSWORD', 'REDIS_SCHEDULER_PASSWORD', 'REDIS_RUNNER_PASSWORD',
+  'GRAFANA_ADMIN_PASSWORD', 'RABBITMQ_PASSWORD', 'POSTGRES_PASSWORD',
+];
 /** Compose-only variables (substituted into the files, never passed to a Drover process) with a Drover-like name. */
-const COMPOSE_ONLY = ['DROVER_IMAGE'];
+const COMPOSE_ONLY = ['DROVER_IMAGE', 'REDIS_API_PASSWORD', 'REDIS_SCHEDULER_PASSWORD', 'REDIS_RUNNER_PASSWORD'];
+/** Variables that hold a secret themselves: a Drover container gets only their *_FILE form. */
+const SECRET_VALUES = ['REDIS_URL', 'AMQP_URL', 'DATABASE_URL', 'DROVER_ADMIN_TOKEN', 'DROVER_CALLBACK_SECRET', 'DROVER_ENV_KEY'];
+/** Images that take a secret from their environment only; their containers run no jobs (comment in the file). */
+const ENV_ONLY_SECRETS: Record<string, string[]> = { [INIT]: SECRETS, rabbitmq: ['RABBITMQ_DEFAULT_PASS'] };
+const IS_ROOT = process.getuid?.() === 0;
 
 /** The environment `.env` would give compose: every variable of the example, secrets filled in. */
 function exampleEnv(): Record<string, string> {
   const values = parseEnvFile(readText(ENV_EXAMPLE));
-  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, v === '' ? DUMMY_SECRET : v]));
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, v === '' ? dummySecret(k) : v]));
+}
+
+const scratch = mkdtempSync(join(tmpdir(), 'drover-compose-'));
+chmodSync(scratch, 0o711); // other users (the check below reads files as them) pass through
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Without root, a chown that does nothing: the files are then the caller's, which is enough to read them. */
+function initPath(): string {
+  if (IS_ROOT) return process.env.PATH ?? '';
+  const shim = join(scratch, 'bin');
+  if (!existsSync(join(shim, 'chown'))) {
+    mkdirSync(shim, { recursive: true });
+    writeFileSync(join(shim, 'chown'), '#!/bin/sh\nexit 0\n');
+    chmodSync(join(shim, 'chown'), 0o755);
+  }
+  return `${shim}:${process.env.PATH ?? ''}`;
+}
+
+interface InitRun {
+  volumes: Map<string, string>;
+}
+const initRuns = new Map<string, InitRun>();
+
+/** init-secrets.sh run once per combination of files, as `docker compose up` would, with the example .env. */
+function initRun(files: string[], env = exampleEnv()): InitRun {
+  const key = files.join('+');
+  const cached = initRuns.get(key);
+  if (cached) return cached;
+  const model = loadCompose(files, env);
+  const dir = mkdtempSync(join(scratch, 'init-'));
+  chmodSync(dir, 0o711);
+  const r = runComposeInit(dir, model.services[INIT]!, { ...composeEnv(model.services[INIT]!), PATH: initPath() });
+  assert.equal(r.status, 0, `init-secrets.sh failed: ${r.stderr}`);
+  const run = { volumes: r.volumes };
+  initRuns.set(key, run);
+  return run;
+}
+
+/** What loadConfig makes of a service's environment, its *_FILE variables read from init-secrets' output. */
+function serviceConfig(model: ComposeModel, service: string): ReturnType<typeof loadConfig> {
+  return loadConfig(configEnv(filesOf.get(model)!, model, service));
+}
+
+/** A service's environment with each *_FILE pointing at what init-secrets wrote into the volume mounted there. */
+function configEnv(files: string[], model: ComposeModel, service: string): Record<string, string> {
+  const run = initRun(files);
+  const mounts = composeVolumeMounts(model.services[service]!);
+  return withHostFiles(droverEnv(model, service), (path) => {
+    const m = mounts.find((x) => path.startsWith(`${x.path}/`));
+    const host = m && run.volumes.get(m.volume);
+    return host ? join(host, path.slice(m.path.length + 1)) : undefined;
+  });
 }
 
 const variants: { name: string; files: string[]; broker: 'bullmq' | 'rabbitmq'; archive: boolean }[] = [
@@ -31,8 +97,12 @@ const variants: { name: string; files: string[]; broker: 'bullmq' | 'rabbitmq'; 
   { name: 'rabbitmq + archive', files: [BASE, RABBITMQ, ARCHIVE], broker: 'rabbitmq', archive: true },
 ];
 
+const filesOf = new WeakMap<ComposeModel, string[]>();
+
 function load(files: string[]): ComposeModel {
-  return loadCompose(files, exampleEnv());
+  const model = loadCompose(files, exampleEnv());
+  filesOf.set(model, files);
+  return model;
 }
 
 function droverEnv(model: ComposeModel, service: string): Record<string, string> {
@@ -83,11 +153,41 @@ test('compose: secrets come from the environment with required-variable syntax, 
       }
     }
   }
-  for (const s of SECRETS) assert.equal(parseEnvFile(exampleText)[s], '', `the example leaves ${s} empty`);
-  // Without a .env, compose refuses to start rather than run with a default secret.
-  assert.throws(() => loadCompose([BASE], {}), /DROVER_ADMIN_TOKEN/);
-  assert.throws(() => loadCompose([BASE, RABBITMQ], { DROVER_ADMIN_TOKEN: DUMMY_SECRET, GRAFANA_ADMIN_PASSWORD: 'x' }), /RABBITMQ_PASSWORD/);
-  assert.throws(() => loadCompose([BASE, ARCHIVE], { DROVER_ADMIN_TOKEN: DUMMY_SECRET, GRAFANA_ADMIN_PASSWORD: 'x' }), /POSTGRES_PASSWORD/);
+  for (const s of SECRETS) {
+    assert.equal(parseEnvFile(exampleText)[s], '', `the example leaves ${s} empty`);
+    assert.match(exampleText, new RegExp(`#[^\\n]*openssl rand[^\\n]*\\n(?:#[^\\n]*\\n|[A-Z_]+=\\n)*${s}=`), `the example says how to generate ${s}`);
+  }
+  // Without any one secret, compose refuses to start rather than run with a default or without it.
+  const full = exampleEnv();
+  for (const s of SECRETS) {
+    const files = s === 'RABBITMQ_PASSWORD' ? [BASE, RABBITMQ] : s === 'POSTGRES_PASSWORD' ? [BASE, ARCHIVE] : [BASE];
+    assert.doesNotThrow(() => loadCompose(files, full));
+    assert.throws(() => loadCompose(files, { ...full, [s]: '' }), new RegExp(`required variable ${s}`), `compose refuses to start without ${s}`);
+    const without = Object.fromEntries(Object.entries(full).filter(([k]) => k !== s));
+    assert.throws(() => loadCompose(files, without), new RegExp(`required variable ${s}`));
+  }
+});
+
+test('compose: init-secrets.sh refuses secrets it cannot use, before it writes anything', (t) => {
+  const model = load([BASE]);
+  const env = composeEnv(model.services[INIT]!);
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ['an empty Redis password', { REDIS_RUNNER_PASSWORD: '' }, /REDIS_RUNNER_PASSWORD is empty/],
+    ['a Redis password that needs percent-encoding', { REDIS_RUNNER_PASSWORD: `${dummySecret('x')}/+=` }, /REDIS_RUNNER_PASSWORD must be URL-safe/],
+    ['two services with one Redis password', { REDIS_RUNNER_PASSWORD: env.REDIS_API_PASSWORD! }, /must differ/],
+    ['a short admin token', { DROVER_ADMIN_TOKEN: 'short' }, /at least 16/],
+    ['no callback secret', { DROVER_CALLBACK_SECRET: '' }, /DROVER_CALLBACK_SECRET is empty/],
+    ['no env key', { DROVER_ENV_KEY: '' }, /DROVER_ENV_KEY is empty/],
+  ];
+  for (const [what, change, error] of cases) {
+    const dir = mkdtempSync(join(scratch, 'bad-'));
+    const r = runComposeInit(dir, model.services[INIT]!, { ...env, ...change, PATH: initPath() });
+    assert.notEqual(r.status, 0, `${what}: refused`);
+    assert.match(r.stderr, error, what);
+    for (const [, host] of r.volumes) assert.equal(readdirSync(host).length, 0, `${what}: nothing written`);
+    for (const v of Object.values(env)) if (v.length >= 16) assert.ok(!r.stderr.includes(v), `${what}: no secret in the message`);
+  }
+  t.diagnostic('each refusal names the variable and leaves the volumes empty');
 });
 
 test('compose: Drover services use only variables Drover knows, and loadConfig accepts each one', () => {
@@ -97,7 +197,7 @@ test('compose: Drover services use only variables Drover knows, and loadConfig a
     for (const name of DROVER_SERVICES) {
       const env = droverEnv(model, name);
       for (const key of Object.keys(env)) assert.ok(known.has(key), `${v.name}/${name}: ${key} is not a variable Drover reads`);
-      const config = loadConfig(env);
+      const config = loadConfig(configEnv(v.files, model, name));
       assert.equal(config.broker, v.broker, `${v.name}/${name}: broker`);
       assert.equal(config.metrics.host, '0.0.0.0', `${v.name}/${name}: metrics reachable from Prometheus`);
       assert.notEqual(config.metrics.port, null, `${v.name}/${name}: metrics served`);
@@ -108,8 +208,9 @@ test('compose: Drover services use only variables Drover knows, and loadConfig a
         const amqp = hostPort(config.amqpUrl);
         assert.ok(model.services[amqp.host], `${v.name}/${name}: AMQP_URL names the service ${amqp.host}`);
         assert.ok(DEPENDENCY_PORTS[amqp.host]?.includes(amqp.port), `${v.name}/${name}: AMQP_URL port`);
-        const user = new URL(config.amqpUrl).username;
-        assert.equal(composeEnv(model.services[amqp.host]!).RABBITMQ_DEFAULT_USER, user, 'AMQP_URL user is the one RabbitMQ creates');
+        const u = new URL(config.amqpUrl);
+        assert.equal(composeEnv(model.services[amqp.host]!).RABBITMQ_DEFAULT_USER, u.username, 'AMQP_URL user is the one RabbitMQ creates');
+        assert.equal(u.password, exampleEnv().RABBITMQ_PASSWORD, 'AMQP_URL password is the one RabbitMQ is created with');
       }
       if (name === 'runner') {
         assert.equal(config.databaseUrl, undefined, 'runners do not read the archive');
@@ -117,11 +218,11 @@ test('compose: Drover services use only variables Drover knows, and loadConfig a
         assert.ok(config.databaseUrl, `${v.name}/${name}: DATABASE_URL`);
         const pg = hostPort(config.databaseUrl);
         assert.ok(model.services[pg.host], `${v.name}/${name}: DATABASE_URL names the service ${pg.host}`);
-        const pgEnv = composeEnv(model.services[pg.host]!);
+        const pgEnv = configEnv(v.files, model, pg.host);
         const u = new URL(config.databaseUrl);
         assert.equal(u.username, pgEnv.POSTGRES_USER);
         assert.equal(u.pathname, `/${pgEnv.POSTGRES_DB}`);
-        assert.equal(decodeURIComponent(u.password), pgEnv.POSTGRES_PASSWORD, 'DATABASE_URL password is the one PostgreSQL is created with');
+        assert.equal(decodeURIComponent(u.password), readFileSync(pgEnv.POSTGRES_PASSWORD_FILE!, 'utf8'), 'DATABASE_URL password is the one PostgreSQL is created with');
       } else {
         assert.equal(config.databaseUrl, undefined, `${v.name}/${name}: no archive unless asked for`);
       }
@@ -129,12 +230,19 @@ test('compose: Drover services use only variables Drover knows, and loadConfig a
     for (const name of DROVER_SERVICES) {
       const env = droverEnv(model, name);
       assert.equal(env.DROVER_ENABLE_FAULT_HOOKS, undefined, `${v.name}/${name}: fault hooks are for the test suite only`);
-      assert.equal(loadConfig(env).faults, undefined);
+      assert.equal(loadConfig(configEnv(v.files, model, name)).faults, undefined);
     }
-    const api = loadConfig(droverEnv(model, 'api'));
+    const api = loadConfig(configEnv(v.files, model, 'api'));
     assert.equal(api.host, '0.0.0.0', 'the API listens beyond the container');
-    assert.ok(api.adminToken && api.adminToken.length >= 16, 'the API gets its admin token');
-    assert.equal(droverEnv(model, 'runner').DROVER_ADMIN_TOKEN, undefined, 'runners do not hold the admin token');
+    assert.equal(api.adminToken, exampleEnv().DROVER_ADMIN_TOKEN, 'the API gets its admin token');
+    assert.ok(api.envKey, 'the API seals env values');
+    const scheduler = loadConfig(configEnv(v.files, model, 'scheduler'));
+    assert.equal(scheduler.scheduler.callbackSecret, exampleEnv().DROVER_CALLBACK_SECRET, 'the scheduler signs deliveries');
+    const runner = loadConfig(configEnv(v.files, model, 'runner'));
+    assert.equal(runner.adminToken, undefined, 'runners do not hold the admin token');
+    assert.equal(runner.scheduler.callbackSecret, undefined, 'nor the callback secret');
+    assert.equal(runner.databaseUrl, undefined, 'nor the archive');
+    assert.ok(runner.envKey, 'runners open env values');
   }
   // Anything Drover-like anywhere in the files is a name Drover reads (a typo would be silently ignored).
   for (const file of COMPOSE_FILES) {
@@ -156,7 +264,7 @@ test('compose: runners scale (no container_name, no published port) and every se
     assert.equal(runner.hostname, undefined, 'replicas need their own hostnames (RUNNER_ID defaults to it)');
     for (const name of DROVER_SERVICES) {
       const svc = model.services[name]!;
-      const config = loadConfig(droverEnv(model, name));
+      const config = serviceConfig(model, name);
       const hc = asObj(svc.healthcheck, `${name}.healthcheck`);
       const t = asArray(hc.test, 'test') as string[];
       assert.equal(t[0], 'CMD', `${name}: exec-form healthcheck (no shell needed)`);
@@ -198,7 +306,7 @@ test('compose: only the API (token-protected) is published beyond localhost; met
       const parts = p.split(':');
       const container = Number(parts.at(-1));
       if (name === 'api') {
-        assert.equal(container, loadConfig(droverEnv(model, 'api')).port, 'the API publishes DROVER_PORT only');
+        assert.equal(container, serviceConfig(model, 'api').port, 'the API publishes DROVER_PORT only');
         continue;
       }
       assert.equal(parts.length, 3, `${name}: ${p} names the host address`);
@@ -206,7 +314,7 @@ test('compose: only the API (token-protected) is published beyond localhost; met
     }
   }
   for (const name of DROVER_SERVICES) {
-    const metricsPort = loadConfig(droverEnv(model, name)).metrics.port;
+    const metricsPort = serviceConfig(model, name).metrics.port;
     for (const raw of asArray(model.services[name]!.ports, 'ports')) assert.notEqual(Number(asString(raw, 'port').split(':').at(-1)), metricsPort, `${name}: /metrics is unauthenticated`);
   }
 });
@@ -215,7 +323,7 @@ test('compose: stop_grace_period outlasts the runner drain (and the kill grace a
   for (const v of variants) {
     const model = load(v.files);
     for (const name of DROVER_SERVICES) {
-      const config = loadConfig(droverEnv(model, name));
+      const config = serviceConfig(model, name);
       const grace = parseDuration(asString(model.services[name]!.stop_grace_period, `${name}.stop_grace_period`));
       assert.ok(grace > 10_000, `${name}: more than compose's default 10 s`);
       if (name === 'runner') {
@@ -237,7 +345,7 @@ test('compose: read-only Drover containers get a writable /tmp that holds the ru
     const tmpfs = (asArray(svc.tmpfs, 'tmpfs') as string[]).map((t) => t.split(':')[0]!);
     assert.ok(tmpfs.includes('/tmp'), `${name}: tmpfs at /tmp`);
     if (name === 'runner') {
-      const workDir = loadConfig(droverEnv(model, name)).runner.workDir;
+      const workDir = serviceConfig(model, name).runner.workDir;
       assert.ok(tmpfs.some((m) => workDir === m || workDir.startsWith(`${m}/`)), `RUNNER_WORK_DIR ${workDir} is on a tmpfs`);
       const tmp = (asArray(svc.tmpfs, 'tmpfs') as string[]).find((t) => t.startsWith('/tmp:'))!;
       assert.ok(!tmp.split(/[:,]/).includes('noexec'), 'jobs may run what they write to their work directory');
@@ -276,7 +384,7 @@ test('compose: Prometheus scrapes every Drover service (every replica) on its me
     targets.set(asString(job.job_name, 'job_name'), list);
   }
   for (const name of DROVER_SERVICES) {
-    const config = loadConfig(droverEnv(model, name));
+    const config = serviceConfig(model, name);
     const found = [...targets.values()].flat().filter((t) => t.host === name);
     assert.equal(found.length, 1, `${name} is scraped once`);
     assert.equal(found[0]!.port, config.metrics.port, `${name} is scraped on DROVER_METRICS_PORT`);
@@ -318,7 +426,8 @@ test('compose: Grafana mounts files that exist and provisions the datasource and
   assert.ok(mounted.some(([, src]) => src.endsWith('.json')), `a dashboard JSON is mounted into ${dir}`);
   const home = composeEnv(grafana).GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH;
   assert.ok(home && targets.has(home), 'the home dashboard is the mounted one');
-  assert.ok(String(composeEnv(grafana).GF_SECURITY_ADMIN_PASSWORD).length > 0);
+  assert.equal(composeEnv(grafana).GF_SECURITY_ADMIN_PASSWORD, undefined, 'the admin password comes from a file');
+  assert.equal(readFileSync(configEnv([BASE], model, 'grafana').GF_SECURITY_ADMIN_PASSWORD__FILE!, 'utf8'), exampleEnv().GRAFANA_ADMIN_PASSWORD);
   for (const [name, svc] of Object.entries(model.services)) {
     for (const m of asArray(svc.volumes, `${name}.volumes`)) {
       const src = typeof m === 'string' ? m.split(':')[0]! : asString(get(m, 'source'), 'source');
@@ -372,11 +481,180 @@ test('compose: the override files only add to the base (no service or volume is 
     const over = asObj(parseYaml(readText(file), file), file);
     for (const [name, svc] of Object.entries(asObj(over.services, 'services'))) {
       if (name in asObj(base.services, 'services')) {
+        // init-secrets also gets the volume of a service the override adds (PostgreSQL's password).
+        const allowed = name === INIT ? ['environment', 'volumes'] : ['environment', 'depends_on'];
         const keys = Object.keys(asObj(svc, name));
-        assert.deepEqual(keys.filter((k) => !['environment', 'depends_on'].includes(k)), [], `${file}: ${name} only gets environment and depends_on`);
+        assert.deepEqual(keys.filter((k) => !allowed.includes(k)), [], `${file}: ${name} only gets ${allowed.join(' and ')}`);
       } else {
         assert.ok(isObj(svc) && typeof svc.image === 'string', `${file}: new service ${name} has an image`);
       }
     }
   }
+});
+
+/** Where a container path of a service lands in the init-secrets output (undefined: not on a secrets volume). */
+function hostPathOf(files: string[], model: ComposeModel, service: string, path: string): string | undefined {
+  const run = initRun(files);
+  const m = composeVolumeMounts(model.services[service]!).find((x) => path.startsWith(`${x.path}/`));
+  const host = m && run.volumes.get(m.volume);
+  return host ? join(host, path.slice(m.path.length + 1)) : undefined;
+}
+
+test('compose: init-secrets gives each service its own files, owned by the user it runs as, mode 0400; the job user reads none', (t) => {
+  if (!IS_ROOT) {
+    t.skip('needs root: the script chowns, and the check reads the files as other users');
+    return;
+  }
+  const files = [BASE, RABBITMQ, ARCHIVE];
+  const model = load(files);
+  const { volumes } = initRun(files);
+  const expected: Record<string, { files: string[]; uid: number; gid: number; mode: number; dirMode: number }> = {
+    'api-secrets': { files: ['admin-token', 'amqp-url', 'database-url', 'env-key', 'redis-url'], uid: 1000, gid: 1000, mode: 0o400, dirMode: 0o755 },
+    'scheduler-secrets': { files: ['amqp-url', 'callback-secret', 'database-url', 'env-key', 'redis-url'], uid: 1000, gid: 1000, mode: 0o400, dirMode: 0o755 },
+    'runner-secrets': { files: ['amqp-url', 'env-key', 'redis-url'], uid: 0, gid: 0, mode: 0o400, dirMode: 0o700 },
+    'redis-secrets': { files: ['healthcheck-password', 'users.acl'], uid: 0, gid: 999, mode: 0o440, dirMode: 0o755 },
+    'grafana-secrets': { files: ['admin-password'], uid: 472, gid: 472, mode: 0o400, dirMode: 0o755 },
+    'postgres-secrets': { files: ['password'], uid: 999, gid: 999, mode: 0o400, dirMode: 0o755 },
+  };
+  assert.deepEqual([...volumes.keys()].sort(), Object.keys(expected).sort(), 'init-secrets writes these volumes');
+  for (const [volume, want] of Object.entries(expected)) {
+    const dir = volumes.get(volume)!;
+    assert.deepEqual(readdirSync(dir).sort(), want.files, `${volume}: exactly its files (nothing left over)`);
+    const d = statSync(dir);
+    assert.deepEqual([d.uid, d.mode & 0o777], [0, want.dirMode], `${volume}: the directory is root's, mode ${want.dirMode.toString(8)}`);
+    for (const f of want.files) {
+      const st = statSync(join(dir, f));
+      assert.deepEqual([st.uid, st.gid, st.mode & 0o777], [want.uid, want.gid, want.mode], `${volume}/${f}: owner ${want.uid}:${want.gid}, mode ${want.mode.toString(8)}`);
+    }
+    // Mounted read-only, into the one service that reads it.
+    const readers = Object.entries(model.services).filter(([n, svc]) => n !== INIT && composeVolumeMounts(svc).some((m) => m.volume === volume));
+    assert.equal(readers.length, 1, `${volume} is mounted into one service`);
+    assert.ok(composeVolumeMounts(readers[0]![1]).find((m) => m.volume === volume)!.readOnly, `${volume} is mounted read-only`);
+  }
+  // Read as the users that would try: a job (the runner's job user, nobody) reads no service's secrets, and the
+  // runner's directory cannot even be listed; the API's user reads its own files, not the runner's.
+  const jobUser = composeEnv(model.services.runner!).RUNNER_JOB_USER!;
+  const jobUid = dockerfileUsers().get(jobUser)?.uid;
+  assert.ok(jobUid !== undefined && jobUid > 0, `the image creates ${jobUser}`);
+  const as = (uid: number, ...cmd: string[]): boolean => spawnSync('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', ...cmd], { stdio: 'ignore' }).status === 0;
+  for (const uid of [jobUid, 65534]) {
+    for (const volume of Object.keys(expected)) {
+      for (const f of expected[volume]!.files) assert.equal(as(uid, 'cat', join(volumes.get(volume)!, f)), false, `uid ${uid} cannot read ${volume}/${f}`);
+    }
+    assert.equal(as(uid, 'ls', volumes.get('runner-secrets')!), false, `uid ${uid} cannot list the runner's secrets`);
+  }
+  assert.ok(as(1000, 'cat', join(volumes.get('api-secrets')!, 'redis-url')), 'the API (uid 1000) reads its own');
+  assert.equal(as(1000, 'cat', join(volumes.get('runner-secrets')!, 'redis-url')), false, 'but not the runner\'s');
+  // Run again (every `up` does): same result, the probe's password kept.
+  const probe = readFileSync(join(volumes.get('redis-secrets')!, 'healthcheck-password'), 'utf8');
+  const rerun = runComposeInit(join(volumes.get('api-secrets')!, '../..'), model.services[INIT]!, { ...composeEnv(model.services[INIT]!), PATH: initPath() });
+  assert.equal(rerun.status, 0, `a second run over the same volumes works with CHOWN alone: ${rerun.stderr}`);
+  assert.equal(readFileSync(join(volumes.get('redis-secrets')!, 'healthcheck-password'), 'utf8'), probe, 'the probe keeps its password');
+});
+
+test('compose: api, scheduler and runner each log in to Redis as their own user, with the password the ACL file holds for it; default is off', () => {
+  for (const v of variants) {
+    const model = load(v.files);
+    const redis = model.services.redis!;
+    const cmd = asArray(redis.command, 'redis.command') as string[];
+    const aclPath = cmd[cmd.indexOf('--aclfile') + 1];
+    assert.ok(cmd.includes('--aclfile') && aclPath, `${v.name}: Redis loads an ACL file`);
+    const aclHost = hostPathOf(v.files, model, 'redis', aclPath);
+    assert.ok(aclHost, `${v.name}: ${aclPath} is on Redis's secrets volume`);
+    const acl = parseAcl(readFileSync(aclHost, 'utf8'));
+    assert.equal(acl.get('default')?.enabled, false, `${v.name}: the default user is off`);
+    const seen = new Set<string>();
+    for (const name of DROVER_SERVICES) {
+      const raw = droverEnv(model, name);
+      assert.equal(raw.REDIS_URL, undefined, `${v.name}/${name}: no REDIS_URL in the environment`);
+      const url = new URL(readFileSync(configEnv(v.files, model, name).REDIS_URL_FILE!, 'utf8'));
+      assert.equal(url.username, `drover-${name}`, `${v.name}/${name}: its own Redis user`);
+      assert.equal(url.hostname, 'redis');
+      assert.deepEqual(acl.get(url.username)?.passwords, [sha256(url.password)], `${v.name}/${name}: the ACL file holds the hash of this password`);
+      seen.add(url.password);
+    }
+    assert.equal(seen.size, 3, `${v.name}: three passwords`);
+    // The health probe logs in as drover-healthcheck with the password next to the ACL file.
+    const probe = (asArray(get(redis, 'healthcheck', 'test'), 'healthcheck.test') as string[]).join(' ');
+    assert.match(probe, /--user drover-healthcheck\b/);
+    const probeFile = /cat ([^)"\s]+)/.exec(probe)?.[1];
+    assert.ok(probeFile, 'the probe reads its password from a file');
+    assert.deepEqual(acl.get('drover-healthcheck')?.passwords, [sha256(readFileSync(hostPathOf(v.files, model, 'redis', probeFile)!, 'utf8'))]);
+    assert.equal(get(redis, 'depends_on', INIT, 'condition'), 'service_completed_successfully', 'Redis starts once its users are written');
+  }
+});
+
+test('compose: no container holds a secret in its environment (but init-secrets, and RabbitMQ whose image has no file form); Drover gets each as a *_FILE', () => {
+  for (const v of variants) {
+    const model = load(v.files);
+    const env = exampleEnv();
+    const values = SECRETS.map((k) => env[k]!).filter(Boolean);
+    for (const [name, svc] of Object.entries(model.services)) {
+      for (const [k, val] of Object.entries(composeEnv(svc))) {
+        if (ENV_ONLY_SECRETS[name]?.includes(k)) continue;
+        for (const secret of values) assert.ok(!val.includes(secret), `${v.name}/${name}: ${k} holds a secret`);
+        assert.doesNotMatch(val, /:\/\/[^/@\s]*:[^/@\s]+@/, `${v.name}/${name}: ${k} is a URL with a password`);
+      }
+    }
+    for (const name of DROVER_SERVICES) {
+      const raw = droverEnv(model, name);
+      for (const k of SECRET_VALUES) assert.equal(raw[k], undefined, `${v.name}/${name}: ${k} only as ${k}_FILE`);
+      const mounts = composeVolumeMounts(model.services[name]!);
+      for (const [k, path] of Object.entries(raw).filter(([key]) => key.endsWith('_FILE'))) {
+        const m = mounts.find((x) => path.startsWith(`${x.path}/`));
+        assert.ok(m && m.readOnly && m.volume === `${name}-secrets`, `${v.name}/${name}: ${k} is on its own read-only secrets volume`);
+        assert.ok(existsSync(hostPathOf(v.files, model, name, path)!), `${v.name}/${name}: init-secrets writes ${path}`);
+      }
+      assert.equal(get(model.services[name], 'depends_on', INIT, 'condition'), 'service_completed_successfully', `${v.name}/${name} starts once its secrets are written`);
+    }
+  }
+});
+
+test('compose: the runner is root with exactly the documented capabilities and runs jobs as a user the image creates; the rest run without root', () => {
+  const composeText = readText(BASE);
+  for (const v of variants) {
+    const model = load(v.files);
+    const runner = model.services.runner!;
+    assert.equal(runner.user, '0:0', 'the runner is root, to start jobs as another user');
+    assert.deepEqual(runner.cap_drop, ['ALL']);
+    assert.deepEqual([...(runner.cap_add as string[])].sort(), [...RUNNER_CAPABILITIES].sort(), 'exactly these capabilities');
+    assert.ok((asArray(runner.security_opt, 'security_opt') as string[]).includes('no-new-privileges:true'), 'no-new-privileges');
+    assert.equal(runner.read_only, true);
+    const jobUser = composeEnv(runner).RUNNER_JOB_USER;
+    assert.ok(jobUser && !['root', '0'].includes(jobUser), 'jobs run as an unprivileged user');
+    const user = dockerfileUsers().get(jobUser);
+    assert.ok(user && user.uid > 0, `the image creates ${jobUser}`);
+    const home = (asArray(runner.tmpfs, 'tmpfs') as string[]).find((m) => m.startsWith(`${user.home}:`));
+    assert.ok(home, `a tmpfs at ${jobUser}'s HOME ${user.home}`);
+    assert.ok(home.includes(`uid=${user.uid},gid=${user.gid},mode=0700`), `${user.home} belongs to ${jobUser} alone`);
+    for (const name of ['api', 'scheduler'] as const) {
+      const svc = model.services[name]!;
+      assert.equal(svc.user, undefined, `${name} runs as the image's uid 1000`);
+      assert.equal(svc.cap_add, undefined, `${name}: no capability`);
+      assert.deepEqual(svc.cap_drop, ['ALL']);
+    }
+    const init = model.services[INIT]!;
+    assert.equal(init.network_mode, 'none', 'init-secrets has no network');
+    assert.deepEqual(init.cap_add, ['CHOWN'], 'init-secrets only chowns');
+    assert.equal(init.read_only, true);
+    assert.equal(init.restart, 'no');
+    const redis = model.services.redis!;
+    assert.equal(redis.user, '999:999', 'Redis runs as its image\'s redis user from the start');
+    assert.deepEqual(redis.cap_drop, ['ALL']);
+  }
+  // Each capability says what it is for.
+  const block = composeText.slice(composeText.indexOf('  runner:'), composeText.indexOf('    environment:', composeText.indexOf('  runner:')));
+  for (const cap of RUNNER_CAPABILITIES) assert.match(block, new RegExp(`- ${cap}\\s+#\\s*\\S`), `docker-compose.yml says why the runner keeps ${cap}`);
+});
+
+test('Dockerfile: the final stage creates the job user with its HOME, checks nobody exists, and leaves no setuid program', () => {
+  const run = dockerfileFinalStage().filter((l) => /^RUN\s/i.test(l)).join('\n');
+  const users = dockerfileUsers();
+  const jobUser = users.get('drover-job');
+  assert.ok(jobUser, 'drover-job is created');
+  assert.ok(jobUser.uid >= 1000 && jobUser.uid !== 1000 && jobUser.gid === jobUser.uid, 'its own uid and group, neither root nor the services\' 1000');
+  assert.match(run, new RegExp(`groupadd [^&]*--gid ${jobUser.gid} drover-job`), 'with its own group');
+  assert.match(run, new RegExp(`install -d -o ${jobUser.uid} -g ${jobUser.gid} -m 0700 ${jobUser.home}`), 'its HOME exists, its own');
+  assert.match(run, /getent passwd nobody/, 'nobody (the default job user of a root runner) is checked');
+  assert.match(run, /find \/ -xdev -perm \/6000 -type f -exec chmod a-s/, 'setuid and setgid bits are removed');
 });

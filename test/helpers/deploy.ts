@@ -1,8 +1,9 @@
 // Reading the deployment files (docker-compose, Kubernetes/kustomize, Prometheus, Grafana) the way their tools
 // would, closely enough to check them against Drover's own configuration and metrics, without Docker, kubectl or
 // a network. Only the features the files in this repository use are implemented; anything else throws.
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
 import { DroverMetrics, OTEL_ENV_NAMES, configEnvNames } from '@drover/core';
@@ -94,14 +95,51 @@ export function parseEnvFile(text: string): Record<string, string> {
   return out;
 }
 
-/** A value standing in for a secret in tests: long enough for every minimum Drover enforces. */
-export const DUMMY_SECRET = 'dummy-secret-for-tests-0123456789abcdef';
+/**
+ * A value standing in for the secret `name` in tests: 64 hex digits, different for each name (so passwords that must
+ * differ do), URL-safe, and valid wherever Drover checks a secret's form (token lengths, a 32-byte DROVER_ENV_KEY).
+ */
+export function dummySecret(name: string): string {
+  return createHash('sha256').update(`drover-test-secret:${name}`).digest('hex');
+}
 
-/** An example secrets file filled in: empty values and `<...>` placeholders become DUMMY_SECRET. */
+/** An example secrets file filled in: empty values and `<...>` placeholders become dummySecret(key). */
 export function fillExampleSecrets(values: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(values)) out[k] = v === '' ? DUMMY_SECRET : v.replace(/<[^>]*>/g, DUMMY_SECRET);
+  for (const [k, v] of Object.entries(values)) out[k] = v === '' ? dummySecret(k) : v.replace(/<[^>]*>/g, dummySecret(k));
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Dockerfile
+
+/** The Dockerfile's final stage: one instruction a line (continuations joined), comments dropped. */
+export function dockerfileFinalStage(): string[] {
+  const lines = readText('Dockerfile')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const from = lines.map((l, i) => ({ l, i })).filter(({ l }) => /^FROM\s/i.test(l)).at(-1);
+  if (!from) throw new Error('Dockerfile: no FROM');
+  return lines.slice(from.i);
+}
+
+/** Users the final stage creates (`useradd --uid N --gid N --home-dir H ... name`), by name. */
+export function dockerfileUsers(): Map<string, { uid: number; gid: number; home: string }> {
+  const users = new Map<string, { uid: number; gid: number; home: string }>();
+  for (const l of dockerfileFinalStage().filter((x) => /^RUN\s/i.test(x))) {
+    for (const cmd of l.split(/&&|;/).map((c) => c.trim()).filter((c) => c.startsWith('useradd '))) {
+      const words = cmd.split(/\s+/);
+      const opt = (name: string): string | undefined => {
+        const i = words.indexOf(name);
+        return i >= 0 ? words[i + 1] : undefined;
+      };
+      const name = words.at(-1)!;
+      users.set(name, { uid: Number(opt('--uid')), gid: Number(opt('--gid')), home: opt('--home-dir') ?? `/home/${name}` });
+    }
+  }
+  return users;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -281,7 +319,7 @@ export function kustomizationRefs(dir: string, k: Kustomization): { what: string
   for (const c of k.components ?? []) refs.push({ what: 'components', path: resolve(dir, c) });
   for (const p of k.patches ?? []) if (p.path) refs.push({ what: 'patches', path: resolve(dir, p.path) });
   for (const g of [...(k.configMapGenerator ?? []), ...(k.secretGenerator ?? [])]) {
-    for (const f of [...(g.envs ?? []), ...(g.files ?? [])]) refs.push({ what: `generator ${g.name}`, path: resolve(dir, f) });
+    for (const f of [...(g.envs ?? []), ...(g.files ?? []).map((x) => x.slice(x.indexOf('=') + 1))]) refs.push({ what: `generator ${g.name}`, path: resolve(dir, f) });
   }
   return refs;
 }
@@ -314,6 +352,32 @@ export function renderKustomizationObject(dir: string, k: Kustomization, opts: R
     objects = applyKustomization(cdir, component, objects, opts);
   }
   return applyKustomization(dir, { ...k, resources: [], components: [] }, objects, opts);
+}
+
+export interface K8sVariant {
+  name: string;
+  broker: 'bullmq' | 'rabbitmq';
+  objects: K8sObject[];
+}
+
+/**
+ * Each overlay of deploy/k8s as committed, and each with the optional components swapped in: the HPA for KEDA, the
+ * archive, network access for jobs, and none at all.
+ */
+export function k8sVariants(): K8sVariant[] {
+  const out: K8sVariant[] = [];
+  for (const overlay of ['bullmq', 'rabbitmq'] as const) {
+    const dir = join(ROOT, 'deploy/k8s/overlays', overlay);
+    const k = readKustomization(dir);
+    const withComponent = (c: string): Kustomization => ({ ...k, components: [...(k.components ?? []), `../../components/${c}`] });
+    const swap = (from: string, to: string): Kustomization => ({ ...k, components: (k.components ?? []).map((c) => (c.endsWith(from) ? c.replace(from, to) : c)) });
+    out.push({ name: overlay, broker: overlay, objects: renderKustomize(dir) });
+    out.push({ name: `${overlay} + hpa`, broker: overlay, objects: renderKustomizationObject(dir, swap('components/keda', 'components/hpa')) });
+    out.push({ name: `${overlay} + archive`, broker: overlay, objects: renderKustomizationObject(dir, withComponent('archive-postgres')) });
+    out.push({ name: `${overlay} + runner-egress`, broker: overlay, objects: renderKustomizationObject(dir, withComponent('runner-egress')) });
+    out.push({ name: `${overlay} without optional components`, broker: overlay, objects: renderKustomizationObject(dir, { ...k, components: [] }) });
+  }
+  return out;
 }
 
 export function readManifests(path: string): K8sObject[] {
@@ -379,7 +443,12 @@ function generate(dir: string, kind: 'ConfigMap' | 'Secret', g: Generator, objec
     const eq = l.indexOf('=');
     data[l.slice(0, eq)] = l.slice(eq + 1);
   }
-  if (g.files?.length) throw new Error('generator files: are not supported here');
+  // `path` (key: the file's name) or `key=path`, as kustomize reads them.
+  for (const f of g.files ?? []) {
+    const eq = f.indexOf('=');
+    const [key, path] = eq > 0 ? [f.slice(0, eq), f.slice(eq + 1)] : [basename(f), f];
+    data[key] = readFileSync(resolve(dir, path), 'utf8');
+  }
   // As kustomize writes them: a Secret's data is base64.
   if (kind === 'Secret') for (const [k, v] of Object.entries(data)) data[k] = Buffer.from(v, 'utf8').toString('base64');
   const existing = objects.find((o) => o.kind === kind && o.metadata.name === g.name);
