@@ -7,9 +7,10 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { loadConfig, type DroverConfig } from '@drover/core';
-import { DROVER_LIKE, ROOT, asArray, asObj, asString, containerEnv, fillAdapterTemplate, fillExampleSecrets, get, isK8sObject, isObj, knownEnvNames, kustomizationRefs, metricCatalog, parseEnvFile, parseYamlDocs, podContainers, podLabels, podSpec, promqlLabels, promqlMatcherValues, promqlMetrics, readKustomization, renderKustomizationObject, renderKustomize, resolveSeries, selectorMatches, type Container, type K8sObject, type Kustomization, hostPort } from './helpers/deploy.js';
+import { DROVER_LIKE, ROOT, asArray, asObj, asString, containerEnv, dockerfileUsers, fillAdapterTemplate, k8sVariants, fillExampleSecrets, get, isK8sObject, isObj, knownEnvNames, kustomizationRefs, metricCatalog, parseEnvFile, parseYamlDocs, podContainers, podLabels, podSpec, promqlLabels, promqlMatcherValues, promqlMetrics, readKustomization, renderKustomize, resolveSeries, selectorMatches, type Container, type K8sObject, hostPort } from './helpers/deploy.js';
+import { RUNNER_CAPABILITIES, materialize, mountedFiles, withHostFiles } from './helpers/deploy-secrets.js';
 
 const K8S = join(ROOT, 'deploy/k8s');
 const BASE = join(K8S, 'base');
@@ -26,33 +27,10 @@ function walk(dir: string): string[] {
 }
 
 const yamlFiles = walk(K8S).filter((f) => /\.ya?ml$/.test(f));
+const scratch = mkdtempSync(join(tmpdir(), 'drover-k8s-files-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
 
-interface Variant {
-  name: string;
-  broker: 'bullmq' | 'rabbitmq';
-  objects: K8sObject[];
-}
-
-/** Each overlay as committed, and each with the optional components swapped in (HPA for KEDA, the archive). */
-function variants(): Variant[] {
-  const out: Variant[] = [];
-  for (const overlay of OVERLAYS) {
-    const dir = join(K8S, 'overlays', overlay);
-    const k = readKustomization(dir);
-    out.push({ name: overlay, broker: overlay, objects: renderKustomize(dir) });
-    const swap = (from: string, to: string): Kustomization => ({ ...k, components: (k.components ?? []).map((c) => (c.endsWith(from) ? c.replace(from, to) : c)) });
-    out.push({ name: `${overlay} + hpa`, broker: overlay, objects: renderKustomizationObject(dir, swap('components/keda', 'components/hpa')) });
-    out.push({
-      name: `${overlay} + archive`,
-      broker: overlay,
-      objects: renderKustomizationObject(dir, { ...k, components: [...(k.components ?? []), '../../components/archive-postgres'] }),
-    });
-    out.push({ name: `${overlay} without optional components`, broker: overlay, objects: renderKustomizationObject(dir, { ...k, components: [] }) });
-  }
-  return out;
-}
-
-const rendered = variants();
+const rendered = k8sVariants();
 
 function find(objects: K8sObject[], kind: string, name: string): K8sObject {
   const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
@@ -60,13 +38,18 @@ function find(objects: K8sObject[], kind: string, name: string): K8sObject {
   return o;
 }
 
+/**
+ * A Drover Deployment's container, its environment, and what loadConfig makes of it with each *_FILE read from the
+ * file its Secret volume puts there (written out below a scratch directory).
+ */
 function droverDeployment(objects: K8sObject[], component: string): { dep: K8sObject; container: Container; env: Record<string, string>; config: DroverConfig } {
   const dep = find(objects, 'Deployment', `drover-${component}`);
   const containers = podContainers(dep);
   assert.equal(containers.length, 1, `drover-${component}: one container`);
   const container = containers[0]!;
   const env = containerEnv(container, objects);
-  return { dep, container, env, config: loadConfig(env) };
+  const where = materialize(mkdtempSync(join(scratch, `${component}-`)), mountedFiles(dep, container, objects));
+  return { dep, container, env, config: loadConfig(withHostFiles(env, (p) => where.get(p))) };
 }
 
 function workloads(objects: K8sObject[]): K8sObject[] {
@@ -113,8 +96,8 @@ test('k8s: every kustomization refers to files that exist; secrets only come fro
         assert.ok(existsSync(`${ref.path}.example`), `${relative(ROOT, ref.path)}.example is committed`);
         const example = parseEnvFile(readFileSync(`${ref.path}.example`, 'utf8'));
         for (const [key, v] of Object.entries(example)) {
-          if (/PASS|TOKEN|SECRET/.test(key)) assert.equal(v, '', `${relative(ROOT, ref.path)}.example leaves ${key} empty`);
-          if (/URL/.test(key) && v.includes('@')) assert.match(v, /:<[^>]+>@/, `${key}: the password is a placeholder`);
+          if (/pass|token|secret|key/i.test(key)) assert.equal(v, '', `${relative(ROOT, ref.path)}.example leaves ${key} empty`);
+          if (/url/i.test(key)) assert.match(v, /:<[^>]+>@/, `${key}: the password is a placeholder`);
         }
         continue;
       }
@@ -217,21 +200,37 @@ test('k8s: terminationGracePeriodSeconds outlasts the runner drain and kill grac
   }
 });
 
-test('k8s: Drover pods run as a numeric non-root user on a read-only root filesystem with nothing extra', () => {
+test('k8s: api and scheduler run as uid 1000, the runner as root with exactly the documented capabilities; all on a read-only root', () => {
   for (const v of rendered) {
     for (const component of DROVER) {
       const { dep, container, config } = droverDeployment(v.objects, component);
       const pod = podSpec(dep)!;
       const psc = asObj(pod.securityContext, `${component} pod securityContext`);
       const csc = asObj(container.securityContext, `${component} container securityContext`);
-      assert.equal(psc.runAsNonRoot ?? csc.runAsNonRoot, true, `${component}: runAsNonRoot`);
       const uid = psc.runAsUser ?? csc.runAsUser;
-      assert.ok(typeof uid === 'number' && uid > 0, `${component}: numeric runAsUser`);
+      if (component === 'runner') {
+        // Root only to start jobs as RUNNER_JOB_USER; it keeps these capabilities and nothing else.
+        assert.equal(uid, 0, 'runner: root');
+        assert.equal(psc.runAsNonRoot ?? csc.runAsNonRoot, false, 'runner: runAsNonRoot false, said explicitly');
+        assert.deepEqual([...(asArray(get(csc, 'capabilities', 'add'), 'add') as string[])].sort(), [...RUNNER_CAPABILITIES].sort(), 'runner: exactly these capabilities');
+        assert.equal(psc.fsGroup, undefined, 'runner: no fsGroup (it would give every process of the pod, jobs included, a group that reads the secrets)');
+        assert.equal(psc.supplementalGroups, undefined, 'runner: no supplemental groups either');
+        const jobUser = config.runner.jobUser;
+        assert.ok(jobUser && !['root', '0'].includes(jobUser), 'runner: jobs run as an unprivileged user');
+        const user = dockerfileUsers().get(jobUser);
+        assert.ok(user && user.uid > 0, `the image creates ${jobUser}`);
+        const home = (container.volumeMounts ?? []).find((m) => m.mountPath === user.home);
+        assert.ok(home && asArray(pod.volumes, 'volumes').some((vol) => get(vol, 'name') === home.name && isObj(get(vol, 'emptyDir'))), `${jobUser}'s HOME ${user.home} is a writable emptyDir`);
+      } else {
+        assert.equal(psc.runAsNonRoot ?? csc.runAsNonRoot, true, `${component}: runAsNonRoot`);
+        assert.equal(uid, 1000, `${component}: uid 1000`);
+        assert.equal(get(csc, 'capabilities', 'add'), undefined, `${component}: adds none`);
+      }
       assert.equal(get(psc, 'seccompProfile', 'type') ?? get(csc, 'seccompProfile', 'type'), 'RuntimeDefault', `${component}: seccomp`);
       assert.equal(csc.allowPrivilegeEscalation, false, `${component}: allowPrivilegeEscalation false`);
       assert.equal(csc.readOnlyRootFilesystem, true, `${component}: readOnlyRootFilesystem`);
+      assert.equal(csc.privileged, undefined, `${component}: not privileged`);
       assert.ok((asArray(get(csc, 'capabilities', 'drop'), 'drop') as string[]).includes('ALL'), `${component}: drops ALL capabilities`);
-      assert.equal(get(csc, 'capabilities', 'add'), undefined, `${component}: adds none`);
       assert.equal(pod.automountServiceAccountToken, false, `${component}: no API token for the pod (Drover does not call Kubernetes)`);
       const volumes = asArray(pod.volumes, 'volumes').map((x) => asObj(x, 'volume'));
       const emptyDirMounts = (container.volumeMounts ?? []).filter((m) => volumes.some((vol) => vol.name === m.name && 'emptyDir' in vol)).map((m) => m.mountPath);
@@ -279,7 +278,7 @@ test('k8s: Services and PodDisruptionBudgets select pods that exist, on ports th
 test('k8s: Redis (and the optional RabbitMQ / PostgreSQL) keep their data; Redis has AOF and never evicts', () => {
   for (const v of rendered) {
     const redis = find(v.objects, 'StatefulSet', 'drover-redis');
-    const c = podContainers(redis)[0]!;
+    const c = podContainers(redis).find((x) => x.name === 'redis')!;
     const cmd = [...(asArray(c.command, 'command') as string[]), ...(c.args ?? [])].join(' ');
     assert.match(cmd, /--appendonly yes\b/);
     assert.match(cmd, /--appendfsync everysec\b/);
@@ -452,7 +451,8 @@ test('k8s: kubectl kustomize renders each overlay to the same objects (skipped w
       const dep: K8sObject = real.find((o) => o.kind === 'Deployment' && o.metadata.name === `drover-${component}`)!;
       const c = podContainers(dep)[0]!;
       const env = containerEnv(c, real);
-      assert.deepEqual(loadConfig(env).broker, overlay, `${overlay}/${component}: kubectl's rendering configures the broker too`);
+      const where = materialize(mkdtempSync(join(scratch, 'kubectl-')), mountedFiles(dep, c, real));
+      assert.deepEqual(loadConfig(withHostFiles(env, (p) => where.get(p))).broker, overlay, `${overlay}/${component}: kubectl's rendering configures the broker too`);
       assert.deepEqual(
         { ...env, DROVER_ADMIN_TOKEN: '', DROVER_CALLBACK_SECRET: '' },
         { ...droverDeployment(ours, component).env, DROVER_ADMIN_TOKEN: '', DROVER_CALLBACK_SECRET: '' },
@@ -465,6 +465,13 @@ test('k8s: kubectl kustomize renders each overlay to the same objects (skipped w
         { ...podSpec(mine), containers: undefined, volumes: undefined },
         `${overlay}/${component}: pod spec`,
       );
+      // The same volumes (secret files above all), generated names without their hash.
+      // (Order aside: kustomize puts a patch's new list items first.)
+      const byName = (list: unknown, key: string): unknown[] => [...asArray(list, key)].sort((a, b) => String(get(a, key)).localeCompare(String(get(b, key))));
+      const volumes = (o: K8sObject): unknown =>
+        byName(JSON.parse(JSON.stringify(get(podSpec(o), 'volumes') ?? []).replace(/"(drover-[a-z-]+)-[a-z0-9]{10}"/g, (all, n: string) => (generated.has(n) ? `"${n}"` : all))), 'name');
+      assert.deepEqual(volumes(dep), volumes(mine), `${overlay}/${component}: volumes`);
+      assert.deepEqual(byName(c.volumeMounts, 'mountPath'), byName(podContainers(mine)[0]!.volumeMounts, 'mountPath'), `${overlay}/${component}: volume mounts`);
     }
   }
 });
