@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,38 +6,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
 import { assertOnly201And503, audit, markerDir, submitLoad } from '../helpers/audit.js';
+import { ownRedis } from '../helpers/own-redis.js';
 import { freePort, startServiceReady } from '../helpers/processes.js';
 import { startStack } from '../helpers/stack.js';
 import { metricValue, parseMetrics } from '../helpers/prom.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-
-/**
- * A Redis of the test's own, with AOF (fsync every second) and noeviction, as Drover's shipped configs run it.
- * `stop` is for the test's after-hooks, registered once the services using this Redis are (so it stops last).
- */
-function ownRedis(port: number, dir: string): { start: () => Promise<ChildProcess>; stop: () => void } {
-  let current: ChildProcess | undefined;
-  return {
-    stop: () => {
-      if (current && current.exitCode === null) current.kill('SIGKILL');
-    },
-    start: async () => {
-      current = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', ''], { stdio: 'ignore' });
-      for (let i = 0; ; i++) {
-        const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-        probe.on('error', () => undefined);
-        const up = await probe.connect().then(() => probe.ping(), () => null);
-        probe.disconnect();
-        if (up) break;
-        assert.ok(i < 100, 'redis-server did not start');
-        await sleep(50);
-      }
-      return current;
-    },
-  };
-}
 
 test('Redis restarted during 1000 submissions: every 201 reaches a terminal state; the outage answers 503', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'drover-redis-'));

@@ -1,20 +1,31 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { DroverError } from './errors.js';
+
+/** Oldest Redis Drover runs on: the runners' lease renewal is a script flagged allow-oom (Redis 7 script flags). */
+const MIN_REDIS_MAJOR = 7;
 
 /**
  * Warns loudly when the Redis we reach could lose accepted jobs: an eviction policy other than noeviction
  * (Redis would silently delete job records and queue keys under memory pressure) or no AOF. Managed Redis
  * services often refuse CONFIG: then INFO is used, and if that hides it too we say we could not tell.
+ * Throws CONFIG for a Redis older than 7, which Drover cannot run on correctly.
  */
 export async function checkRedisDurability(redis: Redis, log: Logger): Promise<{ evicts: boolean | null; aof: boolean | null }> {
   let policy: string | undefined;
   let aof: string | undefined;
+  let version: string | undefined;
   try {
     const info = await redis.info();
     policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
     aof = /aof_enabled:(\d)/.exec(info)?.[1];
+    version = /redis_version:(\S+)/.exec(info)?.[1];
   } catch {
     // fall through to "unknown"
+  }
+  // An older Redis would refuse the flagged lease renewal: every running job would be taken for lost and run again.
+  if (version !== undefined && Number(version.split('.')[0]) < MIN_REDIS_MAJOR) {
+    throw new DroverError('CONFIG', `Redis ${version} is too old: Drover needs Redis ${MIN_REDIS_MAJOR} or later`);
   }
   const evicts = policy === undefined ? null : policy !== 'noeviction';
   const hasAof = aof === undefined ? null : aof === '1';

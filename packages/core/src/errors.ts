@@ -15,8 +15,10 @@ export const ERROR_CODES = {
   URI_TOO_LONG: { status: 414, doc: 'A path parameter is longer than any valid value.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, doc: 'The request body has a content type the API does not read.' },
   RATE_LIMITED: { status: 429, doc: 'Too many requests.' },
+  QUOTA: { status: 429, doc: 'The token has as many unfinished jobs as its maxUnfinished allows; submit again once some ended.' },
   INTERNAL: { status: 500, doc: 'An unexpected failure; details are in the server log.' },
   UNAVAILABLE: { status: 503, doc: 'A dependency (Redis, the broker) is unreachable; retry later.' },
+  STORE_FULL: { status: 503, doc: 'Redis reached its maxmemory (noeviction): nothing was changed; retry once an operator freed memory.' },
   CONFIG: { status: 500, doc: 'The service configuration is invalid (startup only).' },
 } as const;
 

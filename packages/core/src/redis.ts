@@ -37,3 +37,21 @@ export function defineScripts(client: Redis, scripts: Record<string, string>): v
     if (!(name in client)) client.defineCommand(name, { numberOfKeys: 0, lua });
   }
 }
+
+/**
+ * Redis refused a write because it reached `maxmemory` under `noeviction` (`OOM command not allowed ...`), also when
+ * the refusal came inside a script or a MULTI. Such a refusal applied nothing: Redis checks before a command runs,
+ * refuses a MULTI whole (EXECABORT), and refuses an unflagged script only at its first write (a flagged one before
+ * it starts), so before it changed anything.
+ *
+ * What Redis 7 refuses at maxmemory goes by the command's `denyoom` flag, not by whether memory would grow (tried on
+ * 7.0): refused are SET, HSET (an existing field too), ZADD (with XX too), XADD, INCR, HINCRBY, ZINCRBY; allowed are
+ * reads, DEL, ZREM, SREM, HDEL, EXPIRE, PEXPIRE, PERSIST, PUBLISH. An unflagged script whose first write is an
+ * allowed one (a ZREM) runs whole, its later writes included; a script flagged `allow-oom` always runs.
+ */
+export function isStoreFull(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (/\bOOM command not allowed\b/.test(err.message)) return true;
+  const previous = (err as { previousErrors?: unknown }).previousErrors;
+  return Array.isArray(previous) && previous.some(isStoreFull);
+}

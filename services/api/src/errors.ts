@@ -1,4 +1,4 @@
-import { DroverError, ERROR_CODES, coerceError, type ErrorCode } from '@drover/core';
+import { DroverError, ERROR_CODES, coerceError, isStoreFull, type ErrorCode } from '@drover/core';
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 
 interface ValidationIssue {
@@ -64,6 +64,10 @@ export function describeError(thrown: unknown, request: FastifyRequest): ErrorBo
     message = `the body is not valid JSON: ${err.message}`;
   } else if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
     code = fe.statusCode === 404 ? 'NOT_FOUND' : fe.statusCode === 413 ? 'BODY_TOO_LARGE' : fe.statusCode === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : 'VALIDATION';
+  } else if (isStoreFull(err)) {
+    code = 'STORE_FULL';
+    message = 'the store (Redis) is full: it reached maxmemory and refuses writes; nothing was changed, retry once memory is freed';
+    request.log.error({ err }, 'Redis is full (maxmemory): writes are refused');
   } else if (isUnavailable(err)) {
     code = 'UNAVAILABLE';
     message = 'a dependency (Redis or the broker) is unreachable; nothing was changed, retry later';
