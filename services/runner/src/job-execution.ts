@@ -1,4 +1,6 @@
-import { badRelativePath, openEnv, retryDelayMs, specArgv, type Claim, type EnvCipher, type FinishInput, type FinishOutcome, type JobSpec, type LogStore, type Logger } from '@drover/core';
+import {
+  badRelativePath, openEnv, resolveAllowedProgram, retryDelayMs, specArgv, type Claim, type EnvCipher, type CommandPolicy, type FinishInput, type FinishOutcome, type JobSpec, type LogStore, type Logger,
+} from '@drover/core';
 import { chown, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ExecExit, ExecProcess, ExecRequest, Executor } from './executor.js';
@@ -47,7 +49,12 @@ export interface ExecutionOptions {
   jobUser: JobUser | undefined;
   /** Interpreters scripts may name (DROVER_SCRIPT_INTERPRETERS). */
   interpreters: string[];
+  /** The command policy (DROVER_POLICY_FILE): the program is resolved and checked against it right before the spawn. */
+  policy?: CommandPolicy | undefined;
 }
+
+/** A spawn the command policy refused on this runner: the attempt fails, and the job with it (no retry). */
+class PolicyRefusal extends Error {}
 
 /** Writes a script job's body and a job's files into its private directory; returns the argv to run. */
 async function prepareFiles(spec: JobSpec, jobDir: string, owner: { uid?: number; gid?: number }, interpreters: string[]): Promise<string[]> {
@@ -141,6 +148,7 @@ export class JobExecution {
     );
     let exit: ExecExit;
     let startedAt: number | null = null;
+    let refusal: string | undefined;
     // A private directory per attempt: the default cwd and TMPDIR, removed afterwards.
     const jobDir = await makeJobDir(this.opts.workDir, this.id);
     try {
@@ -148,6 +156,11 @@ export class JobExecution {
       if (identity.uid !== undefined || identity.gid !== undefined) await chown(jobDir, identity.uid ?? -1, identity.gid ?? -1);
       const env = { ...this.childEnv(spec, identity), DROVER_JOB_DIR: jobDir, TMPDIR: jobDir };
       const argv = await prepareFiles(spec, jobDir, identity, this.opts.interpreters);
+      // As late as possible, after the job's files exist: the file the program name resolves to now is what runs,
+      // under its resolved path, so a symlink changed after this point cannot redirect the exec.
+      const program = resolveAllowedProgram(this.opts.policy, spec.queue, argv[0] ?? '', { jobRoot: this.opts.workDir });
+      if ('violation' in program) throw new PolicyRefusal(program.violation);
+      argv[0] = program.path;
       if (spec.script !== undefined) {
         output.note(`script sha256:${spec.scriptSha256} (${Buffer.byteLength(spec.script)} bytes), run with ${argv[0]}`);
       }
@@ -164,12 +177,19 @@ export class JobExecution {
       if (this.stopReason) this.signalStop();
       exit = await this.proc.exited;
     } catch (err) {
+      if (err instanceof PolicyRefusal) refusal = err.message;
       exit = { exitCode: null, signal: null, error: (err as Error).message };
     } finally {
       clearTimeout(this.timeoutTimer);
       clearTimeout(this.killTimer);
     }
     await Promise.all([output.close(), removeJobDir(jobDir).catch((err: unknown) => this.log.warn({ err, jobDir }, 'removing the job directory failed'))]);
+    if (refusal !== undefined) {
+      return {
+        outcome: 'failed', error: `refused by the runner's command policy: ${refusal}`, final: true, exitCode: null, signal: null,
+        outputBytes: output.bytes, truncated: output.truncated, retryDelayMs: 0, startedAt: null, usage: null,
+      };
+    }
     return {
       ...this.outcome(exit),
       exitCode: exit.exitCode,

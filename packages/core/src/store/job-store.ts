@@ -116,6 +116,8 @@ export interface FinishInput {
   /** Epoch ms when the process was spawned; null when it never started. */
   startedAt: number | null;
   usage: ResourceUsage | null;
+  /** The job ends with this attempt whatever its retries (a daemon is not restarted): no attempt could go differently. */
+  final?: boolean;
 }
 
 export type FinishResult =
@@ -327,6 +329,7 @@ export class JobStore {
     const r = await this.redis.droverFinish(
       this.keys.base, f.id, f.runnerId, f.attempt, now, f.outcome,
       f.exitCode ?? '', f.signal ?? '', f.error ?? '', f.outputBytes, f.truncated ? 1 : 0, f.retryDelayMs, f.startedAt ?? '', f.usage ? JSON.stringify(f.usage) : '',
+      f.final ? 1 : 0,
     );
     if (r[0] === 1) return { kind: 'final', status: r[1] as JobStatus };
     if (r[0] === 2) return { kind: 'retry', status: r[1] as 'queued' | 'delayed', queue: r[2] ?? '' };
