@@ -108,6 +108,8 @@ async function startDrover(prefix: string, broker: 'bullmq' | 'rabbitmq' = 'bull
   const env = {
     DROVER_PREFIX: prefix,
     DROVER_ADMIN_TOKEN: token,
+    // The scheduler signs every job callback, so it does not start without a key.
+    DROVER_CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}`,
     DROVER_PORT: port,
     DROVER_LOG_LEVEL: 'warn',
     RUNNER_CONCURRENCY: '8',

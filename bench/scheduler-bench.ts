@@ -7,6 +7,7 @@
  * queues no runner consumes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import {
   DEFAULT_SPEC_DEFAULTS, JobStore, ScheduleStore, createRedis, newJobId, nextFireAfter, normalizeJobSpec, type NewJob,
@@ -32,7 +33,7 @@ function startSchedulers(opts: SchedulerBenchOptions): ChildProcess[] {
   return [0, 1].map(() =>
     spawn(process.execPath, ['cli/dist/main.js', 'scheduler'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', REDIS_URL: opts.redisUrl, DROVER_PREFIX: opts.prefix, DROVER_LOG_LEVEL: 'warn' },
+      env: { PATH: process.env.PATH ?? '', REDIS_URL: opts.redisUrl, DROVER_PREFIX: opts.prefix, DROVER_LOG_LEVEL: 'warn', DROVER_CALLBACK_SECRET: `whsec_${randomBytes(32).toString('base64')}` },
       stdio: ['ignore', 'ignore', 'inherit'],
     }),
   );

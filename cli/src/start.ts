@@ -3,6 +3,7 @@ import { closeOnSignals, coerceError, createLogger, exitOnConfigError, loadConfi
 import { Runner, chooseJobUser } from '@drover/runner';
 import { Scheduler } from '@drover/scheduler';
 import { ensureAdminToken } from './admin-token.js';
+import { ensureCallbackSecret } from './callback-secret.js';
 import { ensureRedis } from './local-redis.js';
 
 /** `drover start`: API, scheduler and runner in one process, plus a local Redis if none is reachable. */
@@ -13,10 +14,28 @@ export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
 
   let adminToken = config.adminToken;
   if (adminToken === undefined && config.tokensFile === undefined) {
-    const t = ensureAdminToken(config.dataDir);
+    const t = (() => {
+      try {
+        return ensureAdminToken(config.dataDir);
+      } catch (err) {
+        exitOnConfigError(err);
+      }
+    })();
     adminToken = t.token;
     say(`${t.created ? 'generated an admin token' : 'using the admin token'} stored in ${t.path}:`);
     say(`  export TOKEN=${t.token}`);
+  }
+  let callbackSecret = config.scheduler.callbackSecret;
+  if (callbackSecret === undefined) {
+    const c = (() => {
+      try {
+        return ensureCallbackSecret(config.dataDir);
+      } catch (err) {
+        exitOnConfigError(err);
+      }
+    })();
+    callbackSecret = c.secret;
+    say(`${c.created ? 'generated the key that signs job callbacks' : 'signing job callbacks with the key'} in ${c.path} (docs/webhooks.md)`);
   }
   const tokens = (() => {
     try {
@@ -41,7 +60,7 @@ export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
   // One registry for the three services: /metrics on the API port (read token) and on the metrics port show it all.
   const telemetry = await startServiceTelemetry('drover', config, env, logger);
   const { metrics } = telemetry;
-  const scheduler = new Scheduler({ config, logger: logger.child({ service: 'scheduler' }), metrics });
+  const scheduler = new Scheduler({ config: { ...config, scheduler: { ...config.scheduler, callbackSecret } }, logger: logger.child({ service: 'scheduler' }), metrics });
   const runner = new Runner({ config, logger: logger.child({ service: 'runner' }), env, metrics });
   let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
   const close = async (): Promise<void> => {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from '
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { TestContext } from 'node:test';
-import { AMQP_URL, REDIS_URL } from './stack.js';
+import { AMQP_URL, REDIS_URL, TEST_CALLBACK_SECRET } from './stack.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -19,7 +19,7 @@ export function spawnDrover(t: TestContext, args: string[], env: NodeJS.ProcessE
 }
 
 function spawnService(t: TestContext, service: string, prefix: string, env: Record<string, string>, stdout: 'inherit' | 'pipe'): ChildProcess {
-  return spawnDrover(t, [service], { PATH: process.env.PATH, REDIS_URL, AMQP_URL, DROVER_PREFIX: prefix, DROVER_LOG_LEVEL: 'error', DROVER_METRICS_PORT: '0', ...env }, ['ignore', stdout, 'inherit']);
+  return spawnDrover(t, [service], { PATH: process.env.PATH, REDIS_URL, AMQP_URL, DROVER_PREFIX: prefix, DROVER_LOG_LEVEL: 'error', DROVER_METRICS_PORT: '0', DROVER_CALLBACK_SECRET: TEST_CALLBACK_SECRET, ...env }, ['ignore', stdout, 'inherit']);
 }
 
 /** A Drover service as its own process (from source), killed with SIGKILL after the test if still running. */

@@ -3,11 +3,13 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import amqp from 'amqplib';
 import { TokenRegistry, startApiServer, type ApiServer } from '@drover/api';
-import { DroverMetrics, createLogger, createRedis, isTerminal, loadConfig, rabbitNames, type DroverConfig, type JobRecord } from '@drover/core';
+import { DroverMetrics, createLogger, createRedis, isTerminal, loadConfig, rabbitNames, type DroverConfig, type JobRecord, type Resolver } from '@drover/core';
 import { Runner } from '@drover/runner';
 import { Scheduler } from '@drover/scheduler';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** What schedulers started by the helpers sign job callbacks with (a scheduler does not start without one). */
+export const TEST_CALLBACK_SECRET = 'whsec_dGVzdC1jYWxsYmFjay1zZWNyZXQtMzItYnl0ZXMh';
 
 export interface Tokens {
   admin: string;
@@ -33,6 +35,8 @@ export interface StackOptions {
   /** Start an in-process runner (default true). */
   runner?: boolean;
   scheduler?: boolean;
+  /** How the API and the scheduler resolve callback and webhook hosts (default: the system's). */
+  resolver?: Resolver;
 }
 
 export interface Stack {
@@ -102,6 +106,9 @@ export async function startStack(t: TestContext, opts: StackOptions = {}): Promi
     SCHEDULER_TICK_MS: '20',
     DROVER_BROKER: opts.broker ?? 'bullmq',
     DROVER_RATE_LIMIT: '0',
+    // Tests knock on doors without tokens a lot; the ones about the failure budget set it themselves.
+    DROVER_AUTH_FAIL_LIMIT: '0',
+    DROVER_CALLBACK_SECRET: TEST_CALLBACK_SECRET,
     AMQP_URL,
     ...opts.env,
   });
@@ -114,9 +121,10 @@ export async function startStack(t: TestContext, opts: StackOptions = {}): Promi
 
   // One registry for the three, as under `drover start`: the API's /metrics shows them all.
   const metrics = new DroverMetrics({ defaultMetrics: false });
-  const scheduler = opts.scheduler === false ? undefined : new Scheduler({ config, logger, metrics });
+  const resolver = opts.resolver ? { resolver: opts.resolver } : {};
+  const scheduler = opts.scheduler === false ? undefined : new Scheduler({ config, logger, metrics, ...resolver });
   const runner = opts.runner === false ? undefined : new Runner({ config, logger, metrics });
-  const api = await startApiServer({ config, logger, tokens: registry, metrics });
+  const api = await startApiServer({ config, logger, tokens: registry, metrics, ...resolver });
   t.after(async () => {
     await api.close();
     await runner?.close();

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { parseEnvKey } from './env-cipher.js';
 import { DroverError } from './errors.js';
 import { QUEUE_NAME_PATTERN } from './model/job-spec.js';
+import { outboundAllowProblems } from './outbound.js';
+import { webhookSecretProblem } from './webhook-signing.js';
 
 /** Everything Drover reads from the environment, validated once and frozen. Durations are ms, sizes bytes. */
 export interface DroverConfig {
@@ -34,6 +36,16 @@ export interface DroverConfig {
   bodyLimitBytes: number;
   /** `DROVER_RATE_LIMIT`, default 6000: requests per minute per token (per client address without one); 0 turns it off. */
   rateLimitPerMinute: number;
+  /**
+   * `DROVER_AUTH_FAIL_LIMIT`, default 20: requests with a missing, malformed or unknown token allowed per minute per
+   * client address; past it every authenticated request from that address answers 429 until the minute is over
+   * (a correct guess included, so guessing stays bounded). 0 turns it off.
+   */
+  authFailLimitPerMinute: number;
+  /** `DROVER_MAX_JOBS_PER_REQUEST`, default 1000: jobs one request may create (batch items × replicas, workflow steps × replicas, one schedule fire). */
+  maxJobsPerRequest: number;
+  /** `DROVER_MAX_STREAMS_PER_TOKEN`, default 20: SSE streams (events, log follow) one token may hold open at once, across API replicas. */
+  maxStreamsPerToken: number;
   /** `DROVER_REQUEST_TIMEOUT_MS`, default 30000: a request must arrive whole within this (slow-client protection). */
   requestTimeoutMs: number;
   /**
@@ -64,6 +76,13 @@ export interface DroverConfig {
     maxFilesBytes: number;
     /** `DROVER_SCRIPT_INTERPRETERS`, default `sh,bash,python3,node`: what may run a script (names looked up in PATH, or paths). */
     interpreters: string[];
+  };
+  outbound: {
+    /**
+     * `DROVER_OUTBOUND_ALLOW`, comma separated, default none: host names (`hooks.corp`, `*.corp`), addresses and CIDR
+     * ranges that job callbacks and webhooks may reach although they are not public (loopback, private, link-local).
+     */
+    allow: string[];
   };
   compat: {
     /** `DROVER_COMPAT_OPEN=1`: Meproc's /proc and Coyotes' /channels answer without a token (loopback hosts only). */
@@ -125,7 +144,10 @@ export interface DroverConfig {
     webhookRetryBaseMs: number;
     /** `DROVER_WEBHOOK_MAX_AGE_MS`, default 1 h: a delivery still failing this long after its event is given up. */
     webhookMaxAgeMs: number;
-    /** `DROVER_CALLBACK_SECRET` (or `DROVER_CALLBACK_SECRET_FILE`): HMAC key for jobs' `callbackUrl` deliveries (unsigned without it). */
+    /**
+     * `DROVER_CALLBACK_SECRET` (or `DROVER_CALLBACK_SECRET_FILE`): signs jobs' `callbackUrl` deliveries; at least 16
+     * characters, `whsec_<base64>` is decoded as Standard Webhooks does. The scheduler refuses to start without it.
+     */
     callbackSecret: string | undefined;
     /**
      * `SCHEDULER_MISFIRE_THRESHOLD_MS`, default 60000: a cron fire handled later than this (no scheduler was running)
@@ -279,6 +301,9 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     dataDir: r.string('DROVER_DATA_DIR', '.drover'),
     policyFile: r.optional('DROVER_POLICY_FILE'),
     rateLimitPerMinute: r.int('DROVER_RATE_LIMIT', 6000, 0, 10_000_000),
+    authFailLimitPerMinute: r.int('DROVER_AUTH_FAIL_LIMIT', 20, 0, 10_000_000),
+    maxJobsPerRequest: r.int('DROVER_MAX_JOBS_PER_REQUEST', 1000, 1, 1_000_000),
+    maxStreamsPerToken: r.int('DROVER_MAX_STREAMS_PER_TOKEN', 20, 1, 100_000),
     requestTimeoutMs: r.int('DROVER_REQUEST_TIMEOUT_MS', 30_000, 1000, 3_600_000),
     bodyLimitBytes: r.int('DROVER_BODY_LIMIT', 1024 * 1024, 1024, 64 * 1024 * 1024),
     logLevel,
@@ -294,6 +319,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       maxFilesBytes: r.int('DROVER_MAX_FILES_BYTES', 1024 * 1024, 0, 64 * 1024 * 1024),
       interpreters: r.list('DROVER_SCRIPT_INTERPRETERS', 'sh,bash,python3,node'),
     },
+    outbound: { allow: r.list('DROVER_OUTBOUND_ALLOW', '') },
     compat: {
       open: r.bool('DROVER_COMPAT_OPEN', false),
       queue: r.string('DROVER_COMPAT_QUEUE', 'default'),
@@ -329,6 +355,9 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       callbackSecret: r.secret('DROVER_CALLBACK_SECRET'),
     },
   };
+  r.problems.push(...outboundAllowProblems(config.outbound.allow));
+  const callbackSecretProblem = config.scheduler.callbackSecret === undefined ? null : webhookSecretProblem(config.scheduler.callbackSecret);
+  if (callbackSecretProblem) r.problems.push(`DROVER_CALLBACK_SECRET ${callbackSecretProblem}`);
   if (config.compat.open && !['127.0.0.1', '::1', 'localhost'].includes(config.host)) {
     r.problems.push(`DROVER_COMPAT_OPEN=1 leaves /proc and /channels without authentication, so it needs DROVER_HOST on loopback; got ${config.host}`);
   }

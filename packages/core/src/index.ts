@@ -26,6 +26,8 @@ export * from './version.js';
 export * from './store/event-store.js';
 export * from './model/webhook.js';
 export * from './store/webhook-store.js';
+export * from './outbound.js';
+export * from './webhook-signing.js';
 export * from './model/workflow.js';
 export * from './store/workflow-store.js';
 export * from './archive/archive-store.js';

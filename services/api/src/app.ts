@@ -1,9 +1,7 @@
-import { createHash } from 'node:crypto';
 import helmet from '@fastify/helmet';
 import sseModule, { type fastifySSE } from '@fastify/sse';
-import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import { DroverError, ERROR_CODES } from '@drover/core';
+import { ERROR_CODES } from '@drover/core';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { Principal, Scope } from './auth.js';
@@ -22,6 +20,8 @@ import { queueRoutes } from './routes/queues.js';
 import { runnerRoutes } from './routes/runners.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { registerQueueScope } from './queue-scope.js';
+import { registerOutboundCheck } from './outbound-check.js';
+import { registerRequestGuard } from './request-guard.js';
 import { registerValidation } from './validation.js';
 import { registerTelemetry } from './telemetry.js';
 
@@ -40,8 +40,10 @@ export const DOCS_PREFIX = '/docs';
 
 export interface AppOptions {
   bodyLimitBytes: number;
-  /** Requests per minute per token (or client address); 0: no limit. Counted in Redis, so shared by replicas. */
+  /** Requests per minute per token (open routes: per client address); 0 or absent: no limit. Counted in Redis, so shared by replicas. */
   rateLimitPerMinute?: number;
+  /** Requests with a missing or unknown token per minute per client address, then 429 for the address; 0 or absent: no limit. */
+  authFailLimitPerMinute?: number;
   /** A request must arrive whole within this, ms. */
   requestTimeoutMs?: number;
   logger?: FastifyServerOptions['loggerInstance'];
@@ -87,17 +89,16 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
     done(null, form);
   });
 
-  app.addHook('onRequest', async (request) => {
-    const path = request.routeOptions.url ?? '';
+  // Who is calling, and whether they may call now (token budgets, failed-authentication budget per address).
+  registerRequestGuard(app, ctx, {
+    rateLimitPerMinute: opts.rateLimitPerMinute ?? 0,
+    authFailLimitPerMinute: opts.authFailLimitPerMinute ?? 0,
     // The API docs and the dashboard's static files are open; what they call is not.
-    if (path.startsWith(DOCS_PREFIX) || path === UI_PREFIX || path.startsWith(`${UI_PREFIX}/`)) return;
-    const scope = request.routeOptions.config.scope;
-    if (scope === null) return;
-    // Unknown routes fall through to the 404 handler only for authenticated callers.
-    request.principal = ctx.tokens.authorize(request.headers.authorization, scope ?? (request.routeOptions.url ? 'admin' : 'read'));
+    isOpenPath: (path) => path.startsWith(DOCS_PREFIX) || path === UI_PREFIX || path.startsWith(`${UI_PREFIX}/`),
   });
 
   registerQueueScope(app);
+  registerOutboundCheck(app, ctx.outbound);
 
   // Security headers (CSP and friends) for everything served, the docs and dashboard included. CORS stays off.
   // Without upgrade-insecure-requests and HSTS: over plain HTTP from any host name but localhost, the browser would
@@ -107,21 +108,6 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
     hsts: false,
     contentSecurityPolicy: { useDefaults: true, directives: { upgradeInsecureRequests: null } },
   });
-  if (opts.rateLimitPerMinute) {
-    await app.register(rateLimit, {
-      max: opts.rateLimitPerMinute,
-      timeWindow: 60_000,
-      redis: ctx.store.redis,
-      nameSpace: `${ctx.store.keys.base}:rate:`,
-      // If Redis is away the request fails on its own with 503; the limiter must not turn that into 500.
-      skipOnError: true,
-      keyGenerator: (req) => {
-        const auth = req.headers.authorization;
-        return auth ? `t:${createHash('sha256').update(auth).digest('hex').slice(0, 32)}` : `ip:${req.ip}`;
-      },
-      errorResponseBuilder: (_req, c) => new DroverError('RATE_LIMITED', `more than ${c.max} requests per minute; retry in ${Math.ceil(c.ttl / 1000)} s`),
-    });
-  }
   await app.register(swagger, {
     openapi: {
       info: { title: 'Drover API', version: '1', description: 'Run shell commands as jobs across a fleet of runners.' },

@@ -12,6 +12,8 @@ export interface Principal {
   scope: Scope;
   /** When set, the token may only submit to and read jobs of these queues. */
   queues?: string[];
+  /** When set, the most jobs submitted with this token (by name) that may be unfinished at once (see job-quota.ts). */
+  maxUnfinished?: number;
 }
 
 /** Throws FORBIDDEN when a queue-restricted token reaches for another queue. */
@@ -22,7 +24,13 @@ export function assertQueueAllowed(principal: Principal | undefined, queue: stri
 }
 
 const MIN_TOKEN_LENGTH = 16;
-const digest = (token: string): string => createHash('sha256').update(token).digest('hex');
+/** sha256 of a token, hex: how tokens are kept and looked up, and how the rate limiter names them. */
+export const tokenDigest = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+/** The token of an `Authorization: Bearer <token>` header, in any spelling (scheme case, spaces, tabs), or undefined. */
+export function parseBearer(header: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
+}
 
 /**
  * Bearer tokens, kept only as sha256 digests and looked up by digest, so comparing never leaks a prefix
@@ -32,7 +40,7 @@ export class TokenRegistry {
   private readonly byDigest = new Map<string, Principal>();
 
   add(token: string, principal: Principal): void {
-    this.byDigest.set(digest(token), principal);
+    this.byDigest.set(tokenDigest(token), principal);
   }
 
   get size(): number {
@@ -41,9 +49,9 @@ export class TokenRegistry {
 
   /** Throws UNAUTHORIZED or FORBIDDEN. */
   authorize(header: string | undefined, needed: Scope): Principal {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-    if (!match?.[1]) throw new DroverError('UNAUTHORIZED', 'a bearer token is required (Authorization: Bearer <token>)');
-    const principal = this.byDigest.get(digest(match[1]));
+    const token = parseBearer(header);
+    if (!token) throw new DroverError('UNAUTHORIZED', 'a bearer token is required (Authorization: Bearer <token>)');
+    const principal = this.byDigest.get(tokenDigest(token));
     if (!principal) throw new DroverError('UNAUTHORIZED', 'unknown token');
     if (RANK[principal.scope] < RANK[needed]) {
       throw new DroverError('FORBIDDEN', `this action needs the "${needed}" scope; the token has "${principal.scope}"`);
@@ -53,7 +61,8 @@ export class TokenRegistry {
 }
 
 /**
- * Tokens file: `{"tokens": [{"name": "ci", "token": "<secret>", "scope": "submit", "queues": ["ci"]}]}` (queues optional). It holds secrets, so it
+ * Tokens file: `{"tokens": [{"name": "ci", "token": "<secret>", "scope": "submit", "queues": ["ci"], "maxUnfinished": 500}]}` (queues and
+ * maxUnfinished optional). It holds secrets, so it
  * must not be readable by others (mode 0600 or stricter).
  */
 export function loadTokens(opts: { adminToken?: string | undefined; tokensFile?: string | undefined }): TokenRegistry {
@@ -68,16 +77,19 @@ export function loadTokens(opts: { adminToken?: string | undefined; tokensFile?:
       if ((statSync(opts.tokensFile).mode & 0o077) !== 0) problems.push(`${opts.tokensFile} is readable by group or others; chmod 600 it`);
       const parsed = JSON.parse(readFileSync(opts.tokensFile, 'utf8')) as { tokens?: unknown };
       if (!Array.isArray(parsed.tokens)) throw new Error('expected {"tokens": [...]}');
-      parsed.tokens.forEach((t: { name?: unknown; token?: unknown; scope?: unknown; queues?: unknown }, i) => {
+      parsed.tokens.forEach((t: { name?: unknown; token?: unknown; scope?: unknown; queues?: unknown; maxUnfinished?: unknown }, i) => {
         if (typeof t.token !== 'string' || t.token.length < MIN_TOKEN_LENGTH) {
           problems.push(`${opts.tokensFile}: tokens[${i}].token must be a string of at least ${MIN_TOKEN_LENGTH} characters`);
         } else if (typeof t.scope !== 'string' || !SCOPES.includes(t.scope as Scope)) {
           problems.push(`${opts.tokensFile}: tokens[${i}].scope must be one of ${SCOPES.join(', ')}`);
         } else if (t.queues !== undefined && !(Array.isArray(t.queues) && t.queues.every((q) => typeof q === 'string'))) {
           problems.push(`${opts.tokensFile}: tokens[${i}].queues must be a list of queue names`);
+        } else if (t.maxUnfinished !== undefined && !(Number.isSafeInteger(t.maxUnfinished) && (t.maxUnfinished as number) > 0)) {
+          problems.push(`${opts.tokensFile}: tokens[${i}].maxUnfinished must be a whole number above 0`);
         } else {
           const principal: Principal = { name: typeof t.name === 'string' ? t.name : `token-${i}`, scope: t.scope as Scope };
           if (Array.isArray(t.queues)) principal.queues = t.queues;
+          if (typeof t.maxUnfinished === 'number') principal.maxUnfinished = t.maxUnfinished;
           registry.add(t.token, principal);
         }
       });

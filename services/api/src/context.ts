@@ -1,7 +1,9 @@
+import type { OutboundPolicy } from '@drover/core';
 import type { ArchiveStore, DroverConfig, DroverMetrics, EventStore, WebhookStore, WorkflowStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
 import type { Redis } from 'ioredis';
 import type { TokenRegistry } from './auth.js';
 import type { EventHub } from './event-hub.js';
+import type { StreamSlots } from './stream-slots.js';
 
 /** What route handlers use; built once per API instance by server.ts (or by a test). */
 export interface ApiContext {
@@ -16,6 +18,12 @@ export interface ApiContext {
   archive?: ArchiveStore;
   /** Fans new events out to SSE clients. */
   hub: EventHub;
+  /** Which addresses callbackUrls and webhook URLs may reach (checked at submit; the scheduler checks again at connect). */
+  outbound: OutboundPolicy;
+  /** Caps the SSE streams each token holds open (DROVER_MAX_STREAMS_PER_TOKEN). */
+  streams: StreamSlots;
+  /** Most jobs one request may create (DROVER_MAX_JOBS_PER_REQUEST). */
+  maxJobsPerRequest: number;
   runners: RunnerRegistry;
   transport: Transport;
   /** Connection used to publish control messages (cancel) to runners. */

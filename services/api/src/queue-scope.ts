@@ -43,7 +43,11 @@ export function scheduleQueues(def: Pick<ScheduleDef, 'job' | 'workflow'>, defau
   return [...new Set(templates.map((t) => t.queue ?? defaultQueue))];
 }
 
-const param = (request: FastifyRequest, name: string): string => String((request.params as Record<string, unknown> | undefined)?.[name] ?? '');
+/** A path parameter as the client sent it (routes' own schemas validate it later; guards run first). */
+const param = (request: FastifyRequest, name: string): string => {
+  const v = (request.params as Record<string, unknown> | undefined)?.[name];
+  return typeof v === 'string' ? v : '';
+};
 
 /** Guards shared by the routes: each resolves the addressed resource's queues in one small read. */
 export function guards(ctx: ApiContext) {

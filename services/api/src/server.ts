@@ -1,9 +1,10 @@
 import {
-  ArchiveStore, DEFAULT_SPEC_DEFAULTS, EnvCipher, DroverMetrics, EventStore, QueueStore, WebhookStore, WorkflowStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
+  ArchiveStore, DEFAULT_SPEC_DEFAULTS, EnvCipher, OutboundPolicy, type Resolver, DroverMetrics, EventStore, QueueStore, WebhookStore, WorkflowStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { EventHub } from './event-hub.js';
+import { StreamSlots } from './stream-slots.js';
 import type { TokenRegistry } from './auth.js';
 
 export interface ApiServer {
@@ -16,11 +17,13 @@ export interface ApiServer {
 }
 
 export interface ApiServerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts'> & Partial<Pick<DroverConfig, 'databaseUrl' | 'envKey'>>;
+  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'authFailLimitPerMinute' | 'maxJobsPerRequest' | 'maxStreamsPerToken' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts' | 'outbound'> & Partial<Pick<DroverConfig, 'databaseUrl' | 'envKey'>>;
   logger: Logger;
   tokens: TokenRegistry;
   /** The process's metrics registry (shared by the services of `drover start`); default: a private one. */
   metrics?: DroverMetrics;
+  /** How submitted callback and webhook URLs are resolved; default the system's (dns.lookup). Tests inject one. */
+  resolver?: Resolver;
 }
 
 /** The API process: connections, app, listen, ordered close. */
@@ -41,6 +44,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const archive = config.databaseUrl ? new ArchiveStore(config.databaseUrl, config.prefix) : undefined;
   await archive?.migrate();
   const hub = new EventHub(events, logger);
+  const streams = new StreamSlots(redis, `${store.keys.base}:streams`, config.maxStreamsPerToken, logger);
   const app = await buildApp(
     {
       store,
@@ -49,6 +53,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       queues: new QueueStore(store),
       events,
       hub,
+      outbound: new OutboundPolicy(config.outbound.allow, opts.resolver),
+      streams,
+      maxJobsPerRequest: config.maxJobsPerRequest,
       webhooks: new WebhookStore(redis, store.keys),
       workflows: new WorkflowStore(redis, store.keys, envCipher),
       ...(archive ? { archive } : {}),
@@ -68,7 +75,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       metrics,
       log: logger,
     },
-    { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerMinute: config.rateLimitPerMinute, requestTimeoutMs: config.requestTimeoutMs, logger },
+    { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerMinute: config.rateLimitPerMinute, authFailLimitPerMinute: config.authFailLimitPerMinute, requestTimeoutMs: config.requestTimeoutMs, logger },
   );
   const url = await app.listen({ host: config.host, port: config.port });
   let closing: Promise<void> | undefined;
@@ -78,6 +85,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     isReady: () => closing === undefined && transport.isConnected(),
     close: () => {
       closing ??= (async () => {
+        streams.close();
         await hub.close();
         await app.close().catch((err: unknown) => logger.error({ err }, 'closing http server failed'));
         await transport.close().catch((err: unknown) => logger.error({ err }, 'closing transport failed'));

@@ -10,6 +10,7 @@ import { Heartbeat } from './heartbeat.js';
 import { chooseJobUser, type JobUserChoice } from './identity.js';
 import { JobExecution } from './job-execution.js';
 import { Slots } from './slots.js';
+import { untilStored } from './store-retry.js';
 import { CoyotesListReader } from './coyotes-list.js';
 import { JobTelemetry } from './job-telemetry.js';
 
@@ -177,7 +178,7 @@ export class Runner {
 
   private async execute(msg: JobMessage): Promise<void> {
     const { runner } = this.opts.config;
-    const claim = await this.store.claim(msg.jobId, this.id, runner.leaseMs);
+    const claim = await untilStored(`the claim of job ${msg.jobId}`, this.log, () => this.store.claim(msg.jobId, this.id, runner.leaseMs));
     if ('status' in claim) {
       // 'parked': the queue is paused or full; the job waits in the store and is published again when released.
       this.log.debug({ jobId: msg.jobId, status: claim.status }, claim.status === 'parked' ? 'job parked by its queue settings' : 'duplicate or stale delivery dropped');
@@ -195,15 +196,16 @@ export class Runner {
   /** Runs a claimed attempt and records its end. */
   private async run(msg: JobMessage, claim: Claim, telemetry: JobTelemetry): Promise<void> {
     const { runner, killGraceMs } = this.opts.config;
-    // Re-checked here: whoever can write to Redis or the broker could have bypassed the API.
+    // Re-checked here: whoever can write to Redis or the broker could have bypassed the API. A refusal is final,
+    // never retried: every attempt would be refused again. The executable itself is checked right before the spawn.
     const violation = policyViolation(this.policy, claim.spec);
     if (violation) {
       this.log.warn({ jobId: msg.jobId, violation }, 'job refused by the command policy');
-      const finished = await this.store.finish({
+      const finished = await untilStored(`the outcome of job ${msg.jobId}`, this.log, () => this.store.finish({
         id: msg.jobId, runnerId: this.id, attempt: claim.attempt, outcome: 'failed', exitCode: null, signal: null,
         error: `refused by the runner's command policy: ${violation}`, outputBytes: claim.outputBytes, truncated: false,
-        retryDelayMs: 0, startedAt: null, usage: null,
-      });
+        retryDelayMs: 0, startedAt: null, usage: null, final: true,
+      }));
       telemetry.finished('failed', null, null, finished);
       return;
     }
@@ -214,6 +216,7 @@ export class Runner {
         baseEnv: this.opts.env ?? process.env, workDir: runner.workDir, limits: this.limits,
         allowedUsers: runner.allowedUsers, allowedGroups: runner.allowedGroups, jobUser: this.jobUser.user,
         interpreters: this.opts.config.scripts?.interpreters ?? ['sh', 'bash', 'python3', 'node'],
+        policy: this.policy,
         envCipher: this.envCipher,
       },
       this.logs, this.log, telemetry.processTraceparent(),
@@ -236,7 +239,9 @@ export class Runner {
         telemetry.abandoned(new Error('lease lost while running'));
         return;
       }
-      const finished = await this.store.finish({ id: msg.jobId, runnerId: this.id, attempt: claim.attempt, ...result, outcome: result.outcome });
+      const outcome = { id: msg.jobId, runnerId: this.id, attempt: claim.attempt, ...result, outcome: result.outcome };
+      // The job stays in `running` (its lease renewed) until its outcome is stored, however long Redis refuses it.
+      const finished = await untilStored(`the outcome of job ${msg.jobId}`, this.log, () => this.store.finish(outcome));
       telemetry.finished(result.outcome, result.exitCode, result.startedAt, finished);
       const next = finished.kind === 'retry' && finished.status === 'queued' ? [{ id: msg.jobId, queue: finished.queue }] : [];
       // A slot of a gated queue came free: let the next parked job go now rather than on the scheduler's tick.

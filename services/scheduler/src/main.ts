@@ -1,4 +1,4 @@
-import { closeOnSignals, createLogger, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
+import { closeOnSignals, createLogger, exitOnConfigError, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
 import { Scheduler } from './scheduler.js';
 
 /** `drover scheduler`: one scheduler process, configured from the environment. */
@@ -6,7 +6,12 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const config = loadConfigOrExit(env);
   const logger = createLogger(config.logLevel, 'scheduler');
   const telemetry = await startServiceTelemetry('drover-scheduler', config, env, logger);
-  const scheduler = new Scheduler({ config, logger, metrics: telemetry.metrics });
+  let scheduler: Scheduler;
+  try {
+    scheduler = new Scheduler({ config, logger, metrics: telemetry.metrics });
+  } catch (err) {
+    exitOnConfigError(err);
+  }
   closeOnSignals(async () => {
     await scheduler.close();
     await telemetry.close();

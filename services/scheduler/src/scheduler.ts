@@ -1,6 +1,6 @@
 import {
-  ArchiveStore, DroverMetrics, EnvCipher, EventStore, JobStore, LogStore, QueueStore, ScheduleStore, WebhookStore, checkRedisDurability, publishQueued, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
-  type DroverConfig, type TransportConfig, type JobRef, type Logger, type Transport,
+  ArchiveStore, DroverError, DroverMetrics, OutboundPolicy, EventStore, JobStore, LogStore, QueueStore, ScheduleStore, WebhookStore, checkRedisDurability, publishQueued, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
+  type DroverConfig, type TransportConfig, type JobRef, type Logger, type Resolver, type Transport, EnvCipher,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
 import { SCHEDULE_BATCH, fireDueSchedules } from './cron-firing.js';
@@ -11,10 +11,12 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 
 export interface SchedulerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'scheduler'> & Partial<Pick<DroverConfig, 'databaseUrl' | 'envKey'>>;
+  config: TransportConfig & Pick<DroverConfig, 'scheduler' | 'outbound'> & Partial<Pick<DroverConfig, 'databaseUrl' | 'envKey'>>;
   logger: Logger;
   /** The process's metrics registry (shared by the services of `drover start`); default: a private one. */
   metrics?: DroverMetrics;
+  /** How deliveries resolve host names; default the system's (dns.lookup). Tests inject one to play DNS tricks. */
+  resolver?: Resolver;
 }
 
 /** Due jobs and expired leases handled per tick; more wait for the next tick, which follows at once. */
@@ -51,6 +53,11 @@ export class Scheduler {
   private lastTickOkAt = 0;
 
   constructor(private readonly opts: SchedulerOptions) {
+    // Callbacks are always signed, so a scheduler without the key does not start (drover start generates one).
+    if (opts.config.scheduler.callbackSecret === undefined) {
+      throw new DroverError('CONFIG', 'the scheduler needs DROVER_CALLBACK_SECRET (or DROVER_CALLBACK_SECRET_FILE) to sign job callbacks; ' +
+        'generate one with: echo "whsec_$(openssl rand -base64 32)"');
+    }
     this.log = opts.logger;
     this.metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
     this.redis = createRedis(opts.config.redisUrl, 'worker', 'drover-scheduler');
@@ -60,11 +67,12 @@ export class Scheduler {
     this.schedules = new ScheduleStore(this.redis, this.store.keys, envCipher);
     this.events = new EventStore(this.redis, this.store.keys);
     const { webhookRetryBaseMs, webhookMaxAgeMs, callbackSecret } = opts.config.scheduler;
+    const outbound = new OutboundPolicy(opts.config.outbound.allow, opts.resolver);
     // This scheduler's name in the events consumer groups (unique, so a restart is a new consumer).
     const consumer = `scheduler-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.webhooks = new WebhookDeliverer(
       this.events, new WebhookStore(this.redis, this.store.keys), consumer,
-      { retryBaseMs: webhookRetryBaseMs, maxAgeMs: webhookMaxAgeMs, callbackSecret }, this.log, this.metrics,
+      { retryBaseMs: webhookRetryBaseMs, maxAgeMs: webhookMaxAgeMs, callbackSecret, outbound }, this.log, this.metrics,
     );
     if (opts.config.databaseUrl) {
       this.archive = new ArchiveStore(opts.config.databaseUrl, opts.config.prefix);

@@ -1,7 +1,8 @@
-import { createHmac } from 'node:crypto';
 import {
-  EventGroupReader, coerceError, eventFromEntry, matches, newJobId, type DroverEvent, type DroverMetrics, type EventStore, type Logger, type DueDelivery, type NewDelivery, type Webhook, type WebhookStore,
+  EventGroupReader, coerceError, eventFromEntry, matches, newJobId, signatureHeaders,
+  type DroverEvent, type DroverMetrics, type EventStore, type Logger, type DueDelivery, type NewDelivery, type OutboundPolicy, type Webhook, type WebhookStore,
 } from '@drover/core';
+import { DeliveryClient } from './delivery-http.js';
 
 const GROUP = 'webhooks';
 /** Terminal job events a job's own callbackUrl receives (Coyotes' result callback). */
@@ -17,13 +18,10 @@ export interface WebhookOptions {
   retryBaseMs: number;
   /** A delivery still failing this long after its event is given up. */
   maxAgeMs: number;
-  /** HMAC key for job callbacks; unsigned when absent. */
-  callbackSecret: string | undefined;
-}
-
-/** `Drover-Signature: v1=<hex>`: HMAC-SHA256 over `<timestamp>.<body>`, timestamp in `Drover-Timestamp` (Unix seconds). */
-export function signature(secret: string, timestamp: string, body: string): string {
-  return `v1=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+  /** Signs job callbacks (subscriptions have their own secrets): every delivery is signed. */
+  callbackSecret: string;
+  /** What deliveries may connect to (DROVER_OUTBOUND_ALLOW and the resolver). */
+  outbound: OutboundPolicy;
 }
 
 /**
@@ -31,7 +29,8 @@ export function signature(secret: string, timestamp: string, body: string): stri
  * handled by one scheduler replica and none is lost across a restart (unacknowledged events are read again or
  * taken over). Each matching subscription (and a job's callbackUrl) gets a delivery record; deliveries of one
  * webhook and job go in order; each is POSTed, signed, retried with exponential backoff until maxAgeMs, and every
- * attempt is recorded. Sending runs beside the scheduler's tick, never inside it, and never in a runner.
+ * attempt is recorded as an outcome class. Sending runs beside the scheduler's tick, never inside it, and never in a
+ * runner. Targets the outbound policy refuses are given up at once: asking again would not change the answer.
  */
 export class WebhookDeliverer {
   private subs: Webhook[] = [];
@@ -41,6 +40,7 @@ export class WebhookDeliverer {
   private sending: Promise<void>[] = [];
   private loop: Promise<void> | undefined;
   private stopped = false;
+  private readonly client: DeliveryClient;
 
   constructor(
     private readonly events: EventStore,
@@ -52,6 +52,7 @@ export class WebhookDeliverer {
   ) {
     // From the group's creation on: a new install does not replay history to its first subscribers.
     this.reader = new EventGroupReader(events, { group: GROUP, consumer, startAt: '$', claimIdleMs: CLAIM_IDLE_MS, batch: READ_BATCH });
+    this.client = new DeliveryClient(opts.outbound, SEND_TIMEOUT_MS);
   }
 
   /** Joins the event stream's consumer group before the scheduler reports started. */
@@ -80,6 +81,7 @@ export class WebhookDeliverer {
     this.stopped = true;
     await this.loop;
     await Promise.allSettled(this.sending);
+    this.client.close();
   }
 
   private async subscriptions(now: number): Promise<Webhook[]> {
@@ -138,7 +140,9 @@ export class WebhookDeliverer {
     const subs = new Map((await this.subscriptions(now)).map((h) => [h.id, h]));
     for (const d of due) {
       this.inFlight++;
-      const p = this.send(d, d.webhookId === 'callback' ? this.opts.callbackSecret : subs.get(d.webhookId)?.secret, d.webhookId === 'callback' || subs.has(d.webhookId))
+      // No secret: the subscription was deleted or disabled since the delivery was recorded.
+      const secret = d.webhookId === 'callback' ? this.opts.callbackSecret : subs.get(d.webhookId)?.secret;
+      const p = this.send(d, secret)
         .catch((err: unknown) => this.log.warn({ err: coerceError(err), delivery: d.id }, 'recording a webhook attempt failed'))
         .finally(() => {
           this.inFlight--;
@@ -149,38 +153,42 @@ export class WebhookDeliverer {
     return due.length;
   }
 
-  private async send(d: DueDelivery, secret: string | undefined, subscribed: boolean): Promise<void> {
+  private async send(d: DueDelivery, secret: string | undefined): Promise<void> {
     const started = Date.now();
-    if (!subscribed) {
-      await this.hooks.result(d.id, false, { at: new Date(started).toISOString(), status: null, error: 'the webhook was deleted or disabled', durationMs: 0 }, null);
+    const at = new Date(started).toISOString();
+    if (secret === undefined) {
+      // Nothing was attempted: the delivery just ends (failed), without an attempt to show.
+      await this.hooks.result(d.id, false, null, null);
       this.metrics?.webhookDeliveries.inc({ outcome: 'given_up' });
+      this.log.info({ delivery: d.id, webhookId: d.webhookId }, 'webhook delivery dropped: the webhook was deleted or disabled');
       return;
     }
-    const timestamp = String(Math.floor(started / 1000));
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'user-agent': 'drover-webhooks',
       'drover-event': d.eventType,
       'drover-delivery': d.id,
-      'drover-timestamp': timestamp,
+      ...signatureHeaders(secret, { id: d.id, timestamp: Math.floor(started / 1000), body: d.body }),
     };
-    if (secret) headers['drover-signature'] = signature(secret, timestamp, d.body);
-    let status: number | null = null;
-    let error: string | null = null;
-    try {
-      const res = await fetch(d.url, { method: 'POST', headers, body: d.body, redirect: 'manual', signal: AbortSignal.timeout(SEND_TIMEOUT_MS) });
-      status = res.status;
-      await res.body?.cancel();
-      if (status < 200 || status > 299) error = `HTTP ${status}`;
-    } catch (err) {
-      error = coerceError(err).message;
-    }
-    const ok = error === null;
-    const attempt = { at: new Date(started).toISOString(), status, error, durationMs: Date.now() - started };
+    const result = await this.client.post(d.url, headers, d.body);
+    const ok = result.outcome === 'delivered';
     const delay = Math.min(this.opts.retryBaseMs * 2 ** d.attempts, 300_000);
-    const next = ok || Date.now() + delay - d.createdAt > this.opts.maxAgeMs ? null : Date.now() + delay;
-    await this.hooks.result(d.id, ok, attempt, next);
+    const giveUp = ok || result.outcome === 'refused_by_policy' || Date.now() + delay - d.createdAt > this.opts.maxAgeMs;
+    const next = giveUp ? null : Date.now() + delay;
+    await this.hooks.result(d.id, ok, { at, outcome: result.outcome, status: result.status }, next);
     this.metrics?.webhookDeliveries.inc({ outcome: ok ? 'delivered' : next === null ? 'given_up' : 'failed' });
-    if (!ok && next === null) this.log.warn({ delivery: d.id, url: d.url, error }, 'webhook delivery given up');
+    // The operator's log keeps the network detail the API does not show (the host only: a URL may carry a token).
+    const where = { delivery: d.id, webhookId: d.webhookId, host: hostOf(d.url), outcome: result.outcome, status: result.status, error: result.error };
+    if (result.outcome === 'refused_by_policy') this.log.warn(where, 'webhook delivery refused by the outbound policy (DROVER_OUTBOUND_ALLOW)');
+    else if (!ok && next === null) this.log.warn(where, 'webhook delivery given up');
+    else if (!ok) this.log.debug(where, 'webhook delivery failed; will retry');
   }
 }
+
+const hostOf = (url: string): string => {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(not a URL)';
+  }
+};

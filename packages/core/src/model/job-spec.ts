@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Type, type Static } from 'typebox';
+import { OUTBOUND_URL } from '../outbound.js';
 
 /**
  * What a client may submit. These schemas validate requests *and* generate the OpenAPI document, so the
@@ -113,7 +114,10 @@ export const JobTemplate = Type.Object(
         format: 'uri',
         pattern: '^https?://',
         maxLength: 2048,
-        description: "POSTed the job's final event (signed with DROVER_CALLBACK_SECRET when set); retried like webhooks. Never returned.",
+        [OUTBOUND_URL]: true,
+        description:
+          "POSTed the job's final event, signed with the callback secret (Standard Webhooks); retried like webhooks. " +
+          'Must reach public addresses only, unless DROVER_OUTBOUND_ALLOW lists it. Never returned.',
       }),
     ),
     dedupeKey: Type.Optional(

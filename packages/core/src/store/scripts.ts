@@ -413,7 +413,7 @@ return 1
 
 /**
  * ARGV: base, id, runnerId, attempt, now, outcome, exitCode, signal, error, outputBytes, truncated, retryDelayMs,
- * startedAt (when the process was spawned; '' if it never was), usage (JSON resource usage or '').
+ * startedAt (when the process was spawned; '' if it never was), usage (JSON resource usage or ''), final (1: no retry, no daemon restart).
  * outcome is succeeded|failed|timed_out|cancelled|lost. A pending cancel turns any unsuccessful outcome into cancelled. A failed,
  * timed-out or (with onLost=retry) lost attempt is retried while attempts <= retries.
  * Returns {1, finalStatus} | {2, 'queued'|'delayed', queue} (retry) | {0, currentStatus} (not ours any more).
@@ -432,11 +432,13 @@ if ARGV[13] ~= '' then redis.call('HSET', k, 'startedAt', ARGV[13]) end
 redis.call('HSET', k, 'usage', ARGV[14])
 attemptEntry(k, id, attempt, outcome, now, exitCode, signal, err)
 redis.call('HSET', k, 'exitCode', exitCode, 'signal', signal, 'error', err, 'outputBytes', ARGV[10], 'truncated', ARGV[11])
+-- ARGV[15] '1': the failure is the job's end (refused by policy): every further attempt would be refused again.
+local final = ARGV[15] == '1'
 -- A daemon is started again after its interval whatever the outcome, until it is stopped (cancelled).
-if spec.type == 'daemon' and h[6] ~= '1' then
+if spec.type == 'daemon' and h[6] ~= '1' and not final then
   return {2, requeue(k, id, h[4], now, tonumber(spec.intervalMs) or 3000), h[4]}
 end
-local retryable = outcome == 'failed' or outcome == 'timed_out' or (outcome == 'lost' and spec.onLost == 'retry')
+local retryable = not final and (outcome == 'failed' or outcome == 'timed_out' or (outcome == 'lost' and spec.onLost == 'retry'))
 if retryable and tonumber(attempt) <= (tonumber(spec.retries) or 0) then
   -- A lost attempt is the runner's failure, not the job's: retry at once, as a lease expiry does.
   local delay = outcome == 'lost' and 0 or (tonumber(ARGV[12]) or 0)
@@ -534,15 +536,20 @@ return out
 /**
  * ARGV: base, runnerId, leaseUntil, id1, attempt1, id2, attempt2, ... Renews the leases this runner still
  * holds. Returns {lostIds, cancelIds}: jobs it no longer owns (kill them) and jobs asked to cancel.
+ *
+ * Flagged allow-oom: it only moves scores of members already there (ZADD XX), so it adds no memory, and it must
+ * go on working while Redis is full: a runner holding an outcome it cannot record yet keeps its lease, so the job is
+ * not taken for lost and run again. (Unflagged, Redis would refuse the ZADD at maxmemory.) Needs Redis 7.
  */
-export const RENEW = `${PRELUDE}
+export const RENEW = `#!lua flags=allow-oom
+${PRELUDE}
 local runnerId, leaseUntil = ARGV[2], ARGV[3]
 local lost, cancel = {}, {}
 for i = 4, #ARGV, 2 do
   local id, attempt = ARGV[i], ARGV[i + 1]
   local h = redis.call('HMGET', jobKey(id), 'status', 'runnerId', 'attempts', 'cancelRequested')
   if h[1] == 'running' and h[2] == runnerId and h[3] == attempt then
-    redis.call('ZADD', base .. ':leases', leaseUntil, id)
+    redis.call('ZADD', base .. ':leases', 'XX', leaseUntil, id)
     if h[4] == '1' then cancel[#cancel + 1] = id end
   else
     lost[#lost + 1] = id

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import type { Redis, Result } from 'ioredis';
 import { newJobId } from '../ids.js';
 import type { Delivery, DeliveryAttempt, Webhook, WebhookInput, WebhookUpdate } from '../model/webhook.js';
 import { defineScripts } from '../redis.js';
+import { generateWebhookSecret } from '../webhook-signing.js';
 import type { Keys } from './keys.js';
 
 /** Finished deliveries (and their attempts) are kept this long; a webhook's list shows its last 1000. */
@@ -73,11 +73,11 @@ end
 return out
 `;
 
-/** ARGV: base, id, now, ok (1|0), attempt JSON, nextAt|'' (none: failed for good). */
+/** ARGV: base, id, now, ok (1|0), attempt JSON|'' (none made), nextAt|'' (none: failed for good). */
 const WH_RESULT = `${SHARED}
 local id, now, ok, attempt, nextAt = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('HGET', dkey(id), 'state') ~= 'pending' then return 0 end
-redis.call('RPUSH', dkey(id) .. ':attempts', attempt)
+if attempt ~= '' then redis.call('RPUSH', dkey(id) .. ':attempts', attempt) end
 if ok == '1' then
   redis.call('HSET', dkey(id), 'state', 'delivered', 'nextAt', '')
   finish(id, now)
@@ -118,6 +118,14 @@ export interface NewDelivery {
   body: string;
 }
 
+/** A stored attempt; those recorded before outcomes existed (status, error) get theirs from the status. */
+function readAttempt(json: string): DeliveryAttempt {
+  const a = JSON.parse(json) as Partial<DeliveryAttempt> & { at: string };
+  const status = typeof a.status === 'number' ? a.status : null;
+  const outcome = a.outcome ?? (status === null ? 'unreachable' : status >= 200 && status <= 299 ? 'delivered' : 'rejected');
+  return { at: a.at, outcome, status };
+}
+
 /** Webhook subscriptions and their deliveries. */
 export class WebhookStore {
   constructor(
@@ -137,7 +145,7 @@ export class WebhookStore {
       url: input.url,
       events: input.events ?? [],
       queues: input.queues ?? [],
-      secret: input.secret ?? randomBytes(24).toString('base64url'),
+      secret: input.secret ?? generateWebhookSecret(),
       enabled: input.enabled ?? true,
       description: input.description ?? '',
       createdAt: new Date(now).toISOString(),
@@ -191,9 +199,9 @@ export class WebhookStore {
     return out;
   }
 
-  /** Records an attempt; `nextAt` schedules another, null ends the delivery (delivered when ok). */
-  async result(id: string, ok: boolean, attempt: DeliveryAttempt, nextAt: number | null, now = Date.now()): Promise<void> {
-    await this.redis.droverWhResult(this.keys.base, id, now, ok ? 1 : 0, JSON.stringify(attempt), nextAt ?? '');
+  /** Records an attempt (null: none was made); `nextAt` schedules another, null ends the delivery (delivered when ok). */
+  async result(id: string, ok: boolean, attempt: DeliveryAttempt | null, nextAt: number | null, now = Date.now()): Promise<void> {
+    await this.redis.droverWhResult(this.keys.base, id, now, ok ? 1 : 0, attempt ? JSON.stringify(attempt) : '', nextAt ?? '');
   }
 
   /** Deliveries of a webhook (or of a job's callbacks), newest first. */
@@ -216,7 +224,7 @@ export class WebhookStore {
         eventType: h.eventType ?? '',
         jobId: h.jobId || null,
         state: h.state as Delivery['state'],
-        attempts: attempts.map((a) => JSON.parse(a) as DeliveryAttempt),
+        attempts: attempts.map(readAttempt),
         createdAt: new Date(Number(h.createdAt)).toISOString(),
         nextAttemptAt: h.nextAt ? new Date(Number(h.nextAt)).toISOString() : null,
       });

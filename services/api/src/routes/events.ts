@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { assertQueueAllowed, type Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
+import { callerKey } from '../request-guard.js';
 import { ErrorResponse } from '../schemas.js';
 
 /** Events a slow SSE client may have waiting before it is disconnected (it resumes with Last-Event-ID). */
@@ -68,6 +69,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ApiContext): void {
 }
 
 async function stream(ctx: ApiContext, reply: FastifyReply, filter: EventFilter & { queues?: string[] }, resumeFrom: string | undefined): Promise<void> {
+  await ctx.streams.open(callerKey(reply.request), reply);
   const sse = reply.sse;
   let last = '0-0';
   let live = false;

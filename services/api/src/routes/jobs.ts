@@ -1,5 +1,5 @@
 import {
-  DroverError, JobSpecInput, checkJobSpec, filesBytes, isJobId, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
+  DroverError, JobSpecInput, checkJobSpec, filesBytes, isJobId, isStoreFull, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
   SpanKind, failSpan, mergeNewestFirst, passes, startSpan, traceparentOf, type ArchiveFilter, type Context, type ArchivedJob, type Created, type JobRecord, type JobStatus, type NewJob,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
@@ -7,6 +7,7 @@ import { Type } from 'typebox';
 import { assertQueueAllowed, type Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { canSee, guards } from '../queue-scope.js';
+import { assertUnderQuota, recordOwned } from '../job-quota.js';
 import { followLogs } from './log-follow.js';
 import { ErrorResponse, JobIdParams, JobListQuery, JobPage, JobRecordSchema, LogPage, LogQuery } from '../schemas.js';
 
@@ -130,7 +131,20 @@ export function submittedRecord(created: Created[], first: number): JobRecord & 
  * Only jobs created `queued` are published: delayed ones go when due (scheduler), waiting ones when their
  * dependencies end, duplicates not at all. Used by every route that submits jobs (jobs, compatibility adapters).
  */
-export async function submitJobs(ctx: ApiContext, jobs: NewJob[], parent?: Context): Promise<Created[]> {
+/**
+ * 400 when one request would create more than DROVER_MAX_JOBS_PER_REQUEST jobs (batch items × replicas, workflow
+ * steps × replicas, a schedule's fire), so a few kilobytes of JSON cannot turn into tens of thousands of jobs.
+ */
+export function assertJobCount(ctx: ApiContext, count: number, field = ''): void {
+  if (count <= ctx.maxJobsPerRequest) return;
+  const message = `would create ${count} jobs (counting replicas); one request may create at most ${ctx.maxJobsPerRequest} (DROVER_MAX_JOBS_PER_REQUEST)`;
+  throw new DroverError('VALIDATION', field ? `${field}: ${message}` : message, [{ field: field || 'body', message }]);
+}
+
+export async function submitJobs(ctx: ApiContext, jobs: NewJob[], parent?: Context, owner?: Principal): Promise<Created[]> {
+  // The checks every submitting route passes through; nothing is stored past a limit.
+  assertJobCount(ctx, jobs.length);
+  await assertUnderQuota(ctx.store, owner, jobs.length);
   // A producer span around persist + publish; its context is stored with each job, where the runner picks it up.
   const span = parent ? startSpan(`publish ${jobs[0]?.spec.queue ?? ''}`, SpanKind.PRODUCER, parent, {
     'messaging.system': ctx.transport.name,
@@ -151,9 +165,12 @@ export async function submitJobs(ctx: ApiContext, jobs: NewJob[], parent?: Conte
       ctx.log.warn({ err, count: jobs.length }, 'publish failed after persisting; withdrawing the jobs');
       // If this also fails the jobs stay in the outbox and the scheduler publishes them later.
       await ctx.store.discard(fresh.map((r) => r.id)).catch(() => undefined);
+      // BullMQ keeps its queues in Redis: a full Redis refuses the publish as it would have refused the records.
+      if (isStoreFull(err)) throw err;
       throw new DroverError('UNAVAILABLE', 'the broker is unreachable; nothing was queued, retry later');
     }
     for (const r of fresh) ctx.metrics.jobsSubmitted.inc({ queue: r.queue });
+    await recordOwned(ctx.store, owner, fresh.map((r) => r.id)).catch((err: unknown) => ctx.log.warn({ err }, 'recording jobs against the token\'s quota failed'));
     ctx.store.published(toPublish.map((r) => r.id)).catch((err: unknown) => ctx.log.warn({ err }, 'clearing the outbox failed; jobs may be republished (harmless)'));
     return created;
   } catch (err) {
@@ -203,7 +220,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const now = Date.now();
       const jobs = expandReplicas(toNewJob(request.body, '', now, request.principal), now);
       await assertDependenciesVisible(ctx, request.principal, jobs);
-      const created = await submitJobs(ctx, jobs, request.traceContext);
+      const created = await submitJobs(ctx, jobs, request.traceContext, request.principal);
       const record = submittedRecord(created, 0);
       return reply.status(record.deduplicated ? 200 : 201).send(record);
     },
@@ -222,9 +239,11 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request, reply) => {
       const now = Date.now();
+      // Counted before the copies are made: the limit also bounds what one request makes this process allocate.
+      assertJobCount(ctx, request.body.jobs.reduce((n, input) => n + (input.replicas ?? 1), 0), 'jobs');
       const jobs = request.body.jobs.map((input, i) => expandReplicas(toNewJob(input, `jobs/${i}`, now, request.principal), now));
       await assertDependenciesVisible(ctx, request.principal, jobs.flat());
-      const created = await submitJobs(ctx, jobs.flat(), request.traceContext);
+      const created = await submitJobs(ctx, jobs.flat(), request.traceContext, request.principal);
       const firsts = jobs.map((_, i) => jobs.slice(0, i).reduce((n, copies) => n + copies.length, 0));
       return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(created, first)) });
     },
@@ -323,7 +342,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       delete again.dedupeKey;
       assertSubmittable(ctx, request.principal, again, '');
       const now = Date.now();
-      const created = await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec: again }, now), request.traceContext);
+      const created = await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec: again }, now), request.traceContext, request.principal);
       return reply.status(201).send(submittedRecord(created, 0));
     },
   );

@@ -1,6 +1,7 @@
 import { isTerminal, type LogEntry } from '@drover/core';
 import type { FastifyReply } from 'fastify';
 import type { ApiContext } from '../context.js';
+import { callerKey } from '../request-guard.js';
 
 const POLL_MS = 100;
 const PAGE = 1000;
@@ -11,6 +12,7 @@ const PAGE = 1000;
  * New lines are polled every 100 ms; an event for the job (it ended) wakes the loop at once.
  */
 export async function followLogs(ctx: ApiContext, reply: FastifyReply, jobId: string, cursor: string | undefined): Promise<void> {
+  await ctx.streams.open(callerKey(reply.request), reply);
   const sse = reply.sse;
   let wake: (() => void) | undefined;
   let closed = false;

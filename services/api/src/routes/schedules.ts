@@ -8,7 +8,7 @@ import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
 import { canSee, guards, scheduleQueues } from '../queue-scope.js';
 import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema } from '../schemas.js';
-import { assertSubmittable, throwProblems } from './jobs.js';
+import { assertJobCount, assertSubmittable, throwProblems } from './jobs.js';
 
 const NameParams = Type.Object({ name: ScheduleName }, { additionalProperties: false });
 const PageQuery = Type.Object(
@@ -36,6 +36,7 @@ function defSpecs(def: ScheduleDef): { spec: JobSpec; field: string }[] {
 
 /** Every fire creates the schedule's jobs at once: a fire may create no more than one request may (DROVER_MAX_JOBS_PER_REQUEST). */
 function assertFireSize(ctx: ApiContext, def: ScheduleDef): void {
+  assertJobCount(ctx, defSpecs(def).reduce((n, { spec }) => n + (spec.replicas ?? 1), 0), def.workflow ? 'body/workflow' : 'body/job');
 }
 
 /**
@@ -44,6 +45,7 @@ function assertFireSize(ctx: ApiContext, def: ScheduleDef): void {
  */
 export async function triggerSchedule(ctx: ApiContext, name: string, payload: FirePayload, runAt: number | null, now: number): Promise<boolean> {
   // Schedules are checked when defined; this covers ones defined before the limit was lowered.
+  assertJobCount(ctx, payload.created.length);
   const status = await ctx.schedules.trigger(name, payload, runAt, now);
   if (!status) return false;
   for (const j of payload.created) ctx.metrics.jobsSubmitted.inc({ queue: j.queue });
@@ -69,17 +71,16 @@ function checkDef(def: ScheduleDef): void {
   throwProblems(problems, 'body');
 }
 
-/** A template as answers show it: env names, never values (as job records show envKeys). */
-function templateView(t: JobTemplate): Omit<JobTemplate, 'env'> & { envKeys?: string[] } {
-  const { env, ...rest } = t;
+/** A template as answers show it: env names, never values (as job records show envKeys); never its callbackUrl. */
+function templateView({ env, callbackUrl: _callbackUrl, ...rest }: JobTemplate): Omit<JobTemplate, 'env' | 'callbackUrl'> & { envKeys?: string[] } {
   return env ? { ...rest, envKeys: Object.keys(env).sort() } : rest;
 }
 
 /** A schedule as every route answers it: env values of its job or steps replaced by their names. */
 export function scheduleView<T extends ScheduleDef>(s: T): T {
   const out = { ...s };
-  if (s.job) out.job = templateView(s.job) as JobTemplate;
-  if (s.workflow) out.workflow = { ...s.workflow, steps: s.workflow.steps.map((st) => ({ ...st, job: templateView(st.job) as JobTemplate })) };
+  if (s.job) out.job = templateView(s.job);
+  if (s.workflow) out.workflow = { ...s.workflow, steps: s.workflow.steps.map((st) => ({ ...st, job: templateView(st.job) })) };
   return out;
 }
 
@@ -184,7 +185,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const now = Date.now();
     const current = await Promise.all(names.map((n) => ctx.schedules.get(n)));
     // Another queue's schedule counts as missing for a restricted token (same answer, nothing changed).
-    const missing = names.filter((_, i) => !current[i] || !canSee(principal, scheduleQueues(current[i]!)));
+    const missing = names.filter((_, i) => !current[i] || !canSee(principal, scheduleQueues(current[i])));
     if (missing.length > 0) throw new DroverError('NOT_FOUND', `no schedule ${missing.join(', ')}`, { missing });
     await ctx.schedules.setEnabled(current.map((s) => ({ name: s!.name, enabled, nextRunAt: next(s!, enabled, now) })), now);
     return Promise.all(names.map(viewOf));

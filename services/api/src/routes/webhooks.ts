@@ -1,4 +1,4 @@
-import { DroverError, JOB_ID_PATTERN, WebhookInput, WebhookUpdate, type Webhook } from '@drover/core';
+import { DroverError, JOB_ID_PATTERN, WebhookInput, WebhookUpdate, deliveryView, webhookSecretProblem, type Webhook } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { guards } from '../queue-scope.js';
@@ -15,7 +15,30 @@ const DeliveryQuery = Type.Object(
   { additionalProperties: false },
 );
 
-/** A subscription as the API shows it: the secret only in the answer to its creation. */
+const OUTCOMES = ['delivered', 'rejected', 'unreachable', 'refused_by_policy'].map((o) => Type.Literal(o));
+/** What a deliveries list shows: no URL (a job's callbackUrl is never returned) and outcome classes, not network errors. */
+const DeliveryPage = Type.Object({
+  items: Type.Array(Type.Object({
+    id: Type.String(),
+    webhookId: Type.String({ description: 'The subscription, or `callback` for a job\'s own callbackUrl.' }),
+    eventId: Type.String(),
+    eventType: Type.String(),
+    jobId: Type.Union([Type.String(), Type.Null()]),
+    state: Type.Union(['pending', 'delivered', 'failed'].map((s) => Type.Literal(s)), { description: '`failed`: given up (too old, or refused by the outbound policy).' }),
+    attempts: Type.Array(Type.Object({
+      at: Type.String({ format: 'date-time' }),
+      outcome: Type.Union(OUTCOMES, { description: '`rejected`: the receiver answered non-2xx; `unreachable`: no answer (DNS, connection, TLS, timeout alike).' }),
+      statusClass: Type.Union([...['2xx', '3xx', '4xx', '5xx'].map((c) => Type.Literal(c)), Type.Null()]),
+    })),
+    createdAt: Type.String({ format: 'date-time' }),
+    nextAttemptAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  })),
+});
+
+/**
+ * A subscription as the API shows it: the secret only in the answer to its creation. Its URL is shown: only
+ * admins, who set it, can read subscriptions.
+ */
 const shown = ({ secret: _secret, ...rest }: Webhook): Omit<Webhook, 'secret'> => rest;
 
 /**
@@ -32,7 +55,11 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post<{ Body: WebhookInput }>(
     '/v1/webhooks',
     { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'Subscribe a URL to events (the answer holds the signing secret, once)', body: WebhookInput, response: errors } },
-    async (request, reply) => reply.status(201).send(await ctx.webhooks.create(request.body)),
+    async (request, reply) => {
+      const problem = request.body.secret === undefined ? null : webhookSecretProblem(request.body.secret);
+      if (problem) throw new DroverError('VALIDATION', `secret: ${problem}`, [{ field: 'secret', message: problem }]);
+      return reply.status(201).send(await ctx.webhooks.create(request.body));
+    },
   );
 
   app.get('/v1/webhooks', { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'Subscriptions (without secrets)' } }, async () => ({
@@ -68,21 +95,21 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/webhooks/:id/deliveries',
     {
       config: { scope: 'admin', queues: 'global' },
-      schema: { tags: ['webhooks'], summary: 'Deliveries, newest first, each with every attempt (status, error, duration)', params: IdParams, querystring: DeliveryQuery, response: errors },
+      schema: { tags: ['webhooks'], summary: 'Deliveries, newest first, each with every attempt (time, outcome, HTTP status class)', params: IdParams, querystring: DeliveryQuery, response: { 200: DeliveryPage, ...errors } },
     },
     async (request) => {
       await mustGet(request.params.id);
-      return { items: await ctx.webhooks.deliveries({ webhookId: request.params.id }, request.query.limit ?? 50, request.query.before) };
+      return { items: (await ctx.webhooks.deliveries({ webhookId: request.params.id }, request.query.limit ?? 50, request.query.before)).map(deliveryView) };
     },
   );
 
   app.get<{ Params: { id: string }; Querystring: { limit?: number; before?: number } }>(
     '/v1/jobs/:id/deliveries',
-    { config: { scope: 'read', queues: guards(ctx).job() }, schema: { tags: ['jobs'], summary: "Deliveries to the job's callbackUrl", params: IdParams, querystring: DeliveryQuery, response: errors } },
+    { config: { scope: 'read', queues: guards(ctx).job() }, schema: { tags: ['jobs'], summary: "Deliveries to the job's callbackUrl (outcome classes; the URL is not shown)", params: IdParams, querystring: DeliveryQuery, response: { 200: DeliveryPage, ...errors } } },
     async (request) => {
       const job = await ctx.store.get(request.params.id);
       if (!job) throw new DroverError('NOT_FOUND', `no job ${request.params.id}`);
-      return { items: await ctx.webhooks.deliveries({ jobId: job.id }, request.query.limit ?? 50, request.query.before) };
+      return { items: (await ctx.webhooks.deliveries({ jobId: job.id }, request.query.limit ?? 50, request.query.before)).map(deliveryView) };
     },
   );
 }

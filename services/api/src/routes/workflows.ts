@@ -84,7 +84,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const now = Date.now();
     const { jobs, fresh } = planWorkflow(wf.id, wf.steps, rerun, wf.jobs, DEFAULT_SPEC_DEFAULTS, () => newJobId(now), wf.concurrency);
     for (const j of jobs) assertSubmittable(ctx, request.principal, j.spec, `steps/${wf.steps.findIndex((s) => s.name === j.spec.labels['drover.step'])}/job`);
-    await submitJobs(ctx, jobs, request.traceContext);
+    await submitJobs(ctx, jobs, request.traceContext, request.principal);
     wf.jobs = { ...wf.jobs, ...fresh };
     wf.runs.push({ run: wf.runs.length + 1, mode, at: new Date(now).toISOString(), steps: fresh });
     await ctx.workflows.save(wf);

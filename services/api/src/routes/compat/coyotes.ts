@@ -127,7 +127,7 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     const now = Date.now();
     const job: NewJob = { id: newJobId(now), spec };
     if (delayMs > 0) job.runAt = now + delayMs;
-    const [created] = await submitJobs(ctx, [job], request.traceContext);
+    const [created] = await submitJobs(ctx, [job], request.traceContext, request.principal);
     return ok({ task_id: created!.record.id, task_name: task, result: !created!.duplicate });
   };
   app.post<{ Params: { name: string } }>('/channels/:name', { config: scope('submit', 'handler'), schema: { hide: true } }, (request) => pushTask(request));
@@ -158,7 +158,7 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (!spec) throw new DroverError('NOT_FOUND', `no failed task ${failed.id} in channel ${name}`);
     assertSubmittable(ctx, request.principal, spec, '');
     const now = Date.now();
-    const [created] = await submitJobs(ctx, [{ id: newJobId(now), spec: { ...spec, labels: { ...spec.labels, 'coyotes.retryOf': failed.id } } }], request.traceContext);
+    const [created] = await submitJobs(ctx, [{ id: newJobId(now), spec: { ...spec, labels: { ...spec.labels, 'coyotes.retryOf': failed.id } } }], request.traceContext, request.principal);
     return ok({ task_id: created!.record.id, task_name: coyotesTask(failed).task_name, result: !created!.duplicate });
   });
 

@@ -5,7 +5,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../../context.js';
 import { guards, type QueueGuard } from '../../queue-scope.js';
-import { assertSubmittable, expandReplicas, submitJobs } from '../jobs.js';
+import { assertJobCount, assertSubmittable, expandReplicas, submitJobs } from '../jobs.js';
 import { triggerSchedule } from '../schedules.js';
 import { legacyErrors } from './envelope.js';
 import { MeprocTasks, meprocSchedule, type MeprocTask } from './meproc-tasks.js';
@@ -96,7 +96,8 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const start = async (task: TaskInput, request: FastifyRequest, now: number): Promise<string[]> => {
     const spec = normalizeJobSpec(template(task, ctx.compatQueue), DEFAULT_SPEC_DEFAULTS);
     assertSubmittable(ctx, request.principal, spec, '');
-    if (task.type !== 'cron') return (await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec }, now), request.traceContext)).map((c) => c.record.id);
+    assertJobCount(ctx, task.replica, 'replica');
+    if (task.type !== 'cron') return (await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec }, now), request.traceContext, request.principal)).map((c) => c.record.id);
     const name = meprocSchedule(task.name);
     const def: ScheduleDef = {
       cron: task.cron!, timezone: 'UTC', job: template(task, ctx.compatQueue), overlap: 'skip', misfire: 'skip', description: `Meproc cron task ${task.name}`, alertAfterFailures: null,
