@@ -1,5 +1,5 @@
 import { loadTokens, startApiServer } from '@drover/api';
-import { closeOnSignals, coerceError, createLogger, exitOnConfigError, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
+import { closeOnSignals, coerceError, createLogger, loadConfigOrExit, orExitOnConfigError, startServiceTelemetry } from '@drover/core';
 import { Runner, chooseJobUser } from '@drover/runner';
 import { Scheduler } from '@drover/scheduler';
 import { ensureAdminToken } from './admin-token.js';
@@ -14,41 +14,20 @@ export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
 
   let adminToken = config.adminToken;
   if (adminToken === undefined && config.tokensFile === undefined) {
-    const t = (() => {
-      try {
-        return ensureAdminToken(config.dataDir);
-      } catch (err) {
-        exitOnConfigError(err);
-      }
-    })();
+    const t = orExitOnConfigError(() => ensureAdminToken(config.dataDir));
     adminToken = t.token;
     say(`${t.created ? 'generated an admin token' : 'using the admin token'} stored in ${t.path}:`);
     say(`  export TOKEN=${t.token}`);
   }
   let callbackSecret = config.scheduler.callbackSecret;
   if (callbackSecret === undefined) {
-    const c = (() => {
-      try {
-        return ensureCallbackSecret(config.dataDir);
-      } catch (err) {
-        exitOnConfigError(err);
-      }
-    })();
+    const c = orExitOnConfigError(() => ensureCallbackSecret(config.dataDir));
     callbackSecret = c.secret;
     say(`${c.created ? 'generated the key that signs job callbacks' : 'signing job callbacks with the key'} in ${c.path} (docs/webhooks.md)`);
   }
-  const tokens = (() => {
-    try {
-      return loadTokens({ adminToken, tokensFile: config.tokensFile });
-    } catch (err) {
-      exitOnConfigError(err);
-    }
-  })();
-  try {
-    chooseJobUser(config.runner.jobUser); // checked before a local Redis is started, as the runner will again
-  } catch (err) {
-    exitOnConfigError(err);
-  }
+  const tokens = orExitOnConfigError(() => loadTokens({ adminToken, tokensFile: config.tokensFile }));
+  // Checked before a local Redis is started, as the runner will again.
+  orExitOnConfigError(() => chooseJobUser(config.runner.jobUser));
 
   let redis;
   try {

@@ -34,13 +34,18 @@ export function exitOnConfigError(err: unknown): never {
   process.exit(2);
 }
 
-/** For entry points: the validated configuration, or a readable list of problems and exit status 2. */
-export function loadConfigOrExit(env: Readonly<Record<string, string | undefined>>): Readonly<DroverConfig> {
+/** For entry points: what `fn` returns, or its problem printed as a configuration error and exit status 2. */
+export function orExitOnConfigError<T>(fn: () => T): T {
   try {
-    return loadConfig(env);
+    return fn();
   } catch (err) {
     exitOnConfigError(err);
   }
+}
+
+/** For entry points: the validated configuration, or a readable list of problems and exit status 2. */
+export function loadConfigOrExit(env: Readonly<Record<string, string | undefined>>): Readonly<DroverConfig> {
+  return orExitOnConfigError(() => loadConfig(env));
 }
 
 /** Waits for `p` at most `ms`; shutdown steps use it so a dependency that is gone cannot hold a process forever. */
