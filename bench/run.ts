@@ -117,6 +117,8 @@ async function startDrover(prefix: string, broker: 'bullmq' | 'rabbitmq' = 'bull
     RUNNER_LEASE_MS: '3000',
     DROVER_BODY_LIMIT: String(16 * 1024 * 1024),
     DROVER_BROKER: broker,
+    // The events section's webhook receiver listens on loopback, which outbound calls reach only when allowed.
+    DROVER_OUTBOUND_ALLOW: '127.0.0.1',
     ...extraEnv,
   };
   const procs = (['api', 'scheduler'] as const).map((svc) => start(process.execPath, ['cli/dist/main.js', svc], env));

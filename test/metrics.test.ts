@@ -26,7 +26,8 @@ async function receiver(t: TestContext): Promise<{ url: string; count: () => num
 
 test('/metrics moves by exactly what ran: submissions, starts, final statuses, retries, histograms, depth, webhooks, schedules', async (t) => {
   const queue = `m${testPrefix().slice(5, 13)}`;
-  const s = await startStack(t, { env: { RUNNER_QUEUES: queue, RUNNER_CONCURRENCY: '4' } });
+  // The webhook receiver is on loopback, which outbound calls reach only when allowed.
+  const s = await startStack(t, { env: { RUNNER_QUEUES: queue, RUNNER_CONCURRENCY: '4', DROVER_OUTBOUND_ALLOW: '127.0.0.1' } });
   const metricsUrl = `${s.url}/metrics`;
   const read = (): Promise<Sample[]> => scrape(metricsUrl, s.tokens.read);
 
