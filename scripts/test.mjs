@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `npm test`: the suite in parallel, then the fault tests one file at a time (they stop and start the shared
-// Redis/RabbitMQ or kill processes, which would disturb tests running beside them). Ends with one line
+// `npm test`: the suite in parallel, then the fault tests one file at a time (they restart brokers of their own,
+// kill processes and load the machine, which would disturb tests running beside them). Ends with one line
 // `N passed, N failed` over both phases. `npm test -- --faults` or `--no-faults` runs one phase only.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';

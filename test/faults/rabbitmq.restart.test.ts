@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,38 +6,29 @@ import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
 import { assertOnly201And503, audit, markerDir, submitLoad } from '../helpers/audit.js';
 import { jobTempDir } from '../helpers/job-dir.js';
+import { startOwnRabbitMQ, watchBroker } from '../helpers/own-rabbitmq.js';
 import { startServiceReady } from '../helpers/processes.js';
-import { startStack } from '../helpers/stack.js';
+import { AMQP_URL, startStack } from '../helpers/stack.js';
 import { metricValue, parseMetrics } from '../helpers/prom.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const rabbitctl = (...args: string[]): void => void execFileSync('rabbitmqctl', args, { stdio: 'ignore', timeout: 60_000 });
-
-function rabbitUp(): boolean {
-  try {
-    execFileSync('rabbitmq-diagnostics', ['-q', 'check_running'], { stdio: 'ignore', timeout: 20_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('RabbitMQ restarted during 1000 submissions: every 201 reaches a terminal state, none runs twice; 503 meanwhile', async (t) => {
-  t.after(() => {
-    if (!rabbitUp()) rabbitctl('start_app');
-  });
-  const s = await startStack(t, { broker: 'rabbitmq', runner: false, env: { SCHEDULER_REPUBLISH_AFTER_MS: '1000' } });
+  // The broker restarted is a node of the test's own; the shared one must come through untouched.
+  const shared = await watchBroker(t, AMQP_URL);
+  const rabbit = await startOwnRabbitMQ(t);
+  const s = await startStack(t, { broker: 'rabbitmq', amqpUrl: rabbit.url, runner: false, env: { SCHEDULER_REPUBLISH_AFTER_MS: '1000' } });
   const markers = markerDir(t);
-  const env = { DROVER_BROKER: 'rabbitmq', RUNNER_CONCURRENCY: '8', SCHEDULER_REPUBLISH_AFTER_MS: '1000' };
+  const env = { DROVER_BROKER: 'rabbitmq', AMQP_URL: rabbit.url, RUNNER_CONCURRENCY: '8', SCHEDULER_REPUBLISH_AFTER_MS: '1000' };
   await Promise.all([startServiceReady(t, 'runner', s.prefix, { ...env, RUNNER_ID: 'r1' }), startServiceReady(t, 'runner', s.prefix, { ...env, RUNNER_ID: 'r2' })]);
 
   const load = submitLoad(s, 1000, 10, markers.command('sleep 0.02'));
   while (load.accepted.length < 300) await sleep(20);
-  rabbitctl('stop_app');
+  await rabbit.stopApp();
   const during = await s.request<{ status: string }>('GET', '/readyz', undefined, null);
   assert.equal(during.status, 503, 'readiness reports the broker down');
   await sleep(1500);
-  rabbitctl('start_app');
+  await rabbit.startApp();
   await load.done;
 
   assertOnly201And503(load);
@@ -47,6 +37,7 @@ test('RabbitMQ restarted during 1000 submissions: every 201 reaches a terminal s
   // The outage shows in the metrics: the broker connections of the API and scheduler were lost and came back.
   const reconnects = metricValue(parseMetrics(await s.metrics.registry.metrics()), 'drover_broker_reconnects_total', { broker: 'rabbitmq' });
   assert.ok(reconnects >= 1, `drover_broker_reconnects_total{broker="rabbitmq"} is ${reconnects}`);
+  await shared.assertUntouched();
 });
 
 test('kill -9 a runner holding unacked messages: they come back and finish on another runner', async (t) => {

@@ -30,6 +30,8 @@ export interface StackOptions {
   broker?: 'bullmq' | 'rabbitmq';
   /** A Redis of the test's own (restart tests); default REDIS_URL. */
   redisUrl?: string;
+  /** A RabbitMQ of the test's own (restart tests); default AMQP_URL. */
+  amqpUrl?: string;
   /** Extra environment for loadConfig (RUNNER_CONCURRENCY, RUNNER_LEASE_MS, ...). */
   env?: Record<string, string>;
   /** Start an in-process runner (default true). */
@@ -60,11 +62,11 @@ export interface Stack {
 const token = (): string => randomBytes(24).toString('base64url');
 
 /** Deletes every key of a test prefix, and its RabbitMQ queues. */
-export async function deletePrefix(prefix: string, redisUrl = REDIS_URL): Promise<void> {
+export async function deletePrefix(prefix: string, redisUrl = REDIS_URL, amqpUrl = AMQP_URL): Promise<void> {
   const redis = createRedis(redisUrl, 'worker');
   try {
     const queues = await redis.smembers(`{${prefix}}:queues`);
-    await deleteRabbitQueues(prefix, queues);
+    await deleteRabbitQueues(prefix, queues, amqpUrl);
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
@@ -76,10 +78,10 @@ export async function deletePrefix(prefix: string, redisUrl = REDIS_URL): Promis
   }
 }
 
-async function deleteRabbitQueues(prefix: string, queues: string[]): Promise<void> {
+async function deleteRabbitQueues(prefix: string, queues: string[], amqpUrl: string): Promise<void> {
   if (!BROKERS.includes('rabbitmq')) return;
   const names = rabbitNames(prefix);
-  const conn = await amqp.connect(AMQP_URL).catch(() => undefined);
+  const conn = await amqp.connect(amqpUrl).catch(() => undefined);
   if (!conn) return;
   try {
     const ch = await conn.createChannel();
@@ -109,7 +111,7 @@ export async function startStack(t: TestContext, opts: StackOptions = {}): Promi
     // Tests knock on doors without tokens a lot; the ones about the failure budget set it themselves.
     DROVER_AUTH_FAIL_LIMIT: '0',
     DROVER_CALLBACK_SECRET: TEST_CALLBACK_SECRET,
-    AMQP_URL,
+    AMQP_URL: opts.amqpUrl ?? AMQP_URL,
     ...opts.env,
   });
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'test');
@@ -129,7 +131,7 @@ export async function startStack(t: TestContext, opts: StackOptions = {}): Promi
     await api.close();
     await runner?.close();
     await scheduler?.close();
-    await deletePrefix(prefix, config.redisUrl);
+    await deletePrefix(prefix, config.redisUrl, config.amqpUrl);
     assertNoJobProcesses();
   });
   await scheduler?.start();
