@@ -34,7 +34,7 @@ export interface WebhookOptions {
  */
 export class WebhookDeliverer {
   private subs: Webhook[] = [];
-  private subsAt = 0;
+  private subsVersion: string | undefined;
   private readonly reader: EventGroupReader;
   private inFlight = 0;
   private sending: Promise<void>[] = [];
@@ -84,10 +84,12 @@ export class WebhookDeliverer {
     this.client.close();
   }
 
-  private async subscriptions(now: number): Promise<Webhook[]> {
-    if (now - this.subsAt > 1000) {
+  private async subscriptions(): Promise<Webhook[]> {
+    // One GET per batch: a subscription created just before a job ran must see that job's events.
+    const version = await this.hooks.subscriptionsVersion();
+    if (version !== this.subsVersion) {
       this.subs = (await this.hooks.list()).filter((h) => h.enabled);
-      this.subsAt = now;
+      this.subsVersion = version;
     }
     return this.subs;
   }
@@ -96,7 +98,7 @@ export class WebhookDeliverer {
   async intake(now = Date.now()): Promise<number> {
     const entries = await this.reader.next(now);
     if (entries.length === 0) return 0;
-    const subs = await this.subscriptions(now);
+    const subs = await this.subscriptions();
     const events = entries.map(([id, fields]) => eventFromEntry(id, fields));
     const callbacks = await this.callbackUrls(events);
     const batch = events.map((e) => ({ eventId: e.id, deliveries: this.deliveriesFor(e, subs, callbacks.get(e.id)).map((d) => ({ ...d, id: newJobId(now) })) }));
@@ -137,7 +139,7 @@ export class WebhookDeliverer {
     if (free <= 0) return 0;
     const due = await this.hooks.takeDue(free, SEND_TIMEOUT_MS + 5000, now);
     if (due.length === 0) return 0;
-    const subs = new Map((await this.subscriptions(now)).map((h) => [h.id, h]));
+    const subs = new Map((await this.subscriptions()).map((h) => [h.id, h]));
     for (const d of due) {
       this.inFlight++;
       // No secret: the subscription was deleted or disabled since the delivery was recorded.

@@ -139,6 +139,21 @@ export class WebhookStore {
     return `${this.keys.base}:wh:subs`;
   }
 
+  /** Bumped with every change of the subscriptions, so readers that cache them know when to read again. */
+  private get subsVersionKey(): string {
+    return `${this.keys.base}:wh:subs:version`;
+  }
+
+  /** Writes a subscription and bumps the version in one step. */
+  private async save(hook: Webhook): Promise<void> {
+    await this.redis.multi().hset(this.subsKey, hook.id, JSON.stringify(hook)).incr(this.subsVersionKey).exec();
+  }
+
+  /** Changes whenever a subscription is created, changed or removed. */
+  async subscriptionsVersion(): Promise<string> {
+    return (await this.redis.get(this.subsVersionKey)) ?? '0';
+  }
+
   async create(input: WebhookInput, now = Date.now()): Promise<Webhook> {
     const hook: Webhook = {
       id: newJobId(now),
@@ -150,7 +165,7 @@ export class WebhookStore {
       description: input.description ?? '',
       createdAt: new Date(now).toISOString(),
     };
-    await this.redis.hset(this.subsKey, hook.id, JSON.stringify(hook));
+    await this.save(hook);
     return hook;
   }
 
@@ -169,12 +184,13 @@ export class WebhookStore {
     const hook = await this.get(id);
     if (!hook) return null;
     const next: Webhook = { ...hook, ...change };
-    await this.redis.hset(this.subsKey, id, JSON.stringify(next));
+    await this.save(next);
     return next;
   }
 
   async remove(id: string): Promise<boolean> {
-    return (await this.redis.hdel(this.subsKey, id)) === 1;
+    const [removed] = (await this.redis.multi().hdel(this.subsKey, id).incr(this.subsVersionKey).exec()) ?? [];
+    return removed?.[1] === 1;
   }
 
   /** Records the deliveries of a batch of events and acknowledges the events in the consumer group. */
