@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { JobRecord } from '@drover/core';
-import { jobTempDir } from './helpers/job-dir.js';
+import { jobTempDir, sharedFile } from './helpers/job-dir.js';
 import { alive, brokerTest, startStack } from './helpers/stack.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -39,7 +39,8 @@ brokerTest('replicas: N copies, each told its index and the count', async (t, br
 test('a daemon is started again after every exit until it is stopped; stopping sends SIGTERM and it stays stopped', async (t) => {
   const s = await startStack(t);
   const dir = tempDir(t);
-  const starts = join(dir, 'starts');
+  // Every start is an attempt with a uid of its own: the file is open to all of them.
+  const starts = sharedFile(dir, 'starts');
   const daemon = await s.submit({ command: `echo $$ >> ${starts}; sleep 0.1; exit 3`, type: 'daemon', intervalMs: 100 });
   assert.equal(daemon.type, 'daemon');
   assert.equal(daemon.intervalMs, 100);

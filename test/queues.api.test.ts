@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { JobRecord } from '@drover/core';
-import { jobTempDir } from './helpers/job-dir.js';
+import { jobTempDir, sharedFile } from './helpers/job-dir.js';
 import { startServiceReady } from './helpers/processes.js';
 import { brokerTest, startStack, type Stack } from './helpers/stack.js';
 
@@ -36,7 +35,7 @@ async function waitAll(s: Stack, ids: string[]): Promise<JobRecord[]> {
 brokerTest('global concurrency 2 holds across three runner processes', async (t, broker) => {
   const s = await startStack(t, { broker, runner: false });
   const dir = tempDir(t);
-  const file = join(dir, 'marks');
+  const file = sharedFile(dir, 'marks');
   const put = await s.request<QueueView>('PUT', '/v1/queues/limited', { concurrency: 2 });
   assert.equal(put.status, 200);
   assert.equal(put.body.settings.concurrency, 2);

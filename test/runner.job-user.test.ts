@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { DroverError } from '@drover/core';
-import { chooseJobUser, resolveIdentity, type UserDatabase } from '@drover/runner';
+import { DEFAULT_JOB_UIDS, chooseJobUser, perJobIdentity, resolveIdentity, type UserDatabase } from '@drover/runner';
 
 const PASSWD = [
   'root:x:0:0:root:/root:/bin/bash',
@@ -36,9 +36,10 @@ function configProblem(fn: () => unknown): string {
 const ROOT = { uid: 0, missingCaps: [] };
 const UNPRIVILEGED = { uid: 1000, missingCaps: ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID'] };
 
-test('a runner that can switch users runs jobs as nobody, with its groups and login; root only when asked for by name', (t) => {
+test('a runner that can switch users runs jobs as RUNNER_JOB_USER, with its groups and login; root only when asked for by name', (t) => {
   const users = db(t, ROOT);
-  assert.deepEqual(chooseJobUser(undefined, users), {
+  assert.deepEqual(chooseJobUser(undefined, users), { user: undefined, uids: DEFAULT_JOB_UIDS }, 'unset: a uid per job (runner.job-uids.test.ts)');
+  assert.deepEqual(chooseJobUser('nobody', users), {
     user: { uid: 65534, gid: 65534, groups: [65534, 100], login: { user: 'nobody', home: '/nonexistent' } },
   });
   assert.deepEqual(chooseJobUser('builder', users).user?.groups, [1000, 100, 999], 'supplementary groups as initgroups sets them');
@@ -50,7 +51,7 @@ test('a runner that can switch users runs jobs as nobody, with its groups and lo
 
 test('no such user: the runner refuses to start and says what to do', (t) => {
   const withoutNobody = db(t, ROOT, PASSWD.replace(/^nobody:.*$/m, ''));
-  assert.match(configProblem(() => chooseJobUser(undefined, withoutNobody)), /jobs run as the unprivileged user "nobody" by default, but .* has no such user; create it, name another user with RUNNER_JOB_USER, or run jobs as root with RUNNER_JOB_USER=root/);
+  assert.match(configProblem(() => chooseJobUser('nobody', withoutNobody)), /RUNNER_JOB_USER names "nobody", but .* has no such user/);
   assert.match(configProblem(() => chooseJobUser('ghost', withoutNobody)), /RUNNER_JOB_USER names "ghost", but .* has no such user/);
 });
 
@@ -58,7 +59,7 @@ test("a runner that cannot switch users runs jobs as itself, with a warning; nam
   const users = db(t, UNPRIVILEGED);
   const own = chooseJobUser(undefined, users);
   assert.equal(own.user, undefined, 'ids left as they are');
-  assert.match(own.warning ?? '', /jobs run as this runner's own user \(uid 1000\), so a job can read the runner's environment, memory and secret files .* run the runner as root with RUNNER_JOB_USER/);
+  assert.match(own.warning ?? '', /jobs run as this runner's own user \(uid 1000\), so a job can read the runner's environment, memory and secret files .* run the runner as root: each job then runs as a uid of its own \(RUNNER_JOB_UIDS\), or as RUNNER_JOB_USER/);
   const named = chooseJobUser('builder', users);
   assert.equal(named.user, undefined, 'its own user by name: nothing to switch (setgroups would fail)');
   assert.ok(named.warning);
@@ -72,11 +73,15 @@ test("a runner that cannot switch users runs jobs as itself, with a warning; nam
 
 test("a job's own user and group override the default job user, only from the allow-list", (t) => {
   const users = db(t, ROOT);
-  const nobody = chooseJobUser(undefined, users).user;
+  const nobody = chooseJobUser('nobody', users).user;
   const allowed = { users: ['builder'], groups: ['docker'] };
   assert.deepEqual(resolveIdentity({}, allowed, nobody, users), nobody);
   assert.deepEqual(resolveIdentity({ user: 'builder' }, allowed, nobody, users), { uid: 1000, gid: 1000, groups: [1000, 100, 999], login: { user: 'builder', home: '/home/builder' } });
   assert.deepEqual(resolveIdentity({ group: 'docker' }, allowed, nobody, users), { ...nobody, gid: 999 }, 'a group replaces the primary group only');
   assert.throws(() => resolveIdentity({ user: 'root' }, allowed, nobody, users), /user "root" is not allowed on this runner \(RUNNER_ALLOWED_USERS\)/);
   assert.deepEqual(resolveIdentity({}, allowed, undefined, users), {}, "no default job user: the runner's own ids");
+  const own = perJobIdentity(2_000_000_007, '/tmp/drover-jobs/j1-x');
+  assert.deepEqual(resolveIdentity({}, allowed, own, users), { uid: 2_000_000_007, gid: 2_000_000_007, groups: [], login: { user: 'drover-2000000007', home: '/tmp/drover-jobs/j1-x' } });
+  assert.equal(resolveIdentity({ user: 'builder' }, allowed, own, users).uid, 1000, "a job's own user wins over a uid of its own");
+  assert.deepEqual(resolveIdentity({ group: 'docker' }, allowed, own, users), { ...own, gid: 999 }, 'and so does its group');
 });

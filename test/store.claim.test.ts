@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { JobStore, createRedis, createTransport } from '@drover/core';
-import { jobTempDir } from './helpers/job-dir.js';
+import { jobTempDir, sharedFile } from './helpers/job-dir.js';
 import { REDIS_URL, startStack, brokerTest } from './helpers/stack.js';
 
 brokerTest('duplicate deliveries of one job run it exactly once', async (t, broker) => {
   const s = await startStack(t, { broker, env: { RUNNER_CONCURRENCY: '4' } });
   const dir = jobTempDir(t, 'drover-dup-');
-  const marker = join(dir, 'runs');
+  // Open to every uid: a second run, under a uid of its own, must be able to leave its line too.
+  const marker = sharedFile(dir, 'runs');
   const job = await s.submit({ command: `echo $DROVER_ATTEMPT >> ${marker}; sleep 0.2` });
   const transport = createTransport(s.config);
   t.after(() => transport.close());

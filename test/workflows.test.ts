@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { jobTempDir } from './helpers/job-dir.js';
+import { jobTempDir, sharedFile } from './helpers/job-dir.js';
 import { startStack, type Stack } from './helpers/stack.js';
 
 interface StepView {
@@ -178,7 +178,7 @@ test('a schedule can run a workflow: each fire starts a run, listed under /v1/wo
 test('workflow concurrency: at most N steps of a run at once, however many could run', async (t) => {
   const s = await startStack(t, { env: { RUNNER_CONCURRENCY: '8' } });
   const dir = jobTempDir(t, 'drover-wfc-');
-  const marks = join(dir, 'marks');
+  const marks = sharedFile(dir, 'marks');
   const steps = ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, job: { command: `echo + >> ${marks}; sleep 0.3; echo - >> ${marks}` } }));
   const res = await s.request<WorkflowView & { concurrency: number }>('POST', '/v1/workflows', { name: 'limited', concurrency: 2, steps });
   assert.equal(res.body.concurrency, 2);

@@ -27,7 +27,7 @@ export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
   }
   const tokens = orExitOnConfigError(() => loadTokens({ adminToken, tokensFile: config.tokensFile }));
   // Checked before a local Redis is started, as the runner will again.
-  orExitOnConfigError(() => chooseJobUser(config.runner.jobUser));
+  orExitOnConfigError(() => chooseJobUser(config.runner.jobUser, undefined, config.runner.jobUids));
 
   let redis;
   try {

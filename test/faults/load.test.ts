@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { createRedis } from '@drover/core';
-import { markerDir, record } from '../helpers/audit.js';
+import { executions, markerDir, record } from '../helpers/audit.js';
 import { startServiceReady } from '../helpers/processes.js';
 import { startStack } from '../helpers/stack.js';
 
@@ -54,7 +52,7 @@ test(`load: ${CLIENTS} concurrent clients submit ${TOTAL} jobs to 2 runners: no 
   while ((await terminal()) < accepted.length && Date.now() < deadline) await sleep(200);
   const allSeconds = (performance.now() - began) / 1000;
 
-  const runs = new Map(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f), 'utf8').trim().split('\n').length]));
+  const runs = executions(dir);
   const duplicated = [...runs.values()].filter((n) => n > 1).length;
   const missing = accepted.filter((id) => !runs.has(id)).length;
   const succeeded = await redis.zcard(`${base}:idx:s:succeeded`);

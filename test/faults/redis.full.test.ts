@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -53,10 +53,15 @@ test('Redis full (maxmemory, noeviction): submit and cancel answer 503 STORE_FUL
   t.after(() => server.stop()); // after the stack's own hooks: the services close first
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const base = `{${s.prefix}}`;
+  /** What the job's runs wrote, one entry per run. */
+  const marks = (id: string, kind: 'runs' | 'done'): string[] =>
+    readdirSync(dir).filter((f) => f.startsWith(`${id}.${kind}.`)).map((f) => readFileSync(join(dir, f), 'utf8').trim()).sort();
 
-  // Each job leaves a line per run, waits for the go file, leaves a done line, and exits with its own status.
+  // Each job leaves a file per run (each run may have a uid of its own), waits for the go file, leaves a done
+  // file, and exits with its own status.
   const job = (exit: number, retries: number) => ({
-    command: `echo "$DROVER_ATTEMPT" >> ${dir}/$DROVER_JOB_ID.runs; while [ ! -e ${go} ]; do sleep 0.05; done; echo done >> ${dir}/$DROVER_JOB_ID.done; exit ${exit}`,
+    command: `echo "$DROVER_ATTEMPT" > "$(mktemp ${dir}/$DROVER_JOB_ID.runs.XXXXXXXX)"; while [ ! -e ${go} ]; do sleep 0.05; done; ` +
+      `echo done > "$(mktemp ${dir}/$DROVER_JOB_ID.done.XXXXXXXX)"; exit ${exit}`,
     retries,
     onLost: 'retry',
   });
@@ -65,7 +70,7 @@ test('Redis full (maxmemory, noeviction): submit and cancel answer 503 STORE_FUL
   const ids = submitted.body.jobs.map((j) => j.id);
   await until('every job to run', async () => {
     const jobs = await Promise.all(ids.map(async (id) => (await s.request<JobRecord>('GET', `/v1/jobs/${id}`)).body));
-    return jobs.every((j) => j.status === 'running') && ids.every((id) => existsSync(join(dir, `${id}.runs`)));
+    return jobs.every((j) => j.status === 'running') && ids.every((id) => marks(id, 'runs').length > 0);
   });
 
   // Fill Redis: ballast, then maxmemory below what it holds. Writes that need memory are refused from now on.
@@ -105,7 +110,7 @@ test('Redis full (maxmemory, noeviction): submit and cancel answer 503 STORE_FUL
   // The jobs end while Redis is still full. Their runner cannot write the outcomes: it keeps them, and the leases,
   // for several lease periods; the scheduler must not take the jobs for lost and run them again.
   writeFileSync(go, '');
-  await until('every job process to end', () => ids.every((id) => existsSync(join(dir, `${id}.done`))));
+  await until('every job process to end', () => ids.every((id) => marks(id, 'done').length > 0));
   await sleep(4 * LEASE_MS);
   for (const id of ids) {
     assert.equal((await s.request<JobRecord>('GET', `/v1/jobs/${id}`)).body.status, 'running', `${id} waits for its outcome to be stored`);
@@ -115,7 +120,7 @@ test('Redis full (maxmemory, noeviction): submit and cancel answer 503 STORE_FUL
   await admin.del(...Array.from({ length: BALLAST_KEYS }, (_, i) => `ballast:${i}`));
   const jobs: Job[] = [];
   for (const id of ids) jobs.push((await s.request<Job>('GET', `/v1/jobs/${(await s.waitFor(id)).id}`)).body);
-  const runs = ids.map((id) => readFileSync(join(dir, `${id}.runs`), 'utf8').trim().split('\n'));
+  const runs = ids.map((id) => marks(id, 'runs'));
   record({ scenario: 'Redis full while jobs finish', accepted: ids.length, succeeded: jobs.filter((j) => j.status === 'succeeded').length, lost: jobs.flatMap((j) => j.attemptHistory ?? []).filter((a) => a.status === 'lost').length, duplicated: runs.filter((r) => r.length > 1).length, missing: 0 });
   assert.deepEqual(runs, ids.map(() => ['1']), 'each job ran exactly once');
   assert.deepEqual(jobs.map((j) => [j.status, j.exitCode, j.attempts]), [['succeeded', 0, 1], ['succeeded', 0, 1], ['succeeded', 0, 1], ['failed', 7, 1]]);

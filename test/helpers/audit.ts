@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { JobRecord } from '@drover/core';
@@ -7,10 +7,23 @@ import type { Stack } from './stack.js';
 
 const SUMMARY = new URL('../artifacts/faults-summary.jsonl', import.meta.url).pathname;
 
-/** A directory where every job run leaves a marker: one line per execution, in a file named after the job. */
+/**
+ * A directory where every job run leaves a marker: a file of its own per execution, named `<job id>.<random>`.
+ * Never one file per job: each attempt may run as a uid of its own, and could not add to a file an earlier one made.
+ */
 export function markerDir(t: TestContext): { dir: string; command: (extra?: string) => string } {
   const dir = jobTempDir(t, 'drover-markers-');
-  return { dir, command: (extra = '') => `echo "$DROVER_ATTEMPT" >> ${dir}/$DROVER_JOB_ID${extra ? `; ${extra}` : ''}` };
+  return { dir, command: (extra = '') => `echo "$DROVER_ATTEMPT" > "$(mktemp ${dir}/$DROVER_JOB_ID.XXXXXXXX)"${extra ? `; ${extra}` : ''}` };
+}
+
+/** How many times each job ran, by job id, from the markers of markerDir. */
+export function executions(dir: string): Map<string, number> {
+  const runs = new Map<string, number>();
+  for (const f of readdirSync(dir)) {
+    const id = f.slice(0, f.lastIndexOf('.'));
+    runs.set(id, (runs.get(id) ?? 0) + 1);
+  }
+  return runs;
 }
 
 export interface Audit {
@@ -41,15 +54,11 @@ export async function audit(s: Stack, scenario: string, ids: string[], dir: stri
   let lost = 0;
   let duplicated = 0;
   let missing = 0;
+  const ran = executions(dir);
   for (const j of jobs) {
     const lostAttempts = (j.attemptHistory ?? []).filter((a) => a.status === 'lost').length;
     lost += lostAttempts;
-    let runs = 0;
-    try {
-      runs = readFileSync(join(dir, j.id), 'utf8').trim().split('\n').filter(Boolean).length;
-    } catch {
-      runs = 0;
-    }
+    const runs = ran.get(j.id) ?? 0;
     if (runs === 0) missing++;
     duplicated += Math.max(0, runs - 1 - lostAttempts);
   }

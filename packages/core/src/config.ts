@@ -124,10 +124,17 @@ export interface DroverConfig {
     allowedUsers: string[];
     allowedGroups: string[];
     /**
-     * `RUNNER_JOB_USER`: the user (name or uid in /etc/passwd) jobs run as when they name none. Default: `nobody`
-     * when the runner can switch users (root), else the runner's own user. `root` must be asked for by name.
+     * `RUNNER_JOB_USER`: one user (name or uid in /etc/passwd) all jobs run as when they name none. Unset: a uid per
+     * job (RUNNER_JOB_UIDS) when the runner can switch users (root), else the runner's own user. `root` must be
+     * asked for by name.
      */
     jobUser: string | undefined;
+    /**
+     * `RUNNER_JOB_UIDS` (`first-last`): uids that belong to Drover's jobs alone. A runner that can switch users and
+     * has no RUNNER_JOB_USER runs each job as a uid of its own from this range (default 2000000000-2000099999, the
+     * runner's DEFAULT_JOB_UIDS). Never set together with RUNNER_JOB_USER.
+     */
+    jobUids: UidRange | undefined;
   };
   scheduler: {
     /** `SCHEDULER_TICK_MS`, default 50: how often due delayed jobs and expired leases are checked. */
@@ -155,6 +162,29 @@ export interface DroverConfig {
      */
     misfireThresholdMs: number;
   };
+}
+
+/** A range of uids, both ends included. */
+export interface UidRange {
+  first: number;
+  last: number;
+}
+
+/** Uids below this belong to the system (root, daemons); job uids never go there. */
+export const MIN_JOB_UID = 1000;
+/** The highest job uid: Node's child_process (the runner's fallback executor) takes 31-bit ids only. */
+export const MAX_JOB_UID = 2_147_483_647;
+
+/** Parses `first-last` (RUNNER_JOB_UIDS); returns the problem in words when it is not a usable range. */
+export function parseUidRange(text: string): UidRange | string {
+  const m = /^\s*(\d{1,10})\s*-\s*(\d{1,10})\s*$/.exec(text);
+  if (!m) return `must be a range of uids "first-last", e.g. 2000000000-2000099999 (got "${text}")`;
+  const first = Number(m[1]);
+  const last = Number(m[2]);
+  if (first > last) return `must start at or below its end (got ${first}-${last})`;
+  if (first < MIN_JOB_UID) return `must start at ${MIN_JOB_UID} or above: uids below are the system's (got ${first}-${last})`;
+  if (last > MAX_JOB_UID) return `must end at ${MAX_JOB_UID} or below (got ${first}-${last})`;
+  return { first, last };
 }
 
 const DEFAULT_PASSTHROUGH = 'PATH,HOME,LANG,LC_ALL,TZ,USER,LOGNAME,SHELL,TMPDIR';
@@ -272,6 +302,14 @@ function envKeyOf(text: string | undefined, problems: string[]): Buffer | undefi
   return typeof key === 'string' ? undefined : key;
 }
 
+function jobUidsOf(r: EnvReader): UidRange | undefined {
+  const text = r.optional('RUNNER_JOB_UIDS');
+  if (text === undefined) return undefined;
+  const range = parseUidRange(text);
+  if (typeof range === 'string') r.problems.push(`RUNNER_JOB_UIDS ${range}`);
+  return typeof range === 'string' ? undefined : range;
+}
+
 export function loadConfig(env: Env): Readonly<DroverConfig> {
   const r = new EnvReader(env);
   const redisUrl = r.secret('REDIS_URL') ?? 'redis://127.0.0.1:6379';
@@ -342,6 +380,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       allowedUsers: r.list('RUNNER_ALLOWED_USERS', ''),
       allowedGroups: r.list('RUNNER_ALLOWED_GROUPS', ''),
       jobUser: r.optional('RUNNER_JOB_USER'),
+      jobUids: jobUidsOf(r),
     },
     scheduler: {
       tickMs: r.int('SCHEDULER_TICK_MS', 50, 5, 60_000),
@@ -355,6 +394,13 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       callbackSecret: r.secret('DROVER_CALLBACK_SECRET'),
     },
   };
+  const { jobUids, jobUser, concurrency } = config.runner;
+  if (jobUids && jobUser !== undefined) {
+    r.problems.push('RUNNER_JOB_UIDS and RUNNER_JOB_USER are both set; set RUNNER_JOB_UIDS for a uid per job, or RUNNER_JOB_USER for one user shared by all jobs');
+  }
+  if (jobUids && jobUids.last - jobUids.first + 1 < concurrency) {
+    r.problems.push(`RUNNER_JOB_UIDS ${jobUids.first}-${jobUids.last} holds ${jobUids.last - jobUids.first + 1} uids, fewer than RUNNER_CONCURRENCY (${concurrency}): every running job needs one`);
+  }
   r.problems.push(...outboundAllowProblems(config.outbound.allow));
   const callbackSecretProblem = config.scheduler.callbackSecret === undefined ? null : webhookSecretProblem(config.scheduler.callbackSecret);
   if (callbackSecretProblem) r.problems.push(`DROVER_CALLBACK_SECRET ${callbackSecretProblem}`);

@@ -10,10 +10,12 @@
  *   runner -> helper  START  1: u32 id, i32 uid, i32 gid, i32 ngroups (-1: none given), u32 group..., str cwd,
  *                                u32 argc, str argv..., u32 envc, str env..., u32 nlimits, (u32 resource, u64 soft, u64 hard)...
  *                     SIGNAL 2: u32 id, i32 signo          (sent to the job's whole process group)
- *   helper -> runner  STARTED 1: u32 id, i32 pid
+ *                     KILLUID 3: u32 id, u32 uid           (every process of that uid gets SIGKILL)
+ *   helper -> runner  STARTED 1: u32 id, i32 pid           (id 0: ready, followed by u32 protocol version)
  *                     FAILED  2: u32 id, i32 errno
  *                     OUTPUT  3: u32 id, u8 stream (1 stdout, 2 stderr), bytes
  *                     EXIT    4: u32 id, i32 exit code (-1 if killed), i32 signal, i64 user us, i64 system us, i64 max rss KiB
+ *                     KILLED  5: u32 id, i32 errno (0: done)
  *
  * Every child leads its own session (setsid), so signals to the runner never reach it; it gets SIGKILL if the
  * helper dies (PR_SET_PDEATHSIG), and the helper gets SIGKILL if the runner dies, so no job outlives the
@@ -46,8 +48,13 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { CMD_START = 1, CMD_SIGNAL = 2 };
-enum { EV_STARTED = 1, EV_FAILED = 2, EV_OUTPUT = 3, EV_EXIT = 4 };
+enum { CMD_START = 1, CMD_SIGNAL = 2, CMD_KILL_UID = 3 };
+enum { EV_STARTED = 1, EV_FAILED = 2, EV_OUTPUT = 3, EV_EXIT = 4, EV_KILLED = 5 };
+/* 2: KILLUID. The runner falls back to its own means for what an older helper lacks. */
+#define PROTOCOL_VERSION 2
+/* The uids KILLUID accepts, as RUNNER_JOB_UIDS does (MIN_JOB_UID, MAX_JOB_UID of packages/core/src/config.ts). */
+#define MIN_JOB_UID 1000u
+#define MAX_JOB_UID 2147483647u
 #define MAX_JOBS 4096
 #define MAX_GROUPS 65536 /* NGROUPS_MAX of Linux */
 #define MAX_FRAME (64u * 1024u * 1024u)
@@ -318,6 +325,45 @@ static void signal_job(struct reader *r) {
   kill(-j->pid, signo);
 }
 
+struct kill_args {
+  uid_t uid;
+  volatile int err;
+};
+
+/*
+ * Runs in a child sharing the helper's memory: becomes the uid (no groups, its own gid), then kill(-1) signals
+ * every process that uid may signal, which is every process of that uid but itself; nothing of any other uid.
+ */
+static int kill_uid_main(void *arg) {
+  struct kill_args *a = arg;
+  if (setgroups(0, NULL) < 0 || setgid((gid_t)a->uid) < 0 || setuid(a->uid) < 0) goto fail;
+  if (kill(-1, SIGKILL) < 0 && errno != ESRCH) goto fail; /* ESRCH: nothing was left */
+  _exit(0);
+fail:
+  a->err = errno ? errno : EINVAL;
+  _exit(1);
+}
+
+static void kill_uid(struct reader *r) {
+  uint32_t id = rd_u32(r);
+  uint32_t uid = rd_u32(r);
+  int err = 0;
+  if (r->bad || uid < MIN_JOB_UID || uid > MAX_JOB_UID) {
+    err = EINVAL; /* never root or a system uid: that would kill the system's own processes */
+  } else {
+    struct kill_args a = { .uid = (uid_t)uid, .err = 0 };
+    pid_t pid = clone(kill_uid_main, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+    if (pid < 0) err = errno;
+    else {
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+      err = a.err;
+    }
+  }
+  frame(EV_KILLED, 8);
+  put_u32(id);
+  put_u32((uint32_t)err);
+}
+
 static void handle_frames(void) {
   size_t off = 0;
   while (ilen - off >= 5) {
@@ -329,6 +375,7 @@ static void handle_frames(void) {
     struct reader r = { ibuf + off + 5, len, 0 };
     if (type == CMD_START) start_job(&r);
     else if (type == CMD_SIGNAL) signal_job(&r);
+    else if (type == CMD_KILL_UID) kill_uid(&r);
     off += 5 + len;
   }
   memmove(ibuf, ibuf + off, ilen - off);
@@ -423,10 +470,11 @@ int main(void) {
   icap = 1 << 16;
   ibuf = malloc(icap);
   if (!ibuf) die("malloc");
-  /* Tell the runner we are ready: an empty STARTED frame for id 0. */
-  frame(EV_STARTED, 8);
+  /* Tell the runner we are ready: a STARTED frame for id 0, with the protocol version this helper speaks. */
+  frame(EV_STARTED, 12);
   put_u32(0);
   put_u32((uint32_t)getpid());
+  put_u32(PROTOCOL_VERSION);
   flush_out();
 
   static struct pollfd pfd[2 + 2 * MAX_JOBS];

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { ResourceUsage } from '@drover/core';
+import { MAX_JOB_UID, MIN_JOB_UID, type ResourceUsage } from '@drover/core';
 
 /** What to start. Exactly one of `command` (run by /bin/sh -c) or `argv` (no shell). */
 export interface ExecRequest {
@@ -47,7 +47,17 @@ export interface Executor {
   readonly name: string;
   /** Resolves once the process exists (or failed to start: then `exited` says why). */
   start(request: ExecRequest, onOutput: (stream: OutputStreamName, chunk: Buffer) => void): Promise<ExecProcess>;
+  /**
+   * Kills every process that runs as `uid`, setsid or not: kill(-1, SIGKILL) from a process of that uid, which
+   * reaches exactly the processes of that uid. Only for uids that belong to one job (RUNNER_JOB_UIDS).
+   */
+  killUid(uid: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** killUid of root or a system uid would kill the system's own processes: refused before anything is started. */
+export function jobUidProblem(uid: number): string | undefined {
+  return Number.isInteger(uid) && uid >= MIN_JOB_UID && uid <= MAX_JOB_UID ? undefined : `refusing to kill the processes of uid ${uid}: not a job uid`;
 }
 
 /** How long to keep reading a child's pipes after it exited, when an escaped grandchild holds them open. */
@@ -107,6 +117,20 @@ export class ChildProcessExecutor implements Executor {
       });
     });
     return { pid, exited, signalGroup: (sig) => signalGroup(pid, sig) };
+  }
+
+  /** A shell of that uid runs kill -KILL -1 (the shell itself is spared; "no such process" is success). */
+  killUid(uid: number): Promise<void> {
+    const problem = jobUidProblem(uid);
+    if (problem) return Promise.reject(new Error(problem));
+    return new Promise((resolve, reject) => {
+      const child = spawn('/bin/sh', ['-c', 'kill -KILL -1 2>/dev/null; exit 0'], { uid, gid: uid, env: {}, stdio: 'ignore' });
+      child.once('error', (err) => reject(new Error(`killing the processes of uid ${uid}: ${err.message}`)));
+      child.once('exit', (code, signal) => {
+        if (code === 0) resolve();
+        else reject(new Error(`killing the processes of uid ${uid}: the shell ended ${signal ?? `with ${code}`}`));
+      });
+    });
   }
 
   async close(): Promise<void> {}

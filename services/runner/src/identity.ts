@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { DroverError } from '@drover/core';
+import { DroverError, type UidRange } from '@drover/core';
+import { DEFAULT_JOB_UIDS } from './job-uids.js';
 
 /**
  * Who a job runs as. Unset ids keep the runner's own; `login` is set when the job runs as a named user, whose
@@ -22,10 +23,10 @@ export interface UserDatabase {
   group: string;
   /** The runner's effective uid, and the capabilities it lacks to run and manage jobs as another user. */
   self: { uid: number; missingCaps: string[] };
+  /** The ids this process's user namespace can use (/proc/self/uid_map, gid_map); unset: all. */
+  uidMap?: string;
+  gidMap?: string;
 }
-
-/** The unprivileged user jobs of a root runner run as unless RUNNER_JOB_USER says otherwise. */
-export const DEFAULT_JOB_USER = 'nobody';
 
 /**
  * What running jobs as another user takes (capability numbers of linux/capability.h): switching ids, handing the
@@ -46,7 +47,10 @@ function missingCapabilities(): string[] {
 }
 
 export function systemUsers(): UserDatabase {
-  return { passwd: '/etc/passwd', group: '/etc/group', self: { uid: process.geteuid?.() ?? -1, missingCaps: missingCapabilities() } };
+  return {
+    passwd: '/etc/passwd', group: '/etc/group', uidMap: '/proc/self/uid_map', gidMap: '/proc/self/gid_map',
+    self: { uid: process.geteuid?.() ?? -1, missingCaps: missingCapabilities() },
+  };
 }
 
 /** The fields of the line whose name (or, for a number, whose id) matches. No native addon, no NSS: files only. */
@@ -74,43 +78,48 @@ function namedUser(db: Pick<UserDatabase, 'passwd' | 'group'>, name: string): Jo
   return { uid: Number(uid), gid: Number(gid), groups: supplementaryGroups(db.group, user, Number(gid)), login: { user, home: home || '/' } };
 }
 
-/** What the runner decided about its jobs' default user: the user (undefined: the runner's own) and what to tell the operator. */
+/**
+ * What the runner decided about its jobs' default user: one user for all (undefined: the runner's own), or `uids`,
+ * a range from which every job gets a uid of its own; and what to tell the operator.
+ */
 export interface JobUserChoice {
   user: JobUser | undefined;
+  uids?: UidRange;
   warning?: string;
 }
 
 const SAME_USER_RISK =
   "so a job can read the runner's environment, memory and secret files (REDIS_URL, tokens, keys). To keep them from jobs, " +
-  'run the runner as root with RUNNER_JOB_USER set to an unprivileged user (default nobody), or use the shipped container image';
+  'run the runner as root: each job then runs as a uid of its own (RUNNER_JOB_UIDS), or as RUNNER_JOB_USER; or use the shipped container image';
 
 /**
- * Decides whom jobs run as when they name no `user` (RUNNER_JOB_USER). A runner that may switch users runs them as
- * `nobody` unless told otherwise, and as root only when RUNNER_JOB_USER=root says so; one that may not runs them as
- * itself and says what that exposes. Throws a CONFIG error an operator can act on when the choice cannot be honoured.
+ * Decides whom jobs run as when they name no `user`. A runner that may switch users runs each job as a uid of its
+ * own (RUNNER_JOB_UIDS, default DEFAULT_JOB_UIDS) unless RUNNER_JOB_USER names one user for all of them, root only
+ * by name; one that may not runs them as itself and says what that exposes. Throws a CONFIG error an operator can
+ * act on when the choice cannot be honoured.
  */
-export function chooseJobUser(setting: string | undefined, db: UserDatabase = systemUsers()): JobUserChoice {
+export function chooseJobUser(setting: string | undefined, db: UserDatabase = systemUsers(), uids?: UidRange): JobUserChoice {
   const canSwitch = db.self.missingCaps.length === 0;
   const lacks = `it lacks ${db.self.missingCaps.join(', ')}`;
-  const name = setting ?? (canSwitch ? DEFAULT_JOB_USER : undefined);
-  if (name === undefined && db.self.uid === 0) {
+  if (setting === undefined && canSwitch) return { user: undefined, uids: checkedJobUids(db, uids) };
+  if (setting === undefined && uids) {
+    throw configError(
+      `RUNNER_JOB_UIDS is set, but this runner (uid ${db.self.uid}) cannot run jobs as another user (${lacks}); ` +
+        "start it as root, or leave RUNNER_JOB_UIDS unset to run jobs as the runner's own user",
+    );
+  }
+  if (setting === undefined && db.self.uid === 0) {
     // Root that dropped capabilities (a hardened container): its jobs would be root, which needs the opt-in.
     throw configError(
       `the runner runs as root but cannot run jobs as another user (${lacks}), so its jobs would run as root; ` +
         `grant it ${Object.keys(SWITCH_CAPABILITIES).join(', ')}, or set RUNNER_JOB_USER=root to run jobs as root`,
     );
   }
-  if (name === undefined) {
+  if (setting === undefined) {
     return { user: undefined, warning: `jobs run as this runner's own user (uid ${db.self.uid}), ${SAME_USER_RISK}` };
   }
-  const user = namedUser(db, name);
-  if (!user) {
-    const why = setting === undefined
-      ? `the runner may switch users, so jobs run as the unprivileged user "${DEFAULT_JOB_USER}" by default, but ${db.passwd} has no such user; ` +
-        'create it, name another user with RUNNER_JOB_USER, or run jobs as root with RUNNER_JOB_USER=root'
-      : `RUNNER_JOB_USER names "${name}", but ${db.passwd} has no such user`;
-    throw configError(why);
-  }
+  const user = namedUser(db, setting);
+  if (!user) throw configError(`RUNNER_JOB_USER names "${setting}", but ${db.passwd} has no such user`);
   if (user.uid === db.self.uid) {
     // The runner's own user, named explicitly (root included). Without the capabilities even setgroups() to the
     // same groups fails, so such a runner keeps its ids as they are.
@@ -121,11 +130,71 @@ export function chooseJobUser(setting: string | undefined, db: UserDatabase = sy
   }
   if (!canSwitch) {
     throw configError(
-      `RUNNER_JOB_USER names "${name}" (uid ${user.uid}), but this runner (uid ${db.self.uid}) cannot run jobs as another user (${lacks}); ` +
+      `RUNNER_JOB_USER names "${setting}" (uid ${user.uid}), but this runner (uid ${db.self.uid}) cannot run jobs as another user (${lacks}); ` +
         "start it as root, or leave RUNNER_JOB_USER unset to run jobs as the runner's own user",
     );
   }
   return { user };
+}
+
+/** The ranges of ids a user namespace map file (`inside outside count` lines) makes usable. */
+function mappedRanges(file: string | undefined): UidRange[] | undefined {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return undefined; // no user namespaces here: every id is usable
+  }
+  const ranges = text.split('\n').map((l) => l.trim().split(/\s+/).map(Number)).filter((f) => f.length === 3 && f.every(Number.isSafeInteger))
+    .map(([inside, , count]) => ({ first: inside!, last: inside! + count! - 1 })).sort((a, b) => a.first - b.first);
+  // Adjacent lines make one range.
+  const merged: UidRange[] = [];
+  for (const r of ranges) {
+    const prev = merged.at(-1);
+    if (prev && r.first <= prev.last + 1) prev.last = Math.max(prev.last, r.last);
+    else merged.push({ ...r });
+  }
+  return merged;
+}
+
+/** Ids of `file` (passwd or group) that fall in the range: such ids belong to someone and are never a job's. */
+function namedIdsIn(file: string, range: UidRange): string[] {
+  const found: string[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const [name, , id] = line.split(':');
+    if (id !== undefined && /^\d+$/.test(id) && Number(id) >= range.first && Number(id) <= range.last) found.push(`${name} (${id})`);
+  }
+  return found;
+}
+
+/**
+ * The range per-job uids come from, checked against the system: it must hold no user of /etc/passwd and no group of
+ * /etc/group (a job would run as them, and every process of a job uid is killed before and after each job), and
+ * this user namespace must map all of it (else setuid fails for every job).
+ */
+function checkedJobUids(db: UserDatabase, setting: UidRange | undefined): UidRange {
+  const range = setting ?? DEFAULT_JOB_UIDS;
+  const what = setting ? `RUNNER_JOB_UIDS ${range.first}-${range.last}` : `the default job uids ${range.first}-${range.last} (RUNNER_JOB_UIDS)`;
+  const named = [...namedIdsIn(db.passwd, range).map((u) => `user ${u}`), ...namedIdsIn(db.group, range).map((g) => `group ${g}`)];
+  if (named.length > 0) {
+    throw configError(`${what} must belong to Drover's jobs alone, but it holds ${named.slice(0, 3).join(', ')}${named.length > 3 ? ', ...' : ''}; choose a range no user or group has`);
+  }
+  for (const [file, kind] of [[db.uidMap, 'uid'], [db.gidMap, 'gid']] as const) {
+    const mapped = mappedRanges(file);
+    if (mapped && !mapped.some((m) => m.first <= range.first && range.last <= m.last)) {
+      throw configError(
+        `${what} lies outside the ${kind}s this user namespace maps (${file}: ${mapped.map((m) => `${m.first}-${m.last}`).join(', ') || 'none'}); ` +
+          'set RUNNER_JOB_UIDS to a mapped range, or RUNNER_JOB_USER to one user for all jobs',
+      );
+    }
+  }
+  return range;
+}
+
+/** Who a job runs as when it gets a uid of its own: the same number as its group, no other group, its directory as HOME. */
+export function perJobIdentity(uid: number, home: string): JobUser {
+  return { uid, gid: uid, groups: [], login: { user: `drover-${uid}`, home } };
 }
 
 function configError(problem: string): DroverError {

@@ -4,7 +4,8 @@ import {
 import { chown, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ExecExit, ExecProcess, ExecRequest, Executor } from './executor.js';
-import { loginEnv, resolveIdentity, type Identity, type JobUser } from './identity.js';
+import { loginEnv, perJobIdentity, resolveIdentity, type Identity, type JobUser } from './identity.js';
+import type { JobUidLease, JobUidPool } from './job-uids.js';
 import { OutputCollector } from './output.js';
 
 /** Parents already created: at thousands of jobs a second every saved syscall counts. */
@@ -45,8 +46,10 @@ export interface ExecutionOptions {
   limits: NonNullable<ExecRequest['limits']>;
   allowedUsers: string[];
   allowedGroups: string[];
-  /** Whom jobs that name no `user` run as (RUNNER_JOB_USER); undefined: the runner's own user. */
+  /** Whom jobs that name no `user` run as (RUNNER_JOB_USER); undefined: the runner's own user, or jobUids. */
   jobUser: JobUser | undefined;
+  /** When set, each job that names no `user` runs as a uid of its own from this pool (RUNNER_JOB_UIDS). */
+  jobUids?: JobUidPool | undefined;
   /** Interpreters scripts may name (DROVER_SCRIPT_INTERPRETERS). */
   interpreters: string[];
   /** The command policy (DROVER_POLICY_FILE): the program is resolved and checked against it right before the spawn. */
@@ -151,8 +154,12 @@ export class JobExecution {
     let refusal: string | undefined;
     // A private directory per attempt: the default cwd and TMPDIR, removed afterwards.
     const jobDir = await makeJobDir(this.opts.workDir, this.id);
+    let uidLease: JobUidLease | undefined;
     try {
-      const identity = resolveIdentity(spec, { users: this.opts.allowedUsers, groups: this.opts.allowedGroups }, this.opts.jobUser);
+      // A uid of its own, taken before anything is handed to it and held until the job's last process is gone.
+      if (spec.user === undefined && this.opts.jobUids) uidLease = await this.opts.jobUids.acquire();
+      const base = uidLease ? perJobIdentity(uidLease.uid, jobDir) : this.opts.jobUser;
+      const identity = resolveIdentity(spec, { users: this.opts.allowedUsers, groups: this.opts.allowedGroups }, base);
       if (identity.uid !== undefined || identity.gid !== undefined) await chown(jobDir, identity.uid ?? -1, identity.gid ?? -1);
       const env = { ...this.childEnv(spec, identity), DROVER_JOB_DIR: jobDir, TMPDIR: jobDir };
       const argv = await prepareFiles(spec, jobDir, identity, this.opts.interpreters);
@@ -183,7 +190,13 @@ export class JobExecution {
       clearTimeout(this.timeoutTimer);
       clearTimeout(this.killTimer);
     }
-    await Promise.all([output.close(), removeJobDir(jobDir).catch((err: unknown) => this.log.warn({ err, jobDir }, 'removing the job directory failed'))]);
+    const removeDir = (): Promise<void> => removeJobDir(jobDir).catch((err: unknown) => {
+      this.log.warn({ err, jobDir }, 'removing the job directory failed');
+      throw err;
+    });
+    // With a uid of its own: its leftovers are killed first, and the uid is free only once its directory is gone.
+    const cleanup = uidLease ? uidLease.release(removeDir) : removeDir().catch(() => undefined);
+    await Promise.all([output.close(), cleanup]);
     if (refusal !== undefined) {
       return {
         outcome: 'failed', error: `refused by the runner's command policy: ${refusal}`, final: true, exitCode: null, signal: null,

@@ -9,6 +9,7 @@ import { DEFAULT_SPAWNER_PATH, SpawnerExecutor } from './spawner-executor.js';
 import { Heartbeat } from './heartbeat.js';
 import { chooseJobUser, type JobUserChoice } from './identity.js';
 import { JobExecution } from './job-execution.js';
+import { JobUidPool } from './job-uids.js';
 import { Slots } from './slots.js';
 import { untilStored } from './store-retry.js';
 import { CoyotesListReader } from './coyotes-list.js';
@@ -62,13 +63,15 @@ export class Runner {
   private readonly limits: NonNullable<ExecRequest['limits']>;
   /** Whom jobs run as when they name no user (RUNNER_JOB_USER), decided once. */
   private readonly jobUser: JobUserChoice;
+  /** A uid per running job (RUNNER_JOB_UIDS), when the runner can switch users and RUNNER_JOB_USER is unset. */
+  private readonly jobUids: JobUidPool | undefined;
 
   constructor(private readonly opts: RunnerOptions) {
     const { config } = opts;
     this.id = config.runner.id;
     this.log = opts.logger.child({ runnerId: this.id });
     // Before any connection is opened: a job user that cannot be honoured is a configuration error.
-    this.jobUser = chooseJobUser(config.runner.jobUser);
+    this.jobUser = chooseJobUser(config.runner.jobUser, undefined, config.runner.jobUids);
     this.policy = loadPolicy(config.policyFile);
     this.envCipher = config.envKey ? new EnvCipher(config.envKey) : undefined;
     this.metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
@@ -83,6 +86,13 @@ export class Runner {
     this.events = new EventStore(this.redis, this.store.keys);
     this.transport = createTransport(config, logBrokerEvents(this.log, config.broker, this.metrics));
     this.executor = opts.executor ?? this.chooseExecutor();
+    const executor = this.executor;
+    this.jobUids = this.jobUser.uids && new JobUidPool({
+      range: this.jobUser.uids,
+      runnerId: this.id,
+      killAll: (uid) => executor.killUid(uid),
+      onRetired: (uid, err) => this.log.error({ uid, err: coerceError(err) }, 'a job uid could not be cleared after its job; it stays out of use'),
+    });
     this.slots = new Slots(config.runner.concurrency);
     this.heartbeat = new Heartbeat(this, this.store, this.log, {
       leaseMs: config.runner.leaseMs,
@@ -113,6 +123,10 @@ export class Runner {
       this.log.warn('RUNNER_MAX_OPEN_FILES / RUNNER_MAX_MEMORY_MB are not applied: only the spawner helper sets resource limits');
     }
     if (this.jobUser.warning) this.log.warn({ jobUser: this.jobUser.user?.login.user ?? null }, this.jobUser.warning);
+    if (this.jobUids) {
+      const { first, last } = this.jobUids.range;
+      this.log.info({ jobUids: `${first}-${last}` }, 'each job runs as a uid of its own (RUNNER_JOB_UIDS)');
+    }
     await connectRedis(this.redis, 10_000);
     await checkRedisDurability(this.redis, this.log);
     await this.transport.ready();
@@ -214,7 +228,7 @@ export class Runner {
       {
         runnerId: this.id, killGraceMs, outputCapBytes: runner.outputCapBytes, envPassthrough: runner.envPassthrough,
         baseEnv: this.opts.env ?? process.env, workDir: runner.workDir, limits: this.limits,
-        allowedUsers: runner.allowedUsers, allowedGroups: runner.allowedGroups, jobUser: this.jobUser.user,
+        allowedUsers: runner.allowedUsers, allowedGroups: runner.allowedGroups, jobUser: this.jobUser.user, jobUids: this.jobUids,
         interpreters: this.opts.config.scripts?.interpreters ?? ['sh', 'bash', 'python3', 'node'],
         policy: this.policy,
         envCipher: this.envCipher,

@@ -4,8 +4,8 @@ import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
 import type { Logger } from '@drover/core';
-import { ChildProcessExecutor, signalGroup, type ExecExit, type ExecProcess, type ExecRequest, type Executor, type OutputStreamName } from './executor.js';
-import { FrameDecoder, encodeSignal, encodeStart, type SpawnerEvent } from './spawner-protocol.js';
+import { ChildProcessExecutor, jobUidProblem, signalGroup, type ExecExit, type ExecProcess, type ExecRequest, type Executor, type OutputStreamName } from './executor.js';
+import { FrameDecoder, KILL_UID_VERSION, encodeKillUid, encodeSignal, encodeStart, type SpawnerEvent } from './spawner-protocol.js';
 
 /** Where `npm ci` / `npm run build` put the compiled helper (see scripts/build-spawner.mjs). */
 export const DEFAULT_SPAWNER_PATH = fileURLToPath(new URL('../native/build/drover-spawner', import.meta.url));
@@ -41,6 +41,10 @@ export class SpawnerExecutor implements Executor {
   private helper: ChildProcess | undefined;
   private state: 'down' | 'starting' | 'up' | 'closed' = 'down';
   private readonly jobs = new Map<number, Pending>();
+  /** killUid requests the helper has not answered yet, by request id. */
+  private readonly kills = new Map<number, { uid: number; done: (err: Error | undefined) => void }>();
+  /** What the running helper speaks (its ready frame); an older binary lacks KillUid. */
+  private helperVersion = 0;
   private nextId = 1;
   private restartDelay = RESTART_MIN_MS;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -77,8 +81,10 @@ export class SpawnerExecutor implements Executor {
       helper.once('error', reject);
       helper.stdout.on('data', (chunk: Buffer) => {
         for (const ev of decoder.push(chunk)) {
-          if (ev.type === 'started' && ev.id === 0) resolve();
-          else this.onEvent(ev);
+          if (ev.type === 'started' && ev.id === 0) {
+            this.helperVersion = ev.version;
+            resolve();
+          } else this.onEvent(ev);
         }
       });
       helper.once('exit', (code, signal) => {
@@ -100,6 +106,12 @@ export class SpawnerExecutor implements Executor {
   }
 
   private onEvent(ev: SpawnerEvent): void {
+    if (ev.type === 'killed') {
+      const kill = this.kills.get(ev.id);
+      this.kills.delete(ev.id);
+      kill?.done(ev.errno === 0 ? undefined : new Error(`killing the processes of uid ${kill.uid}: ${errnoText(ev.errno)}`));
+      return;
+    }
     const job = this.jobs.get(ev.id);
     if (!job) return;
     switch (ev.type) {
@@ -150,6 +162,11 @@ export class SpawnerExecutor implements Executor {
       if (job.pid === undefined) job.started({ pid: undefined, exited: Promise.resolve(lost), signalGroup: () => undefined });
       else job.exited(lost);
     }
+    // Unanswered kills are done again without the helper: the uid's processes must be gone either way.
+    for (const [id, kill] of this.kills) {
+      this.kills.delete(id);
+      this.fallback.killUid(kill.uid).then(() => kill.done(undefined), (err: Error) => kill.done(err));
+    }
     if (wasClosed) return;
     this.log.warn({ code, signal, restartInMs: this.restartDelay }, 'spawner helper died; using child_process until it is back');
     this.restartTimer = setTimeout(() => void this.init(), this.restartDelay);
@@ -169,6 +186,17 @@ export class SpawnerExecutor implements Executor {
       this.jobs.set(id, { onOutput, started: resolve, exited: () => undefined, pid: undefined });
       const limits = (request.limits ?? []).map((l) => ({ resource: RLIMIT[l.resource], soft: BigInt(l.value), hard: BigInt(l.value) }));
       this.send(encodeStart({ id, uid: request.uid ?? -1, gid: request.gid ?? -1, groups: request.groups, cwd: request.cwd ?? '', argv, env, limits }));
+    });
+  }
+
+  killUid(uid: number): Promise<void> {
+    const problem = jobUidProblem(uid);
+    if (problem) return Promise.reject(new Error(problem));
+    if (this.state !== 'up' || !this.helper?.stdin?.writable || this.helperVersion < KILL_UID_VERSION) return this.fallback.killUid(uid);
+    const id = this.nextId++;
+    return new Promise<void>((resolve, reject) => {
+      this.kills.set(id, { uid, done: (err) => (err ? reject(err) : resolve()) });
+      this.send(encodeKillUid(id, uid));
     });
   }
 

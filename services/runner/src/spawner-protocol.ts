@@ -2,8 +2,11 @@
  * Wire format shared with native/spawner.c: frames of u32 payload length (LE), u8 type, payload.
  * Kept in one file so the two sides are easy to compare.
  */
-export const Command = { Start: 1, Signal: 2 } as const;
-export const Event = { Started: 1, Failed: 2, Output: 3, Exit: 4 } as const;
+export const Command = { Start: 1, Signal: 2, KillUid: 3 } as const;
+export const Event = { Started: 1, Failed: 2, Output: 3, Exit: 4, Killed: 5 } as const;
+
+/** The protocol version from which the helper takes KillUid; its ready frame (started, id 0) says which it speaks. */
+export const KILL_UID_VERSION = 2;
 
 export interface StartCommand {
   id: number;
@@ -56,8 +59,19 @@ export function encodeSignal(id: number, signo: number): Buffer {
   return buf;
 }
 
+/** Every process of `uid` gets SIGKILL; answered by a `killed` event with the same id. */
+export function encodeKillUid(id: number, uid: number): Buffer {
+  const buf = Buffer.allocUnsafe(13);
+  buf.writeUInt32LE(8, 0);
+  buf.writeUInt8(Command.KillUid, 4);
+  buf.writeUInt32LE(id, 5);
+  buf.writeUInt32LE(uid, 9);
+  return buf;
+}
+
 export type SpawnerEvent =
-  | { type: 'started'; id: number; pid: number }
+  | { type: 'started'; id: number; pid: number; version: number }
+  | { type: 'killed'; id: number; errno: number }
   | { type: 'failed'; id: number; errno: number }
   | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; data: Buffer }
   | { type: 'exit'; id: number; code: number; signal: number; userUs: number; systemUs: number; maxRssKb: number };
@@ -78,7 +92,11 @@ export class FrameDecoder {
       const id = buf.readUInt32LE(p);
       switch (type) {
         case Event.Started:
-          yield { type: 'started', id, pid: buf.readInt32LE(p + 4) };
+          // Helpers before version 2 sent no version.
+          yield { type: 'started', id, pid: buf.readInt32LE(p + 4), version: len >= 12 ? buf.readUInt32LE(p + 8) : 1 };
+          break;
+        case Event.Killed:
+          yield { type: 'killed', id, errno: buf.readInt32LE(p + 4) };
           break;
         case Event.Failed:
           yield { type: 'failed', id, errno: buf.readInt32LE(p + 4) };
