@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { isTerminal, type JobRecord } from '@drover/core';
-import { DEFAULT_SPAWNER_PATH } from '@drover/runner';
+import { DEFAULT_JOB_UIDS, DEFAULT_SPAWNER_PATH } from '@drover/runner';
 import { freePort, spawnDrover, startService, startServiceReady } from './helpers/processes.js';
 import { AMQP_URL, testPrefix } from './helpers/stack.js';
 import { until } from './helpers/until.js';
@@ -32,6 +32,7 @@ const NOBODY = (() => {
 const SWEEP = String.raw`
 id
 echo "login HOME=$HOME USER=$USER LOGNAME=$LOGNAME"
+echo "jobdir $DROVER_JOB_DIR"
 echo "parent $PPID"
 echo "self-environ $(tr '\0' ' ' < /proc/$$/environ)"
 for d in /proc/[0-9]*; do
@@ -177,6 +178,15 @@ function parentOf(output: string): number {
   return Number(/^parent (\d+)$/m.exec(output)?.[1]);
 }
 
+/** The default of a root runner: a uid of its own from the default range, gid the same, HOME its job directory. */
+function assertRanAsOwnUid(output: string): void {
+  const [, uid, gid, groups] = /^uid=(\d+) gid=(\d+) groups=(\S+)$/m.exec(output) ?? [];
+  assert.ok(Number(uid) >= DEFAULT_JOB_UIDS.first && Number(uid) <= DEFAULT_JOB_UIDS.last, `a uid of its own (${uid})`);
+  assert.deepEqual([gid, groups], [uid, uid], 'its gid is the same number, and it has no other group');
+  const dir = /^jobdir (.*)$/m.exec(output)?.[1];
+  assert.match(output, new RegExp(`^login HOME=${dir} USER=drover-${uid} LOGNAME=drover-${uid}$`, 'm'), 'HOME is its job directory');
+}
+
 function assertRanAsNobody(output: string): void {
   assert.match(output, new RegExp(`^uid=${NOBODY.uid}\\(nobody\\) gid=${NOBODY.gid}\\(`, 'm'));
   assert.match(output, new RegExp(`^login HOME=${NOBODY.home} USER=nobody LOGNAME=nobody$`, 'm'), "HOME, USER and LOGNAME are nobody's");
@@ -189,17 +199,18 @@ function assertDenied(output: string, pid: number, whose: string): void {
 test('a job cannot reach the secrets of its runner, its spawner helper or the other services', async (t) => {
   const s = await startSecretStack(t);
   const jobEnv = (runner: ChildProcess): Record<string, string> => ({ RUNNER_PID: String(runner.pid), SECRET_FILES: s.secretFiles.join(' ') });
-  const [helperRunner, fallbackRunner, rootRunner] = await Promise.all([
+  const [helperRunner, fallbackRunner, sharedRunner, rootRunner] = await Promise.all([
     startRunner(t, s, 'iso-helper', { RUNNER_EXECUTOR: 'spawner' }),
     // The child_process executor, also what a runner uses while its helper is down; its secret comes from a file.
     startRunner(t, s, 'iso-fallback', { RUNNER_EXECUTOR: 'child_process', DROVER_CALLBACK_SECRET: '', DROVER_CALLBACK_SECRET_FILE: s.secretFiles[0]! }),
+    startRunner(t, s, 'iso-shared', { RUNNER_EXECUTOR: 'spawner', RUNNER_JOB_USER: 'nobody' }),
     startRunner(t, s, 'iso-root', { RUNNER_EXECUTOR: 'spawner', RUNNER_JOB_USER: 'root' }),
   ]);
 
-  await t.test('root runner, spawner helper: the job runs as nobody and finds no secret', async () => {
+  await t.test('root runner, spawner helper: the job runs as a uid of its own and finds no secret', async () => {
     const { job, output } = await s.run('iso-helper', jobEnv(helperRunner));
     assertSweepWorked(output, job, helperRunner.pid!);
-    assertRanAsNobody(output);
+    assertRanAsOwnUid(output);
     const spawner = parentOf(output);
     assert.equal(basename(readlinkSync(`/proc/${spawner}/exe`)), basename(DEFAULT_SPAWNER_PATH), "the job's parent is the spawner helper");
     assert.match(readFileSync(`/proc/${spawner}/status`, 'utf8'), new RegExp(`^PPid:\\s+${helperRunner.pid}$`, 'm'), 'of this runner');
@@ -210,12 +221,22 @@ test('a job cannot reach the secrets of its runner, its spawner helper or the ot
     assert.deepEqual(leaked(s, output), []);
   });
 
-  await t.test('root runner, child_process executor: the job runs as nobody and finds no secret', async () => {
+  await t.test('root runner, child_process executor: the job runs as a uid of its own and finds no secret', async () => {
     const { job, output } = await s.run('iso-fallback', jobEnv(fallbackRunner));
     assertSweepWorked(output, job, fallbackRunner.pid!);
-    assertRanAsNobody(output);
+    assertRanAsOwnUid(output);
     assert.equal(parentOf(output), fallbackRunner.pid, 'started by the runner itself');
     assertDenied(output, fallbackRunner.pid!, 'the runner');
+    for (const file of s.secretFiles) assert.match(output, new RegExp(`^read file ${file}: .*Permission denied`, 'm'));
+    assert.deepEqual(leaked(s, output), []);
+  });
+
+  await t.test('root runner, RUNNER_JOB_USER=nobody (one user for all jobs): the job runs as nobody and finds no secret', async () => {
+    const { job, output } = await s.run('iso-shared', jobEnv(sharedRunner));
+    assertSweepWorked(output, job, sharedRunner.pid!);
+    assertRanAsNobody(output);
+    assertDenied(output, parentOf(output), 'the spawner');
+    assertDenied(output, sharedRunner.pid!, 'the runner');
     for (const file of s.secretFiles) assert.match(output, new RegExp(`^read file ${file}: .*Permission denied`, 'm'));
     assert.deepEqual(leaked(s, output), []);
   });
