@@ -5,8 +5,9 @@
 # Runs as uid 1000 (the image's `node` user) and works with a read-only root filesystem as long as /tmp is
 # writable (tmpfs in compose, emptyDir in Kubernetes): runners keep each job's working directory there.
 # Runners are the exception: docker-compose.yml and deploy/k8s start them as root with a handful of capabilities,
-# only so that every job runs as another, unprivileged user (RUNNER_JOB_USER) that cannot read the runner's
-# secrets, environment or memory. A runner left at uid 1000 runs jobs as uid 1000, and they can read all of it.
+# only so that every job runs as an unprivileged uid of its own (RUNNER_JOB_UIDS) that cannot read the runner's
+# secrets, environment or memory, nor another job's. A runner left at uid 1000 runs jobs as uid 1000, and they can
+# read all of it.
 FROM node:22-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
@@ -28,10 +29,10 @@ FROM node:22-bookworm-slim
 # tini as PID 1: it forwards SIGTERM to node (which drains) and reaps processes that jobs leave behind
 # (a job's background children are re-parented to PID 1 when the job's shell exits; node would not reap them).
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
-# The users jobs run as: drover-job in the shipped setups (RUNNER_JOB_USER=drover-job, its HOME a tmpfs or emptyDir
-# at /home/job), nobody for a root runner without RUNNER_JOB_USER. A runner refuses to start if its job user is
-# missing, so the build checks nobody is there. Then no setuid/setgid programs are left: a job must find no way back
-# to root (no-new-privileges stops them too; this holds without it).
+# The shipped setups run each job as a uid of its own, which has no passwd entry. For one user shared by all jobs
+# instead: RUNNER_JOB_USER=drover-job (mount a tmpfs or emptyDir at its HOME /home/job) or nobody; a runner refuses
+# to start if its job user is missing, so the build checks nobody is there. Then no setuid/setgid programs are left:
+# a job must find no way back to root (no-new-privileges stops them too; this holds without it).
 RUN groupadd --system --gid 10001 drover-job \
  && useradd --system --uid 10001 --gid 10001 --home-dir /home/job --no-create-home --shell /usr/sbin/nologin drover-job \
  && install -d -o 10001 -g 10001 -m 0700 /home/job \

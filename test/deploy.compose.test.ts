@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import { loadConfig } from '@drover/core';
+import { DEFAULT_JOB_UIDS } from '@drover/runner';
 import { DROVER_LIKE, ROOT, asArray, asObj, asString, composeEnv, dockerfileFinalStage, dockerfileUsers, dummySecret, get, interpolations, isObj, knownEnvNames, loadCompose, parseDuration, parseEnvFile, parseYaml, readText, type ComposeModel, type Obj, hostPort } from './helpers/deploy.js';
-import { RUNNER_CAPABILITIES, composeVolumeMounts, parseAcl, runComposeInit, sha256, withHostFiles } from './helpers/deploy-secrets.js';
+import { RUNNER_CAPABILITIES, assertUidPerJob, composeVolumeMounts, parseAcl, runComposeInit, sha256, withHostFiles } from './helpers/deploy-secrets.js';
 
 const BASE = 'docker-compose.yml';
 const RABBITMQ = 'docker-compose.rabbitmq.yml';
@@ -531,13 +532,12 @@ test('compose: init-secrets gives each service its own files, owned by the user 
     assert.equal(readers.length, 1, `${volume} is mounted into one service`);
     assert.ok(composeVolumeMounts(readers[0]![1]).find((m) => m.volume === volume)!.readOnly, `${volume} is mounted read-only`);
   }
-  // Read as the users that would try: a job (the runner's job user, nobody) reads no service's secrets, and the
-  // runner's directory cannot even be listed; the API's user reads its own files, not the runner's.
-  const jobUser = composeEnv(model.services.runner!).RUNNER_JOB_USER!;
-  const jobUid = dockerfileUsers().get(jobUser)?.uid;
-  assert.ok(jobUid !== undefined && jobUid > 0, `the image creates ${jobUser}`);
+  // Read as the users that would try: a job (any uid of the runner's job uids; drover-job and nobody, the users
+  // RUNNER_JOB_USER could name) reads no service's secrets, and the runner's directory cannot even be listed; the
+  // API's user reads its own files, not the runner's.
+  const jobUids = settingsOf(model.services.runner!).runner.jobUids ?? DEFAULT_JOB_UIDS;
   const as = (uid: number, ...cmd: string[]): boolean => spawnSync('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', ...cmd], { stdio: 'ignore' }).status === 0;
-  for (const uid of [jobUid, 65534]) {
+  for (const uid of [jobUids.first, jobUids.last, dockerfileUsers().get('drover-job')!.uid, 65534]) {
     for (const volume of Object.keys(expected)) {
       for (const f of expected[volume]!.files) assert.equal(as(uid, 'cat', join(volumes.get(volume)!, f)), false, `uid ${uid} cannot read ${volume}/${f}`);
     }
@@ -610,7 +610,12 @@ test('compose: no container holds a secret in its environment (but init-secrets,
   }
 });
 
-test('compose: the runner is root with exactly the documented capabilities and runs jobs as a user the image creates; the rest run without root', () => {
+/** A service's configuration from its compose environment, its secret files (not there outside a container) left out. */
+function settingsOf(service: Obj): ReturnType<typeof loadConfig> {
+  return loadConfig(Object.fromEntries(Object.entries(composeEnv(service)).filter(([k]) => !k.endsWith('_FILE'))));
+}
+
+test('compose: the runner is root with exactly the documented capabilities and runs each job as a uid of its own; the rest run without root', () => {
   const composeText = readText(BASE);
   for (const v of variants) {
     const model = load(v.files);
@@ -620,13 +625,7 @@ test('compose: the runner is root with exactly the documented capabilities and r
     assert.deepEqual([...(runner.cap_add as string[])].sort(), [...RUNNER_CAPABILITIES].sort(), 'exactly these capabilities');
     assert.ok((asArray(runner.security_opt, 'security_opt') as string[]).includes('no-new-privileges:true'), 'no-new-privileges');
     assert.equal(runner.read_only, true);
-    const jobUser = composeEnv(runner).RUNNER_JOB_USER;
-    assert.ok(jobUser && !['root', '0'].includes(jobUser), 'jobs run as an unprivileged user');
-    const user = dockerfileUsers().get(jobUser);
-    assert.ok(user && user.uid > 0, `the image creates ${jobUser}`);
-    const home = (asArray(runner.tmpfs, 'tmpfs') as string[]).find((m) => m.startsWith(`${user.home}:`));
-    assert.ok(home, `a tmpfs at ${jobUser}'s HOME ${user.home}`);
-    assert.ok(home.includes(`uid=${user.uid},gid=${user.gid},mode=0700`), `${user.home} belongs to ${jobUser} alone`);
+    assertUidPerJob(settingsOf(runner), (asArray(runner.tmpfs, 'tmpfs') as string[]).map((m) => m.split(':')[0]!));
     for (const name of ['api', 'scheduler'] as const) {
       const svc = model.services[name]!;
       assert.equal(svc.user, undefined, `${name} runs as the image's uid 1000`);
@@ -655,6 +654,6 @@ test('Dockerfile: the final stage creates the job user with its HOME, checks nob
   assert.ok(jobUser.uid >= 1000 && jobUser.uid !== 1000 && jobUser.gid === jobUser.uid, 'its own uid and group, neither root nor the services\' 1000');
   assert.match(run, new RegExp(`groupadd [^&]*--gid ${jobUser.gid} drover-job`), 'with its own group');
   assert.match(run, new RegExp(`install -d -o ${jobUser.uid} -g ${jobUser.gid} -m 0700 ${jobUser.home}`), 'its HOME exists, its own');
-  assert.match(run, /getent passwd nobody/, 'nobody (the default job user of a root runner) is checked');
+  assert.match(run, /getent passwd nobody/, 'nobody (what RUNNER_JOB_USER most often names) is checked');
   assert.match(run, /find \/ -xdev -perm \/6000 -type f -exec chmod a-s/, 'setuid and setgid bits are removed');
 });

@@ -2,8 +2,8 @@
 // file; the API and the scheduler as uid 1000 and the runner as root with exactly the capabilities the deployment
 // files give it (no-new-privileges, every other capability out of its bounding set), each service as its own
 // process logging in as its own Redis user, its secrets in files with the owners and modes init-secrets.sh gives
-// them; jobs as another uid. A job then tries to get at the runner's secrets; Redis's ACL LOG shows whether any
-// service was ever denied a command, key or channel.
+// them; each job as a uid of its own (RUNNER_JOB_USER unset, as shipped). A job then tries to get at the runner's
+// secrets; Redis's ACL LOG shows whether any service was ever denied a command, key or channel.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import type { JobRecord } from '@drover/core';
+import { DEFAULT_JOB_UIDS } from '@drover/runner';
 import { ROOT, asArray, asObj, parseYaml, readText } from './helpers/deploy.js';
 import { renderAcl, sha256, startAclRedis, tempDir } from './helpers/deploy-secrets.js';
 import { freePort } from './helpers/processes.js';
@@ -19,8 +20,8 @@ import { testPrefix } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 
 const SERVICE_UID = 1000;
-const JOB_USER = 'nobody';
-const JOB_UID = 65534;
+/** Jobs run as uids of their own from the default range, as in the shipped setups (no RUNNER_JOB_USER). */
+const isJobUid = (uid: number): boolean => uid >= DEFAULT_JOB_UIDS.first && uid <= DEFAULT_JOB_UIDS.last;
 
 /** The runner's capabilities as docker-compose.yml adds them (the k8s test checks deploy/k8s names the same). */
 function shippedRunnerCaps(): string[] {
@@ -109,7 +110,7 @@ test('deployed as shipped: each service logs in as its own Redis user from a fil
   const runnerId = `runner-${prefix.slice(5, 13)}`;
   const scheduler = startAs(t, asServiceUser, 'scheduler', { ...common, ...files.scheduler });
   const api = startAs(t, asServiceUser, 'api', { ...common, ...files.api, DROVER_PORT: String(apiPort), DROVER_RATE_LIMIT: '0' });
-  const runner = startAs(t, asRunner, 'runner', { ...common, ...files.runner, RUNNER_JOB_USER: JOB_USER, RUNNER_WORK_DIR: workDir, RUNNER_ID: runnerId });
+  const runner = startAs(t, asRunner, 'runner', { ...common, ...files.runner, RUNNER_WORK_DIR: workDir, RUNNER_ID: runnerId });
   await Promise.all([scheduler.started, api.started, runner.started]);
 
   const base = `http://127.0.0.1:${apiPort}`;
@@ -149,7 +150,9 @@ test('deployed as shipped: each service logs in as its own Redis user from a fil
   const done = await finished(probe.body.id);
   const lines = await logLines(done.id);
   assert.equal(done.status, 'succeeded', lines.join('\n'));
-  assert.deepEqual(lines, [`uid=${JOB_UID} groups=${JOB_UID}`, 'greeting=hello shipped=from the submitter'], 'the job ran as the job user alone, read none of the secrets, found the password in no process');
+  const jobUid = Number(/^uid=(\d+) groups=(\d+)$/.exec(lines[0] ?? '')?.[1]);
+  assert.ok(isJobUid(jobUid), `a uid of its own (${lines[0]})`);
+  assert.deepEqual(lines, [`uid=${jobUid} groups=${jobUid}`, 'greeting=hello shipped=from the submitter'], 'the job ran as its uid alone, read none of the secrets, found the password in no process');
   await until('the job directory to be removed', () => !existsSync(workDir) || readdirSync(workDir).length === 0, 10_000);
   assert.equal(statSync(files.runner.REDIS_URL_FILE).mode & 0o777, 0o400);
 
@@ -161,7 +164,7 @@ test('deployed as shipped: each service logs in as its own Redis user from a fil
   const sleeping = (): number[] =>
     readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
       try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8') === `sleep\0${tag}\0` && statSync(`/proc/${p}`).uid === JOB_UID;
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8') === `sleep\0${tag}\0` && isJobUid(statSync(`/proc/${p}`).uid);
       } catch {
         return false;
       }

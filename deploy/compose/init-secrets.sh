@@ -4,7 +4,7 @@
 #
 # Why not compose's own `secrets:`: Drover's containers have a read-only root filesystem, and there compose only
 # takes secrets from host files, bind-mounted with the host file's owner and mode (its uid/gid/mode options do not
-# apply to them). The runner runs as root without CAP_DAC_OVERRIDE and its jobs as nobody, so a runner secret must
+# apply to them). The runner runs as root without CAP_DAC_OVERRIDE and its jobs as other uids, so a runner secret must
 # be owned by root with mode 0400: readable by the runner, not by a job. A host file cannot promise that.
 #
 #   api        uid 1000      redis-url admin-token env-key [amqp-url] [database-url]

@@ -1,6 +1,7 @@
 // The secrets of the deployment files, made real enough to test: the files a container finds under its secret and
 // ConfigMap mounts (from the rendered Kubernetes objects, or written by compose's init-secrets script), Redis's
 // ACL file as the shipped render-acl.sh writes it, a parser for it, and a private redis-server that loads it.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import type { TestContext } from 'node:test';
-import { ROOT, asArray, asObj, asString, get, isObj, podSpec, type Container, type K8sObject } from './deploy.js';
+import type { DroverConfig } from '@drover/core';
+import { DEFAULT_JOB_UIDS } from '@drover/runner';
+import { ROOT, asArray, asObj, asString, dockerfileUsers, get, isObj, podSpec, type Container, type K8sObject } from './deploy.js';
 import { freePort } from './processes.js';
 
 export const ACL_DIR = join(ROOT, 'deploy/k8s/base/redis');
@@ -17,9 +20,25 @@ export const RENDER_ACL = join(ACL_DIR, 'render-acl.sh');
 export const COMPOSE_INIT = join(ROOT, 'deploy/compose/init-secrets.sh');
 /**
  * What the runner keeps of root, in docker-compose.yml and deploy/k8s alike (each file says why for each): switch
- * to the job user and its groups, give it its directory, signal its processes, write into and remove that directory.
+ * to the job's uid and group, give it its directory, signal its processes, write into and remove that directory.
  */
 export const RUNNER_CAPABILITIES = ['SETUID', 'SETGID', 'CHOWN', 'KILL', 'DAC_OVERRIDE'];
+
+/**
+ * A shipped runner gives each job a uid of its own: no RUNNER_JOB_USER, job uids (RUNNER_JOB_UIDS or the default)
+ * that hold no user of the image (root, node 1000, nobody, those the Dockerfile adds) and at least one per running
+ * job, and a writable work directory, which is also the jobs' HOME.
+ */
+export function assertUidPerJob(config: Pick<DroverConfig, 'runner'>, writableMounts: string[]): void {
+  assert.equal(config.runner.jobUser, undefined, 'RUNNER_JOB_USER unset: no user shared by all jobs');
+  const { first, last } = config.runner.jobUids ?? DEFAULT_JOB_UIDS;
+  for (const uid of [0, 1000, 65534, ...[...dockerfileUsers().values()].map((u) => u.uid)]) {
+    assert.ok(uid < first || uid > last, `the job uids ${first}-${last} hold no user of the image (uid ${uid})`);
+  }
+  assert.ok(last - first + 1 >= config.runner.concurrency, 'a uid for every running job');
+  const wd = config.runner.workDir;
+  assert.ok(writableMounts.some((m) => wd === m || wd.startsWith(`${m}/`)), `the jobs' directories and HOME, under ${wd}, are writable`);
+}
 
 /** A temporary directory removed after the test. */
 export function tempDir(t: TestContext, name: string): string {
