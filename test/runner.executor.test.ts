@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { createLogger } from '@drover/core';
-import { ChildProcessExecutor, DEFAULT_SPAWNER_PATH, SpawnerExecutor, type Executor } from '@drover/runner';
+import { DEFAULT_SPAWNER_PATH, SpawnerExecutor, type Executor } from '@drover/runner';
+import { EXECUTORS } from './helpers/executors.js';
 import { alive } from './helpers/stack.js';
 
 const log = createLogger('silent', 'test');
@@ -38,17 +39,8 @@ async function waitGone(pids: number[]): Promise<number[]> {
   return pids.filter(alive);
 }
 
-const executors: [string, () => Promise<Executor>][] = [
-  ['spawner helper', async () => {
-    const ex = new SpawnerExecutor(DEFAULT_SPAWNER_PATH, log);
-    await ex.init();
-    assert.ok(ex.usingHelper, 'the helper is built and running');
-    return ex;
-  }],
-  ['child_process', async () => new ChildProcessExecutor()],
-];
 
-for (const [name, make] of executors) {
+for (const [name, make] of EXECUTORS) {
   describe(`executor contract: ${name}`, () => {
     test('exit codes, signals, separate stdout/stderr, exact environment, cwd', async (t) => {
       const ex = await make();

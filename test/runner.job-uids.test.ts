@@ -5,13 +5,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { DroverError, createLogger, loadConfig, parseUidRange, type UidRange } from '@drover/core';
-import {
-  ChildProcessExecutor, DEFAULT_JOB_UIDS, DEFAULT_SPAWNER_PATH, JobUidPool, SpawnerExecutor, chooseJobUser, hostUidLock,
-  type Executor, type UidLock, type UserDatabase,
-} from '@drover/runner';
+import { DroverError, loadConfig, parseUidRange, type UidRange } from '@drover/core';
+import { DEFAULT_JOB_UIDS, JobUidPool, chooseJobUser, hostUidLock, type UidLock, type UserDatabase } from '@drover/runner';
 import { jobTempDir } from './helpers/job-dir.js';
 import { alive, startStack } from './helpers/stack.js';
+import { EXECUTORS } from './helpers/executors.js';
 import { until } from './helpers/until.js';
 
 /*
@@ -20,7 +18,6 @@ import { until } from './helpers/until.js';
  * handed out again, with both executors.
  */
 
-const log = createLogger('silent', 'test');
 
 /** The problem parseUidRange reports (fails when it accepts the text). */
 function rangeProblem(text: string): string {
@@ -244,17 +241,8 @@ function startAs(t: TestContext, uid: number, command: string): ChildProcess {
   return child;
 }
 
-const executors: [string, () => Promise<Executor>][] = [
-  ['spawner helper', async () => {
-    const ex = new SpawnerExecutor(DEFAULT_SPAWNER_PATH, log);
-    await ex.init();
-    assert.ok(ex.usingHelper, 'the helper is built and running');
-    return ex;
-  }],
-  ['child_process', async () => new ChildProcessExecutor()],
-];
 
-for (const [name, make] of executors) {
+for (const [name, make] of EXECUTORS) {
   test(`${name}: killUid kills every process of the uid, in its own session or not, and nothing of any other uid`, async (t) => {
     const ex = await make();
     t.after(() => ex.close());
