@@ -37,10 +37,15 @@ export function canSee(principal: Principal | undefined, queues: readonly string
   return !allowed || queues.every((q) => allowed.includes(q));
 }
 
+/** The queues of a workflow's steps. */
+export function workflowQueues(steps: readonly { job: { queue?: string | undefined } }[], defaultQueue = 'default'): string[] {
+  return [...new Set(steps.map((s) => s.job.queue ?? defaultQueue))];
+}
+
 /** The queues of the job specs a schedule fires (its job's, or every step's). */
 export function scheduleQueues(def: Pick<ScheduleDef, 'job' | 'workflow'>, defaultQueue = 'default'): string[] {
-  const templates = def.workflow ? def.workflow.steps.map((s) => s.job) : def.job ? [def.job] : [];
-  return [...new Set(templates.map((t) => t.queue ?? defaultQueue))];
+  if (def.workflow) return workflowQueues(def.workflow.steps, defaultQueue);
+  return def.job ? [def.job.queue ?? defaultQueue] : [];
 }
 
 /** A path parameter as the client sent it (routes' own schemas validate it later; guards run first). */
@@ -77,7 +82,7 @@ export function guards(ctx: ApiContext) {
     workflow: (name = 'id'): ResourceGuard => ({
       queuesOf: async (r) => {
         const wf = await ctx.workflows.get(param(r, name));
-        return wf ? [...new Set(wf.steps.map((s) => s.job.queue ?? 'default'))] : null;
+        return wf ? workflowQueues(wf.steps) : null;
       },
       missing: (r) => new DroverError('NOT_FOUND', `no workflow ${param(r, name)}`),
     }),

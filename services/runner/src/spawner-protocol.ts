@@ -50,23 +50,24 @@ export function encodeStart(c: StartCommand): Buffer {
   return buf;
 }
 
-export function encodeSignal(id: number, signo: number): Buffer {
+/** A command of one job id and one 32-bit argument (signal number, uid): the frame both small commands share. */
+function encodeIdArg(command: (typeof Command)[keyof typeof Command], id: number, arg: number, signed: boolean): Buffer {
   const buf = Buffer.allocUnsafe(13);
   buf.writeUInt32LE(8, 0);
-  buf.writeUInt8(Command.Signal, 4);
+  buf.writeUInt8(command, 4);
   buf.writeUInt32LE(id, 5);
-  buf.writeInt32LE(signo, 9);
+  if (signed) buf.writeInt32LE(arg, 9);
+  else buf.writeUInt32LE(arg, 9);
   return buf;
+}
+
+export function encodeSignal(id: number, signo: number): Buffer {
+  return encodeIdArg(Command.Signal, id, signo, true);
 }
 
 /** Every process of `uid` gets SIGKILL; answered by a `killed` event with the same id. */
 export function encodeKillUid(id: number, uid: number): Buffer {
-  const buf = Buffer.allocUnsafe(13);
-  buf.writeUInt32LE(8, 0);
-  buf.writeUInt8(Command.KillUid, 4);
-  buf.writeUInt32LE(id, 5);
-  buf.writeUInt32LE(uid, 9);
-  return buf;
+  return encodeIdArg(Command.KillUid, id, uid, false);
 }
 
 export type SpawnerEvent =

@@ -140,6 +140,11 @@ export interface Page<T> {
 }
 
 /** Job records, indexes and state changes in Redis. All transitions go through the Lua scripts. */
+/** What a dependency on a job Redis does not hold answers (also what a restricted token gets for another queue's). */
+export function unknownDependency(id: string): DroverError {
+  return new DroverError('VALIDATION', `dependsOn: no job ${id}`, [{ field: 'dependsOn', message: `no job ${id}` }]);
+}
+
 export class JobStore {
   readonly keys: Keys;
 
@@ -164,7 +169,7 @@ export class JobStore {
     const specs = jobs.map((j) => JSON.stringify(sealEnvOf(this.envCipher, j.spec)));
     jobs.forEach((j, i) => args.push(j.id, j.spec.queue, specs[i]!, j.runAt ?? '', createMeta(j)));
     const out = await this.redis.droverCreate(...args);
-    if (out[0] === 'unknown') throw new DroverError('VALIDATION', `dependsOn: no job ${out[1]}`, [{ field: 'dependsOn', message: `no job ${out[1]}` }]);
+    if (out[0] === 'unknown') throw unknownDependency(out[1] ?? '');
     const created: (Created | { readBack: string; duplicate: boolean })[] = [];
     for (let i = 0; i < jobs.length; i++) {
       const j = jobs[i]!;

@@ -1,5 +1,5 @@
 import {
-  DroverError, JobSpecInput, checkJobSpec, filesBytes, isJobId, isStoreFull, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
+  DroverError, JobSpecInput, unknownDependency, checkJobSpec, filesBytes, isJobId, isStoreFull, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
   SpanKind, failSpan, mergeNewestFirst, passes, startSpan, traceparentOf, type ArchiveFilter, type Context, type ArchivedJob, type Created, type JobRecord, type JobStatus, type NewJob,
 } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
@@ -53,14 +53,11 @@ async function assertDependenciesVisible(ctx: ApiContext, principal: Principal |
   if (!principal?.queues) return;
   const ids = [...new Set(jobs.flatMap((j) => (j.spec.dependsOn ?? []).filter(isJobId)))];
   const own = new Set(jobs.map((j) => j.id));
-  const jobQueue = guards(ctx).jobQueue;
-  for (const id of ids) {
-    if (own.has(id)) continue;
-    const queue = await jobQueue(id);
-    if (queue !== null && !canSee(principal, [queue])) {
-      throw new DroverError('VALIDATION', `dependsOn: no job ${id}`, [{ field: 'dependsOn', message: `no job ${id}` }]);
-    }
-  }
+  const foreign = ids.filter((id) => !own.has(id));
+  const { jobQueue } = guards(ctx);
+  const queues = await Promise.all(foreign.map(jobQueue));
+  const hidden = foreign.find((_, i) => queues[i] !== null && !canSee(principal, [queues[i]!]));
+  if (hidden !== undefined) throw unknownDependency(hidden);
 }
 
 type ListQuery = { queue?: string; status?: JobStatus; label?: string; schedule?: string; exitCode?: number; from?: string; to?: string; cursor?: string; limit?: number };

@@ -5,7 +5,7 @@ import {
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
-import { canSee, guards } from '../queue-scope.js';
+import { canSee, guards, workflowQueues } from '../queue-scope.js';
 import { ErrorResponse } from '../schemas.js';
 import { assertSubmittable, submitJobs, throwProblems } from './jobs.js';
 
@@ -37,7 +37,6 @@ const FAILED_STATES: StepState[] = ['failed', 'timed_out', 'lost', 'cancelled', 
 /** Keeper's workflows: a DAG of steps, each a job; restart whole, from the failed steps, or from given steps. */
 export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const guard = guards(ctx).workflow();
-  const stepQueues = (wf: WorkflowRecord): string[] => [...new Set(wf.steps.map((s) => s.job.queue ?? 'default'))];
   const view = async (wf: WorkflowRecord) => {
     const all = await ctx.store.getMany(Object.values(wf.jobs).flat());
     const byId = new Map(all.map((j) => [j.id, j]));
@@ -117,7 +116,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (request) => {
       const page = await ctx.workflows.list(request.query.cursor, request.query.limit ?? 50);
       // A workflow is visible only to a token allowed every one of its steps' queues.
-      const visible = page.items.filter((wf) => canSee(request.principal, stepQueues(wf)));
+      const visible = page.items.filter((wf) => canSee(request.principal, workflowQueues(wf.steps)));
       return { items: await Promise.all(visible.map(view)), nextCursor: page.nextCursor };
     },
   );
