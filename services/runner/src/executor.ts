@@ -18,6 +18,20 @@ export interface ExecRequest {
   groups?: number[];
   /** Resource limits applied in the child before exec (only the spawner helper can; see README). */
   limits?: { resource: 'nofile' | 'as'; value: number }[];
+  /**
+   * The attempt's own limits, already capped by the runner's maxima: enforced by the attempt's cgroup where the
+   * runner has one, else by rlimits where one fits (see docs/containment.md).
+   */
+  resources?: JobResources;
+  /** Names the attempt's cgroup, so leftovers of a dead runner can be told apart (job id and attempt). */
+  label?: string;
+}
+
+/** Per-attempt limits: memory in MiB, CPUs as a fraction of cores (0.5 = half a core), processes and threads. */
+export interface JobResources {
+  memoryMb?: number;
+  cpus?: number;
+  pids?: number;
 }
 
 export type OutputStreamName = 'stdout' | 'stderr';
@@ -31,6 +45,10 @@ export interface ExecExit {
   lost?: boolean;
   /** CPU time and peak memory of the command, where the executor can measure them. */
   usage?: ResourceUsage;
+  /** The kernel killed a process of the attempt for exceeding its memory limit (cgroup OOM kill). */
+  oomKilled?: boolean;
+  /** The executor killed the attempt because its deadline passed unrenewed (see ExecProcess.setDeadline). */
+  fenced?: boolean;
 }
 
 export interface ExecProcess {
@@ -40,6 +58,12 @@ export interface ExecProcess {
   readonly exited: Promise<ExecExit>;
   /** Sends a signal to the child's whole process group. */
   signalGroup(signal: NodeJS.Signals): void;
+  /**
+   * Dead man's switch: unless called again within `ms`, the executor kills the whole attempt (SIGKILL) and its
+   * exit says `fenced`. The runner calls it after every successful lease renewal, so an attempt whose lease can no
+   * longer be renewed stops before the lease expires. Each call replaces the previous deadline.
+   */
+  setDeadline(ms: number): void;
 }
 
 /** Launches commands as the leader of a new process group, so the runner's own signals never reach them. */
@@ -73,6 +97,31 @@ export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): vo
 }
 
 /**
+ * A deadline kept by a timer in the runner. It cannot fire while the runner's event loop is stalled; the spawner
+ * helper keeps the deadline in its own process instead, where it can (see spawner.c).
+ */
+export class DeadlineTimer {
+  private timer: NodeJS.Timeout | undefined;
+  fired = false;
+
+  constructor(private readonly kill: () => void) {}
+
+  set(ms: number): void {
+    clearTimeout(this.timer);
+    if (this.fired) return;
+    this.timer = setTimeout(() => {
+      this.fired = true;
+      this.kill();
+    }, Math.max(0, ms));
+    this.timer.unref();
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+/**
  * The portable executor, built on node:child_process. It forks the runner on the event loop thread, which is
  * costly for a large runner; it is the baseline and the fallback of the faster executors.
  */
@@ -93,6 +142,7 @@ export class ChildProcessExecutor implements Executor {
     child.stdout?.on('data', (c: Buffer) => onOutput('stdout', c));
     child.stderr?.on('data', (c: Buffer) => onOutput('stderr', c));
     const pid = child.pid;
+    const deadline = new DeadlineTimer(() => signalGroup(pid, 'SIGKILL'));
 
     const exited = new Promise<ExecExit>((resolve) => {
       let spawnError: string | undefined;
@@ -103,8 +153,10 @@ export class ChildProcessExecutor implements Executor {
       child.once('exit', (code, signal) => {
         // Background processes the command left in its group die with it.
         signalGroup(pid, 'SIGKILL');
+        deadline.clear();
         const result: ExecExit = { exitCode: code, signal };
         if (spawnError) result.error = spawnError;
+        if (deadline.fired) result.fenced = true;
         const linger = setTimeout(() => {
           child.stdout?.destroy();
           child.stderr?.destroy();
@@ -116,7 +168,7 @@ export class ChildProcessExecutor implements Executor {
         });
       });
     });
-    return { pid, exited, signalGroup: (sig) => signalGroup(pid, sig) };
+    return { pid, exited, signalGroup: (sig) => signalGroup(pid, sig), setDeadline: (ms) => deadline.set(ms) };
   }
 
   /** A shell of that uid runs kill -KILL -1 (the shell itself is spared; "no such process" is success). */

@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
 import type { Logger } from '@drover/core';
-import { ChildProcessExecutor, jobUidProblem, signalGroup, type ExecExit, type ExecProcess, type ExecRequest, type Executor, type OutputStreamName } from './executor.js';
+import { ChildProcessExecutor, DeadlineTimer, jobUidProblem, signalGroup, type ExecExit, type ExecProcess, type ExecRequest, type Executor, type OutputStreamName } from './executor.js';
 import { FrameDecoder, KILL_UID_VERSION, encodeKillUid, encodeSignal, encodeStart, type SpawnerEvent } from './spawner-protocol.js';
 
 /** Where `npm ci` / `npm run build` put the compiled helper (see scripts/build-spawner.mjs). */
@@ -18,6 +18,7 @@ interface Pending {
   started: (proc: ExecProcess) => void;
   exited: (exit: ExecExit) => void;
   pid: number | undefined;
+  deadline?: DeadlineTimer;
 }
 
 function errnoText(errno: number): string {
@@ -121,14 +122,16 @@ export class SpawnerExecutor implements Executor {
         break;
       case 'failed':
         this.jobs.delete(ev.id);
-        job.started({ pid: undefined, exited: Promise.resolve({ exitCode: null, signal: null, error: errnoText(ev.errno) }), signalGroup: () => undefined });
+        job.started({ pid: undefined, exited: Promise.resolve({ exitCode: null, signal: null, error: errnoText(ev.errno) }), signalGroup: () => undefined, setDeadline: () => undefined });
         break;
       case 'output':
         job.onOutput(ev.stream, ev.data);
         break;
       case 'exit':
         this.jobs.delete(ev.id);
+        job.deadline?.clear();
         job.exited({
+          ...(job.deadline?.fired ? { fenced: true } : {}),
           exitCode: ev.code >= 0 ? ev.code : null,
           signal: ev.signal ? (SIGNAL_NAMES.get(ev.signal) ?? String(ev.signal)) : null,
           usage: { userCpuMs: ev.userUs / 1000, systemCpuMs: ev.systemUs / 1000, maxRssKb: ev.maxRssKb },
@@ -139,14 +142,12 @@ export class SpawnerExecutor implements Executor {
 
   private process(id: number, job: Pending): ExecProcess {
     const exited = new Promise<ExecExit>((resolve) => (job.exited = resolve));
-    return {
-      pid: job.pid,
-      exited,
-      signalGroup: (sig) => {
-        if (this.state === 'up' && this.jobs.has(id)) this.send(encodeSignal(id, constants.signals[sig]));
-        else signalGroup(job.pid, sig);
-      },
+    const signal = (sig: NodeJS.Signals): void => {
+      if (this.state === 'up' && this.jobs.has(id)) this.send(encodeSignal(id, constants.signals[sig]));
+      else signalGroup(job.pid, sig);
     };
+    job.deadline = new DeadlineTimer(() => signal('SIGKILL'));
+    return { pid: job.pid, exited, signalGroup: signal, setDeadline: (ms) => job.deadline?.set(ms) };
   }
 
   /** Every job the helper held is reported lost and its group killed; then the helper is restarted with backoff. */
@@ -159,7 +160,7 @@ export class SpawnerExecutor implements Executor {
     for (const [id, job] of this.jobs) {
       this.jobs.delete(id);
       signalGroup(job.pid, 'SIGKILL');
-      if (job.pid === undefined) job.started({ pid: undefined, exited: Promise.resolve(lost), signalGroup: () => undefined });
+      if (job.pid === undefined) job.started({ pid: undefined, exited: Promise.resolve(lost), signalGroup: () => undefined, setDeadline: () => undefined });
       else job.exited(lost);
     }
     // Unanswered kills are done again without the helper: the uid's processes must be gone either way.

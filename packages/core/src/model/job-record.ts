@@ -8,7 +8,12 @@ export const RECORD_VERSION = 1;
 export interface ResourceUsage {
   userCpuMs: number;
   systemCpuMs: number;
+  /** Peak resident set of the largest single process the executor waited for (getrusage). */
   maxRssKb: number;
+  /** Peak memory of the whole attempt, every process counted, from its cgroup (absent without one). */
+  peakMemoryBytes?: number;
+  /** CPU time of the whole attempt, every process counted, from its cgroup (absent without one). */
+  cpuMs?: number;
 }
 
 /** What the API returns for a job. Times are ISO 8601 with milliseconds; absent facts are null. */
