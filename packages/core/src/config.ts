@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseEnvKey } from './env-cipher.js';
 import { DroverError } from './errors.js';
 import { QUEUE_NAME_PATTERN } from './model/job-spec.js';
+import { parseResourceMaximum, type JobResources } from './model/resources.js';
 import { outboundAllowProblems } from './outbound.js';
 import { webhookSecretProblem } from './webhook-signing.js';
 
@@ -135,6 +136,12 @@ export interface DroverConfig {
      * runner's DEFAULT_JOB_UIDS). Never set together with RUNNER_JOB_USER.
      */
     jobUids: UidRange | undefined;
+    /**
+     * `RUNNER_MAX_JOB_MEMORY_MB`, `RUNNER_MAX_JOB_CPUS`, `RUNNER_MAX_JOB_PIDS`, default 0 (none): the most one attempt
+     * may use on this runner. Also the limit of a job that sets none (so no job here exceeds it); a job that asks
+     * for more fails at once, without retries.
+     */
+    maxJobResources: JobResources;
   };
   scheduler: {
     /** `SCHEDULER_TICK_MS`, default 50: how often due delayed jobs and expired leases are checked. */
@@ -302,6 +309,19 @@ function envKeyOf(text: string | undefined, problems: string[]): Buffer | undefi
   return typeof key === 'string' ? undefined : key;
 }
 
+function maxJobResourcesOf(r: EnvReader): JobResources {
+  const out: JobResources = {};
+  const read = (name: keyof JobResources, variable: string): void => {
+    const v = parseResourceMaximum(name, r.optional(variable));
+    if (typeof v === 'string') r.problems.push(v);
+    else if (v !== undefined) out[name] = v;
+  };
+  read('memoryMb', 'RUNNER_MAX_JOB_MEMORY_MB');
+  read('cpus', 'RUNNER_MAX_JOB_CPUS');
+  read('pids', 'RUNNER_MAX_JOB_PIDS');
+  return out;
+}
+
 function jobUidsOf(r: EnvReader): UidRange | undefined {
   const text = r.optional('RUNNER_JOB_UIDS');
   if (text === undefined) return undefined;
@@ -381,6 +401,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       allowedGroups: r.list('RUNNER_ALLOWED_GROUPS', ''),
       jobUser: r.optional('RUNNER_JOB_USER'),
       jobUids: jobUidsOf(r),
+      maxJobResources: maxJobResourcesOf(r),
     },
     scheduler: {
       tickMs: r.int('SCHEDULER_TICK_MS', 50, 5, 60_000),

@@ -6,6 +6,7 @@ export * from './logger.js';
 export * from './redis.js';
 export * from './model/states.js';
 export * from './model/job-spec.js';
+export * from './model/resources.js';
 export * from './model/job-record.js';
 export * from './store/keys.js';
 export * from './store/job-store.js';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 import { OUTBOUND_URL } from '../outbound.js';
+import { Resources, type JobResources } from './resources.js';
 
 /**
  * What a client may submit. These schemas validate requests *and* generate the OpenAPI document, so the
@@ -123,6 +124,7 @@ export const JobTemplate = Type.Object(
     dedupeKey: Type.Optional(
       Type.String({ minLength: 1, maxLength: 256, description: 'While a job of this queue with the same key is unfinished, no new one is created.' }),
     ),
+    resources: Type.Optional(Resources),
   },
   { additionalProperties: false },
 );
@@ -169,6 +171,8 @@ export interface JobSpec {
   name?: string;
   dedupeKey?: string;
   callbackUrl?: string;
+  /** Limits the job asked for; the runner fills the rest from its queue's default and its own maxima. */
+  resources?: JobResources;
 }
 
 export interface SpecProblem {
@@ -272,6 +276,7 @@ export function normalizeJobSpec(input: JobTemplate, defaults: SpecDefaults): Jo
   if (input.name !== undefined) spec.name = input.name;
   if (input.dedupeKey !== undefined) spec.dedupeKey = input.dedupeKey;
   if (input.callbackUrl !== undefined) spec.callbackUrl = input.callbackUrl;
+  if (input.resources !== undefined && Object.keys(input.resources).length > 0) spec.resources = input.resources;
   return spec;
 }
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { MAX_DURATION_MS } from './job-spec.js';
+import { Resources, parseResources, type JobResources } from './resources.js';
 
 /**
  * A queue's settings (Coyotes' channels): PUT /v1/queues/:name. Every setting is optional; `null` clears one.
@@ -34,6 +35,11 @@ export const QueueSettingsInput = Type.Object(
     defaultTimeoutMs: Type.Optional(
       Type.Union([Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS }), Type.Null()], { description: 'Timeout for jobs that set none.' }),
     ),
+    resources: Type.Optional(
+      Type.Union([Resources, Type.Null()], {
+        description: 'Limits for jobs of this queue that set none, field by field (each runner caps them at its maxima). null or {}: none.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -45,6 +51,8 @@ export interface QueueSettings {
   dedupe: boolean;
   paused: boolean;
   defaultTimeoutMs: number | null;
+  /** Default limits of the queue's jobs; absent when it has none. */
+  resources?: JobResources;
 }
 
 /** The stored hash (strings) as settings. */
@@ -52,12 +60,14 @@ export function settingsFromHash(h: Record<string, string>): QueueSettings {
   const int = (v: string | undefined): number | null => (v ? Number(v) : null);
   const max = int(h.rateMax);
   const perMs = int(h.ratePerMs);
+  const resources = parseResources(h.resources);
   return {
     concurrency: int(h.concurrency),
     rateLimit: max !== null && perMs !== null ? { max, perMs } : null,
     dedupe: h.dedupe === '1',
     paused: h.paused === '1',
     defaultTimeoutMs: int(h.defaultTimeoutMs),
+    ...(resources ? { resources } : {}),
   };
 }
 
@@ -78,5 +88,8 @@ export function settingsToHash(input: QueueSettingsInput): { set: Record<string,
   put('dedupe', input.dedupe);
   put('paused', input.paused);
   put('defaultTimeoutMs', input.defaultTimeoutMs);
+  // One JSON field, read whole by the claim script and handed to the runner as it is.
+  if (input.resources === null || (input.resources && Object.keys(input.resources).length === 0)) del.push('resources');
+  else if (input.resources) set.resources = JSON.stringify(input.resources);
   return { set, del };
 }

@@ -6,6 +6,7 @@ import { defineScripts } from '../redis.js';
 import { isJobId } from '../ids.js';
 import { recordFromHash, type AttemptRecord, type JobRecord, type ResourceUsage } from '../model/job-record.js';
 import type { JobSpec } from '../model/job-spec.js';
+import { parseResources, type JobResources } from '../model/resources.js';
 import type { JobStatus } from '../model/states.js';
 import { Keys } from './keys.js';
 import * as scripts from './scripts.js';
@@ -92,6 +93,8 @@ export interface Claim {
   gated: boolean;
   /** The queue's default timeout, for a job that sets none. */
   queueTimeoutMs: number | undefined;
+  /** The queue's default resources, for the limits a job sets none of. */
+  queueResources: JobResources | undefined;
   /** Which copy this is, for a job with replicas. */
   replica: number;
   /** Epoch ms the job was last queued (submitted, came due, or retried): the start of its queue wait. */
@@ -278,6 +281,7 @@ export class JobStore {
       replica: Number(r[6] || 0),
       queuedAt: r[7] ? Number(r[7]) : undefined,
       traceparent: typeof r[8] === 'string' && r[8] !== '' ? r[8] : undefined,
+      queueResources: parseResources(typeof r[9] === 'string' ? r[9] : undefined),
     };
   }
 

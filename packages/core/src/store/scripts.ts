@@ -299,16 +299,17 @@ return out
  * The queue's settings gate the claim too: paused, at its global concurrency, over its rate limit, or with older
  * jobs parked ahead (first come, first served) the job is parked in the queue instead: it stays `queued`, its
  * message is acknowledged, and it is released (republished) when the queue has room (RELEASE_PARKED).
- * Returns {1, attempt, spec, outputBytes, gated 0|1, queueDefaultTimeoutMs|'', replica|'', queuedAt|'', traceparent|''}
+ * Returns {1, attempt, spec, outputBytes, gated 0|1, queueDefaultTimeoutMs|'', replica|'', queuedAt|'', traceparent|'',
+ * queueResources (JSON)|''}
  * or {0, currentStatus|'parked'}.
  */
 export const CLAIM = `${PRELUDE}
 local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local k = jobKey(id)
 local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit', 'queuedAt', 'trace')
-local cfg = redis.call('HMGET', qcfgKey(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs')
+local cfg = redis.call('HMGET', qcfgKey(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs', 'resources')
 local gated = (cfg[1] == '1' or cfg[2] or cfg[3]) and 1 or 0
-if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or ''} end
+if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or ''} end
 if h[1] ~= 'queued' then return {0, h[1] or 'missing'} end
 -- A workflow's own concurrency: its steps past the limit wait in the workflow's parked set.
 if h[9] and redis.call('SCARD', base .. ':wf:' .. h[8] .. ':running') >= tonumber(h[9]) then
@@ -347,7 +348,7 @@ redis.call('ZADD', base .. ':leases', leaseUntil, id)
 redis.call('ZREM', base .. ':outbox', id)
 move(id, h[2], 'queued', 'running')
 emit('job.started', id, h[2], { attempt = attempt, runnerId = runnerId })
-return {1, attempt, h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or ''}
+return {1, attempt, h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or ''}
 `;
 
 /**
