@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { DroverError } from '@drover/core';
 import { DEFAULT_JOB_UIDS, chooseJobUser, perJobIdentity, resolveIdentity, type UserDatabase } from '@drover/runner';
+import { startStack } from './helpers/stack.js';
 
 const PASSWD = [
   'root:x:0:0:root:/root:/bin/bash',
@@ -40,7 +41,7 @@ test('a runner that can switch users runs jobs as RUNNER_JOB_USER, with its grou
   const users = db(t, ROOT);
   assert.deepEqual(chooseJobUser(undefined, users), { user: undefined, uids: DEFAULT_JOB_UIDS }, 'unset: a uid per job (runner.job-uids.test.ts)');
   assert.deepEqual(chooseJobUser('nobody', users), {
-    user: { uid: 65534, gid: 65534, groups: [65534, 100], login: { user: 'nobody', home: '/nonexistent' } },
+    user: { uid: 65534, gid: 65534, groups: [65534, 100], login: { user: 'nobody', home: '/nonexistent', shell: '/usr/sbin/nologin' } },
   });
   assert.deepEqual(chooseJobUser('builder', users).user?.groups, [1000, 100, 999], 'supplementary groups as initgroups sets them');
   const root = chooseJobUser('root', users);
@@ -76,12 +77,40 @@ test("a job's own user and group override the default job user, only from the al
   const nobody = chooseJobUser('nobody', users).user;
   const allowed = { users: ['builder'], groups: ['docker'] };
   assert.deepEqual(resolveIdentity({}, allowed, nobody, users), nobody);
-  assert.deepEqual(resolveIdentity({ user: 'builder' }, allowed, nobody, users), { uid: 1000, gid: 1000, groups: [1000, 100, 999], login: { user: 'builder', home: '/home/builder' } });
+  assert.deepEqual(resolveIdentity({ user: 'builder' }, allowed, nobody, users), { uid: 1000, gid: 1000, groups: [1000, 100, 999], login: { user: 'builder', home: '/home/builder', shell: '/bin/sh' } });
   assert.deepEqual(resolveIdentity({ group: 'docker' }, allowed, nobody, users), { ...nobody, gid: 999 }, 'a group replaces the primary group only');
   assert.throws(() => resolveIdentity({ user: 'root' }, allowed, nobody, users), /user "root" is not allowed on this runner \(RUNNER_ALLOWED_USERS\)/);
   assert.deepEqual(resolveIdentity({}, allowed, undefined, users), {}, "no default job user: the runner's own ids");
   const own = perJobIdentity(2_000_000_007, '/tmp/drover-jobs/j1-x');
-  assert.deepEqual(resolveIdentity({}, allowed, own, users), { uid: 2_000_000_007, gid: 2_000_000_007, groups: [], login: { user: 'drover-2000000007', home: '/tmp/drover-jobs/j1-x' } });
+  assert.deepEqual(resolveIdentity({}, allowed, own, users), { uid: 2_000_000_007, gid: 2_000_000_007, groups: [], login: { user: 'drover-2000000007', home: '/tmp/drover-jobs/j1-x', shell: '/bin/sh' } });
   assert.equal(resolveIdentity({ user: 'builder' }, allowed, own, users).uid, 1000, "a job's own user wins over a uid of its own");
   assert.deepEqual(resolveIdentity({ group: 'docker' }, allowed, own, users), { ...own, gid: 999 }, 'and so does its group');
+});
+
+/** The login fields of a passwd line: what login(1) would set for that user (an empty shell means /bin/sh). */
+function passwdLogin(name: string): { home: string; shell: string } {
+  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${name}:`));
+  const [, , , , , home = '', shell = ''] = line?.split(':') ?? [];
+  return { home, shell: shell || '/bin/sh' };
+}
+
+test('a job gets HOME, USER, LOGNAME and SHELL of the user it runs as; a uid of its own gets /bin/sh', { skip: process.geteuid?.() !== 0 && 'needs root' }, async (t) => {
+  const s = await startStack(t, { env: { RUNNER_ALLOWED_USERS: 'nobody' } });
+  const printLogin = 'echo "login $HOME|$USER|$LOGNAME|$SHELL"';
+  const output = async (spec: Record<string, unknown>): Promise<string> => {
+    const job = await s.run(spec);
+    assert.equal(job.status, 'succeeded', JSON.stringify(job));
+    const logs = await s.request<{ items: { line: string }[] }>('GET', `/v1/jobs/${job.id}/logs`);
+    return logs.body.items.map((i) => i.line).join('\n');
+  };
+  const nobody = passwdLogin('nobody');
+  assert.notEqual(nobody.shell, '/bin/sh', "nobody's shell differs from the per-job default, so the two cases tell each other apart");
+  assert.match(await output({ command: printLogin, user: 'nobody' }), new RegExp(`^login ${nobody.home}\\|nobody\\|nobody\\|${nobody.shell}$`, 'm'));
+  assert.match(await output({ command: printLogin }), /^login \S+\|drover-\d+\|drover-\d+\|\/bin\/sh$/m, 'a uid of its own has no passwd entry: /bin/sh');
+});
+
+test('an empty shell field in passwd means /bin/sh', (t) => {
+  const users = db(t, ROOT, PASSWD.replace('/home/builder:/bin/sh', '/home/builder:'));
+  assert.equal(chooseJobUser('builder', users).user?.login.shell, '/bin/sh');
+  assert.equal(chooseJobUser('root', users).user?.login.shell, '/bin/bash', 'a named shell is kept');
 });

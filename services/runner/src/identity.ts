@@ -4,15 +4,18 @@ import { DEFAULT_JOB_UIDS } from './job-uids.js';
 
 /**
  * Who a job runs as. Unset ids keep the runner's own; `login` is set when the job runs as a named user, whose
- * HOME, USER and LOGNAME it then gets instead of the runner's.
+ * HOME, USER, LOGNAME and SHELL it then gets instead of the runner's.
  */
 export interface Identity {
   uid?: number;
   gid?: number;
   /** Supplementary groups, as initgroups(3) sets them for a login: every group of /etc/group listing the user. */
   groups?: number[];
-  login?: { user: string; home: string };
+  login?: { user: string; home: string; shell: string };
 }
+
+/** The login shell of a user whose passwd entry names none, and of a uid of its own (which has no entry). */
+export const DEFAULT_SHELL = '/bin/sh';
 
 /** A named user the runner can switch to: everything a job needs to run as them. */
 export type JobUser = Required<Identity>;
@@ -74,8 +77,10 @@ function supplementaryGroups(file: string, user: string, primary: number): numbe
 function namedUser(db: Pick<UserDatabase, 'passwd' | 'group'>, name: string): JobUser | undefined {
   const pw = lookup(db.passwd, name);
   if (!pw || !/^\d+$/.test(pw[2] ?? '') || !/^\d+$/.test(pw[3] ?? '')) return undefined;
-  const [user = name, , uid, gid, , home = '/'] = pw;
-  return { uid: Number(uid), gid: Number(gid), groups: supplementaryGroups(db.group, user, Number(gid)), login: { user, home: home || '/' } };
+  const [user = name, , uid, gid, , home = '/', shell = ''] = pw;
+  // An empty shell field means /bin/sh (passwd(5)), as login(1) reads it.
+  const login = { user, home: home || '/', shell: shell.trim() || DEFAULT_SHELL };
+  return { uid: Number(uid), gid: Number(gid), groups: supplementaryGroups(db.group, user, Number(gid)), login };
 }
 
 /**
@@ -192,9 +197,12 @@ function checkedJobUids(db: UserDatabase, setting: UidRange | undefined): UidRan
   return range;
 }
 
-/** Who a job runs as when it gets a uid of its own: the same number as its group, no other group, its directory as HOME. */
+/**
+ * Who a job runs as when it gets a uid of its own: the same number as its group, no other group, its directory as
+ * HOME, and /bin/sh as SHELL (such a uid has no passwd entry; /bin/sh is what an empty shell field means there).
+ */
 export function perJobIdentity(uid: number, home: string): JobUser {
-  return { uid, gid: uid, groups: [], login: { user: `drover-${uid}`, home } };
+  return { uid, gid: uid, groups: [], login: { user: `drover-${uid}`, home, shell: DEFAULT_SHELL } };
 }
 
 function configError(problem: string): DroverError {
@@ -228,8 +236,8 @@ export function resolveIdentity(
   return id;
 }
 
-/** HOME, USER and LOGNAME of the job's user, where it runs as a named one (else the runner's passthrough stands). */
+/** HOME, USER, LOGNAME and SHELL of the job's user, where it runs as a named one (else the runner's passthrough stands). */
 export function loginEnv(identity: Identity): Record<string, string> {
   const login = identity.login;
-  return login ? { HOME: login.home, USER: login.user, LOGNAME: login.user } : {};
+  return login ? { HOME: login.home, USER: login.user, LOGNAME: login.user, SHELL: login.shell } : {};
 }
