@@ -96,6 +96,11 @@ export interface DroverConfig {
   runner: {
     /** `RUNNER_ID`, default `<hostname>-<pid>`. */
     id: string;
+    /**
+     * `RUNNER_CGROUP`: `auto` (default: a cgroup per attempt wherever the runner may make one), `off`, or the
+     * directory of a delegated cgroup v2 subtree to make them in.
+     */
+    cgroup: string;
     /** `RUNNER_QUEUES`, comma separated, default `default`. */
     queues: string[];
     /** `RUNNER_CONCURRENCY`, default 5 (as Coyotes): jobs running at once in this runner. */
@@ -394,6 +399,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       envPassthrough: r.list('RUNNER_ENV_PASSTHROUGH', DEFAULT_PASSTHROUGH),
       executor: r.oneOf('RUNNER_EXECUTOR', ['auto', 'spawner', 'child_process'] as const, 'auto'),
       spawnerPath: r.optional('RUNNER_SPAWNER_PATH'),
+      cgroup: r.string('RUNNER_CGROUP', 'auto'),
       workDir: r.string('RUNNER_WORK_DIR', join(tmpdir(), 'drover-jobs')),
       maxOpenFiles: r.int('RUNNER_MAX_OPEN_FILES', 0, 0, 1_048_576),
       maxMemoryMb: r.int('RUNNER_MAX_MEMORY_MB', 0, 0, 16 * 1024 * 1024),

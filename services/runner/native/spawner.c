@@ -8,18 +8,29 @@
  * Protocol: frames over stdin (commands) and stdout (events): u32 payload length (little endian), u8 type,
  * payload. Integers are little endian; a string is u32 length + bytes.
  *   runner -> helper  START  1: u32 id, i32 uid, i32 gid, i32 ngroups (-1: none given), u32 group..., str cwd,
- *                                u32 argc, str argv..., u32 envc, str env..., u32 nlimits, (u32 resource, u64 soft, u64 hard)...
- *                     SIGNAL 2: u32 id, i32 signo          (sent to the job's whole process group)
+ *                                u32 argc, str argv..., u32 envc, str env..., u32 nlimits, (u32 resource, u64 soft, u64 hard)...,
+ *                                u8 flags (1: the uid is the job's own), u32 ncgroups, (u8 version 1|2, str cgroup dir)...
+ *                     SIGNAL 2: u32 id, i32 signo          (sent to every process of the job)
  *                     KILLUID 3: u32 id, u32 uid           (every process of that uid gets SIGKILL)
+ *                     DEADLINE 4: u32 id, u32 ms           (unless renewed within ms, the job is killed and reported fenced)
  *   helper -> runner  STARTED 1: u32 id, i32 pid           (id 0: ready, followed by u32 protocol version)
  *                     FAILED  2: u32 id, i32 errno
  *                     OUTPUT  3: u32 id, u8 stream (1 stdout, 2 stderr), bytes
- *                     EXIT    4: u32 id, i32 exit code (-1 if killed), i32 signal, i64 user us, i64 system us, i64 max rss KiB
+ *                     EXIT    4: u32 id, i32 exit code (-1 if killed), i32 signal, i64 user us, i64 system us, i64 max rss KiB,
+ *                                u32 flags (1: killed by its deadline)
  *                     KILLED  5: u32 id, i32 errno (0: done)
  *
- * Every child leads its own session (setsid), so signals to the runner never reach it; it gets SIGKILL if the
- * helper dies (PR_SET_PDEATHSIG), and the helper gets SIGKILL if the runner dies, so no job outlives the
- * runner that owns it. When a child exits, whatever it left in its process group is killed.
+ * Containment. Every child leads its own session (setsid), so signals to the runner never reach it. When the
+ * runner gives cgroup directories (made by the runner, one per attempt), the child joins them before anything
+ * else, and "every process of the job" is the cgroup: the end of the main process, a cancel, a timeout or a
+ * deadline kill the cgroup whole (cgroup.kill on v2, a kill sweep on v1), so setsid, double forks and daemons die
+ * too. Without cgroups it is the process group, and the job's own uid when it has one. The helper is the child
+ * subreaper of its jobs, so every orphan is reaped here, never left to PID 1.
+ *
+ * Dying with the runner. The helper gets SIGTERM when the runner dies (PR_SET_PDEATHSIG) and EOF on stdin when it
+ * closes: either way it kills every job, whole, then exits. Each child gets SIGKILL if the helper dies. For a
+ * helper killed outright (SIGKILL) a guard process, forked at start, sees its pipe close and kills what is left:
+ * the runner's cgroups, the jobs' process groups and their own uids.
  *
  * Secrets: the runner starts the helper with an empty environment (each job's environment arrives in its START
  * frame) and the helper makes itself non-dumpable, so no other process of its uid, a job included, can read its
@@ -27,6 +38,7 @@
  * dumpable process once it has exec'd (the kernel sets dumpability afresh on execve when real and effective ids agree).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -48,10 +60,14 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { CMD_START = 1, CMD_SIGNAL = 2, CMD_KILL_UID = 3 };
+enum { CMD_START = 1, CMD_SIGNAL = 2, CMD_KILL_UID = 3, CMD_DEADLINE = 4 };
 enum { EV_STARTED = 1, EV_FAILED = 2, EV_OUTPUT = 3, EV_EXIT = 4, EV_KILLED = 5 };
-/* 2: KILLUID. The runner falls back to its own means for what an older helper lacks. */
-#define PROTOCOL_VERSION 2
+/* 2: KILLUID. 3: cgroups, DEADLINE, exit flags. The runner falls back to its own means for what an older helper lacks. */
+#define PROTOCOL_VERSION 3
+#define MAX_CGROUPS 4
+#define EXIT_FENCED 1u
+/* Guard messages: u8 op, u32 value. */
+enum { GUARD_ADD_PGID = 1, GUARD_DEL_PGID = 2, GUARD_ADD_UID = 3, GUARD_DEL_UID = 4 };
 /* The uids KILLUID accepts, as RUNNER_JOB_UIDS does (MIN_JOB_UID, MAX_JOB_UID of packages/core/src/config.ts). */
 #define MIN_JOB_UID 1000u
 #define MAX_JOB_UID 2147483647u
@@ -70,6 +86,11 @@ struct job {
   int status;
   struct rusage ru;
   long long linger_deadline;
+  int cg_fd;       /* directory of the cgroup that holds the whole job (v2 preferred); -1: none */
+  int cg_v2;
+  uid_t own_uid;   /* the job's own uid (killed whole at shutdown); 0: none */
+  long long deadline; /* monotonic ms; -1: none */
+  int fenced;
 };
 
 static struct job *jobs[MAX_JOBS];
@@ -180,6 +201,8 @@ struct child_args {
   int null_fd, out_fd, err_fd;
   volatile int err; /* written by the child before _exit: it shares our memory until execve */
   struct limit limits[32];
+  uint32_t ncg;
+  const char *cg_procs[MAX_CGROUPS]; /* <dir>/cgroup.procs of each cgroup the child joins */
 };
 
 /*
@@ -222,6 +245,14 @@ static int child_main(void *arg) {
   sigprocmask(SIG_SETMASK, &empty, NULL);
   signal(SIGPIPE, SIG_DFL);
   setsid();
+  /* Into the job's cgroups first, while still root: from here on every process of the job is counted and killable. */
+  for (uint32_t i = 0; i < a->ncg; i++) {
+    int fd = open(a->cg_procs[i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0) goto fail;
+    ssize_t w = write(fd, "0", 1);
+    close(fd);
+    if (w != 1) goto fail;
+  }
   for (uint32_t i = 0; i < a->nlim; i++) {
     if (setrlimit((int)a->limits[i].res, &a->limits[i].lim) < 0) goto fail;
   }
@@ -241,6 +272,64 @@ fail:
   _exit(127);
 }
 
+/* ---- the guard: kills what a helper killed outright left behind ---- */
+static int guard_fd = -1;
+
+static void guard_send(uint8_t op, uint32_t value) {
+  if (guard_fd < 0) return;
+  unsigned char m[5] = { op, value & 0xff, (value >> 8) & 0xff, (value >> 16) & 0xff, (value >> 24) & 0xff };
+  while (write(guard_fd, m, sizeof m) < 0 && errno == EINTR) {}
+}
+
+/* ---- cgroups ---- */
+
+/* Reads a cgroup's cgroup.procs and sends `sig` to each process in it; returns how many there were (-1: unreadable). */
+static int signal_cgroup_procs(int dir_fd, int sig) {
+  int fd = openat(dir_fd, "cgroup.procs", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[8192];
+  int count = 0;
+  long pid = 0;
+  int digits = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    for (ssize_t i = 0; i < n; i++) {
+      if (buf[i] >= '0' && buf[i] <= '9') { pid = pid * 10 + (buf[i] - '0'); digits++; continue; }
+      if (digits && pid > 0) { kill((pid_t)pid, sig); count++; }
+      pid = 0;
+      digits = 0;
+    }
+  }
+  if (digits && pid > 0) { kill((pid_t)pid, sig); count++; }
+  close(fd);
+  return count;
+}
+
+/* Every process in the cgroup gets SIGKILL: one write on v2; on v1, sweeps until a read finds it empty. */
+static void kill_cgroup(int dir_fd, int v2) {
+  if (v2) {
+    int fd = openat(dir_fd, "cgroup.kill", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ssize_t w = write(fd, "1", 1);
+      close(fd);
+      if (w == 1) return;
+    }
+  }
+  struct timespec pause = { 0, 1000000 };
+  for (int round = 0; round < 200 && signal_cgroup_procs(dir_fd, SIGKILL) > 0; round++) nanosleep(&pause, NULL);
+}
+
+/* A signal for the whole job: its cgroup when it has one, and its process group either way. */
+static void signal_tree(struct job *j, int sig) {
+  if (j->cg_fd >= 0) {
+    if (sig == SIGKILL) kill_cgroup(j->cg_fd, j->cg_v2);
+    else signal_cgroup_procs(j->cg_fd, sig);
+  }
+  kill(-j->pid, sig);
+}
+
 static void start_job(struct reader *r) {
   uint32_t id = rd_u32(r);
   int32_t uid = (int32_t)rd_u32(r);
@@ -254,7 +343,7 @@ static void start_job(struct reader *r) {
     for (int32_t i = 0; i < ngroups && !r->bad; i++) groups[i] = (gid_t)rd_u32(r);
   }
   /* One arena holds every string of this frame: no string is longer than the frame itself. */
-  char *arena_base = malloc(r->left * 2 + 16);
+  char *arena_base = malloc(r->left * 2 + 16 + MAX_CGROUPS * 16);
   if (!arena_base) die("malloc");
   char *arena = arena_base;
   char *cwd = rd_str(r, &arena);
@@ -272,14 +361,49 @@ static void start_job(struct reader *r) {
     limits[i].lim.rlim_cur = rd_u64(r);
     limits[i].lim.rlim_max = rd_u64(r);
   }
+  /* Version 3: flags and cgroups (absent from an older runner's frame). */
+  uint8_t flags = 0;
+  uint32_t ncg = 0;
+  char *cg_dir[MAX_CGROUPS];
+  int cg_v2[MAX_CGROUPS];
+  const char *cg_procs[MAX_CGROUPS];
+  if (!r->bad && r->left > 0) {
+    flags = r->p[0];
+    r->p++; r->left--;
+    ncg = rd_u32(r);
+    if (ncg > MAX_CGROUPS) { r->bad = 1; ncg = 0; }
+    for (uint32_t i = 0; i < ncg && !r->bad; i++) {
+      if (r->left < 1) { r->bad = 1; break; }
+      cg_v2[i] = r->p[0] == 2;
+      r->p++; r->left--;
+      cg_dir[i] = rd_str(r, &arena);
+      /* "<dir>/cgroup.procs", built here: the child may not allocate. */
+      if (!r->bad) {
+        size_t n = strlen(cg_dir[i]);
+        memcpy(arena, cg_dir[i], n);
+        memcpy(arena + n, "/cgroup.procs", 14);
+        cg_procs[i] = arena;
+        arena += n + 14;
+      }
+    }
+  }
   if (r->bad || !argv || !envp || argc == 0 || njobs >= MAX_JOBS) {
     send_failed(id, r->bad || argc == 0 ? EINVAL : EAGAIN);
     goto out;
   }
+  /* The cgroup that holds the whole job, kept open to kill it: the v2 one if given, else the first. */
+  int kill_dir = -1, kill_v2 = 0;
+  for (uint32_t i = 0; i < ncg && kill_dir < 0; i++) if (cg_v2[i]) { kill_dir = (int)i; kill_v2 = 1; }
+  if (kill_dir < 0 && ncg > 0) kill_dir = 0;
+  int cg_fd = -1;
+  if (kill_dir >= 0) {
+    cg_fd = open(cg_dir[kill_dir], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cg_fd < 0) { send_failed(id, errno); goto out; }
+  }
 
   int outp[2], errp[2];
-  if (pipe2(outp, O_CLOEXEC) < 0) { send_failed(id, errno); goto out; }
-  if (pipe2(errp, O_CLOEXEC) < 0) { send_failed(id, errno); close(outp[0]); close(outp[1]); goto out; }
+  if (pipe2(outp, O_CLOEXEC) < 0) { send_failed(id, errno); if (cg_fd >= 0) close(cg_fd); goto out; }
+  if (pipe2(errp, O_CLOEXEC) < 0) { send_failed(id, errno); close(outp[0]); close(outp[1]); if (cg_fd >= 0) close(cg_fd); goto out; }
 
   struct child_args a = {
     .path = job_path(envp), .argv = argv, .envp = envp, .cwd = cwd, .uid = uid, .gid = gid, .ngroups = ngroups, .groups = groups,
@@ -287,6 +411,8 @@ static void start_job(struct reader *r) {
     .nlim = nlim, .null_fd = null_fd, .out_fd = outp[1], .err_fd = errp[1], .err = 0,
   };
   memcpy(a.limits, limits, sizeof(limits[0]) * nlim);
+  a.ncg = ncg;
+  for (uint32_t i = 0; i < ncg; i++) a.cg_procs[i] = cg_procs[i];
   /* CLONE_VFORK: we resume once the child has called execve or exited, so one stack serves every child. */
   pid_t pid = clone(child_main, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
   int child_errno = a.err;
@@ -297,6 +423,7 @@ static void start_job(struct reader *r) {
     if (pid > 0) waitpid(pid, NULL, 0);
     close(outp[0]);
     close(errp[0]);
+    if (cg_fd >= 0) close(cg_fd);
     send_failed(id, spawn_errno);
     goto out;
   }
@@ -306,7 +433,13 @@ static void start_job(struct reader *r) {
   j->pid = pid;
   j->fd[0] = outp[0];
   j->fd[1] = errp[0];
+  j->cg_fd = cg_fd;
+  j->cg_v2 = kill_v2;
+  j->own_uid = (flags & 1) && uid > 0 ? (uid_t)uid : 0;
+  j->deadline = -1;
   jobs[njobs++] = j;
+  guard_send(GUARD_ADD_PGID, (uint32_t)pid);
+  if (j->own_uid) guard_send(GUARD_ADD_UID, (uint32_t)j->own_uid);
   frame(EV_STARTED, 8);
   put_u32(id);
   put_u32((uint32_t)pid);
@@ -322,7 +455,15 @@ static void signal_job(struct reader *r) {
   int signo = (int)rd_u32(r);
   struct job *j = find_job(id);
   if (r->bad || !j) return;
-  kill(-j->pid, signo);
+  signal_tree(j, signo);
+}
+
+static void set_deadline(struct reader *r) {
+  uint32_t id = rd_u32(r);
+  uint32_t ms = rd_u32(r);
+  struct job *j = find_job(id);
+  if (r->bad || !j || j->exited) return;
+  j->deadline = now_ms() + (long long)ms;
 }
 
 struct kill_args {
@@ -344,21 +485,20 @@ fail:
   _exit(1);
 }
 
+/* Returns 0 or an errno. Never root or a system uid: that would kill the system's own processes. */
+static int kill_uid_now(uint32_t uid) {
+  if (uid < MIN_JOB_UID || uid > MAX_JOB_UID) return EINVAL;
+  struct kill_args a = { .uid = (uid_t)uid, .err = 0 };
+  pid_t pid = clone(kill_uid_main, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+  if (pid < 0) return errno;
+  while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+  return a.err;
+}
+
 static void kill_uid(struct reader *r) {
   uint32_t id = rd_u32(r);
   uint32_t uid = rd_u32(r);
-  int err = 0;
-  if (r->bad || uid < MIN_JOB_UID || uid > MAX_JOB_UID) {
-    err = EINVAL; /* never root or a system uid: that would kill the system's own processes */
-  } else {
-    struct kill_args a = { .uid = (uid_t)uid, .err = 0 };
-    pid_t pid = clone(kill_uid_main, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
-    if (pid < 0) err = errno;
-    else {
-      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
-      err = a.err;
-    }
-  }
+  int err = r->bad ? EINVAL : kill_uid_now(uid);
   frame(EV_KILLED, 8);
   put_u32(id);
   put_u32((uint32_t)err);
@@ -376,6 +516,7 @@ static void handle_frames(void) {
     if (type == CMD_START) start_job(&r);
     else if (type == CMD_SIGNAL) signal_job(&r);
     else if (type == CMD_KILL_UID) kill_uid(&r);
+    else if (type == CMD_DEADLINE) set_deadline(&r);
     off += 5 + len;
   }
   memmove(ibuf, ibuf + off, ilen - off);
@@ -387,13 +528,17 @@ static void finish_if_done(int index) {
   if (!j->exited || j->fd[0] >= 0 || j->fd[1] >= 0) return;
   int code = WIFEXITED(j->status) ? WEXITSTATUS(j->status) : -1;
   int sig = WIFSIGNALED(j->status) ? WTERMSIG(j->status) : 0;
-  frame(EV_EXIT, 4 + 4 + 4 + 8 + 8 + 8);
+  frame(EV_EXIT, 4 + 4 + 4 + 8 + 8 + 8 + 4);
   put_u32(j->id);
   put_u32((uint32_t)code);
   put_u32((uint32_t)sig);
   put_i64((int64_t)j->ru.ru_utime.tv_sec * 1000000 + j->ru.ru_utime.tv_usec);
   put_i64((int64_t)j->ru.ru_stime.tv_sec * 1000000 + j->ru.ru_stime.tv_usec);
   put_i64((int64_t)j->ru.ru_maxrss);
+  put_u32(j->fenced ? EXIT_FENCED : 0);
+  guard_send(GUARD_DEL_PGID, (uint32_t)j->pid);
+  if (j->own_uid) guard_send(GUARD_DEL_UID, (uint32_t)j->own_uid);
+  if (j->cg_fd >= 0) close(j->cg_fd);
   free(j);
   jobs[index] = jobs[--njobs];
 }
@@ -430,26 +575,134 @@ static void reap(void) {
       jobs[i]->status = status;
       jobs[i]->ru = ru;
       jobs[i]->linger_deadline = now_ms() + LINGER_MS;
-      /* Background processes the command left in its group go with it. */
-      kill(-pid, SIGKILL);
+      jobs[i]->deadline = -1;
+      /* Whatever the command left behind (its group, or its whole cgroup) goes with it. */
+      signal_tree(jobs[i], SIGKILL);
       break;
     }
   }
 }
 
 static void kill_all_and_exit(int code) {
-  for (int i = 0; i < njobs; i++) kill(-jobs[i]->pid, SIGKILL);
+  for (int i = 0; i < njobs; i++) {
+    signal_tree(jobs[i], SIGKILL);
+    if (jobs[i]->own_uid) kill_uid_now((uint32_t)jobs[i]->own_uid);
+  }
   flush_out();
   exit(code);
 }
 
-int main(void) {
+/* ---- the guard process ---- */
+struct guard_cgroup { char *dir; int v2; };
+
+static void guard_remove(uint32_t *set, int *n, uint32_t v) {
+  for (int i = 0; i < *n; i++) if (set[i] == v) { set[i] = set[--*n]; return; }
+}
+
+/* On v2 one write kills the runner's whole subtree; on v1 each job's cgroup (one level down) is swept. */
+static void guard_kill_cgroup(const struct guard_cgroup *cg) {
+  int dir_fd = open(cg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return;
+  if (cg->v2) {
+    kill_cgroup(dir_fd, 1);
+  } else {
+    int list_fd = dup(dir_fd);
+    DIR *d = list_fd >= 0 ? fdopendir(list_fd) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+      int sub = openat(dir_fd, e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (sub >= 0) { kill_cgroup(sub, 0); close(sub); }
+    }
+    if (d) closedir(d);
+  }
+  close(dir_fd);
+}
+
+/*
+ * Runs in its own process (a real fork, in a session of its own) until the helper's end of `fd` closes, which
+ * happens however the helper ends. Then it kills every process the helper's jobs may have left, and exits.
+ */
+static void guard_main(int fd, const struct guard_cgroup *cgs, int ncgs) {
+  setsid();
+  static uint32_t pgids[MAX_JOBS], uids[MAX_JOBS];
+  int npgids = 0, nuids = 0;
+  unsigned char buf[5 * 1024];
+  size_t have = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + have, sizeof buf - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    have += (size_t)n;
+    size_t off = 0;
+    for (; have - off >= 5; off += 5) {
+      uint32_t v = (uint32_t)buf[off + 1] | (uint32_t)buf[off + 2] << 8 | (uint32_t)buf[off + 3] << 16 | (uint32_t)buf[off + 4] << 24;
+      switch (buf[off]) {
+        case GUARD_ADD_PGID: if (npgids < MAX_JOBS) pgids[npgids++] = v; break;
+        case GUARD_DEL_PGID: guard_remove(pgids, &npgids, v); break;
+        case GUARD_ADD_UID: if (nuids < MAX_JOBS) uids[nuids++] = v; break;
+        case GUARD_DEL_UID: guard_remove(uids, &nuids, v); break;
+      }
+    }
+    memmove(buf, buf + off, have - off);
+    have -= off;
+  }
+  for (int i = 0; i < ncgs; i++) guard_kill_cgroup(&cgs[i]);
+  for (int i = 0; i < npgids; i++) kill(-(pid_t)pgids[i], SIGKILL);
+  for (int i = 0; i < nuids; i++) kill_uid_now(uids[i]);
+  _exit(0);
+}
+
+/* Forks the guard; the helper keeps the write end of its pipe (close-on-exec, so no job inherits it). */
+static void start_guard(const struct guard_cgroup *cgs, int ncgs) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) die("pipe2");
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    close(p[1]);
+    /* Nothing of the helper's but the pipe and stderr: above all not stdin/stdout, whose EOF the runner watches. */
+    int keep = p[0] == 3 ? 3 : dup2(p[0], 3);
+    if (keep < 0) _exit(1);
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); if (devnull > 3) close(devnull); }
+    for (int fd = 4; fd < 1024; fd++) close(fd);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* A stop signal meant for the helper (SIGTERM) must not stop the guard before its work. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    guard_main(3, cgs, ncgs);
+  }
+  close(p[0]);
+  guard_fd = p[1];
+}
+
+int main(int argc, char **argv) {
   /* First, before anything lands in memory: no same-uid process may read our memory or /proc files. */
   if (prctl(PR_SET_DUMPABLE, 0) < 0) die("prctl(PR_SET_DUMPABLE)");
   clearenv(); /* expected empty already; nothing of it may reach a job */
-  /* If the runner dies, so do we (and our children with us). */
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) die("prctl");
-  if (getppid() == 1) return 0;
+  /* If the runner dies we get SIGTERM (caught below: every job is killed, then we exit). */
+  if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) die("prctl");
+  pid_t runner = getppid();
+  if (runner == 1) return 0;
+  /* Out of the runner's process group: a Ctrl-C meant for the runner (which drains) must not kill the jobs. */
+  setpgid(0, 0);
+  /* Orphans of the jobs are reparented to us, not to PID 1: reaped at once, and still below us to be killed. */
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  /* argv: --cgroup <1|2>:<dir of the runner's job cgroups>, for the guard. */
+  static struct guard_cgroup cgs[MAX_CGROUPS];
+  int ncgs = 0;
+  for (int i = 1; i + 1 < argc && ncgs < MAX_CGROUPS; i += 2) {
+    if (strcmp(argv[i], "--cgroup") != 0 || (argv[i + 1][0] != '1' && argv[i + 1][0] != '2') || argv[i + 1][1] != ':') {
+      fprintf(stderr, "drover-spawner: unknown argument %s\n", argv[i]);
+      return 2;
+    }
+    cgs[ncgs].v2 = argv[i + 1][0] == '2';
+    cgs[ncgs++].dir = argv[i + 1] + 2;
+  }
   signal(SIGPIPE, SIG_IGN);
   sigset_t mask;
   sigemptyset(&mask);
@@ -467,6 +720,9 @@ int main(void) {
   if (null_fd < 0) die("open /dev/null");
   child_stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (child_stack == MAP_FAILED) die("mmap");
+  start_guard(cgs, ncgs);
+  /* The runner may have died before the parent-death signal was armed. */
+  if (getppid() != runner) kill_all_and_exit(0);
   icap = 1 << 16;
   ibuf = malloc(icap);
   if (!ibuf) die("malloc");
@@ -493,6 +749,7 @@ int main(void) {
         pfd[n++] = (struct pollfd){ .fd = jobs[i]->fd[s], .events = POLLIN };
       }
       if (jobs[i]->exited && (deadline < 0 || jobs[i]->linger_deadline < deadline)) deadline = jobs[i]->linger_deadline;
+      if (!jobs[i]->exited && jobs[i]->deadline >= 0 && (deadline < 0 || jobs[i]->deadline < deadline)) deadline = jobs[i]->deadline;
     }
     int timeout = deadline < 0 ? -1 : (int)(deadline > now_ms() ? deadline - now_ms() : 0);
     if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR) die("poll");
@@ -526,6 +783,12 @@ int main(void) {
     }
     long long now = now_ms();
     for (int i = njobs - 1; i >= 0; i--) {
+      if (!jobs[i]->exited && jobs[i]->deadline >= 0 && now >= jobs[i]->deadline) {
+        /* Its lease could not be renewed in time: the job stops before another runner may start it again. */
+        jobs[i]->fenced = 1;
+        jobs[i]->deadline = -1;
+        signal_tree(jobs[i], SIGKILL);
+      }
       if (jobs[i]->exited && now >= jobs[i]->linger_deadline) {
         close_stream(jobs[i], 0);
         close_stream(jobs[i], 1);

@@ -17,7 +17,7 @@ export interface ExecRequest {
    */
   groups?: number[];
   /** Resource limits applied in the child before exec (only the spawner helper can; see README). */
-  limits?: { resource: 'nofile' | 'as'; value: number }[];
+  limits?: { resource: 'nofile' | 'as' | 'nproc'; value: number }[];
   /**
    * The attempt's own limits, already capped by the runner's maxima: enforced by the attempt's cgroup where the
    * runner has one, else by rlimits where one fits (see docs/containment.md).
@@ -69,6 +69,8 @@ export interface ExecProcess {
 /** Launches commands as the leader of a new process group, so the runner's own signals never reach them. */
 export interface Executor {
   readonly name: string;
+  /** How a job's processes are held together, so that they end together (see docs/containment.md). */
+  readonly containmentMode: string;
   /** Resolves once the process exists (or failed to start: then `exited` says why). */
   start(request: ExecRequest, onOutput: (stream: OutputStreamName, chunk: Buffer) => void): Promise<ExecProcess>;
   /**
@@ -127,6 +129,8 @@ export class DeadlineTimer {
  */
 export class ChildProcessExecutor implements Executor {
   readonly name = 'child_process';
+  /** Node cannot put a child in a cgroup before exec, nor reap orphans: the process group only. */
+  readonly containmentMode = 'process-group';
 
   async start(request: ExecRequest, onOutput: (stream: OutputStreamName, chunk: Buffer) => void): Promise<ExecProcess> {
     const [file, args] = request.argv ? [request.argv[0]!, request.argv.slice(1)] : ['/bin/sh', ['-c', request.command ?? '']];

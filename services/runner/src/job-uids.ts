@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:net';
 import type { UidRange } from '@drover/core';
+import { hostLock } from './containment/host-lock.js';
 
 /**
  * Where a runner that can switch users takes its jobs' uids from when neither RUNNER_JOB_UIDS nor RUNNER_JOB_USER
@@ -125,24 +125,7 @@ export class JobUidPool {
   }
 }
 
-/**
- * Claims a uid across the host by binding an abstract unix socket named after it. The kernel lets one socket
- * hold a name and frees it when that socket closes, including when its runner dies: no lock file can go stale,
- * so there is no stale lock to judge and no race in taking one over, and runners agree whatever their
- * RUNNER_WORK_DIR. The scope is the network namespace: runners that share a process namespace but not a network
- * namespace must be given disjoint RUNNER_JOB_UIDS.
- */
+/** Claims a uid across the host (see hostLock): no two running jobs of any runner of a network namespace share one. */
 export function hostUidLock(uid: number): Promise<UidLock | undefined> {
-  return new Promise((resolve, reject) => {
-    // Nobody talks to it: a connection (any local process may try) is closed at once.
-    const server: Server = createServer((socket) => socket.destroy());
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'EADDRINUSE') resolve(undefined);
-      else reject(new Error(`cannot lock uid ${uid} (abstract socket): ${err.message}`));
-    });
-    server.listen({ path: `\0drover-job-uid-${uid}`, backlog: 1 }, () => {
-      server.unref();
-      resolve({ release: () => void server.close() });
-    });
-  });
+  return hostLock(`job-uid-${uid}`);
 }

@@ -6,6 +6,7 @@ import {
 import type { Redis } from 'ioredis';
 import { ChildProcessExecutor, type ExecRequest, type Executor } from './executor.js';
 import { DEFAULT_SPAWNER_PATH, SpawnerExecutor } from './spawner-executor.js';
+import { RunnerCgroups } from './containment/cgroups.js';
 import { Heartbeat } from './heartbeat.js';
 import { chooseJobUser, type JobUserChoice } from './identity.js';
 import { JobExecution } from './job-execution.js';
@@ -65,6 +66,8 @@ export class Runner {
   private readonly jobUser: JobUserChoice;
   /** A uid per running job (RUNNER_JOB_UIDS), when the runner can switch users and RUNNER_JOB_USER is unset. */
   private readonly jobUids: JobUidPool | undefined;
+  /** A cgroup per attempt, when the runner may make them (see docs/containment.md). */
+  private cgroups: RunnerCgroups | undefined;
 
   constructor(private readonly opts: RunnerOptions) {
     const { config } = opts;
@@ -118,7 +121,13 @@ export class Runner {
       if (this.opts.config.runner.executor === 'spawner' && !SpawnerExecutor.available(this.opts.config.runner.spawnerPath ?? DEFAULT_SPAWNER_PATH)) {
         throw new Error('RUNNER_EXECUTOR=spawner but the spawner helper is not built; run npm run build');
       }
+      this.cgroups = await RunnerCgroups.open(this.id, this.log, this.opts.config.runner.cgroup).catch((err: unknown) => {
+        this.log.warn({ err: coerceError(err) }, 'cannot use cgroups for jobs: containing them by process group');
+        return undefined;
+      });
+      this.executor.contain({ cgroups: this.cgroups, jobUids: this.jobUser.uids });
       await this.executor.init();
+      this.log.info({ containment: this.executor.containmentMode, controllers: this.cgroups?.controllers ?? null }, 'job containment');
     } else if (this.limits.length > 0) {
       this.log.warn('RUNNER_MAX_OPEN_FILES / RUNNER_MAX_MEMORY_MB are not applied: only the spawner helper sets resource limits');
     }
@@ -349,6 +358,7 @@ export class Runner {
     await step('announce stop', () => within(this.announce('runner.stopped'), CLOSE_STEP_MS));
     await step('close transport', () => within(this.transport.close(), CLOSE_STEP_MS));
     await step('close executor', () => this.executor.close());
+    await step('remove job cgroups', async () => this.cgroups?.close());
     this.unregisterMetrics?.();
     this.state = 'stopped';
     await step('close redis', async () => {

@@ -3,9 +3,12 @@ import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
-import type { Logger } from '@drover/core';
+import type { Logger, UidRange } from '@drover/core';
+import type { AttemptCgroup, RunnerCgroups } from './containment/cgroups.js';
 import { ChildProcessExecutor, DeadlineTimer, jobUidProblem, signalGroup, type ExecExit, type ExecProcess, type ExecRequest, type Executor, type OutputStreamName } from './executor.js';
-import { FrameDecoder, KILL_UID_VERSION, encodeKillUid, encodeSignal, encodeStart, type SpawnerEvent } from './spawner-protocol.js';
+import {
+  CONTAINMENT_VERSION, FrameDecoder, KILL_UID_VERSION, encodeDeadline, encodeKillUid, encodeSignal, encodeStart, type SpawnerEvent,
+} from './spawner-protocol.js';
 
 /** Where `npm ci` / `npm run build` put the compiled helper (see scripts/build-spawner.mjs). */
 export const DEFAULT_SPAWNER_PATH = fileURLToPath(new URL('../native/build/drover-spawner', import.meta.url));
@@ -19,6 +22,15 @@ interface Pending {
   exited: (exit: ExecExit) => void;
   pid: number | undefined;
   deadline?: DeadlineTimer;
+  cgroup?: AttemptCgroup | undefined;
+}
+
+/** Where the helper's containment comes from, set once before init. */
+export interface SpawnerContainment {
+  /** The runner's cgroups; undefined: process groups (and the jobs' own uids) only. */
+  cgroups?: RunnerCgroups | undefined;
+  /** RUNNER_JOB_UIDS: a uid in it is one job's own, which the helper may kill whole. */
+  jobUids?: UidRange | undefined;
 }
 
 function errnoText(errno: number): string {
@@ -27,7 +39,7 @@ function errnoText(errno: number): string {
 }
 
 /** Linux resource numbers (x86_64 and arm64 agree on these). */
-const RLIMIT = { as: 9, nofile: 7 } as const;
+const RLIMIT = { as: 9, nofile: 7, nproc: 6 } as const;
 
 const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, n]) => [n, name]));
 
@@ -51,6 +63,8 @@ export class SpawnerExecutor implements Executor {
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly fallback = new ChildProcessExecutor();
   private warnedFallback = false;
+  private containment: SpawnerContainment = {};
+  private warnedCpu = false;
 
   constructor(
     private readonly path: string,
@@ -70,12 +84,23 @@ export class SpawnerExecutor implements Executor {
     return this.helper?.pid;
   }
 
+  /** Call before init: the helper's guard is told the runner's cgroups when it starts. */
+  contain(containment: SpawnerContainment): void {
+    this.containment = containment;
+  }
+
+  /** How a job's processes are held together here (runner registry, /readyz). */
+  get containmentMode(): string {
+    if (this.state !== 'up' || this.helperVersion < CONTAINMENT_VERSION) return this.fallback.containmentMode;
+    return this.containment.cgroups?.mode ?? 'process-group+subreaper';
+  }
+
   /** Starts the helper and waits for its hello; on failure the executor runs on the fallback and retries. */
   async init(): Promise<void> {
     if (this.state === 'closed' || this.state === 'starting' || this.state === 'up') return;
     this.state = 'starting';
     // An empty environment: the helper needs none (each job's comes in its start frame), and the runner's holds secrets.
-    const helper = spawn(this.path, [], { stdio: ['pipe', 'pipe', 'inherit'], env: {} });
+    const helper = spawn(this.path, this.containment.cgroups?.guardArgs ?? [], { stdio: ['pipe', 'pipe', 'inherit'], env: {} });
     this.helper = helper;
     const decoder = new FrameDecoder();
     const hello = new Promise<void>((resolve, reject) => {
@@ -122,22 +147,39 @@ export class SpawnerExecutor implements Executor {
         break;
       case 'failed':
         this.jobs.delete(ev.id);
+        void job.cgroup?.remove().catch((err: unknown) => this.log.warn({ err }, 'removing a cgroup failed'));
         job.started({ pid: undefined, exited: Promise.resolve({ exitCode: null, signal: null, error: errnoText(ev.errno) }), signalGroup: () => undefined, setDeadline: () => undefined });
         break;
       case 'output':
         job.onOutput(ev.stream, ev.data);
         break;
-      case 'exit':
+      case 'exit': {
         this.jobs.delete(ev.id);
         job.deadline?.clear();
-        job.exited({
-          ...(job.deadline?.fired ? { fenced: true } : {}),
+        const exit: ExecExit = {
           exitCode: ev.code >= 0 ? ev.code : null,
           signal: ev.signal ? (SIGNAL_NAMES.get(ev.signal) ?? String(ev.signal)) : null,
           usage: { userCpuMs: ev.userUs / 1000, systemCpuMs: ev.systemUs / 1000, maxRssKb: ev.maxRssKb },
-        });
+        };
+        if (ev.fenced || job.deadline?.fired) exit.fenced = true;
+        if (!job.cgroup) job.exited(exit);
+        else void this.finishCgroup(job.cgroup, exit).then(job.exited);
         break;
+      }
     }
+  }
+
+  /** The cgroup's accounting joins the exit; then the cgroup goes. */
+  private async finishCgroup(cgroup: AttemptCgroup, exit: ExecExit): Promise<ExecExit> {
+    try {
+      const stats = await cgroup.stats();
+      exit.usage = { ...exit.usage!, ...stats.usage };
+      if (stats.oomKilled) exit.oomKilled = true;
+      await cgroup.remove();
+    } catch (err) {
+      this.log.warn({ err }, 'reading or removing a job cgroup failed');
+    }
+    return exit;
   }
 
   private process(id: number, job: Pending): ExecProcess {
@@ -146,8 +188,14 @@ export class SpawnerExecutor implements Executor {
       if (this.state === 'up' && this.jobs.has(id)) this.send(encodeSignal(id, constants.signals[sig]));
       else signalGroup(job.pid, sig);
     };
-    job.deadline = new DeadlineTimer(() => signal('SIGKILL'));
-    return { pid: job.pid, exited, signalGroup: signal, setDeadline: (ms) => job.deadline?.set(ms) };
+    // The helper keeps the deadline itself, so it fires even while the runner's event loop is stalled.
+    const inHelper = this.helperVersion >= CONTAINMENT_VERSION;
+    if (!inHelper) job.deadline = new DeadlineTimer(() => signal('SIGKILL'));
+    const setDeadline = (ms: number): void => {
+      if (!inHelper) job.deadline?.set(ms);
+      else if (this.state === 'up' && this.jobs.has(id)) this.send(encodeDeadline(id, ms));
+    };
+    return { pid: job.pid, exited, signalGroup: signal, setDeadline };
   }
 
   /** Every job the helper held is reported lost and its group killed; then the helper is restarted with backoff. */
@@ -160,6 +208,8 @@ export class SpawnerExecutor implements Executor {
     for (const [id, job] of this.jobs) {
       this.jobs.delete(id);
       signalGroup(job.pid, 'SIGKILL');
+      // The guard kills them too; the runner does not count on it.
+      void job.cgroup?.kill().then(() => job.cgroup?.remove()).catch((err: unknown) => this.log.warn({ err }, 'clearing a cgroup after the helper died failed'));
       if (job.pid === undefined) job.started({ pid: undefined, exited: Promise.resolve(lost), signalGroup: () => undefined, setDeadline: () => undefined });
       else job.exited(lost);
     }
@@ -180,14 +230,48 @@ export class SpawnerExecutor implements Executor {
       this.warnedFallback = true;
       return this.fallback.start(request, onOutput);
     }
+    return this.startInHelper(request, onOutput);
+  }
+
+  private async startInHelper(request: ExecRequest, onOutput: (stream: OutputStreamName, chunk: Buffer) => void): Promise<ExecProcess> {
     const id = this.nextId++;
     const argv = request.argv ?? ['/bin/sh', '-c', request.command ?? ''];
     const env = Object.entries(request.env).map(([k, v]) => `${k}=${v}`);
+    const range = this.containment.jobUids;
+    const ownUid = range !== undefined && request.uid !== undefined && request.uid >= range.first && request.uid <= range.last;
+    const cgroups = this.helperVersion >= CONTAINMENT_VERSION ? this.containment.cgroups : undefined;
+    const cgroup = cgroups ? await cgroups.create(request.label ?? 'job', request.resources) : undefined;
+    const limits = [...(request.limits ?? []), ...this.rlimitFallback(request, ownUid, cgroups)];
     return new Promise<ExecProcess>((resolve) => {
-      this.jobs.set(id, { onOutput, started: resolve, exited: () => undefined, pid: undefined });
-      const limits = (request.limits ?? []).map((l) => ({ resource: RLIMIT[l.resource], soft: BigInt(l.value), hard: BigInt(l.value) }));
-      this.send(encodeStart({ id, uid: request.uid ?? -1, gid: request.gid ?? -1, groups: request.groups, cwd: request.cwd ?? '', argv, env, limits }));
+      this.jobs.set(id, { onOutput, started: resolve, exited: () => undefined, pid: undefined, cgroup });
+      this.send(encodeStart({
+        id, uid: request.uid ?? -1, gid: request.gid ?? -1, groups: request.groups, cwd: request.cwd ?? '', argv, env,
+        limits: limits.map((l) => ({ resource: RLIMIT[l.resource], soft: BigInt(l.value), hard: BigInt(l.value) })),
+        ownUid, cgroups: cgroup?.dirs.map((d) => ({ version: d.version, dir: d.dir })),
+      }));
     });
+  }
+
+  /**
+   * Limits no cgroup controller enforces here, as rlimits where one fits: memory as address space (a failed
+   * allocation rather than an OOM kill), processes as RLIMIT_NPROC (per uid: only for a job's own uid). CPUs have no
+   * rlimit: said once.
+   */
+  private rlimitFallback(request: ExecRequest, ownUid: boolean, cgroups: RunnerCgroups | undefined): NonNullable<ExecRequest['limits']> {
+    const r = request.resources;
+    if (!r) return [];
+    const out: NonNullable<ExecRequest['limits']> = [];
+    if (r.memoryMb !== undefined && !cgroups?.controllers.memory) {
+      const bytes = r.memoryMb * 1024 * 1024;
+      const runnerAs = request.limits?.find((l) => l.resource === 'as')?.value;
+      if (runnerAs === undefined || bytes < runnerAs) out.push({ resource: 'as', value: bytes });
+    }
+    if (r.pids !== undefined && !cgroups?.controllers.pids && ownUid) out.push({ resource: 'nproc', value: r.pids });
+    if (r.cpus !== undefined && !cgroups?.controllers.cpu && !this.warnedCpu) {
+      this.warnedCpu = true;
+      this.log.warn('resources.cpus is not enforced on this runner: no cgroup cpu controller (see docs/containment.md)');
+    }
+    return out;
   }
 
   killUid(uid: number): Promise<void> {

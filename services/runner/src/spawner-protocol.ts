@@ -2,11 +2,19 @@
  * Wire format shared with native/spawner.c: frames of u32 payload length (LE), u8 type, payload.
  * Kept in one file so the two sides are easy to compare.
  */
-export const Command = { Start: 1, Signal: 2, KillUid: 3 } as const;
+export const Command = { Start: 1, Signal: 2, KillUid: 3, Deadline: 4 } as const;
 export const Event = { Started: 1, Failed: 2, Output: 3, Exit: 4, Killed: 5 } as const;
 
 /** The protocol version from which the helper takes KillUid; its ready frame (started, id 0) says which it speaks. */
 export const KILL_UID_VERSION = 2;
+/** From version 3 the helper joins jobs to cgroups, keeps deadlines and flags fenced exits. */
+export const CONTAINMENT_VERSION = 3;
+
+/** A cgroup directory the child joins before exec (made by the runner; see containment/cgroups.ts). */
+export interface StartCgroup {
+  version: 1 | 2;
+  dir: string;
+}
 
 export interface StartCommand {
   id: number;
@@ -18,12 +26,17 @@ export interface StartCommand {
   argv: string[];
   env: string[];
   limits: { resource: number; soft: bigint; hard: bigint }[];
+  /** The uid is the job's own (RUNNER_JOB_UIDS): the helper kills all of it if it must stop every job at once. */
+  ownUid?: boolean;
+  cgroups?: StartCgroup[];
 }
 
 export function encodeStart(c: StartCommand): Buffer {
   const strings = [c.cwd, ...c.argv, ...c.env].map((s) => Buffer.from(s, 'utf8'));
+  const cgroups = (c.cgroups ?? []).map((g) => ({ version: g.version, dir: Buffer.from(g.dir, 'utf8') }));
   const groups = c.groups ?? [];
-  const size = 4 + 4 + 4 + 4 + groups.length * 4 + 4 + 4 + 4 + strings.reduce((n, b) => n + 4 + b.length, 0) + c.limits.length * 20;
+  const size = 4 + 4 + 4 + 4 + groups.length * 4 + 4 + 4 + 4 + strings.reduce((n, b) => n + 4 + b.length, 0) + c.limits.length * 20 +
+    1 + 4 + cgroups.reduce((n, g) => n + 1 + 4 + g.dir.length, 0);
   const buf = Buffer.allocUnsafe(5 + size);
   let o = buf.writeUInt32LE(size, 0);
   o = buf.writeUInt8(Command.Start, o);
@@ -47,6 +60,12 @@ export function encodeStart(c: StartCommand): Buffer {
     o = buf.writeBigUInt64LE(l.soft, o);
     o = buf.writeBigUInt64LE(l.hard, o);
   }
+  o = buf.writeUInt8(c.ownUid ? 1 : 0, o);
+  o = buf.writeUInt32LE(cgroups.length, o);
+  for (const g of cgroups) {
+    o = buf.writeUInt8(g.version, o);
+    putString(g.dir);
+  }
   return buf;
 }
 
@@ -65,6 +84,11 @@ export function encodeSignal(id: number, signo: number): Buffer {
   return encodeIdArg(Command.Signal, id, signo, true);
 }
 
+/** Unless renewed within `ms`, the helper kills the job whole and flags its exit as fenced. */
+export function encodeDeadline(id: number, ms: number): Buffer {
+  return encodeIdArg(Command.Deadline, id, Math.max(0, Math.min(0xffffffff, Math.round(ms))), false);
+}
+
 /** Every process of `uid` gets SIGKILL; answered by a `killed` event with the same id. */
 export function encodeKillUid(id: number, uid: number): Buffer {
   return encodeIdArg(Command.KillUid, id, uid, false);
@@ -75,7 +99,7 @@ export type SpawnerEvent =
   | { type: 'killed'; id: number; errno: number }
   | { type: 'failed'; id: number; errno: number }
   | { type: 'output'; id: number; stream: 'stdout' | 'stderr'; data: Buffer }
-  | { type: 'exit'; id: number; code: number; signal: number; userUs: number; systemUs: number; maxRssKb: number };
+  | { type: 'exit'; id: number; code: number; signal: number; userUs: number; systemUs: number; maxRssKb: number; fenced: boolean };
 
 /** Splits the helper's byte stream into events. Output payloads are views into the read chunk, not copies. */
 export class FrameDecoder {
@@ -113,6 +137,7 @@ export class FrameDecoder {
             userUs: Number(buf.readBigInt64LE(p + 12)),
             systemUs: Number(buf.readBigInt64LE(p + 20)),
             maxRssKb: Number(buf.readBigInt64LE(p + 28)),
+            fenced: len >= 40 && (buf.readUInt32LE(p + 36) & 1) === 1,
           };
           break;
       }
