@@ -1,4 +1,4 @@
-import { DEFAULT_DAEMON_INTERVAL_MS, type JobSpec } from './job-spec.js';
+import { DEFAULT_DAEMON_INTERVAL_MS, DEFAULT_MAX_LOST, DEFAULT_RESTART_BACKOFF_MAX_MS, type JobSpec } from './job-spec.js';
 import type { JobStatus } from './states.js';
 
 /** Version of the persisted hash layout; bump with a migration when fields change meaning. */
@@ -33,6 +33,11 @@ export interface JobRecord {
   retries: number;
   backoff: JobSpec['backoff'];
   onLost: JobSpec['onLost'];
+  /** Lost attempts run again with onLost "retry"; null for a daemon (restarted after every loss). */
+  maxLost: number | null;
+  /** Attempts that were lost (runner died, shut down, fenced), and attempts that failed or timed out. */
+  lostCount: number;
+  failureCount: number;
   labels: Record<string, string>;
   attempts: number;
   runnerId: string | null;
@@ -56,6 +61,10 @@ export interface JobRecord {
   scheduledFor: string | null;
   type: 'once' | 'daemon';
   intervalMs: number | null;
+  /** Daemons: the backoff cap, the restart limit (null: none) and the restarts so far (after its own exits). */
+  restartBackoffMaxMs: number | null;
+  maxRestarts: number | null;
+  restarts: number;
   replicas: number;
   replica: number;
   replicaOf: string | null;
@@ -101,6 +110,9 @@ export function recordFromHash(h: Record<string, string>): JobRecord {
     retries: spec.retries,
     backoff: spec.backoff,
     onLost: spec.onLost,
+    maxLost: spec.type === 'daemon' ? null : (spec.maxLost ?? DEFAULT_MAX_LOST),
+    lostCount: Number(h.lostCount ?? 0),
+    failureCount: Number(h.failureCount ?? 0),
     labels: spec.labels ?? {},
     attempts: Number(h.attempts ?? 0),
     runnerId: str(h.runnerId),
@@ -122,6 +134,9 @@ export function recordFromHash(h: Record<string, string>): JobRecord {
     scheduledFor: iso(h.scheduledFor),
     type: spec.type ?? 'once',
     intervalMs: spec.type === 'daemon' ? (spec.intervalMs ?? DEFAULT_DAEMON_INTERVAL_MS) : null,
+    restartBackoffMaxMs: spec.type === 'daemon' ? (spec.restartBackoffMaxMs ?? DEFAULT_RESTART_BACKOFF_MAX_MS) : null,
+    maxRestarts: spec.type === 'daemon' ? (spec.maxRestarts ?? null) : null,
+    restarts: Number(h.restarts ?? 0),
     replicas: spec.replicas ?? 1,
     replica: Number(h.replica ?? 0),
     replicaOf: str(h.replicaOf),

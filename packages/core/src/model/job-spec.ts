@@ -17,6 +17,15 @@ export const MAX_DURATION_MS = 30 * 24 * 3600 * 1000;
 /** Pause between a daemon's exit and its next start, unless the job says otherwise (Meproc's default). */
 export const DEFAULT_DAEMON_INTERVAL_MS = 3000;
 
+/** Lost attempts (runner died, shut down, fenced) a job is run again after, unless it says otherwise (BullMQ's stalled count). */
+export const DEFAULT_MAX_LOST = 3;
+
+/** Longest pause between a crash-looping daemon's runs, unless the job says otherwise (as Kubernetes' CrashLoopBackOff). */
+export const DEFAULT_RESTART_BACKOFF_MAX_MS = 5 * 60 * 1000;
+
+/** A daemon run this long (or as long as its backoff cap, if that is shorter) is stable: the backoff starts over. */
+export const DAEMON_STABLE_RUN_MS = 60_000;
+
 /** Schema ceiling for `script`; the configured limit (DROVER_MAX_SCRIPT_BYTES) is checked by the API. */
 export const MAX_SCRIPT_SCHEMA_BYTES = 16 * 1024 * 1024;
 
@@ -73,11 +82,22 @@ export const JobTemplate = Type.Object(
     timeoutMs: Type.Optional(
       Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS, description: 'Kill the process group after this many ms.' }),
     ),
-    retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'Extra attempts after a failure, timeout or loss.' })),
+    retries: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 100, description: 'Extra attempts after a failed or timed-out one (lost attempts have their own budget, `maxLost`).' }),
+    ),
     backoff: Type.Optional(Backoff),
     onLost: Type.Optional(
       Type.Union([Type.Literal('retry'), Type.Literal('discard')], {
-        description: 'When the runner dies mid-run: retry within `retries`, or end as `lost`.',
+        description:
+          'When an attempt is lost (its runner died, shut down, or stopped it because it could not renew the lease): ' +
+          '`retry` (default) runs it again at once, up to `maxLost` times; `discard` ends the job `lost`.',
+      }),
+    ),
+    maxLost: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 100,
+        description: `With onLost "retry": how many lost attempts are run again (default ${DEFAULT_MAX_LOST}), counted apart from \`retries\`. Not for daemons: they are started again after every loss.`,
       }),
     ),
     labels: Type.Optional(
@@ -96,7 +116,29 @@ export const JobTemplate = Type.Object(
         description: '`daemon`: started again `intervalMs` after every exit, whatever the outcome, until cancelled.',
       }),
     ),
-    intervalMs: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS, description: 'Pause before a daemon is started again (default 3000).' })),
+    intervalMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_DURATION_MS,
+        description: 'Pause before a daemon is started again (default 3000); doubled after each short run in a row, up to `restartBackoffMaxMs`.',
+      }),
+    ),
+    restartBackoffMaxMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_DURATION_MS,
+        description:
+          `Daemons: the longest pause between runs (default ${DEFAULT_RESTART_BACKOFF_MAX_MS}). A run that lasted ${DAEMON_STABLE_RUN_MS / 1000} s, or this long if ` +
+          'shorter, starts the backoff over at `intervalMs`. Equal to `intervalMs`: a fixed pause.',
+      }),
+    ),
+    maxRestarts: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 1_000_000,
+        description: 'Daemons: after this many restarts (after its own exits; restarts after a lost run do not count) the daemon ends `failed`. Default: no limit.',
+      }),
+    ),
     replicas: Type.Optional(
       Type.Integer({ minimum: 1, maximum: MAX_REPLICAS, description: 'Run this many copies; each sees DROVER_REPLICA_INDEX and DROVER_REPLICAS.' }),
     ),
@@ -160,12 +202,16 @@ export interface JobSpec {
   retries: number;
   backoff: BackoffPolicy;
   onLost: 'retry' | 'discard';
+  /** Lost attempts run again with onLost "retry" (absent for daemons, and in records older than the field: DEFAULT_MAX_LOST). */
+  maxLost?: number;
   labels: Record<string, string>;
   args?: string[];
   user?: string;
   group?: string;
   type?: 'daemon';
   intervalMs?: number;
+  restartBackoffMaxMs?: number;
+  maxRestarts?: number;
   replicas?: number;
   dependsOn?: string[];
   name?: string;
@@ -217,8 +263,12 @@ export function checkJobSpec(input: JobTemplate & { delayMs?: number; runAt?: st
       if (why) problems.push({ field: `files/${path}`, message: why });
     }
   }
-  if (input.intervalMs !== undefined && input.type !== 'daemon') {
-    problems.push({ field: 'intervalMs', message: 'only applies to type "daemon"' });
+  for (const field of ['intervalMs', 'restartBackoffMaxMs', 'maxRestarts'] as const) {
+    if (input[field] !== undefined && input.type !== 'daemon') problems.push({ field, message: 'only applies to type "daemon"' });
+  }
+  if (input.maxLost !== undefined) {
+    if (input.type === 'daemon') problems.push({ field: 'maxLost', message: 'does not apply to type "daemon": a daemon is started again after every loss' });
+    else if (input.onLost === 'discard') problems.push({ field: 'maxLost', message: 'only applies with onLost "retry"' });
   }
   if (input.argv?.[0] === '') problems.push({ field: 'argv/0', message: 'the program name must not be empty' });
   if (input.cwd !== undefined && !input.cwd.startsWith('/')) {
@@ -270,7 +320,10 @@ export function normalizeJobSpec(input: JobTemplate, defaults: SpecDefaults): Jo
   if (input.user !== undefined) spec.user = input.user;
   if (input.group !== undefined) spec.group = input.group;
   if (input.type === 'daemon') spec.type = 'daemon';
+  else spec.maxLost = input.maxLost ?? DEFAULT_MAX_LOST;
   if (input.intervalMs !== undefined) spec.intervalMs = input.intervalMs;
+  if (input.restartBackoffMaxMs !== undefined) spec.restartBackoffMaxMs = input.restartBackoffMaxMs;
+  if (input.maxRestarts !== undefined) spec.maxRestarts = input.maxRestarts;
   if (input.replicas !== undefined && input.replicas > 1) spec.replicas = input.replicas;
   if (input.dependsOn !== undefined && input.dependsOn.length > 0) spec.dependsOn = input.dependsOn;
   if (input.name !== undefined) spec.name = input.name;

@@ -1,5 +1,10 @@
+import { DAEMON_STABLE_RUN_MS, DEFAULT_DAEMON_INTERVAL_MS, DEFAULT_MAX_LOST, DEFAULT_RESTART_BACKOFF_MAX_MS } from '../model/job-spec.js';
+
 /** Events kept in the stream at most (approximately: trimming is done in whole stream nodes). */
 export const EVENTS_MAX_LEN = 100_000;
+
+/** Attempt entries kept per job, the newest: a daemon restarts without end, its history must not grow with it. */
+export const ATTEMPTS_KEPT = 100;
 
 /**
  * Lua scripts: every state change of a job happens in one of these, atomically, so API replicas, scheduler
@@ -33,7 +38,20 @@ local function attemptEntry(k, id, attempt, status, now, exitCode, signal, err)
     exitCode = exitCode ~= '' and tonumber(exitCode) or cjson.null,
     signal = signal ~= '' and signal or cjson.null, error = err ~= '' and err or cjson.null,
     startedAt = tonumber(h[2]) or 0, finishedAt = tonumber(now) }))
-  redis.call('LTRIM', k .. ':attempts', -100, -1)
+  redis.call('LTRIM', k .. ':attempts', -${ATTEMPTS_KEPT}, -1)
+end
+-- Lost attempts and failed (or timed-out) ones are counted apart: each has its own budget (maxLost, retries).
+local function countOutcome(k, outcome)
+  if outcome == 'lost' then return redis.call('HINCRBY', k, 'lostCount', 1) end
+  if outcome == 'failed' or outcome == 'timed_out' then return redis.call('HINCRBY', k, 'failureCount', 1) end
+  return 0
+end
+-- Whether a lost attempt (the n-th) of a job that is not a daemon is run again; else the reason it is not.
+local function lostAgain(spec, n)
+  if spec.onLost ~= 'retry' then return false, '' end
+  local max = tonumber(spec.maxLost) or ${DEFAULT_MAX_LOST}
+  if n <= max then return true, '' end
+  return false, ' (lost ' .. n .. ' times; maxLost is ' .. max .. ')'
 end
 -- A job of a schedule reached a terminal state: update what the schedule shows about its last run.
 local function scheduleRunEnded(k, id, status, now)
@@ -260,6 +278,29 @@ local function requeue(k, id, queue, now, delay)
   move(id, queue, 'running', 'queued')
   return 'queued'
 end
+-- A daemon's run ended (not stopped): start it again. After a lost run at once, uncounted (the runner failed, not
+-- the daemon). After its own exit: intervalMs, doubled for every short run in a row up to restartBackoffMaxMs; a
+-- run as long as the cap (at most ${DAEMON_STABLE_RUN_MS / 1000} s) starts the backoff over. Returns the new status, or nil once
+-- maxRestarts restarts were made (the error says so; the caller ends the job).
+local function daemonRestart(k, id, queue, spec, outcome, now)
+  if outcome == 'lost' then return requeue(k, id, queue, now, 0) end
+  local r = redis.call('HMGET', k, 'restarts', 'shortRuns', 'startedAt', 'error', 'exitCode')
+  local restarts = tonumber(r[1]) or 0
+  local max = tonumber(spec.maxRestarts)
+  if max and restarts >= max then
+    local last = outcome .. ((r[5] and r[5] ~= '') and (' with exit code ' .. r[5]) or '') .. ((r[4] and r[4] ~= '') and (': ' .. r[4]) or '')
+    redis.call('HSET', k, 'error', 'the daemon was restarted ' .. restarts .. ' times (maxRestarts ' .. max .. '); its last run ended ' .. last)
+    return nil
+  end
+  local interval = tonumber(spec.intervalMs) or ${DEFAULT_DAEMON_INTERVAL_MS}
+  local cap = math.max(interval, tonumber(spec.restartBackoffMaxMs) or ${DEFAULT_RESTART_BACKOFF_MAX_MS})
+  local ran = now - (tonumber(r[3]) or now)
+  local short = 0
+  if ran < math.min(cap, ${DAEMON_STABLE_RUN_MS}) then short = (tonumber(r[2]) or 0) + 1 end
+  local delay = math.min(cap, interval * 2 ^ math.min(math.max(short - 1, 0), 40))
+  redis.call('HSET', k, 'restarts', restarts + 1, 'shortRuns', short)
+  return requeue(k, id, queue, now, delay)
+end
 `;
 
 /**
@@ -415,8 +456,10 @@ return 1
 /**
  * ARGV: base, id, runnerId, attempt, now, outcome, exitCode, signal, error, outputBytes, truncated, retryDelayMs,
  * startedAt (when the process was spawned; '' if it never was), usage (JSON resource usage or ''), final (1: no retry, no daemon restart).
- * outcome is succeeded|failed|timed_out|cancelled|lost. A pending cancel turns any unsuccessful outcome into cancelled. A failed,
- * timed-out or (with onLost=retry) lost attempt is retried while attempts <= retries.
+ * outcome is succeeded|failed|timed_out|cancelled|lost. A pending cancel turns any unsuccessful outcome into cancelled.
+ * A failed or timed-out attempt is retried while the job's failures <= retries; a lost one (with onLost=retry) while
+ * its losses <= maxLost: two budgets, counted in the record (failureCount, lostCount). A daemon is restarted instead,
+ * with backoff (daemonRestart).
  * Returns {1, finalStatus} | {2, 'queued'|'delayed', queue} (retry) | {0, currentStatus} (not ours any more).
  */
 export const FINISH = `${PRELUDE}
@@ -432,18 +475,24 @@ if h[6] == '1' and (outcome ~= 'succeeded' or spec.type == 'daemon') then outcom
 if ARGV[13] ~= '' then redis.call('HSET', k, 'startedAt', ARGV[13]) end
 redis.call('HSET', k, 'usage', ARGV[14])
 attemptEntry(k, id, attempt, outcome, now, exitCode, signal, err)
+local n = countOutcome(k, outcome)
 redis.call('HSET', k, 'exitCode', exitCode, 'signal', signal, 'error', err, 'outputBytes', ARGV[10], 'truncated', ARGV[11])
 -- ARGV[15] '1': the failure is the job's end (refused by policy): every further attempt would be refused again.
 local final = ARGV[15] == '1'
--- A daemon is started again after its interval whatever the outcome, until it is stopped (cancelled).
 if spec.type == 'daemon' and h[6] ~= '1' and not final then
-  return {2, requeue(k, id, h[4], now, tonumber(spec.intervalMs) or 3000), h[4]}
+  local status = daemonRestart(k, id, h[4], spec, outcome, now)
+  if status then return {2, status, h[4]} end
+  redis.call('ZREM', base .. ':leases', id)
+  endJob(k, id, h[4], 'running', 'failed', now)
+  return {1, 'failed'}
 end
-local retryable = not final and (outcome == 'failed' or outcome == 'timed_out' or (outcome == 'lost' and spec.onLost == 'retry'))
-if retryable and tonumber(attempt) <= (tonumber(spec.retries) or 0) then
-  -- A lost attempt is the runner's failure, not the job's: retry at once, as a lease expiry does.
-  local delay = outcome == 'lost' and 0 or (tonumber(ARGV[12]) or 0)
-  return {2, requeue(k, id, h[4], now, delay), h[4]}
+if not final and outcome == 'lost' then
+  local again, why = lostAgain(spec, n)
+  -- A lost attempt is the runner's failure, not the job's: run it again at once, as a lease expiry does.
+  if again then return {2, requeue(k, id, h[4], now, 0), h[4]} end
+  if why ~= '' then redis.call('HSET', k, 'error', err .. why) end
+elseif not final and (outcome == 'failed' or outcome == 'timed_out') and n <= (tonumber(spec.retries) or 0) then
+  return {2, requeue(k, id, h[4], now, tonumber(ARGV[12]) or 0), h[4]}
 end
 redis.call('ZREM', base .. ':leases', id)
 endJob(k, id, h[4], 'running', outcome, now)
@@ -481,8 +530,9 @@ return out
 `;
 
 /**
- * ARGV: base, now, limit. Running jobs whose lease expired (their runner stopped heartbeating) are lost:
- * retried at once when onLost=retry and attempts remain, else final `lost`. Returns {id, queue, status, ...}.
+ * ARGV: base, now, limit. Running jobs whose lease expired (their runner stopped heartbeating) are lost: run again
+ * at once when onLost=retry and the job's losses are within maxLost (a daemon always), else final `lost`.
+ * Returns {id, queue, status, ...}.
  */
 export const EXPIRE_LEASES = `${PRELUDE}
 local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -496,9 +546,11 @@ for _, id in ipairs(expired) do
     local spec = cjson.decode(h[3])
     local err = 'lease expired: the runner stopped heartbeating'
     attemptEntry(k, id, h[4], 'lost', now, '', '', err)
-    redis.call('HSET', k, 'error', err)
+    local again, why = true, ''
+    local n = countOutcome(k, 'lost')
+    if spec.type ~= 'daemon' then again, why = lostAgain(spec, n) end
+    redis.call('HSET', k, 'error', err .. why)
     local status
-    local again = spec.type == 'daemon' or (spec.onLost == 'retry' and tonumber(h[4]) <= (tonumber(spec.retries) or 0))
     if h[5] ~= '1' and again then
       status = requeue(k, id, h[2], now, 0)
     else
