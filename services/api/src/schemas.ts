@@ -1,4 +1,4 @@
-import { JOB_ID_PATTERN, JOB_STATUSES, QueueName } from '@drover/core';
+import { JOB_ID_PATTERN, JOB_STATUSES, QueueName, Resources } from '@drover/core';
 import { Type } from 'typebox';
 
 /** Response and parameter schemas; request bodies come from @drover/core's job spec. */
@@ -61,9 +61,21 @@ export const JobRecordSchema = Type.Object({
   truncated: Type.Boolean(),
   cancelRequested: Type.Boolean(),
   usage: Type.Union([
-    Type.Object({ userCpuMs: Type.Number(), systemCpuMs: Type.Number(), maxRssKb: Type.Integer() }, { description: 'CPU time and peak memory of the last attempt.' }),
+    Type.Object(
+      {
+        userCpuMs: Type.Number(),
+        systemCpuMs: Type.Number(),
+        maxRssKb: Type.Integer({ description: 'Peak resident set of the largest single process.' }),
+        peakMemoryBytes: Type.Optional(Type.Integer({ description: "Peak memory of the whole attempt, every process counted (from its cgroup; absent without one)." })),
+        cpuMs: Type.Optional(Type.Number({ description: 'CPU time of the whole attempt, every process counted (from its cgroup; absent without one).' })),
+      },
+      { description: 'CPU time and peak memory of the last attempt.' },
+    ),
     Type.Null(),
   ]),
+  resources: Type.Optional(
+    Type.Union([Resources, Type.Null()], { description: "The limits the job asked for; its attempts get the queue's default and the runner's maximum for the others." }),
+  ),
   schedule: Nullable(Type.String()),
   scheduledFor: NullableTime,
   type: Type.Union([Type.Literal('once'), Type.Literal('daemon')]),

@@ -1,6 +1,7 @@
 import {
   badRelativePath, openEnv, resolveAllowedProgram, retryDelayMs, specArgv, type Claim, type EnvCipher, type CommandPolicy, type FinishInput, type FinishOutcome, type JobSpec, type LogStore, type Logger,
 } from '@drover/core';
+import { effectiveResources, RESOURCE_MAXIMUM_VARIABLES, type JobResources } from '@drover/core';
 import { chown, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ExecExit, ExecProcess, ExecRequest, Executor } from './executor.js';
@@ -54,6 +55,8 @@ export interface ExecutionOptions {
   interpreters: string[];
   /** The command policy (DROVER_POLICY_FILE): the program is resolved and checked against it right before the spawn. */
   policy?: CommandPolicy | undefined;
+  /** The most one attempt may use here (RUNNER_MAX_JOB_*), and the limit of jobs that set none; default none. */
+  maxResources?: JobResources | undefined;
 }
 
 /** A spawn the command policy refused on this runner: the attempt fails, and the job with it (no retry). */
@@ -94,6 +97,8 @@ export class JobExecution {
   private stopReason: StopReason | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
+  /** The limits this attempt runs with (job, else queue default, else runner maximum). */
+  private resources: JobResources = {};
 
   constructor(
     readonly id: string,
@@ -140,6 +145,16 @@ export class JobExecution {
   /** Starts the process; `onStarted` gets the pid as soon as it is known. */
   async run(executor: Executor, onStarted: (pid: number, at: number) => void): Promise<ExecutionResult> {
     const spec = this.claim.spec;
+    const effective = effectiveResources(spec.resources, this.claim.queueResources, this.opts.maxResources ?? {});
+    if ('refusal' in effective) {
+      // Final: every attempt on this runner would be refused the same way.
+      this.log.warn({ jobId: this.id, resources: spec.resources, max: this.opts.maxResources }, 'job asks for more resources than this runner allows');
+      return {
+        outcome: 'failed', error: effective.refusal, final: true, exitCode: null, signal: null,
+        outputBytes: this.claim.outputBytes, truncated: false, retryDelayMs: 0, startedAt: null, usage: null,
+      };
+    }
+    this.resources = effective.resources;
     // The cap covers all attempts of a job, except a daemon's: it would fill up and then record nothing, forever.
     let stored = this.claim.outputBytes;
     if (spec.type === 'daemon') {
@@ -171,8 +186,14 @@ export class JobExecution {
       if (spec.script !== undefined) {
         output.note(`script sha256:${spec.scriptSha256} (${Buffer.byteLength(spec.script)} bytes), run with ${argv[0]}`);
       }
+      for (const c of effective.capped) {
+        output.note(`resources.${c.name}: the queue default ${c.queueDefault} is more than this runner allows; capped to ${RESOURCE_MAXIMUM_VARIABLES[c.name]}=${c.max}`);
+      }
       this.proc = await executor.start(
-        { argv, env, cwd: spec.cwd ?? jobDir, limits: this.opts.limits, uid: identity.uid, gid: identity.gid, groups: identity.groups },
+        {
+          argv, env, cwd: spec.cwd ?? jobDir, limits: this.opts.limits, uid: identity.uid, gid: identity.gid, groups: identity.groups,
+          resources: this.resources, label: `${this.id}.${this.attempt}`,
+        },
         (stream, chunk) => output.write(stream, chunk),
       );
       if (this.proc.pid !== undefined) {
@@ -227,9 +248,15 @@ export class JobExecution {
         return { outcome: 'stale', error: null };
       case undefined:
         if (exit.lost) return { outcome: 'lost', error: exit.error ?? 'the executor lost track of the process' };
+        if (exit.oomKilled) return { outcome: 'failed', error: this.outOfMemory() };
         if (exit.error) return { outcome: 'failed', error: `could not start: ${exit.error}` };
         return { outcome: exit.exitCode === 0 ? 'succeeded' : 'failed', error: null };
     }
+  }
+
+  /** The error of an attempt the kernel OOM-killed under its memory limit. */
+  private outOfMemory(): string {
+    return this.resources.memoryMb !== undefined ? `out of memory (limit ${this.resources.memoryMb} MiB)` : 'out of memory';
   }
 
   /** SIGTERM to the group, SIGKILL after the grace period. The first reason wins. */

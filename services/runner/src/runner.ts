@@ -241,6 +241,7 @@ export class Runner {
         interpreters: this.opts.config.scripts?.interpreters ?? ['sh', 'bash', 'python3', 'node'],
         policy: this.policy,
         envCipher: this.envCipher,
+        maxResources: runner.maxJobResources,
       },
       this.logs, this.log, telemetry.processTraceparent(),
     );

@@ -1,4 +1,5 @@
 import { DEFAULT_DAEMON_INTERVAL_MS, DEFAULT_MAX_LOST, DEFAULT_RESTART_BACKOFF_MAX_MS, type JobSpec } from './job-spec.js';
+import type { JobResources } from './resources.js';
 import type { JobStatus } from './states.js';
 
 /** Version of the persisted hash layout; bump with a migration when fields change meaning. */
@@ -56,6 +57,8 @@ export interface JobRecord {
   truncated: boolean;
   cancelRequested: boolean;
   usage: ResourceUsage | null;
+  /** The limits the job asked for (its attempts also get the queue default and the runner's maximum for the rest). */
+  resources: JobResources | null;
   /** The schedule that fired this job, and the fire time it was for. */
   schedule: string | null;
   scheduledFor: string | null;
@@ -130,6 +133,7 @@ export function recordFromHash(h: Record<string, string>): JobRecord {
     truncated: h.truncated === '1',
     cancelRequested: h.cancelRequested === '1',
     usage: h.usage ? (JSON.parse(h.usage) as ResourceUsage) : null,
+    resources: spec.resources ?? null,
     schedule: str(h.schedule),
     scheduledFor: iso(h.scheduledFor),
     type: spec.type ?? 'once',
