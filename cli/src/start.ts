@@ -56,7 +56,7 @@ export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
     await runner.start();
     api = await startApiServer({ config, logger: logger.child({ service: 'api' }), tokens, metrics });
     const started = api;
-    await telemetry.serve({ live: () => runner.isLive() && scheduler.isLive(), ready: () => started.isReady() && scheduler.isReady() && runner.state === 'running' });
+    await telemetry.serve({ live: () => runner.isLive() && scheduler.isLive(), ready: () => started.isReady() && scheduler.isReady() && runner.state === 'running', details: () => runner.readinessDetails() });
   } catch (err) {
     logger.fatal({ err: coerceError(err) }, 'start failed');
     await close().catch(() => undefined);

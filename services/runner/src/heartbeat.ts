@@ -7,6 +7,8 @@ export interface HeartbeatSubject {
   readonly state: string;
   readonly startedAt: number;
   readonly running: ReadonlyMap<string, { id: string; attempt: number }>;
+  /** How jobs' processes are held together (the executor's containment mode). */
+  readonly containment: string;
   stopJobs(ids: string[], reason: 'cancel' | 'lease_lost'): void;
   /** What operators asked for (`draining` or nothing), read on every beat in case a control message was missed. */
   applyDesired(desired: string | null): void;
@@ -83,6 +85,7 @@ export class Heartbeat {
           loopDelayMaxMs: lateness(this.loopDelay.max),
           version: VERSION,
           executor: this.opts.executor,
+          containment: this.runner.containment,
         })
         .get(this.store.keys.runnerDesired(this.runner.id))
         .pexpire(this.registryKey, ttl)

@@ -16,6 +16,6 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     await runner.close();
     await telemetry.close();
   }, logger);
-  await telemetry.serve({ live: () => runner.isLive(), ready: () => runner.state === 'running' });
+  await telemetry.serve({ live: () => runner.isLive(), ready: () => runner.state === 'running', details: () => runner.readinessDetails() });
   await runner.start();
 }

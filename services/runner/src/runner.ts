@@ -69,6 +69,16 @@ export class Runner {
   /** A cgroup per attempt, when the runner may make them (see docs/containment.md). */
   private cgroups: RunnerCgroups | undefined;
 
+  /** How jobs' processes are held together here: the runner registry and /readyz show it. */
+  get containment(): string {
+    return this.executor.containmentMode;
+  }
+
+  /** What /readyz shows beside the status. */
+  readinessDetails(): Record<string, unknown> {
+    return { containment: this.containment, cgroupControllers: this.cgroups?.controllers ?? null };
+  }
+
   constructor(private readonly opts: RunnerOptions) {
     const { config } = opts;
     this.id = config.runner.id;

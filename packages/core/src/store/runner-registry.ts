@@ -14,6 +14,8 @@ export interface RunnerView {
   queues: string[];
   concurrency: number | null;
   executor: string | null;
+  /** How its jobs' processes are held together: cgroup2, cgroup2+cgroup1, cgroup1, process-group+subreaper, process-group. */
+  containment: string | null;
   running: string[];
   startedAt: string | null;
   lastHeartbeatAt: string;
@@ -79,6 +81,7 @@ function view(id: string, heartbeatAt: number, h: Record<string, string> | undef
     queues: live && h.queues ? h.queues.split(',') : [],
     concurrency: live ? num(h.concurrency) : null,
     executor: live ? (h.executor ?? null) : null,
+    containment: live ? (h.containment ?? null) : null,
     running: live && h.running ? h.running.split(',') : [],
     startedAt: live && h.startedAt ? new Date(Number(h.startedAt)).toISOString() : null,
     lastHeartbeatAt: new Date(heartbeatAt).toISOString(),

@@ -9,6 +9,8 @@ export interface ProbeChecks {
   live: () => boolean;
   /** Readiness: false while starting or draining. */
   ready: () => boolean;
+  /** Facts shown beside the readiness status (a runner's job containment, say). */
+  details?: () => Record<string, unknown>;
 }
 
 export interface MetricsServer {
@@ -50,7 +52,8 @@ export async function serveMetrics(
       return;
     }
     const ok = probe();
-    res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'unavailable' }));
+    const details = probe === checks.ready ? checks.details?.() : undefined;
+    res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'unavailable', ...(details ? { details } : {}) }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
