@@ -58,6 +58,8 @@ export interface DroverConfig {
   logLevel: string;
   /** `DROVER_MAX_DELAY_MS`, default 30 days: the furthest ahead a job may be delayed (delayMs, runAt, triggers). */
   maxDelayMs: number;
+  /** `DROVER_IDEMPOTENCY_TTL_MS`, default 24 h: how long an `Idempotency-Key` answers the submission it came with. */
+  idempotencyTtlMs: number;
   /**
    * `DROVER_ENV_KEY` (or `DROVER_ENV_KEY_FILE`): 32 bytes (64 hex digits or base64). When set, the API and the
    * scheduler store env values AES-256-GCM sealed and only runners open them; every service needs the same key.
@@ -375,6 +377,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       port: r.optional('DROVER_METRICS_PORT') === 'off' ? null : r.int('DROVER_METRICS_PORT', 9464, 0, 65535),
     },
     maxDelayMs: r.int('DROVER_MAX_DELAY_MS', 30 * 86_400_000, 0, 366 * 86_400_000),
+    idempotencyTtlMs: r.int('DROVER_IDEMPOTENCY_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
     killGraceMs: r.int('DROVER_KILL_GRACE_MS', 5000, 0, 600_000),
     envKey: envKeyOf(r.secret('DROVER_ENV_KEY'), r.problems),
     scripts: {

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   NOT_FOUND: { status: 404, doc: 'No such resource.' },
   METHOD_NOT_ALLOWED: { status: 405, doc: 'The route exists but not with this method.' },
   CONFLICT: { status: 409, doc: 'The resource is in a state that does not allow this action.' },
+  IDEMPOTENCY_KEY_REUSED: { status: 409, doc: 'The Idempotency-Key came before with another request (another body or route); nothing was created.' },
   BODY_TOO_LARGE: { status: 413, doc: 'The request body exceeds the configured limit.' },
   URI_TOO_LONG: { status: 414, doc: 'A path parameter is longer than any valid value.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, doc: 'The request body has a content type the API does not read.' },

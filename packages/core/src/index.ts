@@ -10,6 +10,7 @@ export * from './model/resources.js';
 export * from './model/job-record.js';
 export * from './store/keys.js';
 export * from './store/job-store.js';
+export * from './store/idempotency.js';
 export * from './store/log-store.js';
 export * from './transports/transport.js';
 export * from './transports/index.js';

@@ -43,6 +43,8 @@ export interface ApiContext {
   compatQueue: string;
   /** Furthest a job may be delayed, ms. */
   maxDelayMs: number;
+  /** How long an Idempotency-Key answers its submission, ms (DROVER_IDEMPOTENCY_TTL_MS); default 24 h. */
+  idempotencyTtlMs?: number;
   /** Test-only fault injection between persisting and publishing a submission (see config `faults`). */
   beforePublish?: () => Promise<void>;
   /** The process's metrics (submissions, request durations; everything under `drover start`). */

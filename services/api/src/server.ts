@@ -17,7 +17,7 @@ export interface ApiServer {
 }
 
 export interface ApiServerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'authFailLimitPerMinute' | 'maxJobsPerRequest' | 'maxStreamsPerToken' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts' | 'outbound'> & Partial<Pick<DroverConfig, 'databaseUrl' | 'envKey'>>;
+  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'authFailLimitPerMinute' | 'maxJobsPerRequest' | 'maxStreamsPerToken' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts' | 'outbound'> & Partial<Pick<DroverConfig, 'databaseUrl' | 'envKey' | 'idempotencyTtlMs'>>;
   logger: Logger;
   tokens: TokenRegistry;
   /** The process's metrics registry (shared by the services of `drover start`); default: a private one. */
@@ -65,6 +65,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       tokens: opts.tokens,
       specDefaults: DEFAULT_SPEC_DEFAULTS,
       maxDelayMs: config.maxDelayMs,
+      ...(config.idempotencyTtlMs ? { idempotencyTtlMs: config.idempotencyTtlMs } : {}),
       scripts: config.scripts,
       compatOpen: config.compat.open,
       compatQueue: config.compat.queue,

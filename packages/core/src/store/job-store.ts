@@ -9,6 +9,7 @@ import type { JobSpec } from '../model/job-spec.js';
 import { parseResources, type JobResources } from '../model/resources.js';
 import type { JobStatus } from '../model/states.js';
 import { Keys } from './keys.js';
+import { claimArg, replayOf, type IdempotencyClaim, type Replay } from './idempotency.js';
 import * as scripts from './scripts.js';
 
 declare module 'ioredis' {
@@ -82,6 +83,18 @@ export function createMeta(job: NewJob): string {
   if (after.length > 0) meta.after = after;
   if (afterNames.length > 0) meta.afterNames = afterNames;
   return Object.keys(meta).length > 0 ? JSON.stringify(meta) : '';
+}
+
+/** What a create may carry beyond its jobs (see JobStore.createOnce). */
+export interface CreateOptions {
+  idempotency?: IdempotencyClaim;
+  /** A workflow's record (its sealed JSON), stored in the same step as its step jobs. */
+  workflow?: { id: string; doc: string };
+}
+
+/** The answer to an Idempotency-Key that came before with another request (another body or route). */
+export function idempotencyKeyReused(): DroverError {
+  return new DroverError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with another request (a different body or route); use a new key for a new request');
 }
 
 export interface Claim {
@@ -167,12 +180,33 @@ export class JobStore {
    * created: its entry is that job, marked `duplicate`.
    */
   async create(jobs: NewJob[], now = Date.now()): Promise<Created[]> {
-    if (jobs.length === 0) return [];
-    const args: (string | number)[] = [this.keys.base, now];
+    const outcome = await this.createOnce(jobs, {}, now);
+    if (outcome.replayed) throw new Error('a create without an idempotency claim was answered as a replay');
+    return outcome.created;
+  }
+
+  /**
+   * `create`, plus what a submission needs to be safe to retry: with `idempotency`, a key seen before creates nothing
+   * and answers what it created then (`replayed`), a key that came with another request is IDEMPOTENCY_KEY_REUSED, and
+   * a new key is bound to the new jobs in the same atomic step. With `workflow`, its record is stored in that step too.
+   */
+  async createOnce(jobs: NewJob[], opts: CreateOptions, now = Date.now()): Promise<{ replayed: false; created: Created[] } | ({ replayed: true } & Replay)> {
+    if (jobs.length === 0) return { replayed: false, created: [] };
+    const options: Record<string, unknown> = {};
+    if (opts.idempotency) options.idem = claimArg(opts.idempotency);
+    if (opts.workflow) options.wf = opts.workflow;
+    const args: (string | number)[] = [this.keys.base, now, Object.keys(options).length > 0 ? JSON.stringify(options) : ''];
     const specs = jobs.map((j) => JSON.stringify(sealEnvOf(this.envCipher, j.spec)));
     jobs.forEach((j, i) => args.push(j.id, j.spec.queue, specs[i]!, j.runAt ?? '', createMeta(j)));
     const out = await this.redis.droverCreate(...args);
     if (out[0] === 'unknown') throw unknownDependency(out[1] ?? '');
+    const seen = replayOf(out);
+    if (seen === 'reused') throw idempotencyKeyReused();
+    if (seen) return { replayed: true, ...seen };
+    return { replayed: false, created: await this.createdFrom(jobs, specs, out, now) };
+  }
+
+  private async createdFrom(jobs: NewJob[], specs: string[], out: string[], now: number): Promise<Created[]> {
     const created: (Created | { readBack: string; duplicate: boolean })[] = [];
     for (let i = 0; i < jobs.length; i++) {
       const j = jobs[i]!;

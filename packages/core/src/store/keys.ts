@@ -58,6 +58,10 @@ export class Keys {
   get queues(): string {
     return `${this.base}:queues`;
   }
+  /** An Idempotency-Key binding (see idempotency.ts); the scripts build the same name from `base`. */
+  idempotency(digest: string): string {
+    return `${this.base}:idem:${digest}`;
+  }
   get control(): string {
     return `${this.base}:control`;
   }

@@ -9,7 +9,8 @@ import { newJobId } from '../ids.js';
 import type { WorkflowRecord } from './workflow-store.js';
 import type { Keys } from './keys.js';
 import * as scripts from './schedule-scripts.js';
-import { createMeta, type Page } from './job-store.js';
+import { createMeta, idempotencyKeyReused, type Page } from './job-store.js';
+import { claimArg, replayOf, type IdempotencyClaim, type Replay } from './idempotency.js';
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
@@ -18,7 +19,7 @@ declare module 'ioredis' {
     droverSchedDelete(...args: (string | number)[]): Result<(string | number)[], Context>;
     droverSchedClaimDue(...args: (string | number)[]): Result<string[], Context>;
     droverSchedFire(...args: (string | number)[]): Result<string[], Context>;
-    droverSchedTrigger(...args: (string | number)[]): Result<string, Context>;
+    droverSchedTrigger(...args: (string | number)[]): Result<string[], Context>;
   }
 }
 
@@ -206,10 +207,24 @@ export class ScheduleStore {
 
   /** A manual run now (or at runAt). Returns the first job's status, or null if the schedule is unknown. */
   async trigger(name: string, payload: FirePayload, runAt: number | null, now = Date.now()): Promise<string | null> {
+    const outcome = await this.triggerOnce(name, payload, runAt, undefined, now);
+    return outcome.replayed ? null : outcome.status;
+  }
+
+  /**
+   * `trigger` made safe to retry with an Idempotency-Key: a key seen before fires nothing and answers the run it
+   * fired then (`replayed`); a key that came with another request is IDEMPOTENCY_KEY_REUSED; a new key is bound to
+   * the run in the same atomic step that creates it.
+   */
+  async triggerOnce(name: string, payload: FirePayload, runAt: number | null, idempotency: IdempotencyClaim | undefined, now = Date.now()): Promise<{ replayed: false; status: string | null } | ({ replayed: true } & Replay)> {
     // A manual run may carry env overrides given in plain text.
     const sealed = payload.spec ? { ...payload, spec: sealEnvOf(this.envCipher, payload.spec) } : payload;
     const [ids, queue, spec, meta] = payloadArgs(sealed);
-    const status = await this.redis.droverSchedTrigger(this.keys.base, name, now, ids!, queue!, spec!, runAt ?? '', meta!);
-    return status || null;
+    const idem = idempotency ? JSON.stringify(claimArg(idempotency)) : '';
+    const out = await this.redis.droverSchedTrigger(this.keys.base, name, now, ids!, queue!, spec!, runAt ?? '', meta!, idem);
+    const seen = replayOf(out);
+    if (seen === 'reused') throw idempotencyKeyReused();
+    if (seen) return { replayed: true, ...seen };
+    return { replayed: false, status: out[0] || null };
   }
 }

@@ -41,12 +41,18 @@ export class WorkflowStore {
     return `${this.keys.base}:wf:${id}`;
   }
 
+  /** The record as stored (env values of its steps sealed): for save, and for a create that stores it with its jobs. */
+  docOf(wf: WorkflowRecord): string {
+    return JSON.stringify(this.envCipher ? { ...wf, steps: wf.steps.map((s) => ({ ...s, job: sealEnvOf(this.envCipher, s.job) })) } : wf);
+  }
+
   async save(wf: WorkflowRecord): Promise<void> {
-    await this.redis
-      .multi()
-      .hset(this.key(wf.id), 'doc', JSON.stringify(this.envCipher ? { ...wf, steps: wf.steps.map((s) => ({ ...s, job: sealEnvOf(this.envCipher, s.job) })) } : wf))
-      .zadd(`${this.keys.base}:wf:idx`, 0, wf.id)
-      .exec();
+    await this.redis.multi().hset(this.key(wf.id), 'doc', this.docOf(wf)).zadd(`${this.keys.base}:wf:idx`, 0, wf.id).exec();
+  }
+
+  /** Forgets a workflow whose start was withdrawn (its jobs were discarded because their publish failed). */
+  async remove(id: string): Promise<void> {
+    await this.redis.multi().del(this.key(id)).zrem(`${this.keys.base}:wf:idx`, id).exec();
   }
 
   async get(id: string): Promise<WorkflowRecord | null> {

@@ -1,14 +1,16 @@
 import {
   DroverError, JobSpecInput, unknownDependency, checkJobSpec, filesBytes, isJobId, isStoreFull, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
-  SpanKind, failSpan, mergeNewestFirst, passes, startSpan, traceparentOf, type ArchiveFilter, type Context, type ArchivedJob, type Created, type JobRecord, type JobStatus, type NewJob,
+  SpanKind, failSpan, mergeNewestFirst, passes, startSpan, traceparentOf, type ArchiveFilter, type Context, type ArchivedJob, type Created, type CreateOptions, type JobRecord, type JobStatus, type NewJob,
+  type Replay,
 } from '@drover/core';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { assertQueueAllowed, type Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { canSee, guards } from '../queue-scope.js';
 import { assertUnderQuota, recordOwned } from '../job-quota.js';
 import { followLogs } from './log-follow.js';
+import { IdempotencyHeaders, claimOf, markReplayed, priorResult, replayedJobs, storedNotPublished } from '../idempotency.js';
 import { ErrorResponse, JobIdParams, JobListQuery, JobPage, JobRecordSchema, LogPage, LogQuery } from '../schemas.js';
 
 /** Largest batch accepted by POST /v1/jobs/batch. */
@@ -139,6 +141,20 @@ export function assertJobCount(ctx: ApiContext, count: number, field = ''): void
 }
 
 export async function submitJobs(ctx: ApiContext, jobs: NewJob[], parent?: Context, owner?: Principal): Promise<Created[]> {
+  const outcome = await submitJobsOnce(ctx, jobs, {}, parent, owner);
+  if (outcome.replayed) throw new Error('a submission without an Idempotency-Key was answered as a replay');
+  return outcome.created;
+}
+
+/** What a keyed submission came to: jobs created now, or the results of the request that came first with its key. */
+export type Submitted = { replayed: false; created: Created[] } | ({ replayed: true } & Replay);
+
+/**
+ * submitJobs with an Idempotency-Key claim and/or a workflow record stored with the jobs. A keyed submission whose
+ * publish fails keeps its jobs (they are bound to the key; the outbox sweep publishes them) and answers 503 saying
+ * so; the client's retry with the same key then gets them. Without a key they are withdrawn as before.
+ */
+export async function submitJobsOnce(ctx: ApiContext, jobs: NewJob[], opts: CreateOptions, parent?: Context, owner?: Principal): Promise<Submitted> {
   // The checks every submitting route passes through; nothing is stored past a limit.
   assertJobCount(ctx, jobs.length);
   await assertUnderQuota(ctx.store, owner, jobs.length);
@@ -151,25 +167,36 @@ export async function submitJobs(ctx: ApiContext, jobs: NewJob[], parent?: Conte
   }) : undefined;
   const traceparent = span ? traceparentOf(span) : undefined;
   try {
-    const created = await ctx.store.create(traceparent ? jobs.map((j) => ({ ...j, traceparent })) : jobs);
+    const outcome = await ctx.store.createOnce(traceparent ? jobs.map((j) => ({ ...j, traceparent })) : jobs, opts);
+    if (outcome.replayed) return outcome;
+    const { created } = outcome;
     const fresh = created.filter((c) => !c.duplicate).map((c) => c.record);
     const toPublish = fresh.filter((r) => r.status === 'queued');
     if (span && jobs.length === 1) span.setAttribute('messaging.message.id', jobs[0]!.id);
+    const owned = (): Promise<void> =>
+      recordOwned(ctx.store, owner, fresh.map((r) => r.id)).catch((err: unknown) => ctx.log.warn({ err }, 'recording jobs against the token\'s quota failed'));
     await ctx.beforePublish?.();
     try {
       await ctx.transport.publish(toPublish.map((r) => ({ jobId: r.id, queue: r.queue })));
     } catch (err) {
+      if (opts.idempotency) {
+        // Bound to the key already: withdrawing them would race a retry that found them. They stay in the outbox.
+        ctx.log.warn({ err, count: jobs.length }, 'publish failed after persisting a keyed submission; the outbox sweep will publish it');
+        await owned();
+        throw storedNotPublished();
+      }
       ctx.log.warn({ err, count: jobs.length }, 'publish failed after persisting; withdrawing the jobs');
       // If this also fails the jobs stay in the outbox and the scheduler publishes them later.
       await ctx.store.discard(fresh.map((r) => r.id)).catch(() => undefined);
+      if (opts.workflow) await ctx.workflows.remove(opts.workflow.id).catch(() => undefined);
       // BullMQ keeps its queues in Redis: a full Redis refuses the publish as it would have refused the records.
       if (isStoreFull(err)) throw err;
       throw new DroverError('UNAVAILABLE', 'the broker is unreachable; nothing was queued, retry later');
     }
     for (const r of fresh) ctx.metrics.jobsSubmitted.inc({ queue: r.queue });
-    await recordOwned(ctx.store, owner, fresh.map((r) => r.id)).catch((err: unknown) => ctx.log.warn({ err }, 'recording jobs against the token\'s quota failed'));
+    await owned();
     ctx.store.published(toPublish.map((r) => r.id)).catch((err: unknown) => ctx.log.warn({ err }, 'clearing the outbox failed; jobs may be republished (harmless)'));
-    return created;
+    return outcome;
   } catch (err) {
     if (span) failSpan(span, err);
     throw err;
@@ -187,6 +214,15 @@ export function throwProblems(problems: SpecProblem[], prefix: string): void {
 
 export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const guard = guards(ctx);
+  /** The answer of a replayed submission: its jobs as they are now, in the shape and with the status of the first. */
+  const replayJobs = async (reply: FastifyReply, replay: Replay, firsts: number[], shape: 'one' | 'batch') => {
+    const byId = await replayedJobs(ctx, replay);
+    const created = replay.results.map((r) => ({ record: byId.get(r.id)!, duplicate: r.status === 'duplicate' }));
+    markReplayed(reply);
+    if (shape === 'batch') return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(created, first)) });
+    const record = submittedRecord(created, 0);
+    return reply.status(record.deduplicated ? 200 : 201).send(record);
+  };
   const toNewJob = (input: JobSpecInput, field: string, now: number, principal: Principal | undefined): NewJob => {
     const problems = checkJobSpec(input);
     const runAt = input.delayMs !== undefined ? now + input.delayMs : input.runAt !== undefined ? Date.parse(input.runAt) : undefined;
@@ -209,16 +245,21 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       schema: {
         tags: ['jobs'],
         summary: 'Submit a job (200 instead of 201: deduplicated, the unfinished job with the same key is returned)',
+        headers: IdempotencyHeaders,
         body: JobSpecInput,
-        response: { 200: JobRecordSchema, 201: JobRecordSchema, ...errors },
+        response: { 200: JobRecordSchema, 201: JobRecordSchema, 409: ErrorResponse, ...errors },
       },
     },
     async (request, reply) => {
+      const claim = claimOf(request, ctx);
+      const prior = await priorResult(ctx, claim);
+      if (prior) return replayJobs(reply, prior, [0], 'one');
       const now = Date.now();
       const jobs = expandReplicas(toNewJob(request.body, '', now, request.principal), now);
       await assertDependenciesVisible(ctx, request.principal, jobs);
-      const created = await submitJobs(ctx, jobs, request.traceContext, request.principal);
-      const record = submittedRecord(created, 0);
+      const outcome = await submitJobsOnce(ctx, jobs, claim ? { idempotency: claim } : {}, request.traceContext, request.principal);
+      if (outcome.replayed) return replayJobs(reply, outcome, [0], 'one');
+      const record = submittedRecord(outcome.created, 0);
       return reply.status(record.deduplicated ? 200 : 201).send(record);
     },
   );
@@ -230,19 +271,26 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       schema: {
         tags: ['jobs'],
         summary: 'Submit many jobs at once: all are accepted or none',
+        headers: IdempotencyHeaders,
         body: Type.Object({ jobs: Type.Array(JobSpecInput, { minItems: 1, maxItems: MAX_BATCH }) }, { additionalProperties: false }),
-        response: { 201: Type.Object({ jobs: Type.Array(JobRecordSchema) }), ...errors },
+        response: { 201: Type.Object({ jobs: Type.Array(JobRecordSchema) }), 409: ErrorResponse, ...errors },
       },
     },
     async (request, reply) => {
+      const claim = claimOf(request, ctx);
+      // Where each item's jobs start among all the batch's jobs (copies of one item follow each other).
+      const counts = request.body.jobs.map((input) => Math.max(1, input.replicas ?? 1));
+      const firsts = counts.map((_, i) => counts.slice(0, i).reduce((n, c) => n + c, 0));
+      const prior = await priorResult(ctx, claim);
+      if (prior) return replayJobs(reply, prior, firsts, 'batch');
       const now = Date.now();
       // Counted before the copies are made: the limit also bounds what one request makes this process allocate.
       assertJobCount(ctx, request.body.jobs.reduce((n, input) => n + (input.replicas ?? 1), 0), 'jobs');
       const jobs = request.body.jobs.map((input, i) => expandReplicas(toNewJob(input, `jobs/${i}`, now, request.principal), now));
       await assertDependenciesVisible(ctx, request.principal, jobs.flat());
-      const created = await submitJobs(ctx, jobs.flat(), request.traceContext, request.principal);
-      const firsts = jobs.map((_, i) => jobs.slice(0, i).reduce((n, copies) => n + copies.length, 0));
-      return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(created, first)) });
+      const outcome = await submitJobsOnce(ctx, jobs.flat(), claim ? { idempotency: claim } : {}, request.traceContext, request.principal);
+      if (outcome.replayed) return replayJobs(reply, outcome, firsts, 'batch');
+      return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(outcome.created, first)) });
     },
   );
 

@@ -1,8 +1,10 @@
 import {
   DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkDag, checkJobSpec, firePayload, mergeNewestFirst, nextFireAfter, publishQueued,
-  isTimeZone, nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type FirePayload, type JobRecord, type JobSpec, type JobTemplate, type ScheduleDef, type SpecProblem,
+  isTimeZone, nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type FirePayload, type IdempotencyClaim, type JobRecord, type JobSpec, type JobTemplate, type Replay, type ScheduleDef,
+  type SpecProblem,
 } from '@drover/core';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { IdempotencyHeaders, claimOf, markReplayed, priorResult, replayedJobs, storedNotPublished } from '../idempotency.js';
 import type { Principal } from '../auth.js';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
@@ -44,13 +46,32 @@ function assertFireSize(ctx: ApiContext, def: ScheduleDef): void {
  * schedule's runs, counted, and published. Returns false when the schedule does not exist.
  */
 export async function triggerSchedule(ctx: ApiContext, name: string, payload: FirePayload, runAt: number | null, now: number): Promise<boolean> {
+  const outcome = await triggerScheduleOnce(ctx, name, payload, runAt, now, undefined);
+  return outcome === 'fired';
+}
+
+/**
+ * triggerSchedule with an Idempotency-Key claim: 'fired', 'missing' (no such schedule), or the replay of the run the
+ * key fired before. The run's jobs are in the outbox from the start, so a failed publish leaves them to the sweep;
+ * with a key the 503 says they are stored.
+ */
+export async function triggerScheduleOnce(ctx: ApiContext, name: string, payload: FirePayload, runAt: number | null, now: number, claim: IdempotencyClaim | undefined): Promise<'fired' | 'missing' | Replay> {
   // Schedules are checked when defined; this covers ones defined before the limit was lowered.
   assertJobCount(ctx, payload.created.length);
-  const status = await ctx.schedules.trigger(name, payload, runAt, now);
-  if (!status) return false;
+  const outcome = await ctx.schedules.triggerOnce(name, payload, runAt, claim, now);
+  if (outcome.replayed) return outcome;
+  if (!outcome.status) return 'missing';
   for (const j of payload.created) ctx.metrics.jobsSubmitted.inc({ queue: j.queue });
-  if (status === 'queued' || payload.bundle) await publishQueued(ctx.transport, ctx.store, payload.publish);
-  return true;
+  if (outcome.status === 'queued' || payload.bundle) {
+    try {
+      await publishQueued(ctx.transport, ctx.store, payload.publish);
+    } catch (err) {
+      if (!claim) throw err;
+      ctx.log.warn({ err, schedule: name }, 'publish failed after a keyed trigger stored its run; the outbox sweep will publish it');
+      throw storedNotPublished();
+    }
+  }
+  return 'fired';
 }
 
 /** Validates what JSON schema cannot: job xor workflow, the cron expression, the time zone, the templates' own rules. */
@@ -203,10 +224,19 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     );
   }
 
+  /** A replayed trigger answers the first job of the run it fired, as the first answer did. */
+  const replayTrigger = async (reply: FastifyReply, replay: Replay) => {
+    const byId = await replayedJobs(ctx, replay);
+    return markReplayed(reply).status(201).send(byId.get(replay.results[0]!.id)!);
+  };
+
   app.post<Named & { Body: { delayMs?: number; env?: Record<string, string>; args?: string[] } }>(
     '/v1/schedules/:name/trigger',
-    { config: { scope: 'submit', queues: guard }, schema: { tags: ['schedules'], summary: 'Run the schedule\'s job now (or after delayMs), optionally with env and args overrides', params: NameParams, body: TriggerBody, response: { 201: JobRecordSchema, ...errors } } },
+    { config: { scope: 'submit', queues: guard }, schema: { tags: ['schedules'], summary: 'Run the schedule\'s job now (or after delayMs), optionally with env and args overrides', params: NameParams, headers: IdempotencyHeaders, body: TriggerBody, response: { 201: JobRecordSchema, 409: ErrorResponse, ...errors } } },
     async (request, reply) => {
+      const claim = claimOf(request, ctx);
+      const prior = await priorResult(ctx, claim);
+      if (prior) return replayTrigger(reply, prior);
       const s = await mustGet(request.params.name);
       const { delayMs, env, args } = request.body ?? {};
       if (delayMs !== undefined && delayMs > ctx.maxDelayMs) throwProblems([{ field: 'delayMs', message: `is more than ${ctx.maxDelayMs} ms (DROVER_MAX_DELAY_MS)` }], 'body');
@@ -217,7 +247,9 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const payload = firePayload(s.name, s, now, override);
       if (payload.spec) assertSubmittable(ctx, request.principal, payload.spec, 'job');
       else for (const { spec, field } of defSpecs(s)) assertSubmittable(ctx, request.principal, spec, field);
-      if (!(await triggerSchedule(ctx, s.name, payload, delayMs ? now + delayMs : null, now))) throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
+      const outcome = await triggerScheduleOnce(ctx, s.name, payload, delayMs ? now + delayMs : null, now, claim);
+      if (outcome === 'missing') throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
+      if (outcome !== 'fired') return replayTrigger(reply, outcome);
       return reply.status(201).send((await ctx.store.get(payload.jobIds[0]!))!);
     },
   );

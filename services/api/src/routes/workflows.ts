@@ -1,13 +1,14 @@
 import {
   DEFAULT_SPEC_DEFAULTS, DroverError, JOB_ID_PATTERN, WorkflowInput, checkDag, checkJobSpec, isTerminal, newJobId, planWorkflow,
-  withDescendants, type JobRecord, type WorkflowRecord, type WorkflowRun,
+  withDescendants, type JobRecord, type Replay, type WorkflowRecord, type WorkflowRun,
 } from '@drover/core';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { IdempotencyHeaders, claimOf, markReplayed, priorResult, replayedJobs } from '../idempotency.js';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
 import { canSee, guards, workflowQueues } from '../queue-scope.js';
 import { ErrorResponse } from '../schemas.js';
-import { assertSubmittable, submitJobs, throwProblems } from './jobs.js';
+import { assertSubmittable, submitJobs, submitJobsOnce, throwProblems } from './jobs.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse };
 const IdParams = Type.Object({ id: Type.String({ pattern: JOB_ID_PATTERN }) }, { additionalProperties: false });
@@ -33,6 +34,9 @@ function stepState(jobs: JobRecord[]): StepState {
 }
 
 const FAILED_STATES: StepState[] = ['failed', 'timed_out', 'lost', 'cancelled', 'skipped'];
+
+/** Where a step's job is in the request body, for error messages. */
+const stepField = (wf: WorkflowRecord, step: string | undefined): string => `steps/${wf.steps.findIndex((s) => s.name === step)}/job`;
 
 /** Keeper's workflows: a DAG of steps, each a job; restart whole, from the failed steps, or from given steps. */
 export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -82,23 +86,42 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const launch = async (wf: WorkflowRecord, rerun: Set<string>, mode: WorkflowRun['mode'], request: FastifyRequest): Promise<void> => {
     const now = Date.now();
     const { jobs, fresh } = planWorkflow(wf.id, wf.steps, rerun, wf.jobs, DEFAULT_SPEC_DEFAULTS, () => newJobId(now), wf.concurrency);
-    for (const j of jobs) assertSubmittable(ctx, request.principal, j.spec, `steps/${wf.steps.findIndex((s) => s.name === j.spec.labels['drover.step'])}/job`);
+    for (const j of jobs) assertSubmittable(ctx, request.principal, j.spec, stepField(wf, j.spec.labels['drover.step']));
     await submitJobs(ctx, jobs, request.traceContext, request.principal);
     wf.jobs = { ...wf.jobs, ...fresh };
     wf.runs.push({ run: wf.runs.length + 1, mode, at: new Date(now).toISOString(), steps: fresh });
     await ctx.workflows.save(wf);
   };
 
+  /** A replayed create answers the workflow it created, as it stands now. */
+  const replayStart = async (reply: FastifyReply, replay: Replay) => {
+    await replayedJobs(ctx, replay);
+    return markReplayed(reply).status(201).send(await view(await mustGet(replay.ref)));
+  };
+
   app.post<{ Body: WorkflowInput }>(
     '/v1/workflows',
-    { config: { scope: 'submit', queues: 'handler' }, schema: { tags: ['workflows'], summary: 'Run a DAG of steps: each starts when the steps it depends on succeeded', body: WorkflowInput, response: errors } },
+    {
+      config: { scope: 'submit', queues: 'handler' },
+      schema: { tags: ['workflows'], summary: 'Run a DAG of steps: each starts when the steps it depends on succeeded', headers: IdempotencyHeaders, body: WorkflowInput, response: errors },
+    },
     async (request, reply) => {
+      const claim = claimOf(request, ctx);
+      const prior = await priorResult(ctx, claim);
+      if (prior) return replayStart(reply, prior);
       const { name, steps, concurrency } = request.body;
       const problems = checkDag(steps);
       steps.forEach((s, i) => problems.push(...checkJobSpec(s.job).map((p) => ({ field: `steps/${i}/job/${p.field}`, message: p.message }))));
       throwProblems(problems, '');
-      const wf: WorkflowRecord = { id: newJobId(Date.now()), name, steps, ...(concurrency ? { concurrency } : {}), createdAt: new Date().toISOString(), jobs: {}, runs: [] };
-      await launch(wf, new Set(steps.map((s) => s.name)), 'start', request);
+      const now = Date.now();
+      const wf: WorkflowRecord = { id: newJobId(now), name, steps, ...(concurrency ? { concurrency } : {}), createdAt: new Date(now).toISOString(), jobs: {}, runs: [] };
+      const { jobs, fresh } = planWorkflow(wf.id, wf.steps, new Set(steps.map((s) => s.name)), wf.jobs, DEFAULT_SPEC_DEFAULTS, () => newJobId(now), wf.concurrency);
+      for (const j of jobs) assertSubmittable(ctx, request.principal, j.spec, stepField(wf, j.spec.labels['drover.step']));
+      wf.jobs = fresh;
+      wf.runs.push({ run: 1, mode: 'start', at: wf.createdAt, steps: fresh });
+      // The record goes with its jobs in one step: a retry never finds jobs without their workflow.
+      const outcome = await submitJobsOnce(ctx, jobs, { workflow: { id: wf.id, doc: ctx.workflows.docOf(wf) }, ...(claim ? { idempotency: claim } : {}) }, request.traceContext, request.principal);
+      if (outcome.replayed) return replayStart(reply, outcome);
       return reply.status(201).send(await view(wf));
     },
   );
