@@ -146,6 +146,7 @@ interface Started {
  */
 class RecordingExecutor implements Executor {
   readonly name = 'recording';
+  readonly containmentMode = 'none (starts nothing)';
   readonly started: Started[] = [];
 
   start(request: ExecRequest): Promise<ExecProcess> {
