@@ -84,6 +84,13 @@ test('keys are per token: another tenant with the same key and body gets its own
   assert.equal((await post(s, '/v1/jobs', { command: 'echo t' }, k, other)).body.id, b.body.id);
   assert.equal((await post(s, '/v1/jobs', { command: 'echo t' }, k)).body.id, a.body.id);
   assert.equal(await jobCount(), 2);
+  // A token whose queues were narrowed since does not get the job back through a replay: 404 as for any look at it.
+  const narrow = randomBytes(24).toString('base64url');
+  s.registry.add(narrow, { name: 'tenant-c', scope: 'submit', queues: ['a'] });
+  assert.equal((await post(s, '/v1/jobs', { queue: 'a', command: 'echo n' }, k, narrow)).status, 201);
+  s.registry.add(narrow, { name: 'tenant-c', scope: 'submit', queues: ['b'] });
+  assert.equal((await post<ErrorBody>(s, '/v1/jobs', { queue: 'a', command: 'echo n' }, k, narrow)).status, 404);
+  assert.equal(await jobCount(), 3);
 });
 
 test('20 identical requests at once create exactly one job; all answer it', async (t) => {

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { DroverError, idempotencyKeyReused, publishQueued, readBinding, type IdempotencyClaim, type JobRecord, type Replay } from '@drover/core';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import type { Principal } from './auth.js';
 import type { ApiContext } from './context.js';
+import { canSee } from './queue-scope.js';
 
 /**
  * `Idempotency-Key` on the submitting routes (POST /v1/jobs, /v1/jobs/batch, /v1/workflows, /v1/schedules/:name/trigger).
@@ -79,7 +81,7 @@ export async function priorResult(ctx: ApiContext, claim: IdempotencyClaim | und
  * created it got a 503, or its API died) is published now, so a replay answers 201 on the same terms as the first
  * request: stored and handed to the broker. A duplicate delivery is harmless (the runner's claim drops it).
  */
-export async function replayedJobs(ctx: ApiContext, replay: Replay): Promise<Map<string, JobRecord>> {
+export async function replayedJobs(ctx: ApiContext, replay: Replay, principal: Principal | undefined): Promise<Map<string, JobRecord>> {
   const ids = [...new Set(replay.results.map((r) => r.id))];
   const records = await ctx.store.getMany(ids);
   const byId = new Map(records.map((r) => [r.id, r]));
@@ -93,6 +95,8 @@ export async function replayedJobs(ctx: ApiContext, replay: Replay): Promise<Map
   if (ids.some((id) => !byId.has(id))) {
     throw new DroverError('NOT_FOUND', 'the jobs this Idempotency-Key created are no longer kept (retention removed them)');
   }
+  // A token whose queues were narrowed since gets what any other look at those jobs gets.
+  if (!canSee(principal, [...byId.values()].map((j) => j.queue))) throw new DroverError('NOT_FOUND', 'no such submission');
   const queued = records.filter((r) => r.status === 'queued');
   if (queued.length > 0) {
     const scores = await ctx.store.redis.zmscore(ctx.store.keys.outbox, ...queued.map((r) => r.id));

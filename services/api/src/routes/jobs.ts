@@ -216,7 +216,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const guard = guards(ctx);
   /** The answer of a replayed submission: its jobs as they are now, in the shape and with the status of the first. */
   const replayJobs = async (reply: FastifyReply, replay: Replay, firsts: number[], shape: 'one' | 'batch') => {
-    const byId = await replayedJobs(ctx, replay);
+    const byId = await replayedJobs(ctx, replay, reply.request.principal);
     const created = replay.results.map((r) => ({ record: byId.get(r.id)!, duplicate: r.status === 'duplicate' }));
     markReplayed(reply);
     if (shape === 'batch') return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(created, first)) });

@@ -226,7 +226,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   /** A replayed trigger answers the first job of the run it fired, as the first answer did. */
   const replayTrigger = async (reply: FastifyReply, replay: Replay) => {
-    const byId = await replayedJobs(ctx, replay);
+    const byId = await replayedJobs(ctx, replay, reply.request.principal);
     return markReplayed(reply).status(201).send(byId.get(replay.results[0]!.id)!);
   };
 

@@ -95,7 +95,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   /** A replayed create answers the workflow it created, as it stands now. */
   const replayStart = async (reply: FastifyReply, replay: Replay) => {
-    await replayedJobs(ctx, replay);
+    await replayedJobs(ctx, replay, reply.request.principal);
     return markReplayed(reply).status(201).send(await view(await mustGet(replay.ref)));
   };
 
