@@ -15,6 +15,11 @@ export const DEFAULT_SPAWNER_PATH = fileURLToPath(new URL('../native/build/drove
 
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
+/**
+ * How long a start waits for a helper that was up and died. Not child_process meanwhile: a job started that way
+ * has no cgroup and no subreaper, so what it leaves would outlive it. After this the attempt is reported lost.
+ */
+const HELPER_WAIT_MS = 15_000;
 
 interface Pending {
   onOutput: (stream: OutputStreamName, chunk: Buffer) => void;
@@ -45,9 +50,10 @@ const SIGNAL_NAMES = new Map(Object.entries(constants.signals).map(([name, n]) =
 
 /**
  * Launches commands through drover-spawner, a small C helper that starts them with clone(CLONE_VM|CLONE_VFORK),
- * so the runner's event loop never pays for fork() of its own memory. While the helper is down (not built,
- * crashed, restarting) commands go through child_process instead, with a warning; jobs the helper was running
- * when it died are reported lost (their process groups are killed) so their retry policy decides.
+ * so the runner's event loop never pays for fork() of its own memory. While a helper that never came up is
+ * unavailable (not built, cannot start) commands go through child_process instead, with a warning. Once it was up,
+ * a crash makes starts wait for its restart: jobs it was running are reported lost (killed whole first) so their
+ * retry policy decides.
  */
 export class SpawnerExecutor implements Executor {
   readonly name = 'spawner';
@@ -64,6 +70,9 @@ export class SpawnerExecutor implements Executor {
   private readonly fallback = new ChildProcessExecutor();
   private warnedFallback = false;
   private containment: SpawnerContainment = {};
+  /** The helper was up once: from then on starts wait for it rather than fall back. */
+  private wasUp = false;
+  private upWaiters: (() => void)[] = [];
   private warnedCpu = false;
 
   constructor(
@@ -122,8 +131,10 @@ export class SpawnerExecutor implements Executor {
     try {
       await hello;
       this.state = 'up';
+      this.wasUp = true;
       this.restartDelay = RESTART_MIN_MS;
       this.warnedFallback = false;
+      for (const wake of this.upWaiters.splice(0)) wake();
       this.log.info({ pid: helper.pid }, 'spawner helper ready');
     } catch (err) {
       this.log.warn({ err: (err as Error).message, path: this.path }, 'spawner helper failed to start; using child_process meanwhile');
@@ -219,18 +230,34 @@ export class SpawnerExecutor implements Executor {
       this.fallback.killUid(kill.uid).then(() => kill.done(undefined), (err: Error) => kill.done(err));
     }
     if (wasClosed) return;
-    this.log.warn({ code, signal, restartInMs: this.restartDelay }, 'spawner helper died; using child_process until it is back');
+    this.log.warn({ code, signal, restartInMs: this.restartDelay }, 'spawner helper died; starts wait until it is back');
     this.restartTimer = setTimeout(() => void this.init(), this.restartDelay);
     this.restartDelay = Math.min(this.restartDelay * 2, RESTART_MAX_MS);
   }
 
-  start(request: ExecRequest, onOutput: (stream: OutputStreamName, chunk: Buffer) => void): Promise<ExecProcess> {
+  async start(request: ExecRequest, onOutput: (stream: OutputStreamName, chunk: Buffer) => void): Promise<ExecProcess> {
+    if (this.state !== 'up' && this.wasUp && this.state !== 'closed') await this.helperBack(HELPER_WAIT_MS);
     if (this.state !== 'up' || !this.helper?.stdin?.writable) {
+      if (this.wasUp) {
+        const lost: ExecExit = { exitCode: null, signal: null, lost: true, error: `the spawner helper is not back after ${HELPER_WAIT_MS} ms` };
+        return { pid: undefined, exited: Promise.resolve(lost), signalGroup: () => undefined, setDeadline: () => undefined };
+      }
       if (!this.warnedFallback) this.log.warn('spawner helper unavailable: starting commands with child_process');
       this.warnedFallback = true;
       return this.fallback.start(request, onOutput);
     }
     return this.startInHelper(request, onOutput);
+  }
+
+  private helperBack(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      this.upWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private async startInHelper(request: ExecRequest, onOutput: (stream: OutputStreamName, chunk: Buffer) => void): Promise<ExecProcess> {
@@ -300,6 +327,7 @@ export class SpawnerExecutor implements Executor {
   async close(): Promise<void> {
     this.state = 'closed';
     clearTimeout(this.restartTimer);
+    for (const wake of this.upWaiters.splice(0)) wake();
     const helper = this.helper;
     if (!helper || helper.exitCode !== null) return;
     const exited = new Promise<void>((resolve) => helper.once('exit', () => resolve()));

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { JobRecord } from '@drover/core';
+import { audit, markerDir } from '../helpers/audit.js';
+import { jobTempDir } from '../helpers/job-dir.js';
+import { startServiceReady } from '../helpers/processes.js';
+import { alive, startStack } from '../helpers/stack.js';
+import { until } from '../helpers/until.js';
+
+/** kill -9 of a runner, of its spawner helper, or of both at once, under jobs that leave processes behind. */
+type Victim = 'runner' | 'spawner' | 'both';
+
+const JOBS = 3;
+
+/**
+ * Each attempt records the pids of three processes it leaves behind (setsid, double fork, both) in
+ * `<dir>/<job>.<attempt>.pids`, then its first attempt sleeps until killed; a retry ends at once.
+ */
+function command(marker: string, dir: string): string {
+  return [
+    marker,
+    `P="${dir}/$DROVER_JOB_ID.$DROVER_ATTEMPT.pids"`,
+    'setsid sleep 300 & echo $! >> "$P"',
+    '( sleep 301 & echo $! >> "$P" )',
+    `setsid sh -c 'sleep 302 & echo $! >> "$0"' "$P" &`,
+    'while [ "$(wc -l < "$P")" -lt 3 ]; do sleep 0.02; done',
+    '[ "$DROVER_ATTEMPT" -gt 1 ] || sleep 60',
+  ].join('\n');
+}
+
+const firstAttemptPids = (dir: string): number[] =>
+  readdirSync(dir).filter((f) => f.endsWith('.1.pids')).flatMap((f) => readFileSync(join(dir, f), 'utf8').trim().split('\n').filter(Boolean).map(Number));
+
+function spawnerOf(runner: ChildProcess): number {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [name, rest] = [stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), stat.slice(stat.lastIndexOf(')') + 2).split(' ')];
+      if (name === 'drover-spawner' && Number(rest[1]) === runner.pid) return Number(entry);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  throw new Error('the runner has no spawner helper');
+}
+
+const kill9 = (pid: number): void => {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+};
+
+const MODES = [
+  // Jobs as root: only the cgroup holds each job's processes together.
+  { mode: 'cgroup', env: { RUNNER_CGROUP: 'auto', RUNNER_JOB_USER: 'root' } },
+  // No cgroup: process groups, the spawner as subreaper, a uid per job, and the guard.
+  { mode: 'subreaper+uid', env: { RUNNER_CGROUP: 'off' } },
+];
+
+for (const { mode, env } of MODES) {
+  for (const victim of ['runner', 'spawner', 'both'] as Victim[]) {
+    test(`kill -9 of the ${victim === 'both' ? 'runner and its spawner together' : victim} [${mode}]: no process of a job outlives it, the retry runs alone`, async (t) => {
+      const s = await startStack(t, { runner: false });
+      const { dir: markers, command: marker } = markerDir(t);
+      const dir = jobTempDir(t);
+      const runnerEnv = { ...env, RUNNER_EXECUTOR: 'spawner', RUNNER_LEASE_MS: '2000', RUNNER_CONCURRENCY: '4', DROVER_KILL_GRACE_MS: '300' };
+      const first = await startServiceReady(t, 'runner', s.prefix, { ...runnerEnv, RUNNER_ID: `contain-${victim}-a` });
+      const res = await s.request<{ jobs: JobRecord[] }>('POST', '/v1/jobs/batch', {
+        jobs: Array.from({ length: JOBS }, () => ({ command: command(marker(), dir), retries: 2 })),
+      });
+      assert.equal(res.status, 201);
+      const ids = res.body.jobs.map((j) => j.id);
+      const pids = await until('every first attempt left its processes', () => {
+        const p = firstAttemptPids(dir);
+        return p.length === JOBS * 3 ? p : undefined;
+      }, 20_000);
+      const spawner = spawnerOf(first);
+      if (victim !== 'runner') kill9(spawner);
+      if (victim !== 'spawner') kill9(first.pid!);
+      if (victim !== 'spawner') await once(first, 'exit').catch(() => undefined);
+
+      // Before any other runner starts (whose start-up sweep would clear leftovers): nothing may be left.
+      await until('the killed jobs\' processes are gone', () => pids.every((p) => !alive(p)) || undefined, 5000).catch(() => undefined);
+      const left = pids.filter(alive);
+      left.forEach(kill9);
+      assert.deepEqual(left, [], `processes of the killed attempts still running after kill -9 of the ${victim}`);
+
+      // The retries run on a runner that is alive: the same one when only its spawner died.
+      if (victim !== 'spawner') await startServiceReady(t, 'runner', s.prefix, { ...runnerEnv, RUNNER_ID: `contain-${victim}-b` });
+      const a = await audit(s, `kill -9 ${victim} under jobs that setsid/double-fork [${mode}]`, ids, markers, 60_000);
+      assert.deepEqual(a.notEnded, []);
+      assert.equal(a.succeeded, JOBS);
+      assert.equal(a.duplicated, 0);
+      assert.equal(a.missing, 0);
+      assert.ok(a.lost >= JOBS, 'each killed attempt is recorded lost');
+      // The retries' own leftovers died with them too.
+      const retries = readdirSync(dir).filter((f) => !f.endsWith('.1.pids')).flatMap((f) => readFileSync(join(dir, f), 'utf8').trim().split('\n').filter(Boolean).map(Number));
+      await until('the retries\' processes are gone', () => retries.every((p) => !alive(p)) || undefined, 5000).catch(() => undefined);
+      assert.deepEqual(retries.filter(alive), []);
+      assert.ok(existsSync(dir));
+    });
+  }
+}
