@@ -194,6 +194,9 @@ test('the runner hands each attempt its effective limits and a label; a job over
   await withRunner(t, MAXIMA, async (s, executor) => {
     const requestOf = (id: string): ExecRequest | undefined => executor.started.find((x) => x.request.env.DROVER_JOB_ID === id)?.request;
 
+    const registry = await s.request<{ maxJobResources: JobResources }>('GET', `/v1/runners/${s.config.runner.id}`);
+    assert.deepEqual(registry.body.maxJobResources, { memoryMb: 512, pids: 100 }, 'the registry shows the maxima');
+
     const plain = await s.run({ command: 'true' });
     assert.equal(plain.status, 'succeeded', JSON.stringify(plain));
     assert.deepEqual(requestOf(plain.id)?.resources, { memoryMb: 512, pids: 100 }, 'a job that sets none gets the maxima');
@@ -225,6 +228,8 @@ test('the runner hands each attempt its effective limits and a label; a job over
 
 test('an attempt the kernel OOM-killed fails with its limit named, unless the runner had stopped it first', async (t) => {
   await withRunner(t, {}, async (s) => {
+    const registry = await s.request<{ maxJobResources: JobResources }>('GET', `/v1/runners/${s.config.runner.id}`);
+    assert.deepEqual(registry.body.maxJobResources, {}, 'control: no maximum configured, none shown');
     const oom = await s.run({ command: 'oom', resources: { memoryMb: 256 } });
     assert.equal(oom.status, 'failed');
     assert.equal(oom.error, 'out of memory (limit 256 MiB)');

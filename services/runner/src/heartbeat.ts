@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { VERSION, coerceError, type JobStore, type Logger } from '@drover/core';
+import { VERSION, coerceError, type JobResources, type JobStore, type Logger } from '@drover/core';
 
 /** The part of the runner a heartbeat reads and acts on. */
 export interface HeartbeatSubject {
@@ -20,6 +20,8 @@ export interface HeartbeatOptions {
   queues: string[];
   concurrency: number;
   executor: string;
+  /** RUNNER_MAX_JOB_*: in the registry, so an operator sees which runners fit a big job. */
+  maxJobResources?: JobResources;
 }
 
 const LOOP_RESOLUTION_MS = 10;
@@ -85,6 +87,7 @@ export class Heartbeat {
           loopDelayMaxMs: lateness(this.loopDelay.max),
           version: VERSION,
           executor: this.opts.executor,
+          maxJobResources: JSON.stringify(this.opts.maxJobResources ?? {}),
           containment: this.runner.containment,
         })
         .get(this.store.keys.runnerDesired(this.runner.id))

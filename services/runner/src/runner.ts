@@ -113,6 +113,7 @@ export class Runner {
       queues: config.runner.queues,
       concurrency: config.runner.concurrency,
       executor: this.executor.name,
+      maxJobResources: config.runner.maxJobResources,
     });
   }
 

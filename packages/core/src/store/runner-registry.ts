@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { parseResources, type JobResources } from '../model/resources.js';
 import type { Keys } from './keys.js';
 
 /** Runners not heard from for this long leave the list (their entry stays `offline` until then). */
@@ -16,6 +17,8 @@ export interface RunnerView {
   executor: string | null;
   /** How its jobs' processes are held together: cgroup2, cgroup2+cgroup1, cgroup1, process-group+subreaper, process-group. */
   containment: string | null;
+  /** The most one attempt may use there (RUNNER_MAX_JOB_*, also the limit of jobs that set none); {}: no maximum. */
+  maxJobResources: JobResources;
   running: string[];
   startedAt: string | null;
   lastHeartbeatAt: string;
@@ -82,6 +85,7 @@ function view(id: string, heartbeatAt: number, h: Record<string, string> | undef
     concurrency: live ? num(h.concurrency) : null,
     executor: live ? (h.executor ?? null) : null,
     containment: live ? (h.containment ?? null) : null,
+    maxJobResources: (live ? parseResources(h.maxJobResources) : undefined) ?? {},
     running: live && h.running ? h.running.split(',') : [],
     startedAt: live && h.startedAt ? new Date(Number(h.startedAt)).toISOString() : null,
     lastHeartbeatAt: new Date(heartbeatAt).toISOString(),
