@@ -57,7 +57,7 @@ const kill9 = (pid: number): void => {
   }
 };
 
-const MODES = [
+const MODES: { mode: string; env: Record<string, string> }[] = [
   // Jobs as root: only the cgroup holds each job's processes together.
   { mode: 'cgroup', env: { RUNNER_CGROUP: 'auto', RUNNER_JOB_USER: 'root' } },
   // No cgroup: process groups, the spawner as subreaper, a uid per job, and the guard.
