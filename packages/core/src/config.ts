@@ -69,9 +69,10 @@ export interface DroverConfig {
   killGraceMs: number;
   /**
    * Fault injection for the fault-tolerance tests, inert unless `DROVER_ENABLE_FAULT_HOOKS=1`:
-   * `DROVER_FAULT_PUBLISH_DELAY_MS` holds each submission between persisting and publishing.
+   * `DROVER_FAULT_PUBLISH_DELAY_MS` holds each submission between persisting and publishing;
+   * `DROVER_FAULT_NO_FENCING=1` makes runners let jobs run on past their unrenewed leases (to show a retry overlaps).
    */
-  faults: { publishDelayMs: number } | undefined;
+  faults: { publishDelayMs: number; noFencing: boolean } | undefined;
   scripts: {
     /** `DROVER_MAX_SCRIPT_BYTES`, default 256 KiB: largest `script` a job may carry. */
     maxScriptBytes: number;
@@ -111,6 +112,11 @@ export interface DroverConfig {
     drainTimeoutMs: number;
     /** `RUNNER_LEASE_MS`, default 30000: a running job whose runner stops heartbeating is lost after this. */
     leaseMs: number;
+    /**
+     * `RUNNER_FENCE_MARGIN_MS`, default max(1000, leaseMs/5) but at most leaseMs/2: a runner that could not renew a
+     * job's lease kills the job this long before the lease expires, so its retry elsewhere never overlaps it.
+     */
+    fenceMarginMs: number;
     /** `RUNNER_OUTPUT_CAP`, default 1 MiB: stored output per job; the rest is dropped and `truncated` set. */
     outputCapBytes: number;
     /** `RUNNER_ENV_PASSTHROUGH`: runner variables a job inherits (everything else is withheld). */
@@ -329,6 +335,11 @@ function maxJobResourcesOf(r: EnvReader): JobResources {
   return out;
 }
 
+/** Room for the kill (and some clock skew) before the lease expires, yet never more than half the lease. */
+export function defaultFenceMarginMs(leaseMs: number): number {
+  return Math.min(Math.floor(leaseMs / 2), Math.max(1000, Math.floor(leaseMs / 5)));
+}
+
 function jobUidsOf(r: EnvReader): UidRange | undefined {
   const text = r.optional('RUNNER_JOB_UIDS');
   if (text === undefined) return undefined;
@@ -349,6 +360,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
   const queues = r.list('RUNNER_QUEUES', 'default');
   const queueRe = new RegExp(QUEUE_NAME_PATTERN);
   for (const q of queues) if (!queueRe.test(q)) r.problems.push(`RUNNER_QUEUES has an invalid queue name "${q}"`);
+  const leaseMs = r.int('RUNNER_LEASE_MS', 30_000, 1000, 3_600_000);
   if (queues.length === 0) r.problems.push('RUNNER_QUEUES must name at least one queue');
   const logLevel = r.oneOf('DROVER_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info');
 
@@ -391,13 +403,16 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       queue: r.string('DROVER_COMPAT_QUEUE', 'default'),
       coyotesList: r.bool('DROVER_COYOTES_LIST', false),
     },
-    faults: env.DROVER_ENABLE_FAULT_HOOKS === '1' ? { publishDelayMs: r.int('DROVER_FAULT_PUBLISH_DELAY_MS', 0, 0, 600_000) } : undefined,
+    faults: env.DROVER_ENABLE_FAULT_HOOKS === '1'
+      ? { publishDelayMs: r.int('DROVER_FAULT_PUBLISH_DELAY_MS', 0, 0, 600_000), noFencing: r.bool('DROVER_FAULT_NO_FENCING', false) }
+      : undefined,
     runner: {
       id: r.string('RUNNER_ID', `${hostname()}-${process.pid}`),
       queues,
       concurrency: r.int('RUNNER_CONCURRENCY', 5, 1, 10_000),
       drainTimeoutMs: r.int('RUNNER_DRAIN_TIMEOUT_MS', 30_000, 0, 86_400_000),
-      leaseMs: r.int('RUNNER_LEASE_MS', 30_000, 1000, 3_600_000),
+      leaseMs,
+      fenceMarginMs: r.int('RUNNER_FENCE_MARGIN_MS', defaultFenceMarginMs(leaseMs), 1, 1_800_000),
       outputCapBytes: r.int('RUNNER_OUTPUT_CAP', 1024 * 1024, 0, 1024 * 1024 * 1024),
       envPassthrough: r.list('RUNNER_ENV_PASSTHROUGH', DEFAULT_PASSTHROUGH),
       executor: r.oneOf('RUNNER_EXECUTOR', ['auto', 'spawner', 'child_process'] as const, 'auto'),
@@ -425,6 +440,12 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     },
   };
   const { jobUids, jobUser, concurrency } = config.runner;
+  if (config.runner.fenceMarginMs * 2 > leaseMs) {
+    r.problems.push(
+      `RUNNER_FENCE_MARGIN_MS (${config.runner.fenceMarginMs}) is more than half of RUNNER_LEASE_MS (${leaseMs}): leases are renewed every third of ` +
+        'the lease, and a job whose lease is not renewed within lease - margin is stopped, so a larger margin stops jobs between renewals',
+    );
+  }
   if (jobUids && jobUser !== undefined) {
     r.problems.push('RUNNER_JOB_UIDS and RUNNER_JOB_USER are both set; set RUNNER_JOB_UIDS for a uid per job, or RUNNER_JOB_USER for one user shared by all jobs');
   }

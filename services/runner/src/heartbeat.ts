@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { VERSION, coerceError, type JobResources, type JobStore, type Logger } from '@drover/core';
 
 /** The part of the runner a heartbeat reads and acts on. */
@@ -10,6 +10,8 @@ export interface HeartbeatSubject {
   /** How jobs' processes are held together (the executor's containment mode). */
   readonly containment: string;
   stopJobs(ids: string[], reason: 'cancel' | 'lease_lost'): void;
+  /** The store confirmed these jobs' leases, renewed by a request sent at `sentAt` (performance.now() ms). */
+  leasesRenewed(ids: string[], sentAt: number): void;
   /** What operators asked for (`draining` or nothing), read on every beat in case a control message was missed. */
   applyDesired(desired: string | null): void;
 }
@@ -31,7 +33,9 @@ const lateness = (ns: number): string => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_
 
 /**
  * Every leaseMs/3: renews the leases of running jobs (one script call for all of them), stops jobs this runner
- * no longer owns or that were asked to cancel, and refreshes the runner's entry in the registry.
+ * no longer owns or that were asked to cancel, and refreshes the runner's entry in the registry. Each confirmed
+ * renewal is reported with the time its request was sent, which the jobs' fences count from (lease-fence.ts): a
+ * renewal that fails or hangs reports nothing, and beats never overlap, so a hung one holds the next ones back.
  */
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
@@ -65,9 +69,13 @@ export class Heartbeat {
 
   private async doBeat(): Promise<void> {
     const now = Date.now();
+    // The lease renewed below runs from `now`; the fences count from the same instant, on the monotonic clock.
+    const sentAt = performance.now();
     try {
       const held = [...this.runner.running.values()].map((e) => ({ id: e.id, attempt: e.attempt }));
       const { lost, cancel } = await this.store.renewLeases(this.runner.id, held, this.opts.leaseMs, now);
+      const gone = new Set(lost);
+      if (held.length > 0) this.runner.leasesRenewed(held.map((h) => h.id).filter((id) => !gone.has(id)), sentAt);
       if (lost.length > 0) this.runner.stopJobs(lost, 'lease_lost');
       if (cancel.length > 0) this.runner.stopJobs(cancel, 'cancel');
       const ttl = this.opts.leaseMs * 2;

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import type { ExecExit, ExecProcess, ExecRequest, Executor } from './executor.js';
 import { loginEnv, perJobIdentity, resolveIdentity, type Identity, type JobUser } from './identity.js';
 import type { JobUidLease, JobUidPool } from './job-uids.js';
+import { fencedError, type LeaseFence } from './lease-fence.js';
 import { OutputCollector } from './output.js';
 
 /** Parents already created: at thousands of jobs a second every saved syscall counts. */
@@ -38,6 +39,8 @@ export interface ExecutionOptions {
   envCipher?: EnvCipher | undefined;
   runnerId: string;
   killGraceMs: number;
+  /** Self-fencing: keeps the process's deadline ahead of its lease's end; undefined only under a test fault hook. */
+  fence?: LeaseFence | undefined;
   outputCapBytes: number;
   envPassthrough: readonly string[];
   /** The runner's own environment, read for the passthrough variables. */
@@ -97,6 +100,8 @@ export class JobExecution {
   private stopReason: StopReason | undefined;
   private killTimer: NodeJS.Timeout | undefined;
   private timeoutTimer: NodeJS.Timeout | undefined;
+  /** How long the lease had gone unrenewed when the process ended (for a fenced exit's error). */
+  private unrenewedAtExitMs = 0;
   /** The limits this attempt runs with (job, else queue default, else runner maximum). */
   private resources: JobResources = {};
 
@@ -118,6 +123,11 @@ export class JobExecution {
   /** The job's own timeout, else its queue's default. */
   get timeoutMs(): number | undefined {
     return this.claim.spec.timeoutMs ?? this.claim.queueTimeoutMs;
+  }
+
+  /** The heartbeat's renewal, sent at `sentAt` (monotonic ms), was confirmed: the fence moves on. */
+  leaseRenewed(sentAt: number): void {
+    this.opts.fence?.renewed(sentAt);
   }
 
   get pid(): number | undefined {
@@ -199,6 +209,8 @@ export class JobExecution {
       if (this.proc.pid !== undefined) {
         startedAt = Date.now();
         onStarted(this.proc.pid, startedAt);
+        // The claim set the lease; renewals made since the claim count (the heartbeat covers this job already).
+        this.opts.fence?.attach(this.proc);
       }
       if (this.timeoutMs !== undefined) this.timeoutTimer = setTimeout(() => this.stop('timeout'), this.timeoutMs);
       // A stop requested before the process existed (cancel during claim) applies now.
@@ -210,6 +222,8 @@ export class JobExecution {
     } finally {
       clearTimeout(this.timeoutTimer);
       clearTimeout(this.killTimer);
+      this.unrenewedAtExitMs = this.opts.fence?.unrenewedMs() ?? 0;
+      this.opts.fence?.detach();
     }
     const removeDir = (): Promise<void> => removeJobDir(jobDir).catch((err: unknown) => {
       this.log.warn({ err, jobDir }, 'removing the job directory failed');
@@ -237,6 +251,12 @@ export class JobExecution {
   }
 
   private outcome(exit: ExecExit): { outcome: ExecutionResult['outcome']; error: string | null } {
+    // Killed by its fence: the job is the runner's loss, not its own failure (retried under maxLost). Unless the
+    // heartbeat already heard the job is someone else's now: then there is nothing to record.
+    if (exit.fenced && this.stopReason !== 'lease_lost') {
+      this.log.warn({ jobId: this.id, attempt: this.attempt, unrenewedMs: this.unrenewedAtExitMs }, 'fenced: the lease could not be renewed in time; the attempt was killed');
+      return { outcome: 'lost', error: fencedError(this.unrenewedAtExitMs) };
+    }
     switch (this.stopReason) {
       case 'timeout':
         return { outcome: 'timed_out', error: `timed out after ${this.timeoutMs} ms` };

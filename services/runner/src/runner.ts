@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import {
   EnvCipher, EventStore, JobStore, LogStore, checkRedisDurability, publishQueued, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
   DroverMetrics, type Claim, type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
@@ -10,6 +11,7 @@ import { RunnerCgroups } from './containment/cgroups.js';
 import { Heartbeat } from './heartbeat.js';
 import { chooseJobUser, type JobUserChoice } from './identity.js';
 import { JobExecution } from './job-execution.js';
+import { LeaseFence } from './lease-fence.js';
 import { JobUidPool } from './job-uids.js';
 import { Slots } from './slots.js';
 import { untilStored } from './store-retry.js';
@@ -26,7 +28,7 @@ const PID_REPORT_DELAY_MS = 25;
 export type RunnerState = 'starting' | 'running' | 'draining' | 'stopped';
 
 export interface RunnerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'killGraceMs' | 'runner' | 'policyFile'> & Partial<Pick<DroverConfig, 'compat' | 'scripts' | 'envKey'>>;
+  config: TransportConfig & Pick<DroverConfig, 'killGraceMs' | 'runner' | 'policyFile'> & Partial<Pick<DroverConfig, 'compat' | 'scripts' | 'envKey' | 'faults'>>;
   logger: Logger;
   /** The runner's environment, for the variables jobs may inherit. Default: process.env. */
   env?: Readonly<Record<string, string | undefined>>;
@@ -177,6 +179,7 @@ export class Runner {
     await this.heartbeat.start();
     await this.redis.srem(this.store.keys.runnersGone, this.id);
     await this.announce('runner.joined');
+    if (this.opts.config.faults?.noFencing) this.log.warn('FAULT HOOK ACTIVE: jobs are not fenced; they run on past unrenewed leases (testing only)');
     this.log.info({ queues: this.opts.config.runner.queues, concurrency: this.slots.size, executor: this.executor.name }, 'runner started');
   }
 
@@ -212,7 +215,12 @@ export class Runner {
 
   private async execute(msg: JobMessage): Promise<void> {
     const { runner } = this.opts.config;
-    const claim = await untilStored(`the claim of job ${msg.jobId}`, this.log, () => this.store.claim(msg.jobId, this.id, runner.leaseMs));
+    // The claim's lease runs from when it was sent: the attempt's fence counts from there until the first renewal.
+    let claimSentAt = 0;
+    const claim = await untilStored(`the claim of job ${msg.jobId}`, this.log, () => {
+      claimSentAt = performance.now();
+      return this.store.claim(msg.jobId, this.id, runner.leaseMs);
+    });
     if ('status' in claim) {
       // 'parked': the queue is paused or full; the job waits in the store and is published again when released.
       this.log.debug({ jobId: msg.jobId, status: claim.status }, claim.status === 'parked' ? 'job parked by its queue settings' : 'duplicate or stale delivery dropped');
@@ -220,7 +228,7 @@ export class Runner {
     }
     const telemetry = new JobTelemetry(this.metrics, msg.jobId, msg.queue, claim, this.opts.config.broker);
     try {
-      await telemetry.within(() => this.run(msg, claim, telemetry));
+      await telemetry.within(() => this.run(msg, claim, claimSentAt, telemetry));
     } catch (err) {
       telemetry.abandoned(err);
       throw err;
@@ -228,7 +236,7 @@ export class Runner {
   }
 
   /** Runs a claimed attempt and records its end. */
-  private async run(msg: JobMessage, claim: Claim, telemetry: JobTelemetry): Promise<void> {
+  private async run(msg: JobMessage, claim: Claim, claimSentAt: number, telemetry: JobTelemetry): Promise<void> {
     const { runner, killGraceMs } = this.opts.config;
     // Re-checked here: whoever can write to Redis or the broker could have bypassed the API. A refusal is final,
     // never retried: every attempt would be refused again. The executable itself is checked right before the spawn.
@@ -251,6 +259,7 @@ export class Runner {
         allowedUsers: runner.allowedUsers, allowedGroups: runner.allowedGroups, jobUser: this.jobUser.user, jobUids: this.jobUids,
         interpreters: this.opts.config.scripts?.interpreters ?? ['sh', 'bash', 'python3', 'node'],
         policy: this.policy,
+        fence: this.opts.config.faults?.noFencing ? undefined : new LeaseFence({ leaseMs: runner.leaseMs, marginMs: runner.fenceMarginMs }, claimSentAt),
         envCipher: this.envCipher,
         maxResources: runner.maxJobResources,
       },
@@ -276,7 +285,10 @@ export class Runner {
       }
       const outcome = { id: msg.jobId, runnerId: this.id, attempt: claim.attempt, ...result, outcome: result.outcome };
       // The job stays in `running` (its lease renewed) until its outcome is stored, however long Redis refuses it.
+      // A fenced attempt's outcome usually waits for the store to come back, and by then the scheduler may have taken
+      // the job for lost and run it again: the write is then stale (finish says so and changes nothing), which is fine.
       const finished = await untilStored(`the outcome of job ${msg.jobId}`, this.log, () => this.store.finish(outcome));
+      if (finished.kind === 'stale') this.log.warn({ jobId: msg.jobId, attempt: claim.attempt, outcome: result.outcome, now: finished.status }, 'outcome not recorded: the job had moved on meanwhile (its lease expired)');
       telemetry.finished(result.outcome, result.exitCode, result.startedAt, finished);
       const next = finished.kind === 'retry' && finished.status === 'queued' ? [{ id: msg.jobId, queue: finished.queue }] : [];
       // A slot of a gated queue came free: let the next parked job go now rather than on the scheduler's tick.
@@ -331,6 +343,11 @@ export class Runner {
   /** Called by the heartbeat for jobs whose lease is gone or whose cancel flag it found. */
   stopJobs(ids: string[], reason: 'cancel' | 'lease_lost'): void {
     for (const id of ids) this.running.get(id)?.stop(reason);
+  }
+
+  /** Called by the heartbeat for the leases the store confirmed: each job's fence moves on. */
+  leasesRenewed(ids: string[], sentAt: number): void {
+    for (const id of ids) this.running.get(id)?.leaseRenewed(sentAt);
   }
 
   /**
