@@ -45,7 +45,7 @@ brokerTest('SIGTERM past the drain timeout: running jobs are stopped, recorded, 
   const s = await startStack(t, { broker, runner: false });
   const first = startRunnerProcess(t, s, { RUNNER_ID: 'drain-c', RUNNER_DRAIN_TIMEOUT_MS: '300' });
   const retried = await s.submit({ command: '[ "$DROVER_ATTEMPT" -ge 2 ] || sleep 30', retries: 1 });
-  const final = await s.submit({ command: 'sleep 30' });
+  const final = await s.submit({ command: 'sleep 30', maxLost: 0 });
   const pids = (await Promise.all([retried, final].map((j) => s.waitFor(j.id, running)))).map((j) => j.pid!);
 
   first.kill('SIGTERM');
