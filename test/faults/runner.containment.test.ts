@@ -35,19 +35,22 @@ function command(marker: string, dir: string): string {
 const firstAttemptPids = (dir: string): number[] =>
   readdirSync(dir).filter((f) => f.endsWith('.1.pids')).flatMap((f) => readFileSync(join(dir, f), 'utf8').trim().split('\n').filter(Boolean).map(Number));
 
-function spawnerOf(runner: ChildProcess): number {
+/** The drover-spawner process whose parent is `parent`: a runner's helper, or a helper's guard. */
+function spawnerChildOf(parent: number): number {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const [name, rest] = [stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), stat.slice(stat.lastIndexOf(')') + 2).split(' ')];
-      if (name === 'drover-spawner' && Number(rest[1]) === runner.pid) return Number(entry);
+      if (name === 'drover-spawner' && Number(rest[1]) === parent) return Number(entry);
     } catch {
       // exited meanwhile
     }
   }
-  throw new Error('the runner has no spawner helper');
+  throw new Error(`process ${parent} has no drover-spawner child`);
 }
+
+const spawnerOf = (runner: ChildProcess): number => spawnerChildOf(runner.pid!);
 
 const kill9 = (pid: number): void => {
   try {
@@ -107,4 +110,36 @@ for (const { mode, env } of MODES) {
       assert.ok(existsSync(dir));
     });
   }
+}
+
+for (const { mode, env } of MODES) {
+  test(`a runner killed with its spawner and the spawner's guard [${mode}]: the next runner of the host kills what its jobs left`, async (t) => {
+    const s = await startStack(t, { runner: false });
+    const { command: marker } = markerDir(t);
+    const dir = jobTempDir(t);
+    const runnerEnv = { ...env, RUNNER_EXECUTOR: 'spawner', RUNNER_LEASE_MS: '2000' };
+    const first = await startServiceReady(t, 'runner', s.prefix, { ...runnerEnv, RUNNER_ID: 'sweep-a' });
+    const res = await s.request<{ jobs: JobRecord[] }>('POST', '/v1/jobs/batch', { jobs: [{ command: command(marker(), dir), retries: 2 }] });
+    assert.equal(res.status, 201);
+    const pids = await until('the attempt left its processes', () => (firstAttemptPids(dir).length === 3 ? firstAttemptPids(dir) : undefined), 20_000);
+    const spawner = spawnerOf(first);
+    const guard = spawnerChildOf(spawner);
+    // All three at once: nothing of the dead runner is left to clean up.
+    [guard, spawner, first.pid!].forEach(kill9);
+    await once(first, 'exit').catch(() => undefined);
+    try {
+      await until('the attempt\'s leftovers are gone', () => pids.every((p) => !alive(p)) || undefined, 1500);
+    } catch {
+      // expected: with the guard gone too, only the next runner of the host can clear them
+    }
+    const leftBefore = pids.filter(alive);
+    await startServiceReady(t, 'runner', s.prefix, { ...runnerEnv, RUNNER_ID: 'sweep-b' });
+    await until('the new runner cleared them', () => pids.every((p) => !alive(p)) || undefined, 5000).catch(() => undefined);
+    const left = pids.filter(alive);
+    left.forEach(kill9);
+    assert.deepEqual(left, [], 'the next runner killed the leftovers');
+    // The control: they really were left running until then (the main process dies by its parent-death signal).
+    assert.ok(leftBefore.length >= 2, `leftovers ran until the next runner started (${leftBefore.length})`);
+    await s.waitFor(res.body.jobs[0]!.id, undefined, 30_000);
+  });
 }

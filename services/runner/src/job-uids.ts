@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFile, readdir } from 'node:fs/promises';
 import type { UidRange } from '@drover/core';
 import { hostLock } from './containment/host-lock.js';
 
@@ -100,6 +101,34 @@ export class JobUidPool {
     throw new Error(
       `no free uid in RUNNER_JOB_UIDS ${first}-${last}: this runner holds ${this.held.size}, other runners of this host the rest`,
     );
+  }
+
+  /**
+   * Kills what jobs of runners of this host that are gone left running under uids of the range: a runner killed
+   * together with its spawner helper and that helper's guard. A uid another live runner holds is left alone.
+   * Returns the uids cleared.
+   */
+  async sweepLeftovers(): Promise<number[]> {
+    const { first, last } = this.opts.range;
+    const uids = new Set<number>();
+    for (const entry of await readdir('/proc').catch(() => [])) {
+      if (!/^\d+$/.test(entry)) continue;
+      const status = await readFile(`/proc/${entry}/status`, 'utf8').catch(() => '');
+      const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
+      if (uid >= first && uid <= last && !this.held.has(uid)) uids.add(uid);
+    }
+    const cleared: number[] = [];
+    for (const uid of uids) {
+      const lock = await this.lock(uid);
+      if (!lock) continue; // a live runner's job
+      try {
+        await this.opts.killAll(uid);
+        cleared.push(uid);
+      } finally {
+        lock.release();
+      }
+    }
+    return cleared;
   }
 
   private lease(uid: number, lock: UidLock): JobUidLease {

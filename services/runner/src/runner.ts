@@ -141,6 +141,11 @@ export class Runner {
       this.executor.contain({ cgroups: this.cgroups, jobUids: this.jobUser.uids });
       await this.executor.init();
       this.log.info({ containment: this.executor.containmentMode, controllers: this.cgroups?.controllers ?? null }, 'job containment');
+      const cleared = await this.jobUids?.sweepLeftovers().catch((err: unknown) => {
+        this.log.warn({ err: coerceError(err) }, 'could not sweep the job uids for leftovers');
+        return [];
+      });
+      if (cleared?.length) this.log.warn({ uids: cleared }, 'killed what jobs of a runner of this host that is gone left running');
     } else if (this.limits.length > 0) {
       this.log.warn('RUNNER_MAX_OPEN_FILES / RUNNER_MAX_MEMORY_MB are not applied: only the spawner helper sets resource limits');
     }
