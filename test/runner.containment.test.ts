@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import type { JobRecord } from '@drover/core';
+import { DroverMetrics, createLogger, serveMetrics, type JobRecord } from '@drover/core';
 import { jobTempDir } from './helpers/job-dir.js';
 import { alive, startStack, type Stack } from './helpers/stack.js';
 import { until } from './helpers/until.js';
@@ -114,4 +114,17 @@ test('control: a process group alone does not hold a setsid child (jobs as root,
   assert.equal(job.status, 'succeeded');
   const left = await survivors(dir, job.id);
   assert.ok(left.length >= 1, 'the setsid children outlive the job in this mode');
+});
+
+test('the runner\'s /readyz says how its jobs are contained', async (t) => {
+  const s = await stackIn(t, MODES[0]!);
+  const runner = s.runner!;
+  const server = await serveMetrics(new DroverMetrics({ defaultMetrics: false }), { host: '127.0.0.1', port: 0 }, {
+    live: () => true, ready: () => runner.state === 'running', details: () => runner.readinessDetails(),
+  }, createLogger('silent', 'test'));
+  t.after(() => server.close());
+  const body = (await (await fetch(`http://127.0.0.1:${server.port}/readyz`)).json()) as { status: string; details: { containment: string; cgroupControllers: Record<string, number | null> } };
+  assert.equal(body.status, 'ok');
+  assert.match(body.details.containment, /^cgroup/);
+  assert.ok(Object.values(body.details.cgroupControllers).some((v) => v !== null), 'the controllers in use are named');
 });

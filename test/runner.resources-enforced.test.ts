@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test, type TestContext } from 'node:test';
 import type { JobRecord } from '@drover/core';
+import { record } from './helpers/audit.js';
 import { startStack, type Stack } from './helpers/stack.js';
 
 const hasPython = ((): boolean => {
@@ -39,6 +40,8 @@ test('memory limit: an attempt over it is OOM-killed and ends failed "out of mem
   const fits = await s.run({ command: allocate(40), resources: { memoryMb: 256 } });
   assert.equal(fits.status, 'succeeded');
   assert.ok(((fits.usage as { peakMemoryBytes?: number }).peakMemoryBytes ?? 0) >= 40 * 1024 * 1024);
+  // For the fault table: one attempt OOM-killed (failed, not lost, not retried), one that fits.
+  record({ scenario: 'OOM kill under resources.memoryMb 64 (+1 job that fits)', accepted: 2, succeeded: 1, lost: 0, duplicated: 0, missing: 0 });
 });
 
 test('pids limit: a job cannot have more processes than it asked for', async (t) => {
