@@ -89,6 +89,7 @@ async function partition(t: TestContext, runnerEnv: Record<string, string>) {
 
 test('partition: a runner cut off from Redis kills its job before the lease expires; the retry on another runner never overlaps it', async (t) => {
   const r = await partition(t, {});
+  t.diagnostic(`markers: ${r.markers}`);
   assert.equal(r.done.status, 'succeeded', r.markers);
   assert.equal(r.fenced, true, 'runner A logged the fenced attempt');
   assert.equal(r.firstAlive, false, 'the first attempt is dead');
@@ -105,6 +106,7 @@ test('partition: a runner cut off from Redis kills its job before the lease expi
 
 test('control: with fencing off (fault hook), the same partition runs the retry beside the first attempt, and the probe sees it', async (t) => {
   const r = await partition(t, { DROVER_ENABLE_FAULT_HOOKS: '1', DROVER_FAULT_NO_FENCING: '1' });
+  t.diagnostic(`markers: ${r.markers}`);
   assert.equal(r.done.status, 'succeeded', r.markers);
   assert.equal(r.fenced, false);
   assert.equal(r.overlapped, true, `the overlap is detected (${r.markers})`);
