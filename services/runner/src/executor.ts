@@ -108,9 +108,12 @@ export class DeadlineTimer {
 
   constructor(private readonly kill: () => void) {}
 
+  private done = false;
+
   set(ms: number): void {
     clearTimeout(this.timer);
-    if (this.fired) return;
+    // After the process ended its group id may belong to someone else: a late renewal must arm nothing.
+    if (this.fired || this.done) return;
     this.timer = setTimeout(() => {
       this.fired = true;
       this.kill();
@@ -118,7 +121,9 @@ export class DeadlineTimer {
     this.timer.unref();
   }
 
+  /** The process ended: for good. */
   clear(): void {
+    this.done = true;
     clearTimeout(this.timer);
   }
 }
