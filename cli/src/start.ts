@@ -9,7 +9,7 @@ import { ensureRedis } from './local-redis.js';
 /** `drover start`: API, scheduler and runner in one process, plus a local Redis if none is reachable. */
 export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadConfigOrExit(env);
-  const logger = createLogger(config.logLevel, 'drover');
+  const logger = createLogger(config.logLevel, 'drover', { format: config.logFormat });
   const say = (msg: string): void => void process.stderr.write(`drover: ${msg}\n`);
 
   let adminToken = config.adminToken;

@@ -56,6 +56,11 @@ export interface DroverConfig {
   metrics: { host: string; port: number | null };
   /** `DROVER_LOG_LEVEL`, default `info`. */
   logLevel: string;
+  /**
+   * `DROVER_LOG_FORMAT`, default `auto`: `pretty` (one coloured line per event) when stdout is a terminal, JSON lines
+   * otherwise; `json` or `pretty` to choose.
+   */
+  logFormat: 'auto' | 'json' | 'pretty';
   /** `DROVER_MAX_DELAY_MS`, default 30 days: the furthest ahead a job may be delayed (delayMs, runAt, triggers). */
   maxDelayMs: number;
   /** `DROVER_IDEMPOTENCY_TTL_MS`, default 24 h: how long an `Idempotency-Key` answers the submission it came with. */
@@ -388,6 +393,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       host: r.string('DROVER_METRICS_HOST', '127.0.0.1'),
       port: r.optional('DROVER_METRICS_PORT') === 'off' ? null : r.int('DROVER_METRICS_PORT', 9464, 0, 65535),
     },
+    logFormat: r.oneOf('DROVER_LOG_FORMAT', ['auto', 'json', 'pretty'] as const, 'auto'),
     maxDelayMs: r.int('DROVER_MAX_DELAY_MS', 30 * 86_400_000, 0, 366 * 86_400_000),
     idempotencyTtlMs: r.int('DROVER_IDEMPOTENCY_TTL_MS', 86_400_000, 1000, 30 * 86_400_000),
     killGraceMs: r.int('DROVER_KILL_GRACE_MS', 5000, 0, 600_000),

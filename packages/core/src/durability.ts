@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { DroverError } from './errors.js';
+import { firstTimeInProcess, warnOnce } from './logger.js';
 
 /** Oldest Redis Drover runs on: the runners' lease renewal is a script flagged allow-oom (Redis 7 script flags). */
 const MIN_REDIS_MAJOR = 7;
@@ -29,14 +30,17 @@ export async function checkRedisDurability(redis: Redis, log: Logger): Promise<{
   }
   const evicts = policy === undefined ? null : policy !== 'noeviction';
   const hasAof = aof === undefined ? null : aof === '1';
+  // Said once per process: the three services of `drover start` each check the same Redis.
   if (evicts) {
-    log.error(
-      { maxmemoryPolicy: policy },
-      `REDIS MAY EVICT KEYS (maxmemory-policy ${policy}): accepted jobs can be silently lost under memory pressure. Set maxmemory-policy noeviction.`,
-    );
+    if (firstTimeInProcess('redis-evicts')) {
+      log.error(
+        { maxmemoryPolicy: policy },
+        `REDIS MAY EVICT KEYS (maxmemory-policy ${policy}): accepted jobs can be silently lost under memory pressure. Set maxmemory-policy noeviction.`,
+      );
+    }
   } else if (evicts === null) {
-    log.warn('could not read the Redis maxmemory-policy; make sure it is noeviction');
+    warnOnce(log, 'redis-policy-unknown', {}, 'could not read the Redis maxmemory-policy; make sure it is noeviction');
   }
-  if (hasAof === false) log.warn('Redis runs without AOF: jobs accepted in the last moments before a Redis crash can be lost. Set appendonly yes, appendfsync everysec.');
+  if (hasAof === false) warnOnce(log, 'redis-no-aof', {}, 'Redis runs without AOF: jobs accepted in the last moments before a Redis crash can be lost. Set appendonly yes, appendfsync everysec.');
   return { evicts, aof: hasAof };
 }

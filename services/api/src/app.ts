@@ -25,6 +25,7 @@ import { registerRequestGuard } from './request-guard.js';
 import { registerValidation } from './validation.js';
 import { registerTelemetry } from './telemetry.js';
 
+import { registerRequestLog } from './request-log.js';
 declare module 'fastify' {
   interface FastifyRequest {
     /** Who is calling (set by the auth hook; absent on open routes). */
@@ -54,6 +55,8 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: opts.bodyLimitBytes,
+    // Replaced by registerRequestLog: one line per request, at debug.
+    disableRequestLogging: true,
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
     // Keep client-chosen paths like /v1/jobs/ from missing their route.
     routerOptions: { ignoreTrailingSlash: true },
@@ -69,6 +72,7 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   // First hook: rejected requests (401, 429) are measured and traced too.
   registerTelemetry(app, ctx.metrics);
 
+  registerRequestLog(app);
   // `curl -d '{...}'` sends JSON labelled as a form; read JSON-looking form bodies as JSON so such scripts work.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     const text = String(body).trim();

@@ -11,7 +11,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   } catch (err) {
     exitOnConfigError(err);
   }
-  const logger = createLogger(config.logLevel, 'api');
+  const logger = createLogger(config.logLevel, 'api', { format: config.logFormat });
   const telemetry = await startServiceTelemetry('drover-api', config, env, logger);
   const server = await startApiServer({ config, logger, tokens, metrics: telemetry.metrics });
   closeOnSignals(async () => {

@@ -4,7 +4,7 @@ import { Runner } from './runner.js';
 /** `drover runner`: one runner process, configured from the environment. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfigOrExit(env);
-  const logger = createLogger(config.logLevel, 'runner');
+  const logger = createLogger(config.logLevel, 'runner', { format: config.logFormat });
   const telemetry = await startServiceTelemetry('drover-runner', config, env, logger);
   let runner: Runner;
   try {

@@ -4,7 +4,7 @@ import { Scheduler } from './scheduler.js';
 /** `drover scheduler`: one scheduler process, configured from the environment. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfigOrExit(env);
-  const logger = createLogger(config.logLevel, 'scheduler');
+  const logger = createLogger(config.logLevel, 'scheduler', { format: config.logFormat });
   const telemetry = await startServiceTelemetry('drover-scheduler', config, env, logger);
   let scheduler: Scheduler;
   try {
