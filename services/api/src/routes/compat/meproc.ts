@@ -75,7 +75,8 @@ function template(task: TaskInput, queue: string): JobTemplate {
   if (task.user) t.user = task.user;
   if (task.group) t.group = task.group;
   if (task.deps.length > 0) t.dependsOn = task.deps;
-  if (task.type === 'daemon') Object.assign(t, { type: 'daemon', intervalMs: task.interval });
+  // Meproc restarts a daemon after a fixed interval: no backoff (restartBackoffMaxMs equal to it).
+  if (task.type === 'daemon') Object.assign(t, { type: 'daemon', intervalMs: task.interval, restartBackoffMaxMs: task.interval });
   return t;
 }
 
