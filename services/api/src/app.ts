@@ -3,7 +3,7 @@ import sseModule, { type fastifySSE } from '@fastify/sse';
 import swagger from '@fastify/swagger';
 import { ERROR_CODES } from '@drover/core';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import type { Principal, Scope } from './auth.js';
 import type { ApiContext } from './context.js';
 import { registerErrorHandling } from './errors.js';
@@ -56,7 +56,8 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
     bodyLimit: opts.bodyLimitBytes,
     // Replaced by registerRequestLog: one line per request, at debug.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.bodyLimitBytes,
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
     // Keep client-chosen paths like /v1/jobs/ from missing their route.
     routerOptions: { ignoreTrailingSlash: true },

@@ -13,6 +13,17 @@ export type DepthState = (typeof DEPTH_STATES)[number];
 /** Reads the current depth of every queue, state by state (O(queues) counters, never a scan of jobs). */
 export type DepthReader = () => Promise<{ queue: string; counts: Record<DepthState, number> }[]>;
 
+/** Live runners (running, not draining) that serve each queue, read at scrape time. */
+export type ConsumerReader = () => Promise<{ queue: string; live: number }[]>;
+
+/** Outcomes the labelled counters start at 0 with, so rates and alerts have a series before the first event. */
+export const FINISHED_STATUSES = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost'] as const;
+export const FIRE_OUTCOMES = ['fired', 'skipped', 'misfired'] as const;
+export const DELIVERY_OUTCOMES = ['delivered', 'failed', 'given_up'] as const;
+
+/** How long one read of the queue names serves the counters' initialisation: one scrape reads it once. */
+const QUEUE_NAMES_TTL_MS = 100;
+
 /** A runner's slots, read at scrape time. */
 export interface RunnerLoad {
   id: string;
@@ -29,6 +40,10 @@ export interface RunnerLoad {
 export class DroverMetrics {
   readonly registry = new Registry();
   private depthReader: DepthReader | undefined;
+  private consumerReader: ConsumerReader | undefined;
+  private failingSchedulesReader: (() => Promise<number>) | undefined;
+  private queueLister: (() => Promise<string[]>) | undefined;
+  private queueNames: { at: number; names: Promise<string[]> } | undefined;
   private readonly runners = new Map<string, () => RunnerLoad>();
 
   readonly jobsSubmitted = new Counter({
@@ -36,6 +51,7 @@ export class DroverMetrics {
     help: 'Jobs created (API, schedules, workflows, compatibility adapters), by queue. Deduplicated submissions are not counted.',
     labelNames: ['queue'],
     registers: [this.registry],
+    collect: async () => (await this.knownQueues()).forEach((queue) => this.jobsSubmitted.inc({ queue }, 0)),
   });
 
   readonly jobsStarted = new Counter({
@@ -43,6 +59,7 @@ export class DroverMetrics {
     help: 'Attempts started by a runner, by queue.',
     labelNames: ['queue'],
     registers: [this.registry],
+    collect: async () => (await this.knownQueues()).forEach((queue) => this.jobsStarted.inc({ queue }, 0)),
   });
 
   readonly jobsFinished = new Counter({
@@ -50,6 +67,7 @@ export class DroverMetrics {
     help: 'Jobs that reached a final status (succeeded, failed, timed_out, cancelled, lost), by queue. Retried attempts are not final.',
     labelNames: ['queue', 'status'],
     registers: [this.registry],
+    collect: async () => (await this.knownQueues()).forEach((queue) => FINISHED_STATUSES.forEach((status) => this.jobsFinished.inc({ queue, status }, 0))),
   });
 
   readonly jobsRetried = new Counter({
@@ -57,6 +75,7 @@ export class DroverMetrics {
     help: 'Attempts that ended unsuccessfully and were queued again by the retry policy, by queue.',
     labelNames: ['queue'],
     registers: [this.registry],
+    collect: async () => (await this.knownQueues()).forEach((queue) => this.jobsRetried.inc({ queue }, 0)),
   });
 
   readonly jobsLost = new Counter({
@@ -64,6 +83,7 @@ export class DroverMetrics {
     help: 'Attempts whose runner stopped heartbeating or shut down before they ended, by queue (retried or final per the retry policy).',
     labelNames: ['queue'],
     registers: [this.registry],
+    collect: async () => (await this.knownQueues()).forEach((queue) => this.jobsLost.inc({ queue }, 0)),
   });
 
   readonly jobDuration = new Histogram({
@@ -114,6 +134,23 @@ export class DroverMetrics {
     collect: () => this.collectRunners(),
   });
 
+  readonly queueConsumers = new Gauge({
+    name: 'drover_queue_consumers',
+    help: 'Live runners (running, not draining) whose RUNNER_QUEUES serve the queue; 0 with jobs queued: they wait for a runner.',
+    labelNames: ['queue'],
+    registers: [this.registry],
+    collect: async () => this.collectConsumers(),
+  });
+
+  readonly schedulesFailing = new Gauge({
+    name: 'drover_schedules_failing',
+    help: 'Enabled schedules whose latest finished run failed, timed out or was lost (GET /v1/schedules shows which).',
+    registers: [this.registry],
+    collect: async () => {
+      if (this.failingSchedulesReader) this.schedulesFailing.set(await this.failingSchedulesReader());
+    },
+  });
+
   readonly scheduleFireLag = new Histogram({
     name: 'drover_schedule_fire_lag_seconds',
     help: 'How late a cron fire was handled after its fire time.',
@@ -153,6 +190,33 @@ export class DroverMetrics {
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     // Standard process_* and nodejs_* names, so existing Node.js dashboards work unchanged.
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    // Counters with a fixed label set start at 0: a panel or alert on them has a series from the first scrape.
+    for (const outcome of FIRE_OUTCOMES) this.schedulesFired.inc({ outcome }, 0);
+    for (const outcome of DELIVERY_OUTCOMES) this.webhookDeliveries.inc({ outcome }, 0);
+  }
+
+  /** The broker a service connects to: its reconnect counter starts at 0. */
+  initBroker(broker: string): void {
+    this.brokerReconnects.inc({ broker }, 0);
+  }
+
+  /**
+   * Where the queue names come from (the scheduler's queue store): the per-queue counters start at 0 for each, so
+   * `drover_jobs_lost_total` and the others have a series before the first event.
+   */
+  setQueueLister(lister: (() => Promise<string[]>) | undefined): void {
+    this.queueLister = lister;
+    this.queueNames = undefined;
+  }
+
+  /** The scheduler tells `drover_queue_consumers` where the live consumers per queue come from. */
+  setConsumerReader(reader: ConsumerReader | undefined): void {
+    this.consumerReader = reader;
+  }
+
+  /** The scheduler tells `drover_schedules_failing` how to count failing schedules. */
+  setFailingSchedulesReader(reader: (() => Promise<number>) | undefined): void {
+    this.failingSchedulesReader = reader;
   }
 
   /** The scheduler (or anything with a queue store) tells the gauge where depths come from. */
@@ -172,6 +236,23 @@ export class DroverMetrics {
   /** Prometheus text format. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  /** The queue names, read once per scrape however many counters ask. */
+  private knownQueues(now = Date.now()): Promise<string[]> {
+    if (!this.queueLister) return Promise.resolve([]);
+    if (!this.queueNames || now - this.queueNames.at > QUEUE_NAMES_TTL_MS) {
+      // A failed read initialises nothing this time; the scrape itself must not fail for it.
+      this.queueNames = { at: now, names: this.queueLister().catch(() => []) };
+    }
+    return this.queueNames.names;
+  }
+
+  private async collectConsumers(): Promise<void> {
+    if (!this.consumerReader) return;
+    const rows = await this.consumerReader();
+    this.queueConsumers.reset();
+    for (const { queue, live } of rows) this.queueConsumers.set({ queue }, live);
   }
 
   private async collectDepth(): Promise<void> {

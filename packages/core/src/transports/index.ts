@@ -19,6 +19,7 @@ export function createTransport(config: TransportConfig, onEvent?: (event: 'conn
 
 /** Broker connection events as log lines and the reconnect counter: every service reports them the same way. */
 export function logBrokerEvents(log: Logger, broker: string, metrics?: DroverMetrics): (event: 'connect' | 'disconnect', detail?: string) => void {
+  metrics?.initBroker(broker);
   let lost = false;
   return (event, detail) => {
     if (event === 'connect') {
