@@ -24,8 +24,8 @@ import { registerOutboundCheck } from './outbound-check.js';
 import { registerRequestGuard } from './request-guard.js';
 import { registerValidation } from './validation.js';
 import { registerTelemetry } from './telemetry.js';
-
 import { registerRequestLog } from './request-log.js';
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** Who is calling (set by the auth hook; absent on open routes). */
@@ -54,7 +54,6 @@ export interface AppOptions {
 export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
-    bodyLimit: opts.bodyLimitBytes,
     // Replaced by registerRequestLog: one line per request, at debug.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimitBytes,
@@ -72,8 +71,8 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   registerErrorHandling(app);
   // First hook: rejected requests (401, 429) are measured and traced too.
   registerTelemetry(app, ctx.metrics);
-
   registerRequestLog(app);
+
   // `curl -d '{...}'` sends JSON labelled as a form; read JSON-looking form bodies as JSON so such scripts work.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     const text = String(body).trim();
