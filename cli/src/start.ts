@@ -8,7 +8,8 @@ import { ensureRedis } from './local-redis.js';
 
 /** `drover start`: API, scheduler and runner in one process, plus a local Redis if none is reachable. */
 export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
-  const config = loadConfigOrExit(env);
+  // One box runs every queue: a job on a queue nobody named would otherwise wait forever (RUNNER_QUEUES overrides).
+  const config = loadConfigOrExit({ ...env, RUNNER_QUEUES: env.RUNNER_QUEUES ?? '*' });
   const logger = createLogger(config.logLevel, 'drover', { format: config.logFormat });
   const say = (msg: string): void => void process.stderr.write(`drover: ${msg}\n`);
 

@@ -3,7 +3,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseEnvKey } from './env-cipher.js';
 import { DroverError } from './errors.js';
-import { QUEUE_NAME_PATTERN } from './model/job-spec.js';
+import { parseQueueSelection } from './model/queue-selection.js';
 import { parseResourceMaximum, type JobResources } from './model/resources.js';
 import { outboundAllowProblems } from './outbound.js';
 import { webhookSecretProblem } from './webhook-signing.js';
@@ -109,8 +109,13 @@ export interface DroverConfig {
      * directory of a delegated cgroup v2 subtree to make them in.
      */
     cgroup: string;
-    /** `RUNNER_QUEUES`, comma separated, default `default`. */
+    /**
+     * `RUNNER_QUEUES`, comma separated, default `default` (`*` under `drover start`): queue names and patterns,
+     * `*` for any run of characters, `!` before one to exclude it (`*,!heavy`: every queue but heavy, also new ones).
+     */
     queues: string[];
+    /** `RUNNER_QUEUE_SCAN_MS`, default 2000: how often a runner with a pattern in RUNNER_QUEUES looks for new queues. */
+    queueScanMs: number;
     /** `RUNNER_CONCURRENCY`, default 5 (as Coyotes): jobs running at once in this runner. */
     concurrency: number;
     /** `RUNNER_DRAIN_TIMEOUT_MS`, default 30000: on SIGTERM, how long running jobs may finish before they are killed. */
@@ -363,10 +368,9 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
   const amqpUrl = r.secret('AMQP_URL') ?? 'amqp://guest:guest@127.0.0.1:5672';
   if (!/^amqps?:\/\//.test(amqpUrl)) r.problems.push(`AMQP_URL must start with amqp:// or amqps://, got ${schemeOf(amqpUrl)}`);
   const queues = r.list('RUNNER_QUEUES', 'default');
-  const queueRe = new RegExp(QUEUE_NAME_PATTERN);
-  for (const q of queues) if (!queueRe.test(q)) r.problems.push(`RUNNER_QUEUES has an invalid queue name "${q}"`);
+  const selection = parseQueueSelection(queues);
+  if (Array.isArray(selection)) for (const p of selection) r.problems.push(`RUNNER_QUEUES ${p}`);
   const leaseMs = r.int('RUNNER_LEASE_MS', 30_000, 1000, 3_600_000);
-  if (queues.length === 0) r.problems.push('RUNNER_QUEUES must name at least one queue');
   const logLevel = r.oneOf('DROVER_LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info');
 
   const config: DroverConfig = {
@@ -415,6 +419,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     runner: {
       id: r.string('RUNNER_ID', `${hostname()}-${process.pid}`),
       queues,
+      queueScanMs: r.int('RUNNER_QUEUE_SCAN_MS', 2000, 100, 600_000),
       concurrency: r.int('RUNNER_CONCURRENCY', 5, 1, 10_000),
       drainTimeoutMs: r.int('RUNNER_DRAIN_TIMEOUT_MS', 30_000, 0, 86_400_000),
       leaseMs,

@@ -22,6 +22,7 @@ export * from './transports/rabbitmq.js';
 export * from './durability.js';
 export * from './policy.js';
 export * from './model/queue.js';
+export * from './model/queue-selection.js';
 export * from './store/queue-store.js';
 export * from './store/stats-store.js';
 export * from './store/runner-registry.js';

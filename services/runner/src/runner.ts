@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   EnvCipher, EventStore, JobStore, LogStore, checkRedisDurability, publishQueued, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
-  DroverMetrics, type Claim, type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
+  DroverMetrics, parseQueueSelection, type QueueSelection, type Claim, type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
 import { ChildProcessExecutor, type ExecRequest, type Executor } from './executor.js';
@@ -17,6 +17,7 @@ import { Slots } from './slots.js';
 import { untilStored } from './store-retry.js';
 import { CoyotesListReader } from './coyotes-list.js';
 import { JobTelemetry } from './job-telemetry.js';
+import { QueueWatcher } from './queue-watcher.js';
 
 /** Longest wait for one shutdown step that talks to Redis or the broker. */
 const CLOSE_STEP_MS = 5000;
@@ -52,6 +53,9 @@ export class Runner {
   private readonly slots: Slots;
   private readonly heartbeat: Heartbeat;
   private consumer: Consumer | undefined;
+  /** RUNNER_QUEUES, parsed: names consumed from the start, patterns watched for new queues. */
+  private readonly selection: QueueSelection;
+  private queueWatcher: QueueWatcher | undefined;
   private listReader: CoyotesListReader | undefined;
   private listRedis: Redis | undefined;
   readonly running = new Map<string, JobExecution>();
@@ -88,6 +92,9 @@ export class Runner {
     // Before any connection is opened: a job user that cannot be honoured is a configuration error.
     this.jobUser = chooseJobUser(config.runner.jobUser, undefined, config.runner.jobUids);
     this.policy = loadPolicy(config.policyFile);
+    const selection = parseQueueSelection(config.runner.queues);
+    if (Array.isArray(selection)) throw new Error(`RUNNER_QUEUES ${selection.join('; ')}`);
+    this.selection = selection;
     this.envCipher = config.envKey ? new EnvCipher(config.envKey) : undefined;
     this.metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
     this.limits = [];
@@ -161,12 +168,17 @@ export class Runner {
     this.subscriber.on('message', (_channel, payload) => this.onControl(payload));
     this.consumer = this.transport.consume(
       {
-        queues: this.opts.config.runner.queues,
+        queues: [...this.selection.names],
         concurrency: this.opts.config.runner.concurrency,
         onError: (err) => this.log.warn({ err: err.message }, 'consumer error'),
       },
       (msg) => this.track(this.handle(msg)),
     );
+    this.queueWatcher = new QueueWatcher(this.redis, this.selection, this.consumer, this.log, {
+      queuesKey: this.store.keys.queues,
+      scanMs: this.opts.config.runner.queueScanMs ?? 2000,
+    });
+    await this.queueWatcher.start();
     this.state = 'running';
     if (this.opts.config.compat?.coyotesList) {
       // A connection of its own: the reader blocks on it.
@@ -339,6 +351,8 @@ export class Runner {
     try {
       const msg = JSON.parse(payload) as { type?: string; jobId?: string; runnerId?: string };
       if (msg.type === 'cancel' && msg.jobId) this.running.get(msg.jobId)?.stop('cancel');
+      // The API saw a queue it had not seen before: a runner serving a pattern looks whether it matches.
+      if (msg.type === 'queues') void this.queueWatcher?.scan();
       if ((msg.type === 'drain' || msg.type === 'resume') && msg.runnerId === this.id) this.applyDesired(msg.type === 'drain' ? 'draining' : null);
     } catch {
       this.log.warn({ payload }, 'ignoring malformed control message');
@@ -374,6 +388,7 @@ export class Runner {
     };
     this.state = 'draining';
     this.log.info({ running: this.running.size }, 'draining');
+    await step('stop watching for queues', async () => this.queueWatcher?.stop());
     await step('pause consumer', async () => this.consumer?.pause());
     await step('stop Coyotes list reader', async () => {
       await within(this.listReader?.close(), CLOSE_STEP_MS);

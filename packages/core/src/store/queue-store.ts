@@ -4,6 +4,7 @@ import { settingsFromHash, settingsToHash, type QueueSettings, type QueueSetting
 import type { JobStatus } from '../model/states.js';
 import type { JobStore } from './job-store.js';
 import type { DepthState } from '../telemetry/metrics.js';
+import type { QueueConsumer } from './runner-registry.js';
 
 /** Finished states counted per minute for a queue's "last hour" figures (see endJob in scripts.ts). */
 const FINISHED: JobStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost'];
@@ -26,6 +27,8 @@ export interface QueueView {
   running: Pick<JobRecord, 'id' | 'command' | 'argv' | 'runnerId' | 'pid' | 'startedAt' | 'attempts'>[];
   /** When the longest-waiting queued job was queued (how long the queue's head has waited); null when none is. */
   oldestQueuedAt: string | null;
+  /** The live runners that serve the queue (the API adds them; none: its jobs wait for a runner). */
+  consumers?: QueueConsumer[];
 }
 
 /** Queue settings and live figures. Settings are read by the claim and release scripts, not here. */

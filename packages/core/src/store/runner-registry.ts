@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { selectionServes } from '../model/queue-selection.js';
 import { parseResources, type JobResources } from '../model/resources.js';
 import type { Keys } from './keys.js';
 
@@ -28,16 +29,48 @@ export interface RunnerView {
   loopDelayP99Ms: number | null;
 }
 
+/** A live runner that serves a queue (GET /v1/queues/:name `consumers`). */
+export interface QueueConsumer {
+  id: string;
+  host: string | null;
+  /** `draining` runners serve the queue but take no new jobs now. */
+  state: Exclude<RunnerStatus, 'offline'>;
+}
+
+/** The live runners among `runners` whose RUNNER_QUEUES serve `queue`. */
+export function consumersOf(runners: readonly RunnerView[], queue: string): QueueConsumer[] {
+  return runners
+    .filter((r): r is RunnerView & { state: QueueConsumer['state'] } => r.state !== 'offline' && selectionServes(r.queues, queue))
+    .map((r) => ({ id: r.id, host: r.host, state: r.state }));
+}
+
 /**
  * The runner registry: each runner writes `runner:<id>` (a hash that expires unless heartbeats renew it) and its
  * last heartbeat time in the `runners` zset. A runner whose hash expired is `offline`; after an hour it is forgotten.
  * Operators' wishes (drain) live in `runner:<id>:desired`, which the runner reads on every heartbeat.
  */
 export class RunnerRegistry {
+  private recent: { at: number; list: Promise<RunnerView[]> } | undefined;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
   ) {}
+
+  /**
+   * list(), shared by the calls of the next `maxAgeMs`: what every submission checks (is its queue served?) costs
+   * one registry read per period and API process, not one per request. A failed read is not kept.
+   */
+  listRecent(maxAgeMs: number, now = Date.now()): Promise<RunnerView[]> {
+    if (this.recent && now - this.recent.at < maxAgeMs) return this.recent.list;
+    const list = this.list(now);
+    const entry = { at: now, list };
+    this.recent = entry;
+    list.catch(() => {
+      if (this.recent === entry) this.recent = undefined;
+    });
+    return list;
+  }
 
   private key(id: string): string {
     return this.keys.runner(id);
@@ -68,6 +101,8 @@ export class RunnerRegistry {
   }
 
   async setDrain(id: string, drain: boolean): Promise<void> {
+    // The runner changes state on its next heartbeat: what this process cached may not say so.
+    this.recent = undefined;
     if (drain) await this.redis.set(this.desiredKey(id), 'draining', 'PX', RUNNER_FORGET_MS);
     else await this.redis.del(this.desiredKey(id));
   }

@@ -96,8 +96,13 @@ export class BullmqTransport implements Transport {
   consume(options: ConsumeOptions, handler: MessageHandler): Consumer {
     const connection = createRedis(this.opts.redisUrl, 'subscriber', 'drover-consumer');
     connection.on('error', () => undefined);
+    let closing: Promise<void> | undefined;
     watchConnection(connection, this.opts.onEvent, () => closing !== undefined || this.closing !== undefined);
-    const workers = options.queues.map((queue) => {
+    // One Worker per queue (each holds a blocking connection of its own); queues added while paused wait for resume.
+    const workers = new Map<string, Worker<JobMessage>>();
+    const waiting = new Set<string>();
+    let paused = false;
+    const startWorker = (queue: string): void => {
       const w = new Worker<JobMessage>(bullName(queue), (job) => handler(job.data), {
         connection,
         prefix: this.opts.prefix,
@@ -107,24 +112,40 @@ export class BullmqTransport implements Transport {
         maxStalledCount: 1000,
       });
       w.on('error', (err) => options.onError?.(coerceError(err)));
-      return w;
-    });
-    let closing: Promise<void> | undefined;
+      workers.set(queue, w);
+    };
+    const add = (queues: string[]): void => {
+      for (const q of queues) {
+        if (closing || workers.has(q) || waiting.has(q)) continue;
+        if (paused) waiting.add(q);
+        else startWorker(q);
+      }
+    };
     const consumer: Consumer = {
+      add,
+      queues: () => [...workers.keys(), ...waiting],
       pause: async () => {
-        await Promise.all(workers.map((w) => w.pause(true)));
+        paused = true;
+        await Promise.all([...workers.values()].map((w) => w.pause(true)));
       },
-      resume: () => workers.forEach((w) => w.resume()),
-      isRunning: () => workers.every((w) => w.isRunning()),
+      resume: () => {
+        paused = false;
+        workers.forEach((w) => w.resume());
+        const later = [...waiting];
+        waiting.clear();
+        add(later);
+      },
+      isRunning: () => [...workers.values()].every((w) => w.isRunning()),
       close: () => {
         closing ??= (async () => {
-          await Promise.allSettled(workers.map((w) => w.close()));
+          await Promise.allSettled([...workers.values()].map((w) => w.close()));
           connection.disconnect();
           this.consumers.delete(consumer);
         })();
         return closing;
       },
     };
+    add(options.queues);
     this.consumers.add(consumer);
     return consumer;
   }

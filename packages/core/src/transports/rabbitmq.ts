@@ -198,6 +198,9 @@ interface Subscription {
 /** The consumers of one runner: a channel per queue, rebuilt after every reconnect. */
 class RabbitConsumer implements Consumer {
   private subs: Subscription[] = [];
+  /** Every queue asked for: the channels opened on each (re)connect. */
+  private readonly wanted: string[];
+  private model: ChannelModel | undefined;
   private paused = false;
   private closed: Promise<void> | undefined;
   private readonly inFlight = new Set<Promise<void>>();
@@ -207,12 +210,29 @@ class RabbitConsumer implements Consumer {
     private readonly options: ConsumeOptions,
     private readonly handler: MessageHandler,
     private readonly onClosed: () => void,
-  ) {}
+  ) {
+    this.wanted = [...new Set(options.queues)];
+  }
 
   async attach(model: ChannelModel): Promise<void> {
     if (this.closed) return;
     this.detach();
-    await Promise.all(this.options.queues.map((q) => this.open(model, q)));
+    this.model = model;
+    await Promise.all(this.wanted.map((q) => this.open(model, q)));
+  }
+
+  add(queues: string[]): void {
+    if (this.closed) return;
+    for (const q of queues) {
+      if (this.wanted.includes(q)) continue;
+      this.wanted.push(q);
+      // Not connected now: the next attach opens it with the others. Paused: opened, consumed on resume.
+      if (this.model) void this.open(this.model, q);
+    }
+  }
+
+  queues(): string[] {
+    return [...this.wanted];
   }
 
   private async open(model: ChannelModel, queue: string): Promise<void> {
@@ -268,6 +288,7 @@ class RabbitConsumer implements Consumer {
   detach(): void {
     const old = this.subs;
     this.subs = [];
+    this.model = undefined;
     for (const sub of old) void sub.ch.close().catch(() => undefined);
   }
 
@@ -288,7 +309,7 @@ class RabbitConsumer implements Consumer {
   }
 
   isRunning(): boolean {
-    return !this.paused && this.transport.isConnected() && this.subs.length === this.options.queues.length;
+    return !this.paused && this.transport.isConnected() && this.subs.length === this.wanted.length;
   }
 
   close(): Promise<void> {

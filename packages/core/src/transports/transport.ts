@@ -18,6 +18,7 @@ export interface TransportCapabilities {
 export type MessageHandler = (message: JobMessage) => Promise<void>;
 
 export interface ConsumeOptions {
+  /** The queues consumed from the start; `Consumer.add` adds more later. */
   queues: string[];
   /** Messages in flight at once per queue. */
   concurrency: number;
@@ -25,6 +26,13 @@ export interface ConsumeOptions {
 }
 
 export interface Consumer {
+  /**
+   * Consume these queues too (a runner serving `*` found new ones). Queues consumed already are skipped; a paused
+   * consumer starts on them when resumed; a closed one ignores the call.
+   */
+  add(queues: string[]): void;
+  /** The queues consumed (asked for, whether or not the broker is reachable now). */
+  queues(): string[];
   /** Stop receiving new messages; in-flight handlers keep running. */
   pause(): Promise<void>;
   resume(): void;

@@ -11,6 +11,7 @@ import { canSee, guards } from '../queue-scope.js';
 import { assertUnderQuota, recordOwned } from '../job-quota.js';
 import { followLogs } from './log-follow.js';
 import { IdempotencyHeaders, claimOf, markReplayed, priorResult, replayedJobs, storedNotPublished } from '../idempotency.js';
+import { SubmitWarnings, announcerFor, submitWarnings } from '../queue-consumers.js';
 import { ErrorResponse, JobIdParams, JobListQuery, JobPage, JobRecordSchema, LogPage, LogQuery } from '../schemas.js';
 
 /** Largest batch accepted by POST /v1/jobs/batch. */
@@ -18,6 +19,9 @@ export const MAX_BATCH = 1000;
 const CANCEL_POLL_MS = 25;
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse };
+
+/** A submitted job's record, with the warnings of its submission (its queue has no runner, say). */
+const SubmittedJob = Type.Object({ ...JobRecordSchema.properties, warnings: Type.Optional(SubmitWarnings) });
 
 /** The token may use the job's queue, and the queue's command policy lets the command run (403 otherwise). */
 export function assertSubmittable(ctx: ApiContext, principal: Principal | undefined, spec: JobSpec, field: string): void {
@@ -194,6 +198,7 @@ export async function submitJobsOnce(ctx: ApiContext, jobs: NewJob[], opts: Crea
       throw new DroverError('UNAVAILABLE', 'the broker is unreachable; nothing was queued, retry later');
     }
     for (const r of fresh) ctx.metrics.jobsSubmitted.inc({ queue: r.queue });
+    announcerFor(ctx.control, ctx.store.keys.control, ctx.log).announce(fresh.map((r) => r.queue));
     await owned();
     ctx.store.published(toPublish.map((r) => r.id)).catch((err: unknown) => ctx.log.warn({ err }, 'clearing the outbox failed; jobs may be republished (harmless)'));
     return outcome;
@@ -247,7 +252,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Submit a job (200 instead of 201: deduplicated, the unfinished job with the same key is returned)',
         headers: IdempotencyHeaders,
         body: JobSpecInput,
-        response: { 200: JobRecordSchema, 201: JobRecordSchema, 409: ErrorResponse, ...errors },
+        response: { 200: SubmittedJob, 201: SubmittedJob, 409: ErrorResponse, ...errors },
       },
     },
     async (request, reply) => {
@@ -260,7 +265,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const outcome = await submitJobsOnce(ctx, jobs, claim ? { idempotency: claim } : {}, request.traceContext, request.principal);
       if (outcome.replayed) return replayJobs(reply, outcome, [0], 'one');
       const record = submittedRecord(outcome.created, 0);
-      return reply.status(record.deduplicated ? 200 : 201).send(record);
+      const warnings = await submitWarnings(ctx.runners, [record.queue], ctx.log);
+      return reply.status(record.deduplicated ? 200 : 201).send(warnings.length > 0 ? { ...record, warnings } : record);
     },
   );
 
@@ -273,7 +279,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Submit many jobs at once: all are accepted or none',
         headers: IdempotencyHeaders,
         body: Type.Object({ jobs: Type.Array(JobSpecInput, { minItems: 1, maxItems: MAX_BATCH }) }, { additionalProperties: false }),
-        response: { 201: Type.Object({ jobs: Type.Array(JobRecordSchema) }), 409: ErrorResponse, ...errors },
+        response: { 201: Type.Object({ jobs: Type.Array(JobRecordSchema), warnings: Type.Optional(SubmitWarnings) }), 409: ErrorResponse, ...errors },
       },
     },
     async (request, reply) => {
@@ -290,7 +296,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       await assertDependenciesVisible(ctx, request.principal, jobs.flat());
       const outcome = await submitJobsOnce(ctx, jobs.flat(), claim ? { idempotency: claim } : {}, request.traceContext, request.principal);
       if (outcome.replayed) return replayJobs(reply, outcome, firsts, 'batch');
-      return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(outcome.created, first)) });
+      const warnings = await submitWarnings(ctx.runners, jobs.map((copies) => copies[0]!.spec.queue), ctx.log);
+      return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(outcome.created, first)), ...(warnings.length > 0 ? { warnings } : {}) });
     },
   );
 

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
 import { canSee, guards } from '../queue-scope.js';
+import { consumersByQueue } from '../queue-consumers.js';
 import { ErrorResponse } from '../schemas.js';
 
 const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse };
@@ -29,18 +30,25 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
     }
   };
 
-  app.get('/v1/queues', { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['queues'], summary: 'All queues with settings and live counts' } }, async (request) => {
+  /** A queue's view with its consumers: the live runners that serve it (none: its jobs wait). */
+  const withConsumers = async (names: string[]) => {
+    const [views, consumers] = await Promise.all([Promise.all(names.map((n) => ctx.queues.view(n))), consumersByQueue(ctx.runners, names)]);
+    return views.map((v) => ({ ...v, consumers: consumers.get(v.name) ?? [] }));
+  };
+  const one = async (name: string) => (await withConsumers([name]))[0]!;
+
+  app.get('/v1/queues', { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['queues'], summary: 'All queues with settings, live counts and the runners that serve them' } }, async (request) => {
     const names = (await ctx.queues.names()).filter((n) => canSee(request.principal, [n]));
-    return { items: await Promise.all(names.map((n) => ctx.queues.view(n))) };
+    return { items: await withConsumers(names) };
   });
 
   app.get<{ Params: { name: string } }>(
     '/v1/queues/:name',
-    { config: { scope: 'read', queues: guard }, schema: { tags: ['queues'], summary: 'A queue: settings, counts by state, running jobs', params: NameParams, response: errors } },
+    { config: { scope: 'read', queues: guard }, schema: { tags: ['queues'], summary: 'A queue: settings, counts by state, running jobs, the runners that serve it', params: NameParams, response: errors } },
     async (request) => {
       const { name } = request.params;
       await mustExist(name);
-      return ctx.queues.view(name);
+      return one(name);
     },
   );
 
@@ -54,7 +62,7 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const { name } = request.params;
       await ctx.queues.update(name, request.body);
       await releaseParked(name);
-      return ctx.queues.view(name);
+      return one(name);
     },
   );
 
@@ -75,7 +83,7 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
         await mustExist(name);
         await ctx.queues.update(name, { paused: action === 'pause' });
         if (action === 'resume') await releaseParked(name);
-        return ctx.queues.view(name);
+        return one(name);
       },
     );
   }

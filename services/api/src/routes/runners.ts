@@ -1,4 +1,4 @@
-import { DroverError, QUEUE_NAME_PATTERN, type RunnerView } from '@drover/core';
+import { DroverError, QUEUE_NAME_PATTERN, parseQueueSelection, selectionServes, type RunnerView } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { Principal } from '../auth.js';
@@ -9,10 +9,16 @@ import { ErrorResponse } from '../schemas.js';
 const errors = { 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse };
 const IdParams = Type.Object({ id: Type.String({ pattern: QUEUE_NAME_PATTERN.replace('{0,63}', '{0,127}') }) }, { additionalProperties: false });
 
-/** Queues that would have no runner taking jobs if `target` stopped taking them. */
-function orphanedQueues(runners: RunnerView[], target: RunnerView): string[] {
+/**
+ * Queues that would have no runner taking jobs if `target` stopped taking them: of the queues the store knows and
+ * those `target` names, the ones it serves (RUNNER_QUEUES may hold patterns such as `*`) and no other running one does.
+ */
+function orphanedQueues(runners: RunnerView[], target: RunnerView, known: string[]): string[] {
+  const selection = parseQueueSelection(target.queues);
+  if (Array.isArray(selection)) return [];
   const others = runners.filter((r) => r.id !== target.id && r.state === 'running');
-  return target.queues.filter((q) => !others.some((r) => r.queues.includes(q)));
+  const candidates = [...new Set([...selection.names, ...known])].filter((q) => selection.serves(q));
+  return candidates.filter((q) => !others.some((r) => selectionServes(r.queues, q))).sort();
 }
 
 /** Runners (qschedule's workers): who is up, what runs where, drain and resume one. */
@@ -68,7 +74,7 @@ export function runnerRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const runner = runners.find((r) => r.id === request.params.id);
       if (!runner) throw new DroverError('NOT_FOUND', `no runner ${request.params.id}`);
       if (runner.state === 'offline') throw new DroverError('CONFLICT', `runner ${runner.id} is offline`);
-      const orphaned = orphanedQueues(runners, runner);
+      const orphaned = orphanedQueues(runners, runner, await ctx.queues.names());
       const force = request.query.force === '1' || request.query.force === 'true';
       if (orphaned.length > 0 && !force) {
         throw new DroverError('CONFLICT', `runner ${runner.id} is the last one taking jobs from ${orphaned.join(', ')}; pass force=1 to drain it anyway`, {
