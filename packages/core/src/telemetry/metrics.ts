@@ -13,8 +13,24 @@ export type DepthState = (typeof DEPTH_STATES)[number];
 /** Reads the current depth of every queue, state by state (O(queues) counters, never a scan of jobs). */
 export type DepthReader = () => Promise<{ queue: string; counts: Record<DepthState, number> }[]>;
 
-/** Live runners (running, not draining) that serve each queue, read at scrape time. */
-export type ConsumerReader = () => Promise<{ queue: string; live: number }[]>;
+/**
+ * What the scheduler reads from the store at scrape time for the fleet-wide gauges and the counters' initialisation.
+ * Each read is bounded (per queue or per runner, never per job).
+ */
+export interface FleetReader {
+  /** The queues that exist: the per-queue counters start at 0 for each. */
+  queueNames(): Promise<string[]>;
+  /** Live runners (running, not draining) whose RUNNER_QUEUES serve each queue. */
+  consumers(): Promise<{ queue: string; live: number }[]>;
+  /** How long the oldest queued job of each queue has been queued (queues with none queued are left out). */
+  oldestQueuedSeconds(): Promise<{ queue: string; seconds: number }[]>;
+  /** Enabled schedules whose latest finished run failed, timed out or was lost. */
+  failingSchedules(): Promise<number>;
+  /** Runners in the registry by state; `offline`: gone without a clean stop in the last hour. */
+  runnerStates(): Promise<Record<'running' | 'draining' | 'offline', number>>;
+  /** Whether the store's Redis connection is up now (no round trip). */
+  storeConnected(): boolean;
+}
 
 /** Outcomes the labelled counters start at 0 with, so rates and alerts have a series before the first event. */
 export const FINISHED_STATUSES = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost'] as const;
@@ -40,9 +56,7 @@ export interface RunnerLoad {
 export class DroverMetrics {
   readonly registry = new Registry();
   private depthReader: DepthReader | undefined;
-  private consumerReader: ConsumerReader | undefined;
-  private failingSchedulesReader: (() => Promise<number>) | undefined;
-  private queueLister: (() => Promise<string[]>) | undefined;
+  private fleet: FleetReader | undefined;
   private queueNames: { at: number; names: Promise<string[]> } | undefined;
   private readonly runners = new Map<string, () => RunnerLoad>();
 
@@ -134,20 +148,46 @@ export class DroverMetrics {
     collect: () => this.collectRunners(),
   });
 
-  readonly queueConsumers = new Gauge({
+  readonly queueConsumers: Gauge<'queue'> = new Gauge({
     name: 'drover_queue_consumers',
     help: 'Live runners (running, not draining) whose RUNNER_QUEUES serve the queue; 0 with jobs queued: they wait for a runner.',
     labelNames: ['queue'],
     registers: [this.registry],
-    collect: async () => this.collectConsumers(),
+    collect: async (): Promise<void> => this.fromFleet(this.queueConsumers, async (f) => (await f.consumers()).map(({ queue, live }) => [{ queue }, live])),
   });
 
-  readonly schedulesFailing = new Gauge({
+  readonly queueOldest: Gauge<'queue'> = new Gauge({
+    name: 'drover_queue_oldest_queued_seconds',
+    help: 'How long the oldest queued job of the queue has been waiting for a runner (absent when none is queued).',
+    labelNames: ['queue'],
+    registers: [this.registry],
+    collect: async (): Promise<void> => this.fromFleet(this.queueOldest, async (f) => (await f.oldestQueuedSeconds()).map(({ queue, seconds }) => [{ queue }, seconds])),
+  });
+
+  readonly schedulesFailing: Gauge<'scope'> = new Gauge({
     name: 'drover_schedules_failing',
     help: 'Enabled schedules whose latest finished run failed, timed out or was lost (GET /v1/schedules shows which).',
+    // A label, so that processes without the reader (API, runner) export nothing rather than a 0 of their own.
+    labelNames: ['scope'],
     registers: [this.registry],
-    collect: async () => {
-      if (this.failingSchedulesReader) this.schedulesFailing.set(await this.failingSchedulesReader());
+    collect: async (): Promise<void> => this.fromFleet(this.schedulesFailing, async (f) => [[{ scope: 'all' }, await f.failingSchedules()]]),
+  });
+
+  readonly runnersByState: Gauge<'state'> = new Gauge({
+    name: 'drover_runners',
+    help: 'Runners in the registry by state: running, draining, offline (stopped heartbeating without a clean stop, within the last hour).',
+    labelNames: ['state'],
+    registers: [this.registry],
+    collect: async (): Promise<void> => this.fromFleet(this.runnersByState, async (f) => Object.entries(await f.runnerStates()).map(([state, n]) => [{ state }, n])),
+  });
+
+  readonly storeUp = new Gauge({
+    name: 'drover_redis_connected',
+    help: "1 while the scheduler's connection to the Redis store is up, 0 while it is not.",
+    labelNames: ['connection'],
+    registers: [this.registry],
+    collect: () => {
+      if (this.fleet) this.storeUp.set({ connection: 'store' }, this.fleet.storeConnected() ? 1 : 0);
     },
   });
 
@@ -201,22 +241,12 @@ export class DroverMetrics {
   }
 
   /**
-   * Where the queue names come from (the scheduler's queue store): the per-queue counters start at 0 for each, so
-   * `drover_jobs_lost_total` and the others have a series before the first event.
+   * The scheduler's view of the store for the fleet gauges; the per-queue counters also start at 0 for the queues it
+   * lists, so `drover_jobs_lost_total` and the others have a series before the first event.
    */
-  setQueueLister(lister: (() => Promise<string[]>) | undefined): void {
-    this.queueLister = lister;
+  setFleetReader(reader: FleetReader | undefined): void {
+    this.fleet = reader;
     this.queueNames = undefined;
-  }
-
-  /** The scheduler tells `drover_queue_consumers` where the live consumers per queue come from. */
-  setConsumerReader(reader: ConsumerReader | undefined): void {
-    this.consumerReader = reader;
-  }
-
-  /** The scheduler tells `drover_schedules_failing` how to count failing schedules. */
-  setFailingSchedulesReader(reader: (() => Promise<number>) | undefined): void {
-    this.failingSchedulesReader = reader;
   }
 
   /** The scheduler (or anything with a queue store) tells the gauge where depths come from. */
@@ -240,24 +270,35 @@ export class DroverMetrics {
 
   /** The queue names, read once per scrape however many counters ask. */
   private knownQueues(now = Date.now()): Promise<string[]> {
-    if (!this.queueLister) return Promise.resolve([]);
+    const fleet = this.fleet;
+    if (!fleet) return Promise.resolve([]);
     if (!this.queueNames || now - this.queueNames.at > QUEUE_NAMES_TTL_MS) {
       // A failed read initialises nothing this time; the scrape itself must not fail for it.
-      this.queueNames = { at: now, names: this.queueLister().catch(() => []) };
+      this.queueNames = { at: now, names: fleet.queueNames().catch(() => []) };
     }
     return this.queueNames.names;
   }
 
-  private async collectConsumers(): Promise<void> {
-    if (!this.consumerReader) return;
-    const rows = await this.consumerReader();
-    this.queueConsumers.reset();
-    for (const { queue, live } of rows) this.queueConsumers.set({ queue }, live);
+  /**
+   * Sets a fleet gauge from a fresh read. A failed read (Redis down) leaves the gauge empty rather than stale, and
+   * does not fail the scrape, so `drover_redis_connected` 0 still reaches Prometheus.
+   */
+  private async fromFleet<L extends string>(gauge: Gauge<L>, read: (f: FleetReader) => Promise<[Partial<Record<L, string>>, number][]>): Promise<void> {
+    if (!this.fleet) return;
+    let rows: [Partial<Record<L, string>>, number][] = [];
+    try {
+      rows = await read(this.fleet);
+    } catch {
+      rows = [];
+    }
+    gauge.reset();
+    for (const [labels, value] of rows) gauge.set(labels, value);
   }
 
   private async collectDepth(): Promise<void> {
     if (!this.depthReader) return;
-    const depths = await this.depthReader();
+    // Unreadable (Redis down): no depth this scrape, rather than a failed scrape.
+    const depths = await this.depthReader().catch(() => []);
     // Reset first: a queue that disappeared must not keep its last value.
     this.queueDepth.reset();
     for (const { queue, counts } of depths) {
