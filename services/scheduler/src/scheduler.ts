@@ -1,12 +1,13 @@
 import {
   ArchiveStore, DroverError, DroverMetrics, OutboundPolicy, EventStore, JobStore, LogStore, QueueStore, ScheduleStore, WebhookStore, checkRedisDurability, publishQueued, coerceError, within, connectRedis, createRedis, createTransport, logBrokerEvents,
-  type DroverConfig, type TransportConfig, type JobRef, type Logger, type Resolver, type Transport, EnvCipher,
+  RunnerRegistry, selectionServes, type DroverConfig, type TransportConfig, type JobRef, type Logger, type Resolver, type Transport, EnvCipher,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
 import { SCHEDULE_BATCH, fireDueSchedules } from './cron-firing.js';
 import { reportGoneRunners } from './runner-watch.js';
 import { WebhookDeliverer } from './webhooks.js';
 import { Archiver } from './archiver.js';
+import { registerFleetMetrics } from './fleet-metrics.js';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 
@@ -83,6 +84,7 @@ export class Scheduler {
     this.transport = createTransport(opts.config, logBrokerEvents(this.log, opts.config.broker, this.metrics));
     const queues = new QueueStore(this.store);
     this.metrics.setDepthReader(() => queues.depths());
+    registerFleetMetrics(this.metrics, { redis: this.redis, queues, jobs: this.store, schedules: this.schedules, runners: new RunnerRegistry(this.redis, this.store.keys), serves: selectionServes });
   }
 
   /** Liveness: the tick loop is not stuck. */
