@@ -308,7 +308,8 @@ for (const executor of ['spawner', 'child_process'] as const) {
     await until('the planted process', () => planted.pid && alive(planted.pid));
 
     const first = await s.run({
-      command: `kill -0 ${planted.pid} 2>/dev/null && echo planted-alive || echo planted-gone; setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > ${dir}/stray; echo "uid $(id -u)"`,
+      // A zombie (killed, not yet reaped by this test process) is gone: only a live process counts.
+      command: `st=$(cut -d")" -f2 /proc/${planted.pid}/stat 2>/dev/null | cut -d" " -f2); [ -n "$st" ] && [ "$st" != Z ] && echo planted-alive || echo planted-gone; setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > ${dir}/stray; echo "uid $(id -u)"`,
     });
     assert.equal(first.status, 'succeeded', first.error ?? '');
     const firstOut = (await s.request<{ items: { line: string }[] }>('GET', `/v1/jobs/${first.id}/logs`)).body.items.map((i) => i.line);
