@@ -19,14 +19,6 @@ const panels = asArray(dashboard.panels, 'panels').map((p) => asObj(p, 'panel'))
 const queryPanels = panels.filter((p) => p.type !== 'row');
 const variables = asArray(get(dashboard, 'templating', 'list'), 'templating.list').map((v) => asObj(v, 'variable'));
 
-function provisionedUid(): string {
-  const ds = asObj(parseYaml(readText(DATASOURCES), DATASOURCES), DATASOURCES);
-  const list = asArray(ds.datasources, 'datasources').map((d) => asObj(d, 'datasource'));
-  const prom = list.filter((d) => d.type === 'prometheus');
-  assert.equal(prom.length, 1, 'one Prometheus datasource is provisioned');
-  return asString(prom[0]!.uid, 'uid');
-}
-
 function targets(panel: Obj): Obj[] {
   return asArray(panel.targets, `${String(panel.title)} targets`).map((t) => asObj(t, 'target'));
 }
@@ -73,16 +65,36 @@ test('grafana: a valid dashboard: schema version, uid, panels with types, unique
   }
 });
 
-test('grafana: every panel, query and variable uses the provisioned datasource by uid (no import-time ${DS_...})', () => {
-  const uid = provisionedUid();
-  assert.ok(!readText(DASHBOARD).includes('${DS_'), 'no import-time datasource variables');
+test('grafana: the datasource is an input (${DS_PROMETHEUS}): chosen on import, a variable when provisioned', () => {
+  const input = asArray(dashboard.__inputs, '__inputs').map((i) => asObj(i, 'input'));
+  assert.deepEqual(input.map((i) => [i.name, i.type, i.pluginId]), [['DS_PROMETHEUS', 'datasource', 'prometheus']], 'one datasource input');
+  const ds = { type: 'prometheus', uid: '${DS_PROMETHEUS}' };
   for (const p of queryPanels) {
-    assert.deepEqual(p.datasource, { type: 'prometheus', uid }, `panel "${String(p.title)}"`);
+    assert.deepEqual(p.datasource, ds, `panel "${String(p.title)}"`);
     for (const t of targets(p)) {
-      if (t.datasource !== undefined) assert.deepEqual(t.datasource, { type: 'prometheus', uid }, `panel "${String(p.title)}" ${String(t.refId)}`);
+      if (t.datasource !== undefined) assert.deepEqual(t.datasource, ds, `panel "${String(p.title)}" ${String(t.refId)}`);
     }
   }
-  for (const v of variables.filter((x) => x.type === 'query')) assert.deepEqual(v.datasource, { type: 'prometheus', uid }, `variable ${String(v.name)}`);
+  for (const v of variables.filter((x) => x.type === 'query')) assert.deepEqual(v.datasource, ds, `variable ${String(v.name)}`);
+  // Provisioned from a file, Grafana does not fill __inputs: the datasource variable of the same name resolves it,
+  // defaulting to the default Prometheus datasource, which provisioning sets.
+  const dsVar = variables.find((v) => v.name === 'DS_PROMETHEUS');
+  assert.ok(dsVar, 'a DS_PROMETHEUS variable');
+  assert.deepEqual([dsVar.type, dsVar.query], ['datasource', 'prometheus']);
+  const provisioned = asArray(asObj(parseYaml(readText(DATASOURCES), DATASOURCES), DATASOURCES).datasources, 'datasources').map((d) => asObj(d, 'datasource'));
+  assert.deepEqual(provisioned.filter((d) => d.type === 'prometheus').map((d) => d.isDefault), [true], 'the provisioned Prometheus is the default');
+  // The control: no panel names a fixed uid (what hampered import into an existing Grafana).
+  assert.ok(!/"uid":\s*"prometheus"/.test(readText(DASHBOARD)), 'no fixed datasource uid');
+});
+
+test('grafana: runner panels count runners, not series (a runner scraped on two ports counts once)', () => {
+  for (const { where, expr } of expressions()) {
+    if (where.startsWith('variable')) continue;
+    for (const m of expr.matchAll(/\b(count|sum)\s*\(\s*(drover_runner_[a-z_]+)/g)) assert.fail(`${where}: ${m[1]}(${m[2]}...) counts series; aggregate by (runner) first: ${expr}`);
+    for (const m of expr.matchAll(/\bsum by \(runner\)\s*\(\s*drover_runner_/g)) assert.fail(`${where}: ${m[0]} adds a runner's duplicate series; use max by (runner)`);
+  }
+  const runners = queryPanels.find((p) => p.title === 'Runners');
+  assert.match(asString(targets(runners!)[0]!.expr, 'expr'), /^count\(count by \(runner\)/);
 });
 
 test('grafana: every metric in every query is one DroverMetrics exports (histograms through _bucket/_sum/_count)', async () => {
