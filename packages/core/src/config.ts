@@ -10,7 +10,7 @@ import { webhookSecretProblem } from './webhook-signing.js';
 
 /** Everything Drover reads from the environment, validated once and frozen. Durations are ms, sizes bytes. */
 export interface DroverConfig {
-  /** `REDIS_URL` (or `REDIS_URL_FILE`), default `redis://127.0.0.1:6379`. */
+  /** `REDIS_URL` (or `REDIS_URL_FILE`), default `redis://127.0.0.1:6379`: the store, and the broker under BullMQ (Redis 7 or newer). */
   redisUrl: string;
   /** `DROVER_PREFIX`, default `drover`: every key lives under `{prefix}` so one hash tag covers them all. */
   prefix: string;
@@ -25,36 +25,46 @@ export interface DroverConfig {
   port: number;
   /** `DATABASE_URL` or `DATABASE_URL_FILE` (PostgreSQL): finished jobs are archived there and read through once Redis let them go. */
   databaseUrl: string | undefined;
-  /** `DROVER_ADMIN_TOKEN` (or `DROVER_ADMIN_TOKEN_FILE`): a single admin token for the simple case. */
+  /** `DROVER_ADMIN_TOKEN` (or `DROVER_ADMIN_TOKEN_FILE`): a single admin token for the simple case, at least 16 characters. */
   adminToken: string | undefined;
-  /** `DROVER_TOKENS_FILE`: JSON file with several tokens and their scopes. */
+  /** `DROVER_TOKENS_FILE`: JSON file with several tokens, their scopes and queues (mode 0600; see docs/security.md). */
   tokensFile: string | undefined;
-  /** `DROVER_POLICY_FILE`: per-queue command policy (see policy.ts), enforced by the API and by runners. */
+  /**
+   * `DROVER_POLICY_FILE`: per-queue command policy (docs/security.md), enforced by the API (403) and again by runners
+   * right before the spawn.
+   */
   policyFile: string | undefined;
   /** `DROVER_DATA_DIR`, default `.drover`: generated token and the all-in-one Redis live here. */
   dataDir: string;
-  /** `DROVER_BODY_LIMIT`, default 1 MiB: largest accepted request body. */
+  /** `DROVER_BODY_LIMIT`, default 1 MiB: largest accepted request body (413 above). */
   bodyLimitBytes: number;
-  /** `DROVER_RATE_LIMIT`, default 6000: requests per minute per token (per client address without one); 0 turns it off. */
+  /**
+   * `DROVER_RATE_LIMIT`, default 6000: requests per minute per token (per client address without one), however the
+   * `Authorization` header is spelled; counted in Redis, so shared by API replicas. 0 turns it off.
+   */
   rateLimitPerMinute: number;
   /**
    * `DROVER_AUTH_FAIL_LIMIT`, default 20: requests with a missing, malformed or unknown token allowed per minute per
    * client address; past it every authenticated request from that address answers 429 until the minute is over
-   * (a correct guess included, so guessing stays bounded). 0 turns it off.
+   * (a correct guess included, so guessing stays bounded; probes stay open). 0 turns it off.
    */
   authFailLimitPerMinute: number;
-  /** `DROVER_MAX_JOBS_PER_REQUEST`, default 1000: jobs one request may create (batch items × replicas, workflow steps × replicas, one schedule fire). */
+  /**
+   * `DROVER_MAX_JOBS_PER_REQUEST`, default 1000: jobs one request may create (batch items × replicas, workflow steps ×
+   * replicas, one schedule fire); 400 above, nothing stored.
+   */
   maxJobsPerRequest: number;
-  /** `DROVER_MAX_STREAMS_PER_TOKEN`, default 20: SSE streams (events, log follow) one token may hold open at once, across API replicas. */
+  /** `DROVER_MAX_STREAMS_PER_TOKEN`, default 20: SSE streams (events, log follow) one token may hold open at once, across API replicas (429 above). */
   maxStreamsPerToken: number;
   /** `DROVER_REQUEST_TIMEOUT_MS`, default 30000: a request must arrive whole within this (slow-client protection). */
   requestTimeoutMs: number;
   /**
    * `DROVER_METRICS_HOST` (default 127.0.0.1) / `DROVER_METRICS_PORT` (default 9464; `0` picks a free port, `off`
-   * serves none): each process's own `/metrics`, `/healthz` and `/readyz` for Prometheus and probes.
+   * serves none): each process's own `/metrics`, `/healthz` and `/readyz` for Prometheus and probes. No token: keep it
+   * on loopback or a private network. A port already taken is logged and skipped; the service keeps running.
    */
   metrics: { host: string; port: number | null };
-  /** `DROVER_LOG_LEVEL`, default `info`. */
+  /** `DROVER_LOG_LEVEL`, default `info`: the least severe pino level written. */
   logLevel: string;
   /**
    * `DROVER_LOG_FORMAT`, default `auto`: `pretty` (one coloured line per event) when stdout is a terminal, JSON lines
@@ -67,7 +77,8 @@ export interface DroverConfig {
   idempotencyTtlMs: number;
   /**
    * `DROVER_ENV_KEY` (or `DROVER_ENV_KEY_FILE`): 32 bytes (64 hex digits or base64). When set, the API and the
-   * scheduler store env values AES-256-GCM sealed and only runners open them; every service needs the same key.
+   * scheduler store env values AES-256-GCM sealed and only runners open them; every service needs the same key
+   * (`openssl rand -base64 32`). Keep it: a value sealed with a lost key cannot be run.
    */
   envKey: Buffer | undefined;
   /** `DROVER_KILL_GRACE_MS`, default 5000: time between SIGTERM and SIGKILL of a job's process group. */
@@ -83,30 +94,36 @@ export interface DroverConfig {
     maxScriptBytes: number;
     /** `DROVER_MAX_FILES_BYTES`, default 1 MiB: total size of a job's `files`. */
     maxFilesBytes: number;
-    /** `DROVER_SCRIPT_INTERPRETERS`, default `sh,bash,python3,node`: what may run a script (names looked up in PATH, or paths). */
+    /** `DROVER_SCRIPT_INTERPRETERS`, default `sh,bash,python3,node`: what may run a script (names looked up in PATH, or paths); API and runners read it. */
     interpreters: string[];
   };
   outbound: {
     /**
      * `DROVER_OUTBOUND_ALLOW`, comma separated, default none: host names (`hooks.corp`, `*.corp`), addresses and CIDR
-     * ranges that job callbacks and webhooks may reach although they are not public (loopback, private, link-local).
+     * ranges that job callbacks and webhooks may reach although they are not public (loopback, private, link-local);
+     * everything else non-public is refused, at submit and again at connect. A laptop with a local receiver needs
+     * `127.0.0.1` here.
      */
     allow: string[];
   };
   compat: {
-    /** `DROVER_COMPAT_OPEN=1`: Meproc's /proc and Coyotes' /channels answer without a token (loopback hosts only). */
+    /**
+     * `DROVER_COMPAT_OPEN=1`: Meproc's /proc and Coyotes' /channels answer without a token. Only with DROVER_HOST on
+     * loopback (legacy single-box setups); the rest of the API keeps its tokens.
+     */
     open: boolean;
     /** `DROVER_COMPAT_QUEUE`, default `default`: the queue Meproc tasks run in. */
     queue: string;
-    /** `DROVER_COYOTES_LIST=1`: runners also take Coyotes tasks pushed to the `<prefix>:task:prepare:queue` list. */
+    /** `DROVER_COYOTES_LIST=1`: runners also take Coyotes tasks pushed (LPUSH, JSON) to the `{prefix}:task:prepare:queue` list. */
     coyotesList: boolean;
   };
   runner: {
-    /** `RUNNER_ID`, default `<hostname>-<pid>`. */
+    /** `RUNNER_ID`, default `<hostname>-<pid>`: the runner's identity in job records and the registry. */
     id: string;
     /**
-     * `RUNNER_CGROUP`: `auto` (default: a cgroup per attempt wherever the runner may make one), `off`, or the
-     * directory of a delegated cgroup v2 subtree to make them in.
+     * `RUNNER_CGROUP`: `auto` (default: a cgroup per attempt wherever the runner may make one, cgroup v2 or v1
+     * memory/pids/cpu), `off` (process group, subreaper and job uid only), or the directory of a delegated cgroup v2
+     * subtree to make them in. The mode in use is the runner's `containment` (docs/containment.md).
      */
     cgroup: string;
     /**
@@ -116,7 +133,7 @@ export interface DroverConfig {
     queues: string[];
     /** `RUNNER_QUEUE_SCAN_MS`, default 2000: how often a runner with a pattern in RUNNER_QUEUES looks for new queues. */
     queueScanMs: number;
-    /** `RUNNER_CONCURRENCY`, default 5 (as Coyotes): jobs running at once in this runner. */
+    /** `RUNNER_CONCURRENCY`, default 5 (as Coyotes): jobs running at once in this runner, over all its queues. */
     concurrency: number;
     /** `RUNNER_DRAIN_TIMEOUT_MS`, default 30000: on SIGTERM, how long running jobs may finish before they are killed. */
     drainTimeoutMs: number;
@@ -127,7 +144,7 @@ export interface DroverConfig {
      * job's lease kills the job this long before the lease expires, so its retry elsewhere never overlaps it.
      */
     fenceMarginMs: number;
-    /** `RUNNER_OUTPUT_CAP`, default 1 MiB: stored output per job; the rest is dropped and `truncated` set. */
+    /** `RUNNER_OUTPUT_CAP`, default 1 MiB: stored output per job (all attempts); the rest is dropped and `truncated` set. */
     outputCapBytes: number;
     /** `RUNNER_ENV_PASSTHROUGH`: runner variables a job inherits (everything else is withheld). */
     envPassthrough: string[];
@@ -138,31 +155,37 @@ export interface DroverConfig {
     executor: 'auto' | 'spawner' | 'child_process';
     /** `RUNNER_SPAWNER_PATH`: the helper binary; default: the one `npm ci` built. */
     spawnerPath: string | undefined;
-    /** `RUNNER_WORK_DIR`, default `<tmpdir>/drover-jobs`: each attempt gets a private directory here (its default cwd), removed after. */
+    /** `RUNNER_WORK_DIR`, default `<tmpdir>/drover-jobs`: each attempt gets a private directory here (its default cwd and TMPDIR), removed after. */
     workDir: string;
-    /** `RUNNER_MAX_OPEN_FILES`, default 0 (inherit): RLIMIT_NOFILE of every job. */
+    /** `RUNNER_MAX_OPEN_FILES`, default 0 (inherit): RLIMIT_NOFILE of every job (spawner helper). */
     maxOpenFiles: number;
-    /** `RUNNER_MAX_MEMORY_MB`, default 0 (unlimited): RLIMIT_AS of every job, in MiB. */
+    /** `RUNNER_MAX_MEMORY_MB`, default 0 (unlimited): RLIMIT_AS of every job, in MiB (spawner helper). */
     maxMemoryMb: number;
     /** `RUNNER_ALLOWED_USERS` / `RUNNER_ALLOWED_GROUPS`: the only users and groups a job may ask for (default none). */
     allowedUsers: string[];
     allowedGroups: string[];
     /**
-     * `RUNNER_JOB_USER`: one user (name or uid in /etc/passwd) all jobs run as when they name none. Unset: a uid per
-     * job (RUNNER_JOB_UIDS) when the runner can switch users (root), else the runner's own user. `root` must be
-     * asked for by name.
+     * `RUNNER_JOB_USER`: one user (name or uid in /etc/passwd) all jobs run as when they name none, e.g. `nobody`;
+     * such jobs can read and signal each other. Unset: a uid per job (RUNNER_JOB_UIDS) when the runner can switch
+     * users (root), else the runner's own user. `root` must be asked for by name. A runner whose job user does not
+     * exist refuses to start.
      */
     jobUser: string | undefined;
     /**
      * `RUNNER_JOB_UIDS` (`first-last`): uids that belong to Drover's jobs alone. A runner that can switch users and
      * has no RUNNER_JOB_USER runs each job as a uid of its own from this range (default 2000000000-2000099999, the
-     * runner's DEFAULT_JOB_UIDS). Never set together with RUNNER_JOB_USER.
+     * runner's DEFAULT_JOB_UIDS). Never set together with RUNNER_JOB_USER. Each job gets the uid as its only group,
+     * its job directory (0700) as HOME, USER/LOGNAME `drover-<uid>` and SHELL /bin/sh; there is no passwd entry.
+     * The range must belong to Drover alone (every process of a uid is killed before and after each job): at least
+     * RUNNER_CONCURRENCY uids, within 1000..2147483647, holding no user or group of /etc/passwd or /etc/group, mapped
+     * in the runner's user namespace; else the runner refuses to start.
      */
     jobUids: UidRange | undefined;
     /**
      * `RUNNER_MAX_JOB_MEMORY_MB`, `RUNNER_MAX_JOB_CPUS`, `RUNNER_MAX_JOB_PIDS`, default 0 (none): the most one attempt
-     * may use on this runner. Also the limit of a job that sets none (so no job here exceeds it); a job that asks
-     * for more fails at once, without retries.
+     * may use on this runner: memory of all its processes together (MiB), CPU as a share of cores (`1.5`), processes
+     * and threads. Also the limit of a job that sets none (so no job here exceeds it); a job that asks for more fails
+     * at once, without retries, naming the variable; a queue default above it is capped to it.
      */
     maxJobResources: JobResources;
   };
@@ -173,17 +196,21 @@ export interface DroverConfig {
     republishAfterMs: number;
     /** `DROVER_EVENTS_RETENTION_MS`, default 1 day: events older than this are trimmed (the stream also keeps at most ~100k). */
     eventsRetentionMs: number;
-    /** `DROVER_RETENTION_FINISHED`, default 1 day (ms): finished jobs, their output and attempts are deleted after this. */
+    /**
+     * `DROVER_RETENTION_FINISHED`, default 1 day (ms): finished jobs, their output and attempts are deleted from Redis
+     * after this (with DATABASE_URL: only once archived).
+     */
     retentionFinishedMs: number;
     /** `DROVER_RETENTION_MAX_PER_QUEUE`, default 100000: at most this many finished jobs kept per queue (oldest go first). */
     retentionMaxPerQueue: number;
     /** `DROVER_WEBHOOK_RETRY_BASE_MS`, default 1000: first retry delay of a failed webhook delivery (doubles, max 5 min). */
     webhookRetryBaseMs: number;
-    /** `DROVER_WEBHOOK_MAX_AGE_MS`, default 1 h: a delivery still failing this long after its event is given up. */
+    /** `DROVER_WEBHOOK_MAX_AGE_MS`, default 1 h: a delivery still failing this long after its event is given up (`failed`). */
     webhookMaxAgeMs: number;
     /**
      * `DROVER_CALLBACK_SECRET` (or `DROVER_CALLBACK_SECRET_FILE`): signs jobs' `callbackUrl` deliveries; at least 16
-     * characters, `whsec_<base64>` is decoded as Standard Webhooks does. The scheduler refuses to start without it.
+     * characters, `whsec_<base64>` is decoded as Standard Webhooks does (`echo "whsec_$(openssl rand -base64 32)"`).
+     * The scheduler refuses to start without it; `drover start` generates one.
      */
     callbackSecret: string | undefined;
     /**
