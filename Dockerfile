@@ -8,7 +8,7 @@
 # only so that every job runs as an unprivileged uid of its own (RUNNER_JOB_UIDS) that cannot read the runner's
 # secrets, environment or memory, nor another job's. A runner left at uid 1000 runs jobs as uid 1000, and they can
 # read all of it.
-FROM node:22-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -25,7 +25,7 @@ COPY . .
 # The spawner helper must build here: runners in the image never fall back to forking themselves.
 RUN DROVER_REQUIRE_SPAWNER=1 npm run build && npm prune --omit=dev
 
-FROM node:22-bookworm-slim
+FROM node:24-bookworm-slim
 # tini as PID 1: it forwards SIGTERM to node (which drains) and reaps processes that jobs leave behind
 # (a job's background children are re-parented to PID 1 when the job's shell exits; node would not reap them).
 RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
