@@ -154,7 +154,7 @@ test('DNS rebinding: a name that was public at submit and is loopback at deliver
   assert.ok(asked >= 2, 'the scheduler resolved the name itself, right before connecting');
   assert.deepEqual(r.got, [], 'nothing reached the loopback receiver');
   assert.deepEqual(delivery!.attempts.map((a) => [a.outcome, a.statusClass]), [['refused_by_policy', null]], 'refused once, not retried');
-  assert.deepEqual(Object.keys(delivery!.attempts[0]!).sort(), ['at', 'outcome', 'statusClass']);
+  assert.deepEqual(Object.keys(delivery!.attempts[0]!).sort(), ['at', 'outcome', 'retryAt', 'statusClass']);
   const shown = JSON.stringify(delivery);
   for (const leak of ['rebind.test', '127.0.0.1', String(r.port), 'url', 'error', 'ECONN']) assert.ok(!shown.includes(leak), `the view shows no ${leak}: ${shown}`);
 });

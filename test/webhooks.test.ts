@@ -79,8 +79,13 @@ test('webhooks: signed POSTs, retried after two 500s, every attempt recorded, a 
     return d?.state === 'delivered' ? d : undefined;
   });
   assert.deepEqual(submitted.attempts.map((a) => [a.outcome, a.statusClass]), [['rejected', '5xx'], ['rejected', '5xx'], ['delivered', '2xx']]);
-  const gaps = submitted.attempts.slice(1).map((a, i) => Date.parse(a.at) - Date.parse(submitted.attempts[i]!.at));
-  assert.ok(gaps[1]! > gaps[0]!, `backoff grows: ${gaps.join(',')}`);
+  // The backoff as planned, from the retry times the store records (not when the receiver happened to see the
+  // retries): each rejected attempt planned the next one at least base * 2^n later (100, 200 ms), no retry came
+  // before its planned time, and the delivered attempt planned none.
+  const planned = submitted.attempts.map((a) => (a.retryAt === null ? null : Date.parse(a.retryAt) - Date.parse(a.at)));
+  assert.equal(planned[2], null, 'nothing follows the delivered attempt');
+  [100, 200].forEach((min, i) => assert.ok(planned[i]! >= min && planned[i]! < min + 5000, `attempt ${i + 1} planned its retry ${planned[i]} ms later (base ${min})`));
+  for (let i = 0; i < 2; i++) assert.ok(Date.parse(submitted.attempts[i + 1]!.at) >= Date.parse(submitted.attempts[i]!.retryAt!), `retry ${i + 1} waited until its planned time`);
 
   // Filters: an event outside the subscription's types is not sent; the secret is never shown again.
   const shown = await s.request<Record<string, unknown>>('GET', `/v1/webhooks/${id}`);

@@ -177,7 +177,7 @@ export class WebhookDeliverer {
     const delay = Math.min(this.opts.retryBaseMs * 2 ** d.attempts, 300_000);
     const giveUp = ok || result.outcome === 'refused_by_policy' || Date.now() + delay - d.createdAt > this.opts.maxAgeMs;
     const next = giveUp ? null : Date.now() + delay;
-    await this.hooks.result(d.id, ok, { at, outcome: result.outcome, status: result.status }, next);
+    await this.hooks.result(d.id, ok, { at, outcome: result.outcome, status: result.status, retryAt: next === null ? null : new Date(next).toISOString() }, next);
     this.metrics?.webhookDeliveries.inc({ outcome: ok ? 'delivered' : next === null ? 'given_up' : 'failed' });
     // The operator's log keeps the network detail the API does not show (the host only: a URL may carry a token).
     const where = { delivery: d.id, webhookId: d.webhookId, host: hostOf(d.url), outcome: result.outcome, status: result.status, error: result.error };

@@ -55,6 +55,8 @@ export interface DeliveryAttempt {
   outcome: AttemptOutcome;
   /** The receiver's HTTP status, when it answered. */
   status: number | null;
+  /** When the next attempt was planned for (the backoff), as the scheduler decided; null: none (delivered or given up). */
+  retryAt?: string | null;
 }
 
 /** A delivery as stored; the API shows a DeliveryView of it. */
@@ -74,7 +76,7 @@ export interface Delivery {
 
 /** A delivery as the API shows it: no URL (a callbackUrl is never returned), attempts as outcome classes only. */
 export interface DeliveryView extends Omit<Delivery, 'url' | 'attempts'> {
-  attempts: { at: string; outcome: AttemptOutcome; statusClass: '2xx' | '3xx' | '4xx' | '5xx' | null }[];
+  attempts: { at: string; outcome: AttemptOutcome; statusClass: '2xx' | '3xx' | '4xx' | '5xx' | null; retryAt: string | null }[];
 }
 
 export function deliveryView({ url: _url, attempts, ...rest }: Delivery): DeliveryView {
@@ -84,6 +86,7 @@ export function deliveryView({ url: _url, attempts, ...rest }: Delivery): Delive
       at: a.at,
       outcome: a.outcome,
       statusClass: a.status !== null && a.status >= 200 && a.status <= 599 ? (`${Math.floor(a.status / 100)}xx` as DeliveryView['attempts'][number]['statusClass']) : null,
+      retryAt: a.retryAt ?? null,
     })),
   };
 }

@@ -29,6 +29,7 @@ const DeliveryPage = Type.Object({
       at: Type.String({ format: 'date-time' }),
       outcome: Type.Union(OUTCOMES, { description: '`rejected`: the receiver answered non-2xx; `unreachable`: no answer (DNS, connection, TLS, timeout alike).' }),
       statusClass: Type.Union([...['2xx', '3xx', '4xx', '5xx'].map((c) => Type.Literal(c)), Type.Null()]),
+      retryAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When the next attempt was planned for (the retry backoff); null: none followed.' }),
     })),
     createdAt: Type.String({ format: 'date-time' }),
     nextAttemptAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
