@@ -1,6 +1,6 @@
 /** The API's records, as far as the dashboard reads them (see the OpenAPI document at /docs). */
 // Type-only imports: erased by the build, they keep the dashboard in step with the server's own records.
-import type { AttemptRecord, JobRecord, LogEntry, QueueView as CoreQueueView, RunnerView, ScheduleRecord } from '@drover/core';
+import type { AttemptRecord, JobRecord, LogEntry, QueueView as CoreQueueView, RunnerView, ScheduleRecord, StatsView } from '@drover/core';
 
 export interface Page<T> {
   items: T[];
@@ -42,3 +42,8 @@ export interface Workflow {
   createdAt: string;
   steps: WorkflowStep[];
 }
+
+/** GET /v1/stats: the API's own per-minute (hour) or quarter-hour (day) aggregates. */
+export type Stats = StatsView & { truncated: boolean };
+export type StatsRange = StatsView['range'];
+export type QueueStats = Stats['queues'][number];

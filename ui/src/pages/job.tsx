@@ -1,8 +1,9 @@
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, downloadText, streamEvents } from '../api';
 import { between, commandOf, duration, time, TERMINAL } from '../format';
 import type { Job, LogLine, LogPage } from '../types';
 import { ErrorBox, Status, useLiveEvents, useLoad } from '../ui';
+import { AnsiLines, AttemptHeader, byAttempt } from '../log-view';
 import { JobActions } from './jobs';
 
 const MAX_SHOWN = 5000;
@@ -20,12 +21,12 @@ async function fullLog(id: string): Promise<LogLine[]> {
   }
 }
 
-/** The output, live: the stored lines, then the follow stream (SSE) until the job ends. */
+/** The output, live: the stored lines, then the follow stream (SSE) until the job ends; one block per attempt. */
 function LogTail({ job }: { job: Job }) {
   const [lines, setLines] = useState<LogLine[]>([]);
   const [ended, setEnded] = useState(false);
   const [error, setError] = useState<unknown>(null);
-  const box = useRef<HTMLPreElement>(null);
+  const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const ctrl = new AbortController();
     setLines([]);
@@ -41,6 +42,12 @@ function LogTail({ job }: { job: Job }) {
     const el = box.current;
     if (el) el.scrollTop = el.scrollHeight;
   }, [lines.length]);
+  // Colour state runs through the lines in order: rendered once per line list, not per re-render.
+  const html = useMemo(() => {
+    const ansi = new AnsiLines();
+    return new Map(lines.map((l) => [l.id, ansi.html(l)]));
+  }, [lines]);
+  const groups = byAttempt(lines, job.attemptHistory);
   return (
     <div>
       <div class="row">
@@ -51,9 +58,18 @@ function LogTail({ job }: { job: Job }) {
         </button>
       </div>
       <ErrorBox error={error} />
-      <pre class="log" ref={box} data-testid="log">
-        {lines.map((l) => <div key={l.id} class={`l-${l.stream}`}>{l.line}</div>)}
-      </pre>
+      <div class="log" ref={box} data-testid="log">
+        {groups.length === 0 ? <p class="muted">{ended ? 'No output.' : 'No output yet.'}</p> : null}
+        {groups.map((g) => (
+          <section class="attempt" key={g.attempt} data-attempt={g.attempt}>
+            <AttemptHeader group={g} job={job} total={job.attempts} />
+            <pre class="log" data-testid="log-lines">
+              {/* ansi_up escapes the text itself: output is never markup (see the browser test). */}
+              {g.lines.map((l) => <div key={l.id} class={`l-${l.stream}`} dangerouslySetInnerHTML={{ __html: html.get(l.id) ?? '' }} />)}
+            </pre>
+          </section>
+        ))}
+      </div>
     </div>
   );
 }
@@ -89,11 +105,11 @@ export function JobPage({ id, go }: { id: string; go: (hash: string) => void }) 
       {job.attemptHistory && job.attemptHistory.length > 0 ? (
         <>
           <h2>Attempts</h2>
-          <table>
-            <thead><tr><th>#</th><th>status</th><th>exit</th><th>runner</th><th>started</th><th>ran</th><th>error</th></tr></thead>
+          <table class="rows">
+            <thead><tr><th># · status</th><th>exit</th><th>runner</th><th>started</th><th>ran</th><th>error</th></tr></thead>
             <tbody>
               {job.attemptHistory.map((a) => (
-                <tr key={a.attempt}><td>{a.attempt}</td><td><Status status={a.status} /></td><td>{a.exitCode ?? a.signal ?? ''}</td><td>{a.runnerId}</td><td>{time(a.startedAt)}</td><td>{duration(between(a.startedAt, a.finishedAt))}</td><td>{a.error ?? ''}</td></tr>
+                <tr key={a.attempt}><td class="title">{a.attempt} <Status status={a.status} /></td><td data-label="exit">{a.exitCode ?? a.signal ?? ''}</td><td data-label="runner">{a.runnerId}</td><td data-label="started">{time(a.startedAt)}</td><td data-label="ran">{duration(between(a.startedAt, a.finishedAt))}</td><td data-label="error">{a.error ?? ''}</td></tr>
               ))}
             </tbody>
           </table>

@@ -73,21 +73,20 @@ export function JobsPage({ go, initialQueue }: { go: (hash: string) => void; ini
       </div>
       <ErrorBox error={error} />
       {data && data.items.length === 0 ? <Empty>No jobs match.</Empty> : null}
-      <table>
+      <table class="rows">
         <thead>
-          <tr><th>id</th><th>command</th><th>queue</th><th>status</th><th>exit</th><th>created</th><th>ran</th><th /></tr>
+          <tr><th>id · status</th><th>command</th><th>queue</th><th>exit</th><th>created</th><th>ran</th><th /></tr>
         </thead>
         <tbody>
           {(data?.items ?? []).map((j) => (
             <tr key={j.id} data-job={j.id}>
-              <td><a href={`#/jobs/${j.id}`} class="mono">{j.id.slice(-8)}</a></td>
-              <td class="cmd" title={commandOf(j)}>{j.name ? <b>{j.name} </b> : null}{commandOf(j)}</td>
-              <td>{j.queue}</td>
-              <td><Status status={j.status} /></td>
-              <td>{j.exitCode ?? ''}</td>
-              <td title={j.createdAt}>{ago(j.createdAt)}</td>
-              <td>{duration(between(j.startedAt, j.finishedAt))}</td>
-              <td><JobActions job={j} onDone={reload} /></td>
+              <td class="title"><a href={`#/jobs/${j.id}`} class="mono">{j.id.slice(-8)}</a> <Status status={j.status} /></td>
+              <td data-label="command" class="cmd" title={commandOf(j)}>{j.name ? <b>{j.name} </b> : null}{commandOf(j)}</td>
+              <td data-label="queue">{j.queue}</td>
+              <td data-label="exit">{j.exitCode ?? ''}</td>
+              <td data-label="created" title={j.createdAt}>{ago(j.createdAt)}</td>
+              <td data-label="ran">{duration(between(j.startedAt, j.finishedAt))}</td>
+              <td class="actions"><JobActions job={j} onDone={reload} /></td>
             </tr>
           ))}
         </tbody>

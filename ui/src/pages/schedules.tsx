@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
 import { ago, commandOf, time } from '../format';
+import { RunStrip } from '../strip';
 import type { Job, Page, Schedule } from '../types';
 import { Act, Empty, ErrorBox, Status, useCan, useLiveEvents, useLoad } from '../ui';
 
@@ -75,7 +76,7 @@ function NewSchedule({ onCreated }: { onCreated: () => void }) {
 function Runs({ name }: { name: string }) {
   const { data, error } = useLoad(() => api<Page<Job>>('GET', `/v1/schedules/${encodeURIComponent(name)}/runs?limit=10`), [name]);
   return (
-    <td colSpan={8}>
+    <td colSpan={9}>
       <ErrorBox error={error} />
       {data && data.items.length === 0 ? <Empty>No runs yet.</Empty> : null}
       <ul class="runs">
@@ -99,19 +100,20 @@ export function SchedulesPage() {
       <NewSchedule onCreated={reload} />
       <ErrorBox error={error} />
       {data && data.items.length === 0 ? <Empty>No schedules.</Empty> : null}
-      <table>
-        <thead><tr><th>name</th><th>cron</th><th>job</th><th>next</th><th>last</th><th>last state</th><th>enabled</th><th /></tr></thead>
+      <table class="rows">
+        <thead><tr><th>name</th><th>cron</th><th>job</th><th>next</th><th>last</th><th>last state</th><th>history</th><th>enabled</th><th /></tr></thead>
         <tbody>
           {(data?.items ?? []).map((s) => (
             <>
               <tr key={s.name} data-schedule={s.name}>
-                <td><button type="button" class="link" onClick={() => setOpen(open === s.name ? null : s.name)}>{s.name}</button></td>
-                <td><code>{s.cron}</code> <span class="muted">{s.timezone}</span></td>
-                <td class="cmd">{s.job ? commandOf(s.job) : 'workflow'}</td>
-                <td title={s.nextRunAt ?? ''}>{s.enabled ? ago(s.nextRunAt) : '–'}</td>
-                <td>{s.lastJobId ? <a href={`#/jobs/${s.lastJobId}`}>{ago(s.lastRunAt)}</a> : '–'}</td>
-                <td>{s.lastState ? <Status status={s.lastState} /> : '–'}</td>
-                <td data-testid="enabled">{s.enabled ? 'yes' : 'no'}</td>
+                <td class="title"><button type="button" class="link" onClick={() => setOpen(open === s.name ? null : s.name)}>{s.name}</button></td>
+                <td data-label="cron"><code>{s.cron}</code> <span class="muted">{s.timezone}</span></td>
+                <td data-label="job" class="cmd">{s.job ? commandOf(s.job) : 'workflow'}</td>
+                <td data-label="next" title={s.nextRunAt ?? ''}>{s.enabled ? ago(s.nextRunAt) : '–'}</td>
+                <td data-label="last">{s.lastJobId ? <a href={`#/jobs/${s.lastJobId}`}>{ago(s.lastRunAt)}</a> : '–'}</td>
+                <td data-label="last state">{s.lastState ? <Status status={s.lastState} /> : '–'}</td>
+                <td data-label="history"><RunStrip name={s.name} version={`${s.lastJobId ?? ''}:${s.lastState ?? ''}`} /></td>
+                <td data-label="enabled" data-testid="enabled">{s.enabled ? 'yes' : 'no'}</td>
                 <td class="actions">
                   <Act need="submit" testid="trigger" onClick={post(s.name, 'trigger')}>Run now</Act>
                   {s.enabled

@@ -1,3 +1,4 @@
+import dagre, { type EdgeLabel, type GraphLabel, type NodeLabel } from '@dagrejs/dagre';
 import { api } from '../api';
 import { ago } from '../format';
 import type { Page, Workflow, WorkflowStep } from '../types';
@@ -5,59 +6,71 @@ import { Empty, ErrorBox, Status, useLiveEvents, useLoad } from '../ui';
 
 const BOX_W = 150;
 const BOX_H = 44;
-const GAP_X = 60;
-const GAP_Y = 18;
 
-/** Steps placed in columns by depth (longest dependency chain), so every edge points right. */
-function layout(steps: WorkflowStep[]): Map<string, { x: number; y: number }> {
-  const byName = new Map(steps.map((s) => [s.name, s]));
-  const depth = new Map<string, number>();
-  const depthOf = (name: string, seen: Set<string>): number => {
-    const known = depth.get(name);
-    if (known !== undefined) return known;
-    if (seen.has(name)) return 0; // a cycle cannot be stored; guard anyway
-    seen.add(name);
-    const deps = byName.get(name)?.dependsOn ?? [];
-    const d = deps.length === 0 ? 0 : 1 + Math.max(...deps.map((p) => depthOf(p, seen)));
-    depth.set(name, d);
-    return d;
-  };
-  const rows = new Map<number, number>();
-  const at = new Map<string, { x: number; y: number }>();
-  for (const s of steps) {
-    const d = depthOf(s.name, new Set());
-    const row = rows.get(d) ?? 0;
-    rows.set(d, row + 1);
-    at.set(s.name, { x: d * (BOX_W + GAP_X), y: row * (BOX_H + GAP_Y) });
+interface Placed {
+  nodes: Map<string, { x: number; y: number }>;
+  edges: { from: string; to: string; points: { x: number; y: number }[] }[];
+  width: number;
+  height: number;
+}
+
+/**
+ * Steps laid out by dagre (layered, left to right, crossings minimised), edges routed through the points dagre
+ * gives, which pass between the boxes of other ranks rather than through them.
+ */
+export function layout(steps: WorkflowStep[]): Placed {
+  const g = new dagre.graphlib.Graph<GraphLabel, NodeLabel, EdgeLabel>();
+  g.setGraph({ rankdir: 'LR', nodesep: 18, ranksep: 56, edgesep: 12, marginx: 2, marginy: 2 });
+  g.setDefaultEdgeLabel(() => ({}));
+  const names = new Set(steps.map((s) => s.name));
+  for (const s of steps) g.setNode(s.name, { width: BOX_W, height: BOX_H });
+  for (const s of steps) for (const p of s.dependsOn) if (names.has(p)) g.setEdge(p, s.name);
+  dagre.layout(g);
+  const nodes = new Map<string, { x: number; y: number }>();
+  // dagre gives centres; the drawing wants top-left corners.
+  for (const name of g.nodes()) {
+    const n = g.node(name);
+    nodes.set(name, { x: (n.x ?? 0) - BOX_W / 2, y: (n.y ?? 0) - BOX_H / 2 });
   }
-  return at;
+  const edges = g.edges().map((e) => ({ from: e.v, to: e.w, points: g.edge(e).points ?? [] }));
+  const graph = g.graph();
+  return { nodes, edges, width: Math.ceil(graph.width ?? BOX_W) + 4, height: Math.ceil(graph.height ?? BOX_H) + 4 };
 }
 
 export function WorkflowDag({ wf }: { wf: Workflow }) {
-  const at = layout(wf.steps);
-  const width = Math.max(...[...at.values()].map((p) => p.x)) + BOX_W + 2;
-  const height = Math.max(...[...at.values()].map((p) => p.y)) + BOX_H + 2;
+  const { nodes, edges, width, height } = layout(wf.steps);
   return (
-    <svg class="dag" width={width} height={height} viewBox={`-1 -1 ${width} ${height}`} role="img" aria-label={`steps of ${wf.name}`}>
-      {wf.steps.flatMap((s) => s.dependsOn.map((p) => {
-        const a = at.get(p);
-        const b = at.get(s.name);
-        if (!a || !b) return null;
-        return <line key={`${p}->${s.name}`} x1={a.x + BOX_W} y1={a.y + BOX_H / 2} x2={b.x} y2={b.y + BOX_H / 2} class="edge" />;
-      }))}
-      {wf.steps.map((s) => {
-        const p = at.get(s.name)!;
-        return (
-          <a key={s.name} href={s.jobId ? `#/jobs/${s.jobId}` : undefined}>
-            <g transform={`translate(${p.x},${p.y})`} class={`node s-${s.state}`} data-step={s.name}>
-              <rect width={BOX_W} height={BOX_H} rx={6} />
-              <text x={8} y={18}>{s.name.length > 18 ? `${s.name.slice(0, 17)}…` : s.name}</text>
-              <text x={8} y={35} class="state">{s.state}{s.exitCode !== null ? ` (${s.exitCode})` : ''}</text>
-            </g>
-          </a>
-        );
-      })}
-    </svg>
+    <div class="dag-wrap">
+      <svg class="dag" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`steps of ${wf.name}`}>
+        <defs>
+          <marker id="dag-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+            <path d="M 0 0 L 10 5 L 0 10 z" class="arrow" />
+          </marker>
+        </defs>
+        {edges.map((e) => (
+          <path
+            key={`${e.from}->${e.to}`}
+            class="edge"
+            data-from={e.from}
+            data-to={e.to}
+            marker-end="url(#dag-arrow)"
+            d={e.points.map((p, i) => `${i === 0 ? 'M' : 'L'} ${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join(' ')}
+          />
+        ))}
+        {wf.steps.map((s) => {
+          const p = nodes.get(s.name)!;
+          return (
+            <a key={s.name} href={s.jobId ? `#/jobs/${s.jobId}` : undefined}>
+              <g transform={`translate(${p.x},${p.y})`} class={`node s-${s.state}`} data-step={s.name}>
+                <rect width={BOX_W} height={BOX_H} rx={6} />
+                <text x={8} y={18}>{s.name.length > 18 ? `${s.name.slice(0, 17)}…` : s.name}</text>
+                <text x={8} y={35} class="state">{s.state}{s.exitCode !== null ? ` (${s.exitCode})` : ''}</text>
+              </g>
+            </a>
+          );
+        })}
+      </svg>
+    </div>
   );
 }
 

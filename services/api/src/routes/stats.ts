@@ -66,7 +66,7 @@ export function statsRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Per-queue throughput, failures and queue-wait percentiles, and runner load, over the last hour or day',
         description: 'Requires scope `read`. A token restricted to some queues sees only those queues, and no runner load (runners are shared).',
         querystring: StatsQuery,
-        response: { 200: StatsResponse, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse },
+        response: { 200: StatsResponse, 400: ErrorResponse, 401: ErrorResponse, 404: ErrorResponse, 429: ErrorResponse, 503: ErrorResponse },
       },
     },
     async (request) => {
