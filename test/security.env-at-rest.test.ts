@@ -64,8 +64,8 @@ test('env values are sealed in Redis for jobs, schedules, manual runs and workfl
   const wf = await s.request<{ id: string }>('POST', '/v1/workflows', { name: 'w', steps: [{ name: 'a', job: { command: check('TOKEN'), env: { TOKEN: secret } } }] });
   assert.equal(wf.status, 201);
   const step = await until('the workflow step to finish', async () => {
-    const view = await s.request<{ steps: { state: string; jobId: string }[] }>('GET', `/v1/workflows/${wf.body.id}`);
-    return view.body.steps[0]?.state === 'succeeded' ? view.body.steps[0] : undefined;
+    const view = await s.request<{ steps: { status: string; jobId: string }[] }>('GET', `/v1/workflows/${wf.body.id}`);
+    return view.body.steps[0]?.status === 'succeeded' ? view.body.steps[0] : undefined;
   });
   assert.deepEqual(await logLines(s, step.jobId), [digest(secret)]);
 

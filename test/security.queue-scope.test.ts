@@ -48,8 +48,8 @@ class Fixtures {
     const id = this.seen(res.body.id);
     // Restart needs a finished workflow.
     for (let i = 0; i < 400; i++) {
-      const wf = await this.s.request<{ state: string }>('GET', `/v1/workflows/${id}`);
-      if (wf.body.state !== 'running') break;
+      const wf = await this.s.request<{ status: string }>('GET', `/v1/workflows/${id}`);
+      if (wf.body.status !== 'running') break;
       await new Promise((r) => setTimeout(r, 25));
     }
     return id;

@@ -7,14 +7,14 @@ import { startStack, type Stack } from './helpers/stack.js';
 
 interface StepView {
   name: string;
-  state: string;
+  status: string;
   jobId: string;
   startedAt: string | null;
   finishedAt: string | null;
 }
 interface WorkflowView {
   id: string;
-  state: string;
+  status: string;
   run: number;
   steps: StepView[];
 }
@@ -23,8 +23,8 @@ async function settled(s: Stack, id: string, timeoutMs = 30_000): Promise<Workfl
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const wf = (await s.request<WorkflowView>('GET', `/v1/workflows/${id}`)).body;
-    if (wf.state !== 'running') return wf;
-    assert.ok(Date.now() < deadline, `workflow ${id} still running: ${JSON.stringify(wf.steps.map((x) => [x.name, x.state]))}`);
+    if (wf.status !== 'running') return wf;
+    assert.ok(Date.now() < deadline, `workflow ${id} still running: ${JSON.stringify(wf.steps.map((x) => [x.name, x.status]))}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -44,9 +44,9 @@ test('a diamond DAG: b and c run in parallel after a, d after both', async (t) =
     ],
   });
   assert.equal(res.status, 201);
-  assert.equal(res.body.state, 'running');
+  assert.equal(res.body.status, 'running');
   const wf = await settled(s, res.body.id);
-  assert.equal(wf.state, 'succeeded');
+  assert.equal(wf.status, 'succeeded');
   const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n) => step(wf, n));
   assert.ok(ms(b!.startedAt) >= ms(a!.finishedAt) && ms(c!.startedAt) >= ms(a!.finishedAt), 'b and c after a');
   assert.ok(ms(b!.startedAt) < ms(c!.finishedAt) && ms(c!.startedAt) < ms(b!.finishedAt), 'b and c overlapped: they ran in parallel');
@@ -68,14 +68,14 @@ test('a failed step skips its descendants, others go on; restart failed / whole 
     ],
   });
   const first = await settled(s, res.body.id);
-  assert.equal(first.state, 'failed');
-  assert.deepEqual(first.steps.map((x) => [x.name, x.state]), [['root', 'succeeded'], ['bad', 'failed'], ['after-bad', 'skipped'], ['side', 'succeeded']]);
+  assert.equal(first.status, 'failed');
+  assert.deepEqual(first.steps.map((x) => [x.name, x.status]), [['root', 'succeeded'], ['bad', 'failed'], ['after-bad', 'skipped'], ['side', 'succeeded']]);
 
   await (await import('node:fs/promises')).writeFile(flag, '');
   const again = await s.request<WorkflowView>('POST', `/v1/workflows/${res.body.id}/restart`, { mode: 'failed' });
   assert.equal(again.status, 200);
   const second = await settled(s, res.body.id);
-  assert.equal(second.state, 'succeeded');
+  assert.equal(second.status, 'succeeded');
   assert.equal(second.run, 2);
   assert.equal(step(second, 'root').jobId, step(first, 'root').jobId, 'succeeded steps are kept');
   assert.equal(step(second, 'side').jobId, step(first, 'side').jobId);
@@ -89,7 +89,7 @@ test('a failed step skips its descendants, others go on; restart failed / whole 
 
   await s.request('POST', `/v1/workflows/${res.body.id}/restart`, { mode: 'whole' });
   const fourth = await settled(s, res.body.id);
-  assert.equal(fourth.state, 'succeeded');
+  assert.equal(fourth.status, 'succeeded');
   assert.equal(fourth.run, 4);
   for (const x of fourth.steps) assert.notEqual(x.jobId, step(third, x.name).jobId, `${x.name} ran again`);
   const restartBad = await s.request('POST', `/v1/workflows/${res.body.id}/restart`, { mode: 'failed' });
@@ -113,7 +113,7 @@ test('cancel kills running steps and answers with them; waiting steps never star
   assert.deepEqual(cancelled.body.interrupted, [slowJob]);
   assert.deepEqual(cancelled.body.cancelled, [step(res.body, 'next').jobId]);
   const wf = await settled(s, res.body.id);
-  assert.equal(wf.state, 'cancelled');
+  assert.equal(wf.status, 'cancelled');
   assert.equal((await s.waitFor(slowJob)).status, 'cancelled');
 });
 
@@ -148,16 +148,16 @@ test('a schedule can run a workflow: each fire starts a run, listed under /v1/wo
   assert.equal(fired.status, 201, JSON.stringify(fired.body));
   const workflowId = fired.body.labels['drover.workflow']!;
   const wf = await settled(s, workflowId);
-  assert.equal(wf.state, 'succeeded');
-  assert.deepEqual(wf.steps.map((x) => [x.name, x.state]), [['extract', 'succeeded'], ['load', 'succeeded']]);
+  assert.equal(wf.status, 'succeeded');
+  assert.deepEqual(wf.steps.map((x) => [x.name, x.status]), [['extract', 'succeeded'], ['load', 'succeeded']]);
   assert.ok(ms(step(wf, 'load').startedAt) >= ms(step(wf, 'extract').finishedAt));
   const runs = (await s.request<{ items: { id: string }[] }>('GET', '/v1/schedules/nightly-dag/runs')).body.items;
   assert.equal(runs.length, 2, 'both step jobs are runs of the schedule');
   // And by the clock: a one-second cron starts runs by itself.
   await s.request('POST', '/v1/schedules', { name: 'every-second', cron: '* * * * * *', workflow: { steps: [{ name: 'only', job: { command: 'true' } }] } });
   const deadline = Date.now() + 15_000;
-  let fromCron: { id: string; name: string; state: string }[] = [];
-  while (!fromCron.some((w) => w.state === 'succeeded')) {
+  let fromCron: { id: string; name: string; status: string }[] = [];
+  while (!fromCron.some((w) => w.status === 'succeeded')) {
     assert.ok(Date.now() < deadline, 'the cron did not start a workflow run');
     await new Promise((r) => setTimeout(r, 100));
     fromCron = (await s.request<{ items: typeof fromCron }>('GET', '/v1/workflows')).body.items.filter((w) => w.name === 'every-second');
@@ -183,7 +183,7 @@ test('workflow concurrency: at most N steps of a run at once, however many could
   const res = await s.request<WorkflowView & { concurrency: number }>('POST', '/v1/workflows', { name: 'limited', concurrency: 2, steps });
   assert.equal(res.body.concurrency, 2);
   const wf = await settled(s, res.body.id);
-  assert.equal(wf.state, 'succeeded');
+  assert.equal(wf.status, 'succeeded');
   let now = 0;
   let peak = 0;
   for (const m of (await (await import('node:fs/promises')).readFile(marks, 'utf8')).split('\n')) {

@@ -23,6 +23,11 @@ export interface DroverConfig {
   /** `DROVER_HOST` / `DROVER_PORT`: where the API listens. Default 127.0.0.1:8606. */
   host: string;
   port: number;
+  /**
+   * `DROVER_PUBLIC_URL`: the URL clients reach the API at (behind a proxy or ingress, e.g. `https://drover.corp`);
+   * the OpenAPI document's `servers`. Default: the address each request came to.
+   */
+  publicUrl: string | undefined;
   /** `DATABASE_URL` or `DATABASE_URL_FILE` (PostgreSQL): finished jobs are archived there and read through once Redis let them go. */
   databaseUrl: string | undefined;
   /** `DROVER_ADMIN_TOKEN` (or `DROVER_ADMIN_TOKEN_FILE`): a single admin token for the simple case, at least 16 characters. */
@@ -352,6 +357,21 @@ export function configEnvNames(): string[] {
   return [...seen].sort();
 }
 
+function publicUrlOf(text: string | undefined, problems: string[]): string | undefined {
+  if (text === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !['http:', 'https:'].includes(url.protocol) || url.search || url.hash || url.username || url.password) {
+    problems.push(`DROVER_PUBLIC_URL must be an http:// or https:// URL without query, fragment or credentials (got "${text}")`);
+    return undefined;
+  }
+  return text.replace(/\/+$/, '');
+}
+
 function envKeyOf(text: string | undefined, problems: string[]): Buffer | undefined {
   if (text === undefined) return undefined;
   const key = parseEnvKey(text);
@@ -408,6 +428,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     amqpQueueType: r.oneOf('AMQP_QUEUE_TYPE', ['quorum', 'classic'] as const, 'quorum'),
     host: r.string('DROVER_HOST', '127.0.0.1'),
     port: r.int('DROVER_PORT', 8606, 0, 65535),
+    publicUrl: publicUrlOf(r.optional('DROVER_PUBLIC_URL'), r.problems),
     adminToken: r.secret('DROVER_ADMIN_TOKEN'),
     databaseUrl: r.secret('DATABASE_URL'),
     tokensFile: r.optional('DROVER_TOKENS_FILE'),

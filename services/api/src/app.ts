@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import helmet from '@fastify/helmet';
 import sseModule, { type fastifySSE } from '@fastify/sse';
 import swagger from '@fastify/swagger';
@@ -7,6 +8,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyReply, type F
 import type { Principal, Scope } from './auth.js';
 import type { ApiContext } from './context.js';
 import { registerErrorHandling } from './errors.js';
+import { serversFor, swaggerOptions } from './openapi.js';
 import { eventRoutes } from './routes/events.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { workflowRoutes } from './routes/workflows.js';
@@ -49,7 +51,11 @@ export interface AppOptions {
   /** A request must arrive whole within this, ms. */
   requestTimeoutMs?: number;
   logger?: FastifyServerOptions['loggerInstance'];
+  /** DROVER_PUBLIC_URL: where clients reach this API (the OpenAPI document's `servers`); default: the address a request came to. */
+  publicUrl?: string;
 }
+
+const API_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** Builds the Fastify app (plugins, auth, routes) without listening; tests use it with inject or listen(0). */
 export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<FastifyInstance> {
@@ -113,14 +119,11 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
     hsts: false,
     contentSecurityPolicy: { useDefaults: true, directives: { upgradeInsecureRequests: null } },
   });
-  await app.register(swagger, {
-    openapi: {
-      info: { title: 'Drover API', version: '1', description: 'Run shell commands as jobs across a fleet of runners.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
-    },
+  await app.register(swagger, swaggerOptions(API_VERSION));
+  await app.register(swaggerUi, {
+    routePrefix: DOCS_PREFIX,
+    transformSpecification: (doc, request) => ({ ...doc, servers: serversFor(request, opts.publicUrl) }),
   });
-  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX });
 
   // The package's default export is the fastify-plugin wrapped one (reply.sse on every route); its types call it a namespace.
   await app.register(sseModule as unknown as typeof fastifySSE, { heartbeatInterval: 15_000 });

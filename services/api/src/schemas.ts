@@ -1,4 +1,4 @@
-import { JOB_ID_PATTERN, JOB_STATUSES, QueueName, Resources } from '@drover/core';
+import { JOB_ID_PATTERN, JOB_STATUSES, QueueName, Resources, STEP_STATUSES, WORKFLOW_STATUSES } from '@drover/core';
 import { Type } from 'typebox';
 
 /** Response and parameter schemas; request bodies come from @drover/core's job spec. */
@@ -11,9 +11,22 @@ export const JobStatusSchema = Type.Union(JOB_STATUSES.map((s) => Type.Literal(s
 
 export const JobIdParams = Type.Object({ id: Type.String({ pattern: JOB_ID_PATTERN, description: 'Job id (ULID).' }) }, { additionalProperties: false });
 
-export const ErrorResponse = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }),
-});
+export const ErrorResponse = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String({ description: 'Stable error code (VALIDATION, NOT_FOUND, UNAUTHORIZED, FORBIDDEN, CONFLICT, RATE_LIMITED, UNAVAILABLE, ...).' }),
+      message: Type.String({ description: 'What went wrong, for a person.' }),
+      details: Type.Optional(Type.Unknown({ description: 'For VALIDATION: a list of {field, message}.' })),
+    }),
+  },
+  { description: 'Every error of the /v1 API: nothing was changed.' },
+);
+
+/** The error answers a route of the /v1 API can give, by status. */
+export function errorResponses<C extends number>(...codes: C[]): Record<C, typeof ErrorResponse> {
+  return Object.fromEntries(codes.map((c) => [c, ErrorResponse])) as Record<C, typeof ErrorResponse>;
+}
+
 
 export const AttemptSchema = Type.Object({
   attempt: Type.Integer(),
@@ -133,6 +146,7 @@ export const LogPage = Type.Object({
       line: Type.String(),
       ts: Time,
       attempt: Type.Integer(),
+      partial: Type.Optional(Type.Literal(true, { description: 'No newline followed this piece in the output (its last bytes, or a piece of a very long line).' })),
     }),
   ),
   nextCursor: Nullable(Type.String()),
@@ -164,4 +178,132 @@ export const ScheduleRecordSchema = Type.Object({
   lastMisfireAt: NullableTime,
   runningJobs: Type.Array(Type.String()),
   upcoming: Type.Optional(Type.Array(Time, { description: 'The next 5 fire times.' })),
+});
+
+/** `{items, nextCursor}`: pass nextCursor back as `cursor` for the next page; null at the end. */
+export const pageOf = <T extends Parameters<typeof Type.Array>[0]>(item: T) => Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });
+export const listOf = <T extends Parameters<typeof Type.Array>[0]>(item: T) => Type.Object({ items: Type.Array(item) });
+
+const Status = <T extends readonly string[]>(values: T, description: string) => Type.Union(values.map((v) => Type.Literal(v)), { description });
+
+export const StepViewSchema = Type.Object({
+  name: Type.String(),
+  dependsOn: Type.Array(Type.String()),
+  status: Status(STEP_STATUSES, 'The step from its jobs: a job status, `skipped` (a dependency failed) or `expired` (its jobs passed retention).'),
+  state: Type.Union(STEP_STATUSES.map((v) => Type.Literal(v)), { deprecated: true, description: 'Deprecated alias of `status`, removed in the next release.' }),
+  jobId: Nullable(Type.String({ description: 'The job of copy 0.' })),
+  jobIds: Type.Array(Type.String()),
+  attempts: Type.Integer(),
+  startedAt: NullableTime,
+  finishedAt: NullableTime,
+  exitCode: NullableInt,
+  error: Nullable(Type.String()),
+});
+
+export const WorkflowViewSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  status: Status(WORKFLOW_STATUSES, 'running while a step is unfinished; else succeeded, failed, cancelled, or expired (jobs passed retention).'),
+  state: Type.Union(WORKFLOW_STATUSES.map((v) => Type.Literal(v)), { deprecated: true, description: 'Deprecated alias of `status`, removed in the next release.' }),
+  run: Type.Integer({ description: 'Runs so far (1 + restarts).' }),
+  concurrency: NullableInt,
+  schedule: Nullable(Type.String({ description: 'The schedule that started it.' })),
+  createdAt: Time,
+  steps: Type.Array(StepViewSchema),
+  runs: Type.Array(
+    Type.Object({
+      run: Type.Integer(),
+      mode: Type.Union(['start', 'whole', 'failed', 'steps'].map((m) => Type.Literal(m))),
+      at: Time,
+      steps: Type.Record(Type.String(), Type.Array(Type.String()), { description: 'The steps this run started, with their job ids.' }),
+    }),
+  ),
+});
+
+const QueueSettingsSchema = Type.Object(
+  {
+    concurrency: NullableInt,
+    rateLimit: Type.Union([Type.Object({ max: Type.Integer(), perMs: Type.Integer() }), Type.Null()]),
+    dedupe: Type.Boolean(),
+    paused: Type.Boolean(),
+    defaultTimeoutMs: NullableInt,
+    resources: Type.Optional(Resources),
+  },
+  { additionalProperties: true },
+);
+
+export const QueueViewSchema = Type.Object(
+  {
+    name: Type.String(),
+    settings: QueueSettingsSchema,
+    counts: Type.Object(
+      {
+        waiting: Type.Integer(),
+        delayed: Type.Integer(),
+        queued: Type.Integer(),
+        parked: Type.Integer({ description: 'Queued jobs held back by the queue settings (paused, concurrency, rate).' }),
+        running: Type.Integer(),
+        lastHour: Type.Record(Type.String(), Type.Integer(), { description: 'Jobs finished in the last hour, by status.' }),
+      },
+      { additionalProperties: true },
+    ),
+    running: Type.Array(
+      Type.Object(
+        {
+          id: Type.String(),
+          command: Nullable(Type.String()),
+          argv: Type.Union([Type.Array(Type.String()), Type.Null()]),
+          runnerId: Nullable(Type.String()),
+          pid: NullableInt,
+          startedAt: NullableTime,
+          attempts: Type.Integer(),
+        },
+        { additionalProperties: true },
+      ),
+    ),
+    oldestQueuedAt: Nullable(Type.String({ format: 'date-time', description: 'When the longest-waiting queued job was queued.' })),
+  },
+  { additionalProperties: true },
+);
+
+export const RunnerViewSchema = Type.Object(
+  {
+    id: Type.String(),
+    host: Nullable(Type.String()),
+    pid: NullableInt,
+    version: Nullable(Type.String()),
+    queues: Type.Array(Type.String()),
+    concurrency: NullableInt,
+    executor: Nullable(Type.String()),
+    containment: Nullable(Type.String({ description: 'How its jobs are held together: cgroup2, process-group+subreaper, ...' })),
+    maxJobResources: Type.Record(Type.String(), Type.Number(), { description: 'RUNNER_MAX_JOB_*: the most one attempt may use; {} for no maximum.' }),
+    running: Type.Array(Type.String(), { description: 'Ids of the jobs it runs now (a restricted token sees its own queues\' only).' }),
+    startedAt: NullableTime,
+    lastHeartbeatAt: Time,
+    state: Type.Union(['running', 'draining', 'offline'].map((s) => Type.Literal(s)), { description: 'The runner process, not a job: running, draining or offline.' }),
+    drainRequested: Type.Boolean(),
+    loopDelayP99Ms: Type.Union([Type.Number(), Type.Null()]),
+  },
+  { additionalProperties: true },
+);
+
+/** A webhook subscription as shown after its creation (no secret). */
+export const WebhookSchema = Type.Object({
+  id: Type.String(),
+  url: Type.String(),
+  events: Type.Array(Type.String(), { description: 'Empty: every event.' }),
+  queues: Type.Array(Type.String(), { description: 'Empty: every queue.' }),
+  enabled: Type.Boolean(),
+  description: Type.String(),
+  createdAt: Time,
+});
+export const WebhookCreatedSchema = Type.Object({ ...WebhookSchema.properties, secret: Type.String({ description: 'The signing secret, shown this once.' }) });
+
+export const EventSchema = Type.Object({
+  id: Type.String({ description: 'Stream id: monotonic; the Last-Event-ID (or `after`) to resume from.' }),
+  type: Type.String({ description: 'job.submitted, job.started, job.succeeded, job.failed, job.timed_out, job.cancelled, job.lost, job.retried, schedule.*, runner.*' }),
+  ts: Time,
+  jobId: Nullable(Type.String()),
+  queue: Nullable(Type.String()),
+  data: Type.Record(Type.String(), Type.Unknown()),
 });

@@ -17,7 +17,7 @@ export interface ApiServer {
 }
 
 export interface ApiServerOptions {
-  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'authFailLimitPerMinute' | 'maxJobsPerRequest' | 'maxStreamsPerToken' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts' | 'outbound'> & Partial<Pick<DroverConfig, 'databaseUrl' | 'envKey' | 'idempotencyTtlMs'>>;
+  config: TransportConfig & Pick<DroverConfig, 'host' | 'port' | 'bodyLimitBytes' | 'killGraceMs' | 'maxDelayMs' | 'faults' | 'rateLimitPerMinute' | 'authFailLimitPerMinute' | 'maxJobsPerRequest' | 'maxStreamsPerToken' | 'requestTimeoutMs' | 'policyFile' | 'runner' | 'compat' | 'scripts' | 'outbound'> & Partial<Pick<DroverConfig, 'databaseUrl' | 'envKey' | 'idempotencyTtlMs' | 'publicUrl'>>;
   logger: Logger;
   tokens: TokenRegistry;
   /** The process's metrics registry (shared by the services of `drover start`); default: a private one. */
@@ -76,7 +76,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       metrics,
       log: logger,
     },
-    { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerMinute: config.rateLimitPerMinute, authFailLimitPerMinute: config.authFailLimitPerMinute, requestTimeoutMs: config.requestTimeoutMs, logger },
+    { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerMinute: config.rateLimitPerMinute, authFailLimitPerMinute: config.authFailLimitPerMinute, requestTimeoutMs: config.requestTimeoutMs, logger, ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}) },
   );
   const url = await app.listen({ host: config.host, port: config.port });
   let closing: Promise<void> | undefined;

@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { JobTemplate, QUEUE_NAME_PATTERN, normalizeJobSpec, type JobSpec, type SpecDefaults, type SpecProblem } from './job-spec.js';
+import type { JobStatus } from './states.js';
 
 const StepName = Type.String({ pattern: QUEUE_NAME_PATTERN, description: 'Letters, digits, `_ . -`, up to 64.' });
 
@@ -129,4 +130,39 @@ export function planWorkflow(
     fresh[name] = ids;
   }
   return { jobs, fresh };
+}
+
+/**
+ * What a step can be: its jobs' statuses (`delayed` counts as `queued`), `skipped` (cancelled because a dependency
+ * failed) and `expired` (its jobs passed their retention, DROVER_RETENTION_FINISHED, and were deleted).
+ */
+export const STEP_STATUSES = ['waiting', 'queued', 'running', 'succeeded', 'failed', 'timed_out', 'lost', 'cancelled', 'skipped', 'expired'] as const;
+export type StepStatus = (typeof STEP_STATUSES)[number];
+
+/** What a workflow run can be, from its steps. */
+export const WORKFLOW_STATUSES = ['running', 'succeeded', 'failed', 'cancelled', 'expired'] as const;
+export type WorkflowStatus = (typeof WORKFLOW_STATUSES)[number];
+
+/** Steps whose failure a restart with mode "failed" runs again (with their descendants). */
+export const FAILED_STEP_STATUSES: readonly StepStatus[] = ['failed', 'timed_out', 'lost', 'cancelled', 'skipped'];
+
+/** A step's status from its jobs (all copies): the least advanced copy decides, a failure before a cancellation. */
+export function stepStatus(jobs: { status: JobStatus; error: string | null }[]): StepStatus {
+  if (jobs.length === 0) return 'expired';
+  const statuses = jobs.map((j): StepStatus => {
+    if (j.status === 'cancelled' && j.error?.startsWith('dependency ')) return 'skipped';
+    if (j.status === 'delayed') return 'queued';
+    return j.status;
+  });
+  for (const s of ['running', 'queued', 'waiting', 'failed', 'timed_out', 'lost', 'cancelled', 'skipped'] as const) if (statuses.includes(s)) return s;
+  return 'succeeded';
+}
+
+/** A workflow's status from its steps': running while any step is unfinished, else how it ended. */
+export function workflowStatus(steps: StepStatus[]): WorkflowStatus {
+  if (steps.some((s) => s === 'running' || s === 'queued' || s === 'waiting')) return 'running';
+  if (steps.includes('expired')) return 'expired';
+  if (steps.every((s) => s === 'succeeded')) return 'succeeded';
+  if (steps.some((s) => s === 'failed' || s === 'timed_out' || s === 'lost')) return 'failed';
+  return 'cancelled';
 }

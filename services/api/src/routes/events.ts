@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import { assertQueueAllowed, type Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { callerKey } from '../request-guard.js';
-import { ErrorResponse } from '../schemas.js';
+import { EventSchema, errorResponses, pageOf } from '../schemas.js';
 
 /** Events a slow SSE client may have waiting before it is disconnected (it resumes with Last-Event-ID). */
 const MAX_PENDING = 10_000;
@@ -47,10 +47,15 @@ export function eventRoutes(app: FastifyInstance, ctx: ApiContext): void {
       sse: 'dual',
       config: { scope: 'read', queues: 'handler' },
       schema: {
+        operationId: 'listEvents',
         tags: ['events'],
         summary: 'Lifecycle events: SSE stream (Accept: text/event-stream; resume with Last-Event-ID) or a JSON page',
+        description:
+          'With `Accept: text/event-stream`: a live Server-Sent Events stream, one event per lifecycle event (SSE `id` = event id, ' +
+          '`event` = its type, `data` = the event as JSON; a `gap` event when events were trimmed since `Last-Event-ID`). ' +
+          'Otherwise a JSON page of stored events after `after`.',
         querystring: EventsQuery,
-        response: { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse },
+        response: { 200: pageOf(EventSchema), ...errorResponses(400, 401, 403, 429, 503) },
       },
     },
     async (request, reply) => {

@@ -12,13 +12,13 @@ import { assertUnderQuota, recordOwned } from '../job-quota.js';
 import { followLogs } from './log-follow.js';
 import { IdempotencyHeaders, claimOf, markReplayed, priorResult, replayedJobs, storedNotPublished } from '../idempotency.js';
 import { SubmitWarnings, announcerFor, submitWarnings } from '../queue-consumers.js';
-import { ErrorResponse, JobIdParams, JobListQuery, JobPage, JobRecordSchema, LogPage, LogQuery } from '../schemas.js';
+import { ErrorResponse, JobIdParams, JobListQuery, JobPage, JobRecordSchema, LogPage, LogQuery, errorResponses } from '../schemas.js';
 
 /** Largest batch accepted by POST /v1/jobs/batch. */
 export const MAX_BATCH = 1000;
 const CANCEL_POLL_MS = 25;
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse };
+const errors = errorResponses(400, 401, 403, 404, 429, 503);
 
 /** A submitted job's record, with the warnings of its submission (its queue has no runner, say). */
 const SubmittedJob = Type.Object({ ...JobRecordSchema.properties, warnings: Type.Optional(SubmitWarnings) });
@@ -248,6 +248,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: { scope: 'submit', queues: 'handler' },
       schema: {
+        operationId: 'submitJob',
         tags: ['jobs'],
         summary: 'Submit a job (200 instead of 201: deduplicated, the unfinished job with the same key is returned)',
         headers: IdempotencyHeaders,
@@ -275,6 +276,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: { scope: 'submit', queues: 'handler' },
       schema: {
+        operationId: 'submitJobs',
         tags: ['jobs'],
         summary: 'Submit many jobs at once: all are accepted or none',
         headers: IdempotencyHeaders,
@@ -305,7 +307,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/jobs',
     {
       config: { scope: 'read', queues: 'handler' },
-      schema: { tags: ['jobs'], summary: 'List jobs, newest first', querystring: JobListQuery, response: { 200: JobPage, ...errors } },
+      schema: { operationId: 'listJobs', tags: ['jobs'], summary: 'List jobs, newest first', querystring: JobListQuery, response: { 200: JobPage, ...errors } },
     },
     async (request) => {
       const { queue, status, cursor, limit = 50 } = request.query;
@@ -332,7 +334,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/jobs/:id',
     {
       config: { scope: 'read', queues: guard.job() },
-      schema: { tags: ['jobs'], summary: 'A job, with its attempts', params: JobIdParams, response: { 200: JobRecordSchema, ...errors } },
+      schema: { operationId: 'getJob', tags: ['jobs'], summary: 'A job, with its attempts', params: JobIdParams, response: { 200: JobRecordSchema, ...errors } },
     },
     async (request) => {
       const [job, attemptHistory] = await Promise.all([getJob(request.params.id, request.principal), ctx.store.attempts(request.params.id)]);
@@ -347,6 +349,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       sse: 'dual',
       config: { scope: 'read', queues: guard.job() },
       schema: {
+        operationId: 'getJobLogs',
         tags: ['jobs'],
         summary: 'Output lines (stdout and stderr), oldest first; pass nextCursor back to continue',
         params: JobIdParams,
@@ -376,6 +379,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: { scope: 'submit', queues: guard.job() },
       schema: {
+        operationId: 'retryJob',
         tags: ['jobs'],
         summary: 'Run a finished job again: a new job with the same spec, labelled drover.retryOf (409 while it is unfinished)',
         params: JobIdParams,
@@ -404,6 +408,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: { scope: 'submit', queues: guard.job() },
       schema: {
+        operationId: 'cancelJob',
         tags: ['jobs'],
         summary: 'Cancel: a queued job never runs; a running one has its process group stopped (SIGTERM, then SIGKILL)',
         params: JobIdParams,

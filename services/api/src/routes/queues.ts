@@ -4,9 +4,9 @@ import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
 import { canSee, guards } from '../queue-scope.js';
 import { consumersByQueue } from '../queue-consumers.js';
-import { ErrorResponse } from '../schemas.js';
+import { QueueViewSchema, errorResponses, listOf } from '../schemas.js';
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse };
+const errors = errorResponses(400, 401, 403, 404, 429, 503);
 const NameParams = Type.Object({ name: QueueName }, { additionalProperties: false });
 
 /** What `DELETE /v1/queues/:name/jobs?status=` may cancel: `waiting` means everything not yet started. */
@@ -37,14 +37,14 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
   };
   const one = async (name: string) => (await withConsumers([name]))[0]!;
 
-  app.get('/v1/queues', { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['queues'], summary: 'All queues with settings, live counts and the runners that serve them' } }, async (request) => {
+  app.get('/v1/queues', { config: { scope: 'read', queues: 'handler' }, schema: { operationId: 'listQueues', tags: ['queues'], summary: 'All queues with settings, live counts and the runners that serve them', response: { 200: listOf(QueueViewSchema), ...errors } } }, async (request) => {
     const names = (await ctx.queues.names()).filter((n) => canSee(request.principal, [n]));
     return { items: await withConsumers(names) };
   });
 
   app.get<{ Params: { name: string } }>(
     '/v1/queues/:name',
-    { config: { scope: 'read', queues: guard }, schema: { tags: ['queues'], summary: 'A queue: settings, counts by state, running jobs, the runners that serve it', params: NameParams, response: errors } },
+    { config: { scope: 'read', queues: guard }, schema: { operationId: 'getQueue', tags: ['queues'], summary: 'A queue: settings, counts by state, running jobs, the runners that serve it', params: NameParams, response: { 200: QueueViewSchema, ...errors } } },
     async (request) => {
       const { name } = request.params;
       await mustExist(name);
@@ -56,7 +56,7 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/queues/:name',
     {
       config: { scope: 'admin', queues: guard },
-      schema: { tags: ['queues'], summary: 'Create a queue or change its settings (given fields only; null clears)', params: NameParams, body: QueueSettingsInput, response: errors },
+      schema: { operationId: 'putQueue', tags: ['queues'], summary: 'Create a queue or change its settings (given fields only; null clears)', params: NameParams, body: QueueSettingsInput, response: { 200: QueueViewSchema, ...errors } },
     },
     async (request) => {
       const { name } = request.params;
@@ -72,10 +72,11 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
       {
         config: { scope: 'admin', queues: guard },
         schema: {
+          operationId: action === 'pause' ? 'pauseQueue' : 'resumeQueue',
           tags: ['queues'],
           summary: action === 'pause' ? 'Stop starting jobs of this queue; running ones finish' : 'Start jobs of this queue again',
           params: NameParams,
-          response: errors,
+          response: { 200: QueueViewSchema, ...errors },
         },
       },
       async (request) => {
@@ -93,6 +94,7 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: { scope: 'submit', queues: guard },
       schema: {
+        operationId: 'cancelQueuedJobs',
         tags: ['queues'],
         summary: 'Cancel the jobs of a queue that have not started (status=waiting: all of them; or queued, delayed)',
         params: NameParams,

@@ -4,9 +4,9 @@ import { Type } from 'typebox';
 import type { Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { canSee, guards } from '../queue-scope.js';
-import { ErrorResponse } from '../schemas.js';
+import { JobRecordSchema, RunnerViewSchema, errorResponses, listOf } from '../schemas.js';
 
-const errors = { 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse };
+const errors = errorResponses(400, 401, 403, 404, 409, 429, 503);
 const IdParams = Type.Object({ id: Type.String({ pattern: QUEUE_NAME_PATTERN.replace('{0,63}', '{0,127}') }) }, { additionalProperties: false });
 
 /**
@@ -38,19 +38,19 @@ export function runnerRoutes(app: FastifyInstance, ctx: ApiContext): void {
     }));
   };
 
-  app.get('/v1/runners', { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['runners'], summary: 'Runners seen in the last hour, with state and running jobs' } }, async (request) => ({
+  app.get('/v1/runners', { config: { scope: 'read', queues: 'handler' }, schema: { operationId: 'listRunners', tags: ['runners'], summary: 'Runners seen in the last hour, with state and running jobs', response: { 200: listOf(RunnerViewSchema), ...errors } } }, async (request) => ({
     items: await scoped(await ctx.runners.list(), request.principal),
   }));
 
   app.get<{ Params: { id: string } }>(
     '/v1/runners/:id',
-    { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['runners'], summary: 'One runner', params: IdParams, response: errors } },
+    { config: { scope: 'read', queues: 'handler' }, schema: { operationId: 'getRunner', tags: ['runners'], summary: 'One runner', params: IdParams, response: { 200: RunnerViewSchema, ...errors } } },
     async (request) => (await scoped([await find(request.params.id)], request.principal))[0],
   );
 
   app.get<{ Params: { id: string } }>(
     '/v1/runners/:id/jobs',
-    { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['runners'], summary: 'The jobs running on this runner now', params: IdParams, response: errors } },
+    { config: { scope: 'read', queues: 'handler' }, schema: { operationId: 'listRunnerJobs', tags: ['runners'], summary: 'The jobs running on this runner now', params: IdParams, response: { 200: listOf(JobRecordSchema), ...errors } } },
     async (request) => {
       const runner = await find(request.params.id);
       return { items: (await ctx.store.runningOn(runner.id)).filter((j) => canSee(request.principal, [j.queue])) };
@@ -62,11 +62,12 @@ export function runnerRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: { scope: 'admin', queues: 'global' },
       schema: {
+        operationId: 'drainRunner',
         tags: ['runners'],
         summary: 'Take a runner offline: it finishes its running jobs and takes no more (force=1 to drain the last runner of a queue)',
         params: IdParams,
         querystring: Type.Object({ force: Type.Optional(Type.Union(['1', '0', 'true', 'false'].map((v) => Type.Literal(v)))) }, { additionalProperties: false }),
-        response: errors,
+        response: { 200: RunnerViewSchema, ...errors },
       },
     },
     async (request) => {
@@ -88,7 +89,7 @@ export function runnerRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post<{ Params: { id: string } }>(
     '/v1/runners/:id/resume',
-    { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['runners'], summary: 'Let a drained runner take jobs again', params: IdParams, response: errors } },
+    { config: { scope: 'admin', queues: 'global' }, schema: { operationId: 'resumeRunner', tags: ['runners'], summary: 'Let a drained runner take jobs again', params: IdParams, response: { 200: RunnerViewSchema, ...errors } } },
     async (request) => {
       const runner = await find(request.params.id);
       if (runner.state === 'offline') throw new DroverError('CONFLICT', `runner ${runner.id} is offline`);

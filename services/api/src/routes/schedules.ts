@@ -9,7 +9,7 @@ import type { Principal } from '../auth.js';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
 import { canSee, guards, scheduleQueues } from '../queue-scope.js';
-import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema } from '../schemas.js';
+import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema, errorResponses } from '../schemas.js';
 import { assertJobCount, assertSubmittable, throwProblems } from './jobs.js';
 
 const NameParams = Type.Object({ name: ScheduleName }, { additionalProperties: false });
@@ -26,7 +26,7 @@ const TriggerBody = Type.Object(
   },
   { additionalProperties: false },
 );
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse };
+const errors = errorResponses(400, 401, 403, 404, 429, 503);
 
 type Named = { Params: { name: string } };
 
@@ -118,7 +118,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post<{ Body: ScheduleInput }>(
     '/v1/schedules',
-    { config: { scope: 'submit', queues: 'handler' }, schema: { tags: ['schedules'], summary: 'Create a cron schedule', body: ScheduleInput, response: { 201: ScheduleRecordSchema, 409: ErrorResponse, ...errors } } },
+    { config: { scope: 'submit', queues: 'handler' }, schema: { operationId: 'createSchedule', tags: ['schedules'], summary: 'Create a cron schedule', body: ScheduleInput, response: { 201: ScheduleRecordSchema, 409: ErrorResponse, ...errors } } },
     async (request, reply) => {
       const def = scheduleDefaults(request.body);
       checkDef(def);
@@ -135,7 +135,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<{ Querystring: { cursor?: string; limit?: number } }>(
     '/v1/schedules',
-    { config: { scope: 'read', queues: 'handler' }, schema: { tags: ['schedules'], summary: 'List schedules by name', querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(ScheduleRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
+    { config: { scope: 'read', queues: 'handler' }, schema: { operationId: 'listSchedules', tags: ['schedules'], summary: 'List schedules by name', querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(ScheduleRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
     async (request) => {
       const page = await ctx.schedules.list(request.query.cursor, request.query.limit ?? 50);
       // A restricted token sees the schedules whose every job runs in its queues; the cursor pages on regardless.
@@ -145,7 +145,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<Named>(
     '/v1/schedules/:name',
-    { config: { scope: 'read', queues: guard }, schema: { tags: ['schedules'], summary: 'A schedule with its next and last run, and the next 5 fire times', params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
+    { config: { scope: 'read', queues: guard }, schema: { operationId: 'getSchedule', tags: ['schedules'], summary: 'A schedule with its next and last run, and the next 5 fire times', params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
     async (request) => {
       const s = await viewOf(request.params.name);
       return { ...s, upcoming: nextFireTimes(s.cron, s.timezone, Date.now(), 5).map((t) => new Date(t).toISOString()) };
@@ -154,7 +154,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.put<Named & { Body: ScheduleUpdate }>(
     '/v1/schedules/:name',
-    { config: { scope: 'submit', queues: guard }, schema: { tags: ['schedules'], summary: 'Update: given fields replace the schedule\'s; the next fire time is recomputed', params: NameParams, body: ScheduleUpdate, response: { 200: ScheduleRecordSchema, ...errors } } },
+    { config: { scope: 'submit', queues: guard }, schema: { operationId: 'updateSchedule', tags: ['schedules'], summary: 'Update: given fields replace the schedule\'s; the next fire time is recomputed', params: NameParams, body: ScheduleUpdate, response: { 200: ScheduleRecordSchema, ...errors } } },
     async (request) => {
       const current = await mustGet(request.params.name);
       const { enabled: wantEnabled, ...changes } = request.body;
@@ -186,6 +186,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: { scope: 'submit', queues: guard },
       schema: {
+        operationId: 'deleteSchedule',
         tags: ['schedules'],
         summary: 'Delete: stops firing; with ?kill=1 also cancels its unfinished jobs and answers with their ids',
         params: NameParams,
@@ -214,12 +215,12 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
   for (const action of ['enable', 'disable'] as const) {
     app.post<Named>(
       `/v1/schedules/:name/${action}`,
-      { config: { scope: 'submit', queues: guard }, schema: { tags: ['schedules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} a schedule`, params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
+      { config: { scope: 'submit', queues: guard }, schema: { operationId: `${action}Schedule`, tags: ['schedules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} a schedule`, params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
       async (request) => (await setEnabled([request.params.name], action === 'enable', request.principal))[0],
     );
     app.post<{ Body: { names: string[] } }>(
       `/v1/schedules/${action}`,
-      { config: { scope: 'submit', queues: 'handler' }, schema: { tags: ['schedules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} several schedules: all or none`, body: NamesBody, response: { 200: Type.Object({ items: Type.Array(ScheduleRecordSchema) }), ...errors } } },
+      { config: { scope: 'submit', queues: 'handler' }, schema: { operationId: `${action}Schedules`, tags: ['schedules'], summary: `${action === 'enable' ? 'Enable' : 'Disable'} several schedules: all or none`, body: NamesBody, response: { 200: Type.Object({ items: Type.Array(ScheduleRecordSchema) }), ...errors } } },
       async (request) => ({ items: await setEnabled(request.body.names, action === 'enable', request.principal) }),
     );
   }
@@ -232,7 +233,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post<Named & { Body: { delayMs?: number; env?: Record<string, string>; args?: string[] } }>(
     '/v1/schedules/:name/trigger',
-    { config: { scope: 'submit', queues: guard }, schema: { tags: ['schedules'], summary: 'Run the schedule\'s job now (or after delayMs), optionally with env and args overrides', params: NameParams, headers: IdempotencyHeaders, body: TriggerBody, response: { 201: JobRecordSchema, 409: ErrorResponse, ...errors } } },
+    { config: { scope: 'submit', queues: guard }, schema: { operationId: 'triggerSchedule', tags: ['schedules'], summary: 'Run the schedule\'s job now (or after delayMs), optionally with env and args overrides', params: NameParams, headers: IdempotencyHeaders, body: TriggerBody, response: { 201: JobRecordSchema, 409: ErrorResponse, ...errors } } },
     async (request, reply) => {
       const claim = claimOf(request, ctx);
       const prior = await priorResult(ctx, claim);
@@ -259,6 +260,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: { scope: 'read', queues: 'none' },
       schema: {
+        operationId: 'previewCron',
         tags: ['schedules'],
         summary: 'The next fire times of a cron expression (what a schedule with it would do), or why it is invalid',
         querystring: Type.Object({
@@ -283,7 +285,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<Named & { Querystring: { cursor?: string; limit?: number } }>(
     '/v1/schedules/:name/runs',
-    { config: { scope: 'read', queues: guard }, schema: { tags: ['schedules'], summary: 'Jobs this schedule produced, newest first', params: NameParams, querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(JobRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
+    { config: { scope: 'read', queues: guard }, schema: { operationId: 'listScheduleRuns', tags: ['schedules'], summary: 'Jobs this schedule produced, newest first', params: NameParams, querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(JobRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
     async (request) => {
       await mustGet(request.params.name);
       const { cursor, limit = 50 } = request.query;

@@ -3,9 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { guards } from '../queue-scope.js';
 import type { ApiContext } from '../context.js';
-import { ErrorResponse } from '../schemas.js';
+import { WebhookCreatedSchema, WebhookSchema, errorResponses, listOf } from '../schemas.js';
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 503: ErrorResponse };
+const errors = errorResponses(400, 401, 403, 404, 429, 503);
 const IdParams = Type.Object({ id: Type.String({ pattern: JOB_ID_PATTERN }) }, { additionalProperties: false });
 const DeliveryQuery = Type.Object(
   {
@@ -55,7 +55,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post<{ Body: WebhookInput }>(
     '/v1/webhooks',
-    { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'Subscribe a URL to events (the answer holds the signing secret, once)', body: WebhookInput, response: errors } },
+    { config: { scope: 'admin', queues: 'global' }, schema: { operationId: 'createWebhook', tags: ['webhooks'], summary: 'Subscribe a URL to events (the answer holds the signing secret, once)', body: WebhookInput, response: { 201: WebhookCreatedSchema, ...errors } } },
     async (request, reply) => {
       const problem = request.body.secret === undefined ? null : webhookSecretProblem(request.body.secret);
       if (problem) throw new DroverError('VALIDATION', `secret: ${problem}`, [{ field: 'secret', message: problem }]);
@@ -63,19 +63,19 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.get('/v1/webhooks', { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'Subscriptions (without secrets)' } }, async () => ({
+  app.get('/v1/webhooks', { config: { scope: 'admin', queues: 'global' }, schema: { operationId: 'listWebhooks', tags: ['webhooks'], summary: 'Subscriptions (without secrets)', response: { 200: listOf(WebhookSchema), ...errors } } }, async () => ({
     items: (await ctx.webhooks.list()).map(shown),
   }));
 
   app.get<{ Params: { id: string } }>(
     '/v1/webhooks/:id',
-    { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'One subscription', params: IdParams, response: errors } },
+    { config: { scope: 'admin', queues: 'global' }, schema: { operationId: 'getWebhook', tags: ['webhooks'], summary: 'One subscription', params: IdParams, response: { 200: WebhookSchema, ...errors } } },
     async (request) => shown(await mustGet(request.params.id)),
   );
 
   app.patch<{ Params: { id: string }; Body: WebhookUpdate }>(
     '/v1/webhooks/:id',
-    { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'Change url, events, queues, enabled, description', params: IdParams, body: WebhookUpdate, response: errors } },
+    { config: { scope: 'admin', queues: 'global' }, schema: { operationId: 'updateWebhook', tags: ['webhooks'], summary: 'Change url, events, queues, enabled, description', params: IdParams, body: WebhookUpdate, response: { 200: WebhookSchema, ...errors } } },
     async (request) => {
       const hook = await ctx.webhooks.update(request.params.id, request.body);
       if (!hook) throw new DroverError('NOT_FOUND', `no webhook ${request.params.id}`);
@@ -85,7 +85,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.delete<{ Params: { id: string } }>(
     '/v1/webhooks/:id',
-    { config: { scope: 'admin', queues: 'global' }, schema: { tags: ['webhooks'], summary: 'Unsubscribe (pending deliveries are dropped)', params: IdParams, response: errors } },
+    { config: { scope: 'admin', queues: 'global' }, schema: { operationId: 'deleteWebhook', tags: ['webhooks'], summary: 'Unsubscribe (pending deliveries are dropped)', params: IdParams, response: { 204: Type.Null({ description: 'Unsubscribed.' }), ...errors } } },
     async (request, reply) => {
       if (!(await ctx.webhooks.remove(request.params.id))) throw new DroverError('NOT_FOUND', `no webhook ${request.params.id}`);
       return reply.status(204).send();
@@ -96,7 +96,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/webhooks/:id/deliveries',
     {
       config: { scope: 'admin', queues: 'global' },
-      schema: { tags: ['webhooks'], summary: 'Deliveries, newest first, each with every attempt (time, outcome, HTTP status class)', params: IdParams, querystring: DeliveryQuery, response: { 200: DeliveryPage, ...errors } },
+      schema: { operationId: 'listWebhookDeliveries', tags: ['webhooks'], summary: 'Deliveries, newest first, each with every attempt (time, outcome, HTTP status class)', params: IdParams, querystring: DeliveryQuery, response: { 200: DeliveryPage, ...errors } },
     },
     async (request) => {
       await mustGet(request.params.id);
@@ -106,7 +106,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<{ Params: { id: string }; Querystring: { limit?: number; before?: number } }>(
     '/v1/jobs/:id/deliveries',
-    { config: { scope: 'read', queues: guards(ctx).job() }, schema: { tags: ['jobs'], summary: "Deliveries to the job's callbackUrl (outcome classes; the URL is not shown)", params: IdParams, querystring: DeliveryQuery, response: { 200: DeliveryPage, ...errors } } },
+    { config: { scope: 'read', queues: guards(ctx).job() }, schema: { operationId: 'listJobDeliveries', tags: ['jobs'], summary: "Deliveries to the job's callbackUrl (outcome classes; the URL is not shown)", params: IdParams, querystring: DeliveryQuery, response: { 200: DeliveryPage, ...errors } } },
     async (request) => {
       const job = await ctx.store.get(request.params.id);
       if (!job) throw new DroverError('NOT_FOUND', `no job ${request.params.id}`);

@@ -1,7 +1,7 @@
 import { DroverError } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { ErrorResponse } from '../schemas.js';
+import { errorResponses } from '../schemas.js';
 
 /** Who the token is: the dashboard and CLI use it to offer only what the token may do. */
 export function whoamiRoutes(app: FastifyInstance): void {
@@ -10,11 +10,12 @@ export function whoamiRoutes(app: FastifyInstance): void {
     {
       config: { scope: 'read', queues: 'none' },
       schema: {
+        operationId: 'whoami',
         tags: ['health'],
         summary: "The calling token's name, scope and queue restriction",
         response: {
           200: Type.Object({ name: Type.String(), scope: Type.Union([Type.Literal('read'), Type.Literal('submit'), Type.Literal('admin')]), queues: Type.Optional(Type.Array(Type.String())) }),
-          401: ErrorResponse,
+          ...errorResponses(401, 429, 503),
         },
       },
     },

@@ -1,39 +1,22 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, JOB_ID_PATTERN, WorkflowInput, checkDag, checkJobSpec, isTerminal, newJobId, planWorkflow,
-  withDescendants, type JobRecord, type Replay, type WorkflowRecord, type WorkflowRun,
+  DEFAULT_SPEC_DEFAULTS, DroverError, FAILED_STEP_STATUSES, JOB_ID_PATTERN, WorkflowInput, checkDag, checkJobSpec, isTerminal, newJobId, planWorkflow,
+  stepStatus, withDescendants, workflowStatus, type JobRecord, type Replay, type WorkflowRecord, type WorkflowRun,
 } from '@drover/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { IdempotencyHeaders, claimOf, markReplayed, priorResult, replayedJobs } from '../idempotency.js';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
 import { canSee, guards, workflowQueues } from '../queue-scope.js';
-import { ErrorResponse } from '../schemas.js';
+import { WorkflowViewSchema, errorResponses, pageOf } from '../schemas.js';
 import { assertSubmittable, submitJobs, submitJobsOnce, throwProblems } from './jobs.js';
 
-const errors = { 400: ErrorResponse, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse, 409: ErrorResponse, 503: ErrorResponse };
+const errors = errorResponses(400, 401, 403, 404, 409, 429, 503);
 const IdParams = Type.Object({ id: Type.String({ pattern: JOB_ID_PATTERN }) }, { additionalProperties: false });
 const RestartBody = Type.Union([
   Type.Object({ mode: Type.Union([Type.Literal('whole'), Type.Literal('failed')]) }, { additionalProperties: false }),
   Type.Object({ steps: Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 200, uniqueItems: true }) }, { additionalProperties: false }),
 ]);
 type RestartBody = { mode: 'whole' | 'failed' } | { steps: string[] };
-
-export type StepState = 'waiting' | 'queued' | 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost' | 'cancelled' | 'skipped' | 'expired';
-
-/** A step's state from its jobs (all copies): a job cancelled because a dependency failed is `skipped`. */
-function stepState(jobs: JobRecord[]): StepState {
-  // Its jobs passed their retention (DROVER_RETENTION_FINISHED) and were deleted.
-  if (jobs.length === 0) return 'expired';
-  const states = jobs.map((j): StepState => {
-    if (j.status === 'cancelled' && j.error?.startsWith('dependency ')) return 'skipped';
-    if (j.status === 'delayed') return 'queued';
-    return j.status;
-  });
-  for (const s of ['running', 'queued', 'waiting', 'failed', 'timed_out', 'lost', 'cancelled', 'skipped'] as const) if (states.includes(s)) return s;
-  return 'succeeded';
-}
-
-const FAILED_STATES: StepState[] = ['failed', 'timed_out', 'lost', 'cancelled', 'skipped'];
 
 /** Where a step's job is in the request body, for error messages. */
 const stepField = (wf: WorkflowRecord, step: string | undefined): string => `steps/${wf.steps.findIndex((s) => s.name === step)}/job`;
@@ -47,10 +30,13 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const steps = wf.steps.map((s) => {
       const jobs = (wf.jobs[s.name] ?? []).map((id) => byId.get(id)).filter((j): j is JobRecord => j !== undefined);
       const first = jobs[0];
+      const status = stepStatus(jobs);
       return {
         name: s.name,
         dependsOn: s.dependsOn ?? [],
-        state: stepState(jobs),
+        status,
+        // Deprecated alias of status for one release (workflows said `state` before jobs' `status` was the one name).
+        state: status,
         jobId: first?.id ?? null,
         jobIds: jobs.map((j) => j.id),
         attempts: first?.attempts ?? 0,
@@ -60,17 +46,8 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
         error: first?.error ?? null,
       };
     });
-    const states = steps.map((s) => s.state);
-    const state = states.some((s) => ['running', 'queued', 'waiting'].includes(s))
-      ? 'running'
-      : states.includes('expired')
-        ? 'expired'
-      : states.every((s) => s === 'succeeded')
-        ? 'succeeded'
-        : states.some((s) => ['failed', 'timed_out', 'lost'].includes(s))
-          ? 'failed'
-          : 'cancelled';
-    return { id: wf.id, name: wf.name, state, run: wf.runs.length, concurrency: wf.concurrency ?? null, schedule: wf.schedule ?? null, createdAt: wf.createdAt, steps, runs: wf.runs };
+    const status = workflowStatus(steps.map((s) => s.status));
+    return { id: wf.id, name: wf.name, status, state: status, run: wf.runs.length, concurrency: wf.concurrency ?? null, schedule: wf.schedule ?? null, createdAt: wf.createdAt, steps, runs: wf.runs };
   };
 
   const mustGet = async (id: string): Promise<WorkflowRecord> => {
@@ -103,7 +80,14 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/workflows',
     {
       config: { scope: 'submit', queues: 'handler' },
-      schema: { tags: ['workflows'], summary: 'Run a DAG of steps: each starts when the steps it depends on succeeded', headers: IdempotencyHeaders, body: WorkflowInput, response: errors },
+      schema: {
+        operationId: 'createWorkflow',
+        tags: ['workflows'],
+        summary: 'Run a DAG of steps: each starts when the steps it depends on succeeded',
+        headers: IdempotencyHeaders,
+        body: WorkflowInput,
+        response: { 201: WorkflowViewSchema, ...errors },
+      },
     },
     async (request, reply) => {
       const claim = claimOf(request, ctx);
@@ -131,9 +115,11 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: { scope: 'read', queues: 'handler' },
       schema: {
+        operationId: 'listWorkflows',
         tags: ['workflows'],
         summary: 'Workflows, newest first',
         querystring: Type.Object({ cursor: Type.Optional(Type.String({ maxLength: 64 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })) }, { additionalProperties: false }),
+        response: { 200: pageOf(WorkflowViewSchema), ...errors },
       },
     },
     async (request) => {
@@ -146,13 +132,29 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<{ Params: { id: string } }>(
     '/v1/workflows/:id',
-    { config: { scope: 'read', queues: guard }, schema: { tags: ['workflows'], summary: "Each step's state, job, times", params: IdParams, response: errors } },
+    { config: { scope: 'read', queues: guard }, schema: { operationId: 'getWorkflow', tags: ['workflows'], summary: "Each step's status, job, times", params: IdParams, response: { 200: WorkflowViewSchema, ...errors } } },
     async (request) => view(await mustGet(request.params.id)),
   );
 
   app.post<{ Params: { id: string } }>(
     '/v1/workflows/:id/cancel',
-    { config: { scope: 'submit', queues: guard }, schema: { tags: ['workflows'], summary: 'Cancel: running steps are killed (their ids are returned), waiting ones never start', params: IdParams, response: errors } },
+    {
+      config: { scope: 'submit', queues: guard },
+      schema: {
+        operationId: 'cancelWorkflow',
+        tags: ['workflows'],
+        summary: 'Cancel: running steps are killed (their ids are returned), waiting ones never start',
+        params: IdParams,
+        response: {
+          200: Type.Object({
+            interrupted: Type.Array(Type.String(), { description: 'Jobs that were running and are being stopped.' }),
+            cancelled: Type.Array(Type.String(), { description: 'Jobs that had not started and never will.' }),
+            workflow: WorkflowViewSchema,
+          }),
+          ...errors,
+        },
+      },
+    },
     async (request) => {
       const wf = await mustGet(request.params.id);
       const { flagged: interrupted, cancelled } = await ctx.store.cancelMany(Object.values(wf.jobs).flat());
@@ -165,17 +167,18 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: { scope: 'submit', queues: guard },
       schema: {
+        operationId: 'restartWorkflow',
         tags: ['workflows'],
         summary: 'Run again: mode "whole", mode "failed" (failed and skipped steps, keeping succeeded ones), or from the given steps and their descendants',
         params: IdParams,
         body: RestartBody,
-        response: errors,
+        response: { 200: WorkflowViewSchema, ...errors },
       },
     },
     async (request) => {
       const wf = await mustGet(request.params.id);
       const current = await view(wf);
-      if (current.state === 'running') throw new DroverError('CONFLICT', `workflow ${wf.id} is still running; cancel it first`);
+      if (current.status === 'running') throw new DroverError('CONFLICT', `workflow ${wf.id} is still running; cancel it first`);
       const body = request.body;
       let rerun: Set<string>;
       let mode: WorkflowRun['mode'];
@@ -188,7 +191,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
         rerun = new Set(wf.steps.map((s) => s.name));
         mode = 'whole';
       } else {
-        rerun = withDescendants(wf.steps, current.steps.filter((s) => FAILED_STATES.includes(s.state)).map((s) => s.name));
+        rerun = withDescendants(wf.steps, current.steps.filter((s) => FAILED_STEP_STATUSES.includes(s.status)).map((s) => s.name));
         mode = 'failed';
         if (rerun.size === 0) throw new DroverError('CONFLICT', `workflow ${wf.id} has no failed steps`);
       }

@@ -8,6 +8,10 @@ import type { ApiContext } from '../../context.js';
 import { canSee, guards, type QueueGuard } from '../../queue-scope.js';
 import { assertSubmittable, submitJobs } from '../jobs.js';
 import { legacyErrors } from './envelope.js';
+import {
+  COYOTES_CONSUMES, CoyotesChannel, CoyotesChannelInput, CoyotesChannelParams, CoyotesChannels, CoyotesDeleted, CoyotesIdParams, CoyotesOk, CoyotesOneTask, CoyotesPushed,
+  CoyotesTaskInput, CoyotesTaskParams, coyotesErrors, documentOnlySchemas,
+} from './schemas.js';
 
 const NAME = new RegExp(QUEUE_NAME_PATTERN);
 /** Coyotes' channels that always exist. */
@@ -53,6 +57,7 @@ export function coyotesTask(job: JobRecord): Record<string, unknown> {
 export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   await app.register(multipart, { attachFieldsToBody: 'keyValues', limits: { files: 0, fields: 1000, fieldSize: 1024 * 1024 } });
   legacyErrors(app, (status, message) => ({ status_code: status, message, data: null }));
+  documentOnlySchemas(app);
   const scope = (s: 'read' | 'submit' | 'admin', queues: QueueGuard): { scope: 'read' | 'submit' | 'admin' | null; queues: QueueGuard } => ({ scope: ctx.compatOpen ? null : s, queues });
   const g = guards(ctx);
   const channelGuard = g.queue('name', (r) => new DroverError('NOT_FOUND', `no channel ${(r.params as { name?: string }).name ?? ''}`));
@@ -72,14 +77,17 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     return { tasks, count: tasks.length };
   };
 
-  app.get('/channels', { config: scope('read', 'handler'), schema: { hide: true } }, async (request) => {
+  app.get('/channels', { config: scope('read', 'handler'), schema: { operationId: 'coyotesListChannels', tags: ['compat-coyotes'], summary: 'Channels with their unfinished tasks', response: { 200: CoyotesChannels, ...coyotesErrors } } }, async (request) => {
     const names = [...new Set([...DEFAULT_CHANNELS, ...(await ctx.queues.names())])].filter((n) => canSee(request.principal, [n]));
     const data: Record<string, unknown> = {};
     for (const n of names.sort()) data[n] = await channel(n);
     return ok(data);
   });
 
-  app.post('/channels', { config: scope('admin', 'handler'), schema: { hide: true } }, async (request) => {
+  app.post('/channels', {
+    config: scope('admin', 'handler'),
+    schema: { operationId: 'coyotesCreateChannel', tags: ['compat-coyotes'], summary: 'Create or change a channel (a queue): worker = its concurrency, distinct = dedupe', consumes: COYOTES_CONSUMES, body: CoyotesChannelInput, response: { 200: CoyotesOk, ...coyotesErrors } },
+  }, async (request) => {
     const body = (request.body ?? {}) as Fields;
     const name = field(body, 'name');
     if (!name) throw bad('name is required');
@@ -92,13 +100,19 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     return ok();
   });
 
-  app.get<{ Params: { name: string } }>('/channels/:name', { config: scope('read', channelGuard), schema: { hide: true } }, async (request) => {
+  app.get<{ Params: { name: string } }>('/channels/:name', {
+    config: scope('read', channelGuard),
+    schema: { operationId: 'coyotesGetChannel', tags: ['compat-coyotes'], summary: 'A channel with its unfinished tasks', params: CoyotesChannelParams, response: { 200: CoyotesChannel, ...coyotesErrors } },
+  }, async (request) => {
     const name = channelName(request.params.name);
     if (!DEFAULT_CHANNELS.includes(name) && !(await ctx.queues.exists(name))) throw new DroverError('NOT_FOUND', `no channel ${name}`);
     return ok(await channel(name));
   });
 
-  app.delete<{ Params: { name: string } }>('/channels/:name', { config: scope('admin', channelGuard), schema: { hide: true } }, async (request) => {
+  app.delete<{ Params: { name: string } }>('/channels/:name', {
+    config: scope('admin', channelGuard),
+    schema: { operationId: 'coyotesDeleteChannel', tags: ['compat-coyotes'], summary: 'Delete a channel: its queued tasks are dropped, running ones finish', params: CoyotesChannelParams, response: { 200: CoyotesDeleted, ...coyotesErrors } },
+  }, async (request) => {
     const name = channelName(request.params.name);
     if (!(await ctx.queues.exists(name))) throw new DroverError('NOT_FOUND', `no channel ${name}`);
     // Coyotes drops the channel's queued tasks with it; running ones finish.
@@ -130,7 +144,10 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     const [created] = await submitJobs(ctx, [job], request.traceContext, request.principal);
     return ok({ task_id: created!.record.id, task_name: task, result: !created!.duplicate });
   };
-  app.post<{ Params: { name: string } }>('/channels/:name', { config: scope('submit', 'handler'), schema: { hide: true } }, (request) => pushTask(request));
+  app.post<{ Params: { name: string } }>('/channels/:name', {
+    config: scope('submit', 'handler'),
+    schema: { operationId: 'coyotesPushTask', tags: ['compat-coyotes'], summary: 'Push a task to a channel (run without a shell; delay in seconds)', params: CoyotesChannelParams, consumes: COYOTES_CONSUMES, body: CoyotesTaskInput, response: { 200: CoyotesPushed, ...coyotesErrors } },
+  }, (request) => pushTask(request));
 
   // Failed tasks of a channel (failed, timed out or lost jobs), one of them, and retrying one as a new task.
   const FAILED = ['failed', 'timed_out', 'lost'] as const;
@@ -140,18 +157,27 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (!job || job.queue !== name || !(FAILED as readonly string[]).includes(job.status)) throw new DroverError('NOT_FOUND', `no failed task ${id} in channel ${name}`);
     return job;
   };
-  app.get<{ Params: { name: string } }>('/channels/:name/failed-tasks', { config: scope('read', channelGuard), schema: { hide: true } }, async (request) => {
+  app.get<{ Params: { name: string } }>('/channels/:name/failed-tasks', {
+    config: scope('read', channelGuard),
+    schema: { operationId: 'coyotesListFailedTasks', tags: ['compat-coyotes'], summary: 'Failed tasks of a channel (failed, timed out or lost)', params: CoyotesChannelParams, response: { 200: CoyotesChannel, ...coyotesErrors } },
+  }, async (request) => {
     const name = channelName(request.params.name);
     const ids: string[] = [];
     for (const s of FAILED) ids.push(...(await ctx.store.redis.zrevrange(ctx.store.keys.index(name, s), 0, 999)));
     const tasks = (await ctx.store.getMany(ids)).map(failedTask);
     return ok({ tasks, count: tasks.length });
   });
-  app.get<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', { config: scope('read', channelGuard), schema: { hide: true } }, async (request) => {
+  app.get<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', {
+    config: scope('read', channelGuard),
+    schema: { operationId: 'coyotesGetFailedTask', tags: ['compat-coyotes'], summary: 'One failed task', params: CoyotesTaskParams, response: { 200: CoyotesOneTask, ...coyotesErrors } },
+  }, async (request) => {
     const name = channelName(request.params.name);
     return ok(failedTask(await mustFail(name, request.params.id)));
   });
-  app.post<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', { config: scope('submit', channelGuard), schema: { hide: true } }, async (request) => {
+  app.post<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', {
+    config: scope('submit', channelGuard),
+    schema: { operationId: 'coyotesRetryFailedTask', tags: ['compat-coyotes'], summary: 'Retry a failed task as a new task', params: CoyotesTaskParams, response: { 200: CoyotesPushed, ...coyotesErrors } },
+  }, async (request) => {
     const name = channelName(request.params.name);
     const failed = await mustFail(name, request.params.id);
     const spec = await ctx.store.spec(failed.id);
@@ -168,18 +194,27 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (!job || job.status !== 'delayed' || !canSee(principal, [job.queue])) throw new DroverError('NOT_FOUND', `no delayed task ${id}`);
     return job;
   };
-  app.get('/delay-tasks', { config: scope('read', 'handler'), schema: { hide: true } }, async (request) => {
+  app.get('/delay-tasks', { config: scope('read', 'handler'), schema: { operationId: 'coyotesListDelayedTasks', tags: ['compat-coyotes'], summary: 'Delayed tasks across channels', response: { 200: CoyotesChannel, ...coyotesErrors } } }, async (request) => {
     const ids = await ctx.store.redis.zrange(ctx.store.keys.index(undefined, 'delayed'), 0, 999);
     const jobs = (await ctx.store.getMany(ids)).filter((j) => canSee(request.principal, [j.queue]));
     return ok({ tasks: jobs.map(coyotesTask), count: jobs.length });
   });
-  app.get<{ Params: { id: string } }>('/delay-tasks/:id', { config: scope('read', delayedGuard), schema: { hide: true } }, async (request) =>
+  app.get<{ Params: { id: string } }>('/delay-tasks/:id', {
+    config: scope('read', delayedGuard),
+    schema: { operationId: 'coyotesGetDelayedTask', tags: ['compat-coyotes'], summary: 'One delayed task', params: CoyotesIdParams, response: { 200: CoyotesOneTask, ...coyotesErrors } },
+  }, async (request) =>
     ok(coyotesTask(await mustDelay(request.params.id, request.principal))),
   );
-  app.delete<{ Params: { id: string } }>('/delay-tasks/:id', { config: scope('submit', delayedGuard), schema: { hide: true } }, async (request) => {
+  app.delete<{ Params: { id: string } }>('/delay-tasks/:id', {
+    config: scope('submit', delayedGuard),
+    schema: { operationId: 'coyotesCancelDelayedTask', tags: ['compat-coyotes'], summary: 'Cancel a delayed task', params: CoyotesIdParams, response: { 200: CoyotesOk, ...coyotesErrors } },
+  }, async (request) => {
     const job = await mustDelay(request.params.id, request.principal);
     await ctx.store.cancel(job.id);
     return ok();
   });
-  app.post<{ Params: { name: string } }>('/channels/:name/tasks', { config: scope('submit', 'handler'), schema: { hide: true } }, (request) => pushTask(request));
+  app.post<{ Params: { name: string } }>('/channels/:name/tasks', {
+    config: scope('submit', 'handler'),
+    schema: { operationId: 'coyotesPushTaskToTasks', tags: ['compat-coyotes'], summary: 'Push a task to a channel (the same as POST /channels/{name})', params: CoyotesChannelParams, consumes: COYOTES_CONSUMES, body: CoyotesTaskInput, response: { 200: CoyotesPushed, ...coyotesErrors } },
+  }, (request) => pushTask(request));
 }

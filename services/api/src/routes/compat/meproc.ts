@@ -9,6 +9,7 @@ import { assertJobCount, assertSubmittable, expandReplicas, submitJobs } from '.
 import { triggerSchedule } from '../schedules.js';
 import { legacyErrors } from './envelope.js';
 import { MeprocTasks, meprocSchedule, type MeprocTask } from './meproc-tasks.js';
+import { MeprocList, MeprocNameQuery, MeprocOk, MeprocOutput, MeprocTaskInput, documentOnlySchemas, meprocErrors } from './schemas.js';
 
 type TaskInput = Omit<MeprocTask, 'start_time' | 'last_time' | 'jobIds'>;
 
@@ -87,6 +88,7 @@ function template(task: TaskInput, queue: string): JobTemplate {
  */
 export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   legacyErrors(app, (code, msg) => ({ code, msg }));
+  documentOnlySchemas(app);
   const tasks = new MeprocTasks(ctx.store.redis, `${ctx.store.keys.base}:compat:meproc`);
   // Every Meproc task lives in DROVER_COMPAT_QUEUE: a token restricted to other queues finds no task at all.
   const tasksGuard = guards(ctx).fixed(ctx.compatQueue, () => new DroverError('FORBIDDEN', 'Program not exists, please start it at first'));
@@ -130,7 +132,10 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return task;
   };
 
-  app.post('/proc', { config: scope('submit'), schema: { hide: true } }, async (request) => {
+  app.post('/proc', {
+    config: scope('submit'),
+    schema: { operationId: 'meprocStart', tags: ['compat-meproc'], summary: 'Start a task (once, daemon or cron; replicas; user and group; deps)', body: MeprocTaskInput, response: { 200: MeprocOk, ...meprocErrors } },
+  }, async (request) => {
     const input = parseTask(request.body);
     const cycle = await tasks.cycle(input.name, input.deps);
     if (cycle) throw bad(`Invalid JSON field: deps form a cycle: ${cycle.join(' -> ')}`);
@@ -148,7 +153,10 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return ok();
   });
 
-  app.put('/proc', { config: scope('submit'), schema: { hide: true } }, async (request) => {
+  app.put('/proc', {
+    config: scope('submit'),
+    schema: { operationId: 'meprocRestart', tags: ['compat-meproc'], summary: 'Restart a task: its running copies are stopped (SIGTERM) and started again', querystring: MeprocNameQuery, response: { 200: MeprocOk, ...meprocErrors } },
+  }, async (request) => {
     const task = await mustGet(nameParam(request.query));
     await stop(task);
     const now = Date.now();
@@ -158,14 +166,20 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return ok();
   });
 
-  app.delete('/proc', { config: scope('submit'), schema: { hide: true } }, async (request) => {
+  app.delete('/proc', {
+    config: scope('submit'),
+    schema: { operationId: 'meprocStop', tags: ['compat-meproc'], summary: 'Stop a task (SIGTERM to its running copies) and remove it', querystring: MeprocNameQuery, response: { 200: MeprocOk, ...meprocErrors } },
+  }, async (request) => {
     const task = await mustGet(nameParam(request.query));
     await stop(task);
     await tasks.remove(task.name);
     return ok();
   });
 
-  app.get('/proc', { config: scope('read'), schema: { hide: true } }, async () => {
+  app.get('/proc', {
+    config: scope('read'),
+    schema: { operationId: 'meprocList', tags: ['compat-meproc'], summary: 'Running processes and registered tasks', response: { 200: MeprocList, ...meprocErrors } },
+  }, async () => {
     const all = await tasks.all();
     const running: { command: string; pid: number; alias: string }[] = [];
     const view: Record<string, unknown> = {};
@@ -181,7 +195,10 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return ok({ running, tasks: view });
   });
 
-  app.get('/proc/output', { config: scope('read'), schema: { hide: true } }, async (request) => {
+  app.get('/proc/output', {
+    config: scope('read'),
+    schema: { operationId: 'meprocOutput', tags: ['compat-meproc'], summary: "The output of a task's latest start, per copy, base64", querystring: MeprocNameQuery, response: { 200: MeprocOutput, ...meprocErrors } },
+  }, async (request) => {
     const task = await mustGet(nameParam(request.query));
     const data: Record<string, string> = {};
     for (const job of await ctx.store.getMany(task.jobIds)) {
