@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, normalize, relative } from 'node:path';
 import { test } from 'node:test';
 
 const ROOT = new URL('..', import.meta.url).pathname;
@@ -65,4 +66,48 @@ test('control: the engines reading tells claimed lines from unclaimed ones', () 
   assert.deepEqual([admits(e, 20), admits(e, 22), admits(e, 23), admits(e, 24), admits(e, 26)], [false, true, false, true, true]);
   assert.equal(admits(enginesMajors('>=20.9'), 20), true);
   assert.throws(() => enginesMajors('20.x'));
+});
+
+const DOC_FILES = (): string[] => ['README.md', 'SECURITY.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+
+/** Relative link targets of a Markdown file (anchors and URLs left out), resolved from the file's directory. */
+function relativeLinks(path: string): string[] {
+  const text = read(path).replace(/```[\s\S]*?```/g, '');
+  return [...text.matchAll(/\]\(([^)\s]+)\)/g)]
+    .map((m) => m[1] ?? '')
+    .filter((target) => !/^[a-z][a-z0-9+.-]*:/i.test(target) && !target.startsWith('#'))
+    .map((target) => normalize(join(dirname(path), target.split('#')[0] ?? '')));
+}
+
+test('docs: every page is linked from README.md or docs/index.md, and every relative link leads to a file', () => {
+  const linked = new Set([...relativeLinks('README.md'), ...relativeLinks('docs/index.md')]);
+  for (const page of DOC_FILES().filter((f) => f.startsWith('docs/') && f !== 'docs/index.md')) {
+    assert.ok(linked.has(page), `${page} is linked from README.md or docs/index.md`);
+  }
+  for (const file of DOC_FILES()) {
+    for (const target of relativeLinks(file)) assert.ok(existsSync(join(ROOT, target)), `${file} links to ${target}, which exists`);
+  }
+  assert.ok(read('README.md').length < 12_000, 'README.md stays short: topics go to docs/');
+});
+
+test('docs: every test a promise names exists', () => {
+  let named = 0;
+  for (const file of DOC_FILES()) {
+    for (const m of read(file).matchAll(/\btest\/[\w./-]+?\.test\.ts\b/g)) {
+      named += 1;
+      assert.ok(existsSync(join(ROOT, m[0])), `${file} names ${m[0]}, which exists`);
+    }
+  }
+  assert.ok(named > 5, `the docs name the tests behind their promises (${named} found)`);
+});
+
+test('control: the link reader finds relative links and skips URLs, anchors and code', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'drover-links-'));
+  try {
+    writeFileSync(join(dir, 'x.md'), '[a](b.md#c) [u](https://e.org) [h](#top)\n```\n[not](code.md)\n```\n[up](../SECURITY.md)\n');
+    const rel = relative(ROOT, join(dir, 'x.md'));
+    assert.deepEqual(relativeLinks(rel), [normalize(join(dirname(rel), 'b.md')), normalize(join(dirname(rel), '../SECURITY.md'))]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
