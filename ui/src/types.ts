@@ -25,20 +25,26 @@ export type Runner = RunnerView;
 
 export type Schedule = ScheduleRecord;
 
-export interface WorkflowStep {
+/** Workflows and steps call it `status`, as jobs do; `state` is the older name, kept as an alias for a release. */
+interface HasStatus {
+  status?: string;
+  state?: string;
+}
+
+export const statusOf = (x: HasStatus): string => x.status ?? x.state ?? 'unknown';
+
+export interface WorkflowStep extends HasStatus {
   name: string;
   dependsOn: string[];
-  state: string;
   jobId: string | null;
   exitCode: number | null;
   startedAt: string | null;
   finishedAt: string | null;
 }
 
-export interface Workflow {
+export interface Workflow extends HasStatus {
   id: string;
   name: string;
-  state: string;
   createdAt: string;
   steps: WorkflowStep[];
 }

@@ -1,7 +1,7 @@
 import dagre, { type EdgeLabel, type GraphLabel, type NodeLabel } from '@dagrejs/dagre';
 import { api } from '../api';
 import { ago } from '../format';
-import type { Page, Workflow, WorkflowStep } from '../types';
+import { statusOf, type Page, type Workflow, type WorkflowStep } from '../types';
 import { Empty, ErrorBox, Status, useLiveEvents, useLoad } from '../ui';
 
 const BOX_W = 150;
@@ -61,10 +61,10 @@ export function WorkflowDag({ wf }: { wf: Workflow }) {
           const p = nodes.get(s.name)!;
           return (
             <a key={s.name} href={s.jobId ? `#/jobs/${s.jobId}` : undefined}>
-              <g transform={`translate(${p.x},${p.y})`} class={`node s-${s.state}`} data-step={s.name}>
+              <g transform={`translate(${p.x},${p.y})`} class={`node s-${statusOf(s)}`} data-step={s.name}>
                 <rect width={BOX_W} height={BOX_H} rx={6} />
                 <text x={8} y={18}>{s.name.length > 18 ? `${s.name.slice(0, 17)}…` : s.name}</text>
-                <text x={8} y={35} class="state">{s.state}{s.exitCode !== null ? ` (${s.exitCode})` : ''}</text>
+                <text x={8} y={35} class="state">{statusOf(s)}{s.exitCode !== null ? ` (${s.exitCode})` : ''}</text>
               </g>
             </a>
           );
@@ -84,7 +84,7 @@ export function WorkflowsPage() {
       {data && data.items.length === 0 ? <Empty>No workflow runs.</Empty> : null}
       {(data?.items ?? []).map((wf) => (
         <div class="card" key={wf.id} data-workflow={wf.id}>
-          <div class="row"><h2>{wf.name}</h2><Status status={wf.state} /><span class="muted mono">{wf.id}</span><span class="muted">{ago(wf.createdAt)}</span></div>
+          <div class="row"><h2>{wf.name}</h2><Status status={statusOf(wf)} /><span class="muted mono">{wf.id}</span><span class="muted">{ago(wf.createdAt)}</span></div>
           <WorkflowDag wf={wf} />
         </div>
       ))}
