@@ -109,7 +109,8 @@ const EXAMPLES: Record<string, (fx: Fixtures, s: Stack, ghost: boolean) => Promi
     return sched(name, '/runs');
   },
   'GET /v1/queues': async (fx) => (await fx.delayedJob(), { path: '/v1/queues' }),
-  'GET /v1/stats': async (fx) => (await fx.finishedJob('true'), { path: '/v1/stats?range=day' }),
+  // A delayed job: an earlier example (runner drain) may have taken the runner offline.
+  'GET /v1/stats': async (fx) => (await fx.delayedJob(), { path: '/v1/stats?range=day' }),
   'GET /v1/queues/:name': async (fx, _s, g) => (await fx.delayedJob(), queue(g ? 'ghost-queue' : FOREIGN_QUEUE, '')),
   'PUT /v1/queues/:name': async (_f, _s, g) => ({ ...queue(g ? 'ghost-queue' : FOREIGN_QUEUE, ''), body: { concurrency: 3 } }),
   'POST /v1/queues/:name/pause': async (_f, _s, g) => queue(g ? 'ghost-queue' : FOREIGN_QUEUE, '/pause'),
