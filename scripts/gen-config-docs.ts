@@ -104,10 +104,12 @@ function fallbackOf(node: ts.Expression | undefined, file: ts.SourceFile, consts
 function readVariables(file: ts.SourceFile): Map<string, ConfigVariable> {
   const consts = stringConstants(file);
   const found = new Map<string, ConfigVariable>();
+  // One variable may be looked at twice (`optional` to test for a word, then `int`): keep the richer reading.
+  const richer = (had: ConfigVariable, v: ConfigVariable): boolean =>
+    v.kind !== 'optional' && (had.kind === 'optional' || (had.fallback === undefined && v.fallback !== undefined));
   const add = (v: ConfigVariable): void => {
     const had = found.get(v.name);
-    // One variable may be looked at twice (`optional` to test for a word, then `int`): keep the richer reading.
-    if (!had || (had.fallback === undefined && v.fallback !== undefined) || had.kind === 'optional') found.set(v.name, had && v.kind === 'optional' ? had : v);
+    if (!had || richer(had, v)) found.set(v.name, v);
   };
   const visit = (node: ts.Node): void => {
     if (ts.isCallExpression(node) && ts.isPropertyAccessExpression(node.expression)) {
