@@ -1,3 +1,4 @@
+import { useEffect, useState } from 'preact/hooks';
 import dagre, { type EdgeLabel, type GraphLabel, type NodeLabel } from '@dagrejs/dagre';
 import { api } from '../api';
 import { ago } from '../format';
@@ -15,12 +16,12 @@ interface Placed {
 }
 
 /**
- * Steps laid out by dagre (layered, left to right, crossings minimised), edges routed through the points dagre
- * gives, which pass between the boxes of other ranks rather than through them.
+ * Steps laid out by dagre (layered, crossings minimised), edges routed through the points dagre gives, which pass
+ * between the boxes of other ranks rather than through them. Left to right; top to bottom on a phone.
  */
-export function layout(steps: WorkflowStep[]): Placed {
+export function layout(steps: WorkflowStep[], rankdir: 'LR' | 'TB' = 'LR'): Placed {
   const g = new dagre.graphlib.Graph<GraphLabel, NodeLabel, EdgeLabel>();
-  g.setGraph({ rankdir: 'LR', nodesep: 18, ranksep: 56, edgesep: 12, marginx: 2, marginy: 2 });
+  g.setGraph({ rankdir, nodesep: 18, ranksep: 56, edgesep: 12, marginx: 2, marginy: 2 });
   g.setDefaultEdgeLabel(() => ({}));
   const names = new Set(steps.map((s) => s.name));
   for (const s of steps) g.setNode(s.name, { width: BOX_W, height: BOX_H });
@@ -37,8 +38,21 @@ export function layout(steps: WorkflowStep[]): Placed {
   return { nodes, edges, width: Math.ceil(graph.width ?? BOX_W) + 4, height: Math.ceil(graph.height ?? BOX_H) + 4 };
 }
 
+/** True while the screen is phone-narrow (follows rotation and resizing). */
+function useNarrow(): boolean {
+  const query = '(max-width: 700px)';
+  const [narrow, setNarrow] = useState(() => matchMedia(query).matches);
+  useEffect(() => {
+    const m = matchMedia(query);
+    const on = (): void => setNarrow(m.matches);
+    m.addEventListener('change', on);
+    return () => m.removeEventListener('change', on);
+  }, []);
+  return narrow;
+}
+
 export function WorkflowDag({ wf }: { wf: Workflow }) {
-  const { nodes, edges, width, height } = layout(wf.steps);
+  const { nodes, edges, width, height } = layout(wf.steps, useNarrow() ? 'TB' : 'LR');
   return (
     <div class="dag-wrap">
       <svg class="dag" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img" aria-label={`steps of ${wf.name}`}>
