@@ -6,6 +6,7 @@ import { EventStore, Keys, RunnerRegistry, STATS_RESOLUTIONS, StatsStore, create
 import type { Redis } from 'ioredis';
 import { StatsAggregator } from '../services/api/src/stats-aggregator.js';
 import { REDIS_URL, deletePrefix, testPrefix } from './helpers/stack.js';
+import { until } from './helpers/until.js';
 
 const MIN = 60_000;
 const log = createLogger('silent', 'test');
@@ -185,4 +186,19 @@ test('runner load: one replica samples per slot, the read averages the samples o
   assert.equal(r1.slots[i], 4);
   assert.equal(r1.running[0], null, 'not seen then');
   assert.equal((await f.stats.read('hour', [], { now: slot, runners: false })).runners, null);
+});
+
+test('real time: a running aggregator counts new events, and makes its group again when the stream was deleted', async (t) => {
+  const f = await fixture(t);
+  const agg = new StatsAggregator({ events: f.events, jobs: new JobStore(f.redis, f.keys.base.slice(1, -1)), stats: f.stats, runners: new RunnerRegistry(f.redis, f.keys), log, consumer: 'live', pollMs: 50 });
+  await agg.start();
+  t.after(() => agg.close());
+  const total = async (): Promise<number> => (await f.stats.read('hour', ['q1'])).queues[0]!.totals.succeeded;
+  await f.events.append('job.succeeded', { jobId: 'a', queue: 'q1' });
+  await until('the first event counted', async () => (await total()) === 1, 10_000);
+  await f.redis.del(f.events.key);
+  const groups = async (): Promise<number> => ((await f.redis.xinfo('GROUPS', f.events.key).catch(() => [])) as unknown[]).length;
+  await until('the group made again', async () => (await groups()) === 1, 10_000);
+  await f.events.append('job.succeeded', { jobId: 'b', queue: 'q1' });
+  await until('counting goes on', async () => (await total()) === 2, 10_000);
 });

@@ -37,17 +37,22 @@ const eventTime = (e: DroverEvent): number => Number(e.id.split('-')[0]);
  * picks the one replica that records it.
  */
 export class StatsAggregator {
-  private readonly reader: EventGroupReader;
+  private reader: EventGroupReader;
   private readonly consumer: string;
   private loop: Promise<void> | undefined;
   private stopped = false;
   private wake: (() => void) | undefined;
   private lastSampleSlot = -1;
+  private lastWarning = { message: '', at: 0 };
 
   constructor(private readonly opts: StatsAggregatorOptions) {
     this.consumer = opts.consumer ?? `api-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     // From now on: events recorded before the first aggregator ever ran are not folded in (they may be days old).
-    this.reader = new EventGroupReader(opts.events, { group: GROUP, consumer: this.consumer, startAt: '$', claimIdleMs: CLAIM_IDLE_MS, batch: BATCH });
+    this.reader = this.newReader();
+  }
+
+  private newReader(): EventGroupReader {
+    return new EventGroupReader(this.opts.events, { group: GROUP, consumer: this.consumer, startAt: '$', claimIdleMs: CLAIM_IDLE_MS, batch: BATCH });
   }
 
   /** Creates the group (so no event after this is missed), then runs until close(). */
@@ -65,7 +70,7 @@ export class StatsAggregator {
         n = await this.step();
       } catch (err) {
         if (this.stopped) return;
-        this.opts.log.warn({ err: coerceError(err) }, 'updating the dashboard statistics failed; retrying');
+        this.failed(err);
       }
       if (n < BATCH && !this.stopped) await new Promise<void>((r) => {
         const t = setTimeout(r, pollMs);
@@ -75,6 +80,17 @@ export class StatsAggregator {
         };
       });
     }
+  }
+
+  /** Logs a failure once a minute while it lasts (Redis down for an hour is one line a minute, not 3600). */
+  private failed(err: unknown): void {
+    const e = coerceError(err);
+    // The stream was deleted (and with it the group): make the group again on the next read.
+    if (/NOGROUP/.test(e.message)) this.reader = this.newReader();
+    const now = Date.now();
+    if (e.message === this.lastWarning.message && now - this.lastWarning.at < 60_000) return;
+    this.lastWarning = { message: e.message, at: now };
+    this.opts.log.warn({ err: e }, 'updating the dashboard statistics failed; retrying');
   }
 
   async close(): Promise<void> {
