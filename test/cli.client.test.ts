@@ -149,8 +149,14 @@ test('drover queues set/pause/resume/ls, runners ls/drain/resume, whoami per tok
   ok(await cli(t, admin, 'queues', 'pause', 'cliq'));
   assert.equal(json<QueueView[]>(await cli(t, admin, 'queues', 'ls', '--json')).find((q) => q.name === 'cliq')?.settings.paused, true);
   const table = lines(ok(await cli(t, admin, 'queues', 'ls')).stdout);
-  assert.match(table[0]!, /^NAME +STATE +QUEUED +DELAYED +WAITING +RUNNING +HELD +CONCURRENCY +RATE +TIMEOUT +DEDUPE$/);
-  assert.ok(table.some((l) => /^cliq +paused +0 +0 +0 +0 +0 +2 +10\/1s +30s +yes$/.test(l)), table.join('\n'));
+  assert.match(table[0]!, /^NAME +STATE +QUEUED +DELAYED +WAITING +RUNNING +HELD +CONCURRENCY +RATE +TIMEOUT +DEDUPE +RUNNERS$/);
+  // The stack's runner serves only default: cliq has none, and the table says so.
+  assert.ok(table.some((l) => /^cliq +paused +0 +0 +0 +0 +0 +2 +10\/1s +30s +yes +none$/.test(l)), table.join('\n'));
+  assert.ok(table.includes('queue cliq: no runner serves this queue; its jobs wait until a runner with it in RUNNER_QUEUES (or RUNNER_QUEUES=*) starts'), table.join('\n'));
+  ok(await cli(t, admin, 'queues', 'set', 'default', '--timeout', '1h'));
+  const served = lines(ok(await cli(t, admin, 'queues', 'ls')).stdout);
+  assert.ok(served.some((l) => /^default +active( +\S+){9} +1$/.test(l)), served.join('\n'));
+  assert.equal(served.some((l) => l.startsWith('queue default:')), false, 'a served queue gets no note');
   assert.equal(json<QueueView>(await cli(t, admin, 'queues', 'resume', 'cliq', '--json')).settings.paused, false);
   const cleared = json<QueueView>(await cli(t, admin, 'queues', 'set', 'cliq', '--concurrency', 'none', '--rate', 'none', '--timeout', 'none', '--no-dedupe', '--json'));
   assert.deepEqual(cleared.settings, { concurrency: null, rateLimit: null, dedupe: false, paused: false, defaultTimeoutMs: null });

@@ -13,6 +13,8 @@ export interface Ctx {
   out(text: string): void;
   /** A line (or lines) to stderr. */
   err(text: string): void;
+  /** Bytes as they are (no newline added): a job's own output. */
+  write(stream: 'stdout' | 'stderr', text: string): void;
   /** Colours on stdout. */
   readonly color: boolean;
   /** stderr is a terminal: progress lines go there. */
@@ -32,6 +34,7 @@ export function createCtx(env: NodeJS.ProcessEnv): Ctx {
     },
     out: (text) => void process.stdout.write(`${text}\n`),
     err: (text) => void process.stderr.write(`${text}\n`),
+    write: (stream, text) => void (stream === 'stdout' ? process.stdout : process.stderr).write(text),
     color: colorEnabled(process.stdout, env),
     errTTY: process.stderr.isTTY === true,
   };

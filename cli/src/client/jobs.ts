@@ -8,7 +8,19 @@ import { TRUNCATED_NOTE, followLogs, printLogs, writeLine } from './logs.js';
 import { COMMAND_HELP, JOB_OPTIONS, NAME_OPTION, jobTemplate } from './spec.js';
 
 /** A submitted job as the API answers it: the record plus, for copies, all their ids. */
-export type Submitted = JobRecord & { replicaJobs?: string[]; deduplicated?: boolean };
+export type Submitted = JobRecord & { replicaJobs?: string[]; deduplicated?: boolean; warnings?: SubmitWarning[] };
+
+/** What the API says stands in a new job's way (NO_RUNNER: no live runner serves its queue). */
+export interface SubmitWarning {
+  code: string;
+  message: string;
+  queue: string;
+}
+
+/** The submission's warnings, on stderr. */
+export function printWarnings(ctx: Ctx, job: Submitted): void {
+  for (const w of job.warnings ?? []) ctx.err(`drover: warning: ${w.message}`);
+}
 
 export const jobPath = (id: string): string => `/v1/jobs/${seg(id)}`;
 
@@ -71,6 +83,7 @@ export const idsOf = (j: Submitted): string => (j.replicaJobs ?? [j.id]).join('\
 /** Prints a new job: its id(s), or the record with --json. */
 export function printSubmitted(ctx: Ctx, p: Parsed, job: Submitted): undefined {
   if (job.deduplicated) ctx.err(`drover: an unfinished job with the same key exists; not submitted again`);
+  printWarnings(ctx, job);
   return show(ctx, p, job, idsOf);
 }
 

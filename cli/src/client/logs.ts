@@ -24,10 +24,13 @@ export interface LogEnd {
   truncated: boolean;
 }
 
-/** A job's stdout to our stdout, its stderr to our stderr; Drover's own notes (stream `system`) to stderr, marked. */
+/**
+ * A job's stdout to our stdout, its stderr to our stderr, as the job wrote them (a piece that no newline followed
+ * gets none); Drover's own notes (stream `system`) to stderr, marked, on a line of their own.
+ */
 export function writeLine(ctx: Ctx, l: LogLine): void {
-  if (l.stream === 'stdout') ctx.out(l.line);
-  else ctx.err(l.stream === 'system' ? `[drover] ${l.line}` : l.line);
+  if (l.stream === 'system') ctx.err(`[drover] ${l.line}`);
+  else ctx.write(l.stream, l.partial ? l.line : `${l.line}\n`);
 }
 
 /** Prints the lines stored so far, page by page. */

@@ -9,10 +9,27 @@ const queuePath = (name: string): string => `/v1/queues/${seg(name)}`;
 
 const rate = (r: QueueView['settings']['rateLimit']): string => (r ? `${r.max}/${duration(r.perMs)}` : '-');
 
+/** Who takes the queue's jobs: the number of running runners that serve it, `none` when no live runner does. */
+function runnersCell(q: QueueView): Cell {
+  const consumers = q.consumers ?? [];
+  const running = consumers.filter((c) => c.state === 'running').length;
+  if (running > 0) return String(running);
+  return { text: consumers.length > 0 ? 'draining' : 'none', style: 'yellow' };
+}
+
+/** The line under the table for each queue whose jobs wait for a runner. */
+export function unservedNote(q: QueueView): string | undefined {
+  if (!q.consumers || q.consumers.some((c) => c.state === 'running')) return undefined;
+  return q.consumers.length > 0
+    ? `queue ${q.name}: its runners are draining; its jobs wait until one is resumed`
+    : `queue ${q.name}: no runner serves this queue; its jobs wait until a runner with it in RUNNER_QUEUES (or RUNNER_QUEUES=*) starts`;
+}
+
 function queueTable(items: QueueView[], color: boolean): string {
   if (items.length === 0) return 'no queues';
+  const notes = items.map(unservedNote).filter((n): n is string => n !== undefined);
   return table(
-    ['NAME', 'STATE', 'QUEUED', 'DELAYED', 'WAITING', 'RUNNING', 'HELD', 'CONCURRENCY', 'RATE', 'TIMEOUT', 'DEDUPE'],
+    ['NAME', 'STATE', 'QUEUED', 'DELAYED', 'WAITING', 'RUNNING', 'HELD', 'CONCURRENCY', 'RATE', 'TIMEOUT', 'DEDUPE', 'RUNNERS'],
     items.map((q): Cell[] => [
       q.name,
       q.settings.paused ? { text: 'paused', style: 'yellow' } : 'active',
@@ -25,9 +42,10 @@ function queueTable(items: QueueView[], color: boolean): string {
       rate(q.settings.rateLimit),
       q.settings.defaultTimeoutMs === null ? '-' : duration(q.settings.defaultTimeoutMs),
       q.settings.dedupe ? 'yes' : 'no',
+      runnersCell(q),
     ]),
     color,
-  );
+  ) + (notes.length > 0 ? `\n\n${notes.join('\n')}` : '');
 }
 
 /** `none` clears a setting (null in the API). */
@@ -70,7 +88,7 @@ function pauseOrResume(action: 'pause' | 'resume'): CommandDef {
 export const queues: Group = {
   summary: 'queues: settings that hold across all runners, pause and resume',
   commands: {
-    ls: listCommand<QueueView>('queues with their settings and job counts (HELD: queued but held back by the settings)', '/v1/queues', (items, ctx) => queueTable(items, ctx.color)),
+    ls: listCommand<QueueView>('queues with their settings, job counts and runners (HELD: queued but held back by the settings; RUNNERS: running runners that serve it)', '/v1/queues', (items, ctx) => queueTable(items, ctx.color)),
     set: about({
       arg: 'name',
       usage: '<name> [--concurrency n|none] [--rate n/duration|none] [--timeout duration|none] [--dedupe|--no-dedupe] [--json]',

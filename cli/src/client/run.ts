@@ -1,10 +1,10 @@
 import { constants } from 'node:os';
-import type { JobRecord, JobSpecInput } from '@drover/core';
+import type { JobRecord, JobSpecInput, QueueView } from '@drover/core';
 import type { CommandDef, Ctx } from './command.js';
-import { UsageError } from './errors.js';
+import { ApiError, UsageError } from './errors.js';
 import { duration } from './format.js';
-import type { Api } from './http.js';
-import { jobPath, printSubmitted, submitJob } from './jobs.js';
+import { seg, type Api } from './http.js';
+import { jobPath, printSubmitted, printWarnings, submitJob, type Submitted } from './jobs.js';
 import { TRUNCATED_NOTE, followLogs, writeLine, type LogEnd, type LogLine } from './logs.js';
 import { COMMAND_HELP, JOB_OPTIONS, NAME_OPTION, jobTemplate } from './spec.js';
 
@@ -39,12 +39,33 @@ export function outcome(job: JobRecord): { code: number; message?: string } {
 
 const PENDING = ['waiting', 'delayed', 'queued'];
 const PROGRESS_MS = 1000;
+/** Most stdin `drover run` sends with a job (the API's DROVER_MAX_FILES_BYTES, default 1 MiB, may refuse less). */
+export const MAX_STDIN_BYTES = 64 * 1024 * 1024;
+
+/** All of our stdin, as the job's (base64: any bytes); undefined when there is none. */
+async function readStdin(): Promise<{ base64: string } | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_STDIN_BYTES) throw new UsageError(`stdin holds more than ${MAX_STDIN_BYTES} bytes; a job takes its stdin whole at submit (-n to send none)`);
+    chunks.push(chunk);
+  }
+  return size === 0 ? undefined : { base64: Buffer.concat(chunks).toString('base64') };
+}
+
+/** Whether the queue's jobs wait for a runner: no live runner serves it, or all that do are draining. */
+async function unserved(api: Api, queue: string): Promise<boolean> {
+  const q = await api.get<QueueView>(`/v1/queues/${seg(queue)}`).catch(() => undefined);
+  return q?.consumers !== undefined && !q.consumers.some((c) => c.state === 'running');
+}
 
 /** "queued, waiting for a runner… 3s" on stderr, redrawn each second, while the job has not started (terminals only). */
-function showProgress(ctx: Ctx, api: Api, job: JobRecord): () => void {
+function showProgress(ctx: Ctx, api: Api, job: Submitted): () => void {
   if (!ctx.errTTY || !PENDING.includes(job.status)) return () => undefined;
   const since = Date.now();
-  let current = job;
+  let current: JobRecord = job;
+  let noRunner = job.warnings?.some((w) => w.code === 'NO_RUNNER') ?? false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   // Whole seconds: a progress line that changes every redraw in its decimals is noise.
@@ -54,6 +75,7 @@ function showProgress(ctx: Ctx, api: Api, job: JobRecord): () => void {
     const text =
       current.status === 'delayed' && current.runAt ? `delayed, starts in ${secs(Date.parse(current.runAt) - Date.now())}…`
       : current.status === 'waiting' ? `waiting for its dependencies… ${waited}`
+      : noRunner ? `queued; no runner serves this queue (${job.queue})… ${waited}`
       : `queued, waiting for a runner… ${waited}`;
     process.stderr.write(`\r\u001b[K${text} (job ${job.id})`);
   };
@@ -65,6 +87,8 @@ function showProgress(ctx: Ctx, api: Api, job: JobRecord): () => void {
   };
   const tick = async (): Promise<void> => {
     current = await api.get<JobRecord>(jobPath(job.id)).catch(() => current);
+    // Asked again only while it was unserved: a runner that starts meanwhile changes the line.
+    if (noRunner && current.status === 'queued') noRunner = await unserved(api, job.queue);
     if (stopped) return;
     if (!PENDING.includes(current.status)) return stop();
     draw();
@@ -75,16 +99,14 @@ function showProgress(ctx: Ctx, api: Api, job: JobRecord): () => void {
   return stop;
 }
 
-/** Ctrl-C: cancel the job, then exit 130 whatever the cancel answered; a second Ctrl-C leaves at once. */
-async function cancelAfterInterrupt(ctx: Ctx, api: Api, id: string): Promise<number> {
-  ctx.err(`\ndrover: cancelling job ${id}…`);
-  try {
-    const job = await api.post<JobRecord>(`${jobPath(id)}/cancel`);
-    ctx.err(job.status === 'cancelled' ? `drover: job ${id} cancelled` : `drover: job ${id} is ${job.status}; the runner is stopping it`);
-  } catch (err) {
+/** The first Ctrl-C: ask for the cancel and say so; the output keeps coming until the job has ended. */
+function requestCancel(ctx: Ctx, api: Api, id: string): void {
+  ctx.err(`\ndrover: cancelling job ${id}; its output follows until it has stopped (Ctrl-C again to stop waiting)`);
+  api.post<JobRecord>(`${jobPath(id)}/cancel`).catch((err: unknown) => {
+    // 409: it ended meanwhile, which the end of its output says.
+    if (err instanceof ApiError && err.status === 409) return;
     ctx.err(`drover: cancelling job ${id} failed: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  return EXIT_CANCELLED;
+  });
 }
 
 export const run: CommandDef = {
@@ -92,13 +114,22 @@ export const run: CommandDef = {
   summary: "run a job, stream its output, exit with the job's exit code",
   help: `${COMMAND_HELP}
 
-Exit code: the command's own; 124 if the job timed out; 130 if it was cancelled (Ctrl-C cancels the job);
+Stdin: when it is not a terminal (a pipe or a file), drover run reads it to its end and the job gets it as its
+standard input (-n sends none; -i reads it from a terminal too, until Ctrl-D). Otherwise the job's stdin is
+/dev/null. The output comes byte for byte as the job wrote it.
+
+Ctrl-C cancels the job (SIGTERM to its processes, SIGKILL after the grace period) and keeps showing its output
+until it has stopped; a second Ctrl-C stops waiting (the job is still stopped).
+
+Exit code: the command's own; 124 if the job timed out; 130 if it was cancelled (or Ctrl-C twice);
 128+N if it was killed by signal N; 1 if it failed without an exit code (lost, refused by policy, could not start)
 or the API refused the job. The job's stdout goes to stdout, its stderr to stderr.`,
   command: true,
   options: {
     ...JOB_OPTIONS,
     ...NAME_OPTION,
+    stdin: { type: 'boolean', short: 'i', desc: 'send our stdin to the job even from a terminal (read until Ctrl-D)' },
+    'no-stdin': { type: 'boolean', short: 'n', desc: 'send no stdin (the job reads /dev/null), even from a pipe' },
     detach: { type: 'boolean', short: 'd', desc: 'print the job id (the record with --json) and exit without waiting' },
     json: { type: 'boolean', desc: 'with --detach: print the job record instead of the id' },
   },
@@ -107,19 +138,38 @@ or the API refused the job. The job's stdout goes to stdout, its stderr to stder
     const detach = p.opts.flag('detach');
     // The job's own stdout is the output here; a record would be mixed into it.
     if (p.opts.flag('json') && !detach) throw new UsageError('--json goes with --detach (drover status <id> --json shows a record)');
+    if (p.opts.flag('stdin') && p.opts.flag('no-stdin')) throw new UsageError('give -i or -n, not both');
+    const forward = p.opts.flag('stdin') || (!p.opts.flag('no-stdin') && process.stdin.isTTY !== true);
     const api = ctx.api();
-    if (detach) return printSubmitted(ctx, p, await submitJob(api, body));
 
     // Listening before the job exists: a Ctrl-C while it is being submitted still cancels it.
-    const interrupt = new AbortController();
+    let interrupts = 0;
+    let reading = forward;
+    let jobId: string | undefined;
+    const detached = new AbortController();
     const onSigint = (): void => {
-      if (interrupt.signal.aborted) process.exit(EXIT_CANCELLED);
-      interrupt.abort();
+      interrupts++;
+      if (reading) {
+        ctx.err('\ndrover: interrupted while reading stdin; nothing was submitted');
+        process.exit(EXIT_CANCELLED);
+      }
+      if (interrupts === 1 && jobId !== undefined) requestCancel(ctx, api, jobId);
+      // Still being submitted: it may exist already, but its id is not known here.
+      if (interrupts >= 2 && jobId === undefined) process.exit(EXIT_CANCELLED);
+      if (interrupts >= 2) detached.abort();
     };
     process.on('SIGINT', onSigint);
     try {
+      if (forward) {
+        const stdin = await readStdin();
+        if (stdin) body.stdin = stdin;
+        reading = false;
+      }
+      if (detach) return printSubmitted(ctx, p, await submitJob(api, body));
       const job = await submitJob(api, body);
-      if (interrupt.signal.aborted) return await cancelAfterInterrupt(ctx, api, job.id);
+      jobId = job.id;
+      printWarnings(ctx, job);
+      if (interrupts === 1) requestCancel(ctx, api, job.id);
       const stopProgress = showProgress(ctx, api, job);
       const write = (l: LogLine): void => {
         stopProgress();
@@ -127,9 +177,12 @@ or the API refused the job. The job's stdout goes to stdout, its stderr to stder
       };
       let end: LogEnd;
       try {
-        end = await followLogs(api, job.id, write, interrupt.signal);
+        end = await followLogs(api, job.id, write, detached.signal);
       } catch (err) {
-        if (interrupt.signal.aborted) return await cancelAfterInterrupt(ctx, api, job.id);
+        if (detached.signal.aborted) {
+          ctx.err(`drover: stopped waiting; job ${job.id} is being cancelled (drover status ${job.id})`);
+          return EXIT_CANCELLED;
+        }
         throw err;
       } finally {
         stopProgress();

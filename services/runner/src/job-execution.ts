@@ -65,7 +65,16 @@ export interface ExecutionOptions {
 /** A spawn the command policy refused on this runner: the attempt fails, and the job with it (no retry). */
 class PolicyRefusal extends Error {}
 
-/** Writes a script job's body and a job's files into its private directory; returns the argv to run. */
+/** Where a job's `stdin` waits in its private directory. */
+const STDIN_FILE = '.drover-stdin';
+
+/**
+ * The argv that runs `argv` with the job's stdin file as its standard input: the spawners give every job /dev/null,
+ * so a shell opens the file and execs the program (already resolved and allowed by the policy) in its place.
+ */
+const withStdin = (argv: string[], jobDir: string): string[] => ['/bin/sh', '-c', 'exec "$@" <"$0"', join(jobDir, STDIN_FILE), ...argv];
+
+/** Writes a script job's body, its files and its stdin into its private directory; returns the argv to run. */
 async function prepareFiles(spec: JobSpec, jobDir: string, owner: { uid?: number; gid?: number }, interpreters: string[]): Promise<string[]> {
   const own = async (path: string): Promise<void> => {
     if (owner.uid !== undefined || owner.gid !== undefined) await chown(path, owner.uid ?? -1, owner.gid ?? -1);
@@ -80,6 +89,11 @@ async function prepareFiles(spec: JobSpec, jobDir: string, owner: { uid?: number
       for (let d = dir; d !== jobDir && d.startsWith(jobDir); d = dirname(d)) await own(d);
     }
     await writeFile(path, typeof content === 'string' ? content : Buffer.from(content.base64, 'base64'), { mode: 0o600 });
+    await own(path);
+  }
+  if (spec.stdin !== undefined) {
+    const path = join(jobDir, STDIN_FILE);
+    await writeFile(path, typeof spec.stdin === 'string' ? spec.stdin : Buffer.from(spec.stdin.base64, 'base64'), { mode: 0o600 });
     await own(path);
   }
   if (spec.script === undefined) return specArgv(spec);
@@ -193,6 +207,7 @@ export class JobExecution {
       const program = resolveAllowedProgram(this.opts.policy, spec.queue, argv[0] ?? '', { jobRoot: this.opts.workDir });
       if ('violation' in program) throw new PolicyRefusal(program.violation);
       argv[0] = program.path;
+      const toRun = spec.stdin !== undefined ? withStdin(argv, jobDir) : argv;
       if (spec.script !== undefined) {
         output.note(`script sha256:${spec.scriptSha256} (${Buffer.byteLength(spec.script)} bytes), run with ${argv[0]}`);
       }
@@ -201,7 +216,7 @@ export class JobExecution {
       }
       this.proc = await executor.start(
         {
-          argv, env, cwd: spec.cwd ?? jobDir, limits: this.opts.limits, uid: identity.uid, gid: identity.gid, groups: identity.groups,
+          argv: toRun, env, cwd: spec.cwd ?? jobDir, limits: this.opts.limits, uid: identity.uid, gid: identity.gid, groups: identity.groups,
           resources: this.resources, label: `${this.id}.${this.attempt}`,
         },
         (stream, chunk) => output.write(stream, chunk),

@@ -49,7 +49,8 @@ export class OutputCollector {
     const ts = Date.now();
     for (const line of parts) this.pending.push({ stream, line, ts, attempt: this.attempt });
     if (this.partial[stream].length > MAX_LINE_BYTES) {
-      this.pending.push({ stream, line: this.partial[stream], ts, attempt: this.attempt });
+      // No newline yet: marked, so a reader can join the pieces again (drover run prints them as they came).
+      this.pending.push({ stream, line: this.partial[stream], ts, attempt: this.attempt, partial: true });
       this.partial[stream] = '';
     }
     if (this.pending.length >= FLUSH_LINES) void this.flush();
@@ -82,7 +83,7 @@ export class OutputCollector {
     const ts = Date.now();
     for (const stream of ['stdout', 'stderr'] as const) {
       const rest = this.partial[stream] + this.decoders[stream].end();
-      if (rest) this.pending.push({ stream, line: rest, ts, attempt: this.attempt });
+      if (rest) this.pending.push({ stream, line: rest, ts, attempt: this.attempt, partial: true });
       this.partial[stream] = '';
     }
     await this.flush();

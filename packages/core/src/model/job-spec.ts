@@ -78,6 +78,11 @@ export const JobTemplate = Type.Object(
         },
       ),
     ),
+    stdin: Type.Optional(
+      Type.Union([Type.String(), Type.Object({ base64: Type.String({ pattern: '^[A-Za-z0-9+/]*={0,2}$' }) }, { additionalProperties: false })], {
+        description: "The command's standard input: text, or {base64} for any bytes (without it, stdin is /dev/null). Counted with `files` in DROVER_MAX_FILES_BYTES.",
+      }),
+    ),
     cwd: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'Working directory on the runner.' })),
     timeoutMs: Type.Optional(
       Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS, description: 'Kill the process group after this many ms.' }),
@@ -195,6 +200,8 @@ export interface JobSpec {
   /** sha256 (hex) of `script`, computed at submit: the record shows it instead of the body. */
   scriptSha256?: string;
   files?: Record<string, string | { base64: string }>;
+  /** The command's standard input (else /dev/null). */
+  stdin?: string | { base64: string };
   queue: string;
   env: Record<string, string>;
   cwd?: string;
@@ -314,6 +321,7 @@ export function normalizeJobSpec(input: JobTemplate, defaults: SpecDefaults): Jo
     spec.scriptSha256 = createHash('sha256').update(input.script).digest('hex');
   }
   if (input.files !== undefined && Object.keys(input.files).length > 0) spec.files = input.files;
+  if (input.stdin !== undefined) spec.stdin = input.stdin;
   if (input.cwd !== undefined) spec.cwd = input.cwd;
   if (input.timeoutMs !== undefined) spec.timeoutMs = input.timeoutMs;
   if (input.args !== undefined && input.args.length > 0) spec.args = input.args;

@@ -12,6 +12,8 @@ export interface LogLine {
   /** Epoch ms when the runner read the line. */
   ts: number;
   attempt: number;
+  /** No newline followed it: the output's last bytes, or a piece of a line too long to keep whole. */
+  partial?: boolean;
 }
 
 export interface LogEntry {
@@ -21,6 +23,8 @@ export interface LogEntry {
   line: string;
   ts: string;
   attempt: number;
+  /** Present (true) when no newline followed this piece in the output; the next piece of its stream continues it. */
+  partial?: true;
 }
 
 
@@ -63,7 +67,9 @@ export class LogStore {
     const key = this.keys.log(jobId);
     const multi = this.redis.multi();
     for (const l of lines) {
-      multi.xadd(key, '*', 's', l.stream === 'stdout' ? 'o' : l.stream === 'stderr' ? 'e' : 'x', 't', l.ts, 'a', l.attempt, 'l', l.line);
+      const s = l.stream === 'stdout' ? 'o' : l.stream === 'stderr' ? 'e' : 'x';
+      if (l.partial) multi.xadd(key, '*', 's', s, 't', l.ts, 'a', l.attempt, 'p', 1, 'l', l.line);
+      else multi.xadd(key, '*', 's', s, 't', l.ts, 'a', l.attempt, 'l', l.line);
     }
     multi.hset(this.keys.job(jobId), 'outputBytes', outputBytes, 'truncated', truncated ? 1 : 0);
     await multi.exec();
@@ -82,6 +88,7 @@ export class LogStore {
         line: f.l ?? '',
         ts: new Date(Number(f.t)).toISOString(),
         attempt: Number(f.a ?? 1),
+        ...(f.p === '1' ? { partial: true as const } : {}),
       } satisfies LogEntry;
     });
     return { items, last: items.length > 0 ? items[items.length - 1]!.id : null };

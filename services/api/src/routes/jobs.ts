@@ -40,6 +40,10 @@ export function assertSubmittable(ctx: ApiContext, principal: Principal | undefi
   if (spec.files !== undefined && filesBytes(spec.files) > maxFilesBytes) {
     throwProblems([{ field: 'files', message: `hold ${filesBytes(spec.files)} bytes; the limit is ${maxFilesBytes} (DROVER_MAX_FILES_BYTES)` }], field);
   }
+  if (spec.stdin !== undefined) {
+    const bytes = filesBytes({ stdin: spec.stdin }) + (spec.files ? filesBytes(spec.files) : 0);
+    if (bytes > maxFilesBytes) throwProblems([{ field: 'stdin', message: `holds ${bytes} bytes with the files; the limit is ${maxFilesBytes} (DROVER_MAX_FILES_BYTES)` }], field);
+  }
   const violation = policyViolation(ctx.policy, spec);
   if (violation) throw new DroverError('FORBIDDEN', `${field ? `${field}: ` : ''}refused by policy: ${violation}`, { field: field || 'command', rule: violation });
   // Checked here against the same lists the runners use, so a refusal is a 403 now rather than a failure later.
