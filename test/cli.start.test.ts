@@ -41,6 +41,16 @@ test('drover start with no Redis running: starts its own (AOF, noeviction), gene
   const logs = (await (await fetch(`${url}/v1/jobs/${created.id}/logs`, { headers })).json()) as { items: { line: string }[] };
   assert.deepEqual(logs.items.map((l) => l.line), ['hello']);
 
+  // RUNNER_QUEUES defaults to * here: a queue nobody named runs too, and its submission carries no warning.
+  const other = (await (await fetch(`${url}/v1/jobs`, { method: 'POST', headers, body: '{"queue":"reports","command":"true"}' })).json()) as { id: string; warnings?: unknown };
+  assert.equal(other.warnings, undefined);
+  let report = { status: 'queued' };
+  for (let i = 0; i < 400 && report.status !== 'succeeded'; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+    report = (await (await fetch(`${url}/v1/jobs/${other.id}`, { headers })).json()) as typeof report;
+  }
+  assert.equal(report.status, 'succeeded', 'drover start serves every queue');
+
   // No job runs now: the children are the Redis it started and the runner's spawner helper.
   const kids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
   t.after(() => kids.filter(alive).forEach((pid) => process.kill(pid, 'SIGKILL')));
