@@ -194,5 +194,12 @@ function jobProcesses(): number[] {
 /** Leak check: a stack that was closed must have left no job process behind. */
 function assertNoJobProcesses(): void {
   const left = jobProcesses();
-  if (left.length > 0) throw new Error(`job processes left running after the stack closed: ${left.join(', ')}`);
+  const what = (pid: number): string => {
+    try {
+      return `${pid} (${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()})`;
+    } catch {
+      return String(pid);
+    }
+  };
+  if (left.length > 0) throw new Error(`job processes left running after the stack closed: ${left.map(what).join(', ')}`);
 }

@@ -501,8 +501,8 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
   const { jobUids, jobUser, concurrency } = config.runner;
   if (config.runner.fenceMarginMs * 2 > leaseMs) {
     r.problems.push(
-      `RUNNER_FENCE_MARGIN_MS (${config.runner.fenceMarginMs}) is more than half of RUNNER_LEASE_MS (${leaseMs}): leases are renewed every third of ` +
-        'the lease, and a job whose lease is not renewed within lease - margin is stopped, so a larger margin stops jobs between renewals',
+      `RUNNER_FENCE_MARGIN_MS (${config.runner.fenceMarginMs}) is more than half of RUNNER_LEASE_MS (${leaseMs}): a job whose lease is not ` +
+        'renewed within lease - margin is stopped, and leases are renewed three times in that window, so a larger margin renews too often to bear',
     );
   }
   if (jobUids && jobUser !== undefined) {

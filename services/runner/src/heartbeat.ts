@@ -18,6 +18,8 @@ export interface HeartbeatSubject {
 
 export interface HeartbeatOptions {
   leaseMs: number;
+  /** RUNNER_FENCE_MARGIN_MS: jobs are fenced at lease − margin after a renewal, so beats come thrice in that time. */
+  fenceMarginMs?: number;
   host: string;
   queues: string[];
   concurrency: number;
@@ -57,7 +59,9 @@ export class Heartbeat {
   async start(): Promise<void> {
     this.loopDelay.enable();
     await this.beat();
-    const every = Math.max(100, Math.floor(this.opts.leaseMs / 3));
+    // Three beats before a job's fence (lease − margin) comes due: two late or lost renewals in a row are survived,
+    // whatever the lease. Beating at lease/3 alone would leave a short lease no room at all.
+    const every = Math.max(100, Math.floor((this.opts.leaseMs - (this.opts.fenceMarginMs ?? 0)) / 3));
     this.timer = setInterval(() => void this.beat(), every);
   }
 

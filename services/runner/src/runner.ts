@@ -118,6 +118,7 @@ export class Runner {
     this.slots = new Slots(config.runner.concurrency);
     this.heartbeat = new Heartbeat(this, this.store, this.log, {
       leaseMs: config.runner.leaseMs,
+      fenceMarginMs: config.runner.fenceMarginMs,
       host: hostname(),
       queues: config.runner.queues,
       concurrency: config.runner.concurrency,
