@@ -43,3 +43,9 @@ test('backoff: fixed stays, exponential doubles up to its cap', () => {
   assert.equal(retryDelayMs({ type: 'fixed', delayMs: 500 }, 5), 500);
   assert.deepEqual([2, 3, 4, 5].map((n) => retryDelayMs({ type: 'exponential', delayMs: 100, maxDelayMs: 500 }, n)), [100, 200, 400, 500]);
 });
+
+test('config: RUNNER_CGROUP is auto, off or an absolute directory', () => {
+  assert.equal(loadConfig({}).runner.cgroup, 'auto');
+  assert.equal(loadConfig({ RUNNER_CGROUP: '/sys/fs/cgroup/drover.slice' }).runner.cgroup, '/sys/fs/cgroup/drover.slice');
+  assert.throws(() => loadConfig({ RUNNER_CGROUP: 'yes' }), /RUNNER_CGROUP must be auto, off or the absolute path/);
+});

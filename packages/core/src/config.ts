@@ -499,6 +499,10 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
     },
   };
   const { jobUids, jobUser, concurrency } = config.runner;
+  const { cgroup } = config.runner;
+  if (cgroup !== 'auto' && cgroup !== 'off' && !cgroup.startsWith('/')) {
+    r.problems.push(`RUNNER_CGROUP must be auto, off or the absolute path of a delegated cgroup v2 directory, not "${cgroup}"`);
+  }
   if (config.runner.fenceMarginMs * 2 > leaseMs) {
     r.problems.push(
       `RUNNER_FENCE_MARGIN_MS (${config.runner.fenceMarginMs}) is more than half of RUNNER_LEASE_MS (${leaseMs}): a job whose lease is not ` +
