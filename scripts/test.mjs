@@ -2,12 +2,67 @@
 // `npm test`: the suite in parallel, then the fault tests one file at a time (they restart brokers of their own,
 // kill processes and load the machine, which would disturb tests running beside them). Ends with one line
 // `N passed, N failed` over both phases. `npm test -- --faults` or `--no-faults` runs one phase only.
+//
+// Nothing a test started outlives the run: the test helpers start every process in a process group of its own and
+// register it in a directory this script hands them (DROVER_TEST_PGROUPS). After each phase, and on Ctrl-C or
+// SIGTERM, every group still registered is killed: a test file killed by its timeout leaves nothing behind.
+// The fault phase must not touch the shared Redis and RabbitMQ (REDIS_URL, AMQP_URL): it is checked around it.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import amqp from 'amqplib';
+import { Redis } from 'ioredis';
+import { killLeftGroups as killGroupsIn } from './test-groups.mjs';
 
 // Fault tests append a row each (test/helpers/audit.ts); the table is printed after the run.
 const SUMMARY = 'test/artifacts/faults-summary.jsonl';
 rmSync(SUMMARY, { force: true });
+const GROUPS = mkdtempSync(join(tmpdir(), 'drover-test-pgroups-'));
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+const killLeftGroups = () => killGroupsIn(GROUPS);
+
+let runner;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    if (runner?.pid) {
+      try {
+        process.kill(-runner.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    const left = killLeftGroups();
+    process.stderr.write(`\ninterrupted: killed the test runner and ${left.length} process group(s) the tests had started\n`);
+    rmSync(GROUPS, { recursive: true, force: true });
+    process.exit(130);
+  });
+}
+
+/** What the fault phase must leave as it was: the shared Redis's run id, and a RabbitMQ connection opened before. */
+async function watchShared() {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  const runId = async () => /run_id:(\w+)/.exec(await redis.info('server'))?.[1];
+  const before = await redis.connect().then(runId, () => undefined);
+  const conn = await amqp.connect(AMQP_URL).catch(() => undefined);
+  let closed;
+  conn?.on('error', () => undefined);
+  conn?.on('close', () => void (closed = true));
+  return async () => {
+    const problems = [];
+    if (before !== undefined) {
+      const after = await runId().catch(() => undefined);
+      if (after !== before) problems.push(`the shared Redis at ${REDIS_URL} was ${after === undefined ? 'stopped' : 'restarted'} during the fault phase`);
+    }
+    if (conn && closed) problems.push(`the shared RabbitMQ at ${new URL(AMQP_URL).host} closed a connection during the fault phase (stopped or restarted)`);
+    await conn?.close().catch(() => undefined);
+    redis.disconnect();
+    return problems;
+  };
+}
 
 const args = process.argv.slice(2);
 const phases = [];
@@ -19,22 +74,34 @@ let failed = 0;
 for (const { dir, concurrency } of phases) {
   const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `${dir}/${f}`);
   if (files.length === 0) continue;
-  const child = spawn(
+  const shared = dir === 'test/faults' ? await watchShared() : undefined;
+  // Its own process group, so an interrupted run takes the test files down with it.
+  const child = (runner = spawn(
     process.execPath,
     ['--conditions=drover-src', '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', '--test-reporter=tap', ...files],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+    { stdio: ['ignore', 'pipe', 'inherit'], detached: true, env: { ...process.env, DROVER_TEST_PGROUPS: GROUPS } },
+  ));
   let tail = '';
   child.stdout.on('data', (chunk) => {
     process.stdout.write(chunk);
     tail = (tail + chunk.toString()).slice(-4000);
   });
-  const code = await new Promise((resolve) => child.on('close', resolve));
+  // 'exit', not 'close': a process the tests left behind would hold the pipe open and 'close' would never come.
+  const code = await new Promise((resolve) => child.on('exit', (c, signal) => resolve(c ?? signal)));
+  const left = killLeftGroups();
+  if (left.length > 0) process.stdout.write(`# ${dir}: killed ${left.length} process group(s) the tests left running: ${left.join(', ')}\n`);
+  // The pipe ends once nothing holds it; do not wait for ever on one that something outside the groups holds.
+  await Promise.race([new Promise((r) => child.stdout.once('close', r)), new Promise((r) => setTimeout(r, 5000).unref())]);
   const count = (name) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(tail)?.[1] ?? 0);
   passed += count('pass');
   failed += count('fail') + count('cancelled');
   if (code !== 0 && count('fail') + count('cancelled') === 0) failed += 1; // crashed without reporting
+  for (const problem of (await shared?.()) ?? []) {
+    process.stdout.write(`# ${problem}\n`);
+    failed += 1;
+  }
 }
+rmSync(GROUPS, { recursive: true, force: true });
 if (existsSync(SUMMARY)) {
   const rows = readFileSync(SUMMARY, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const cols = ['scenario', 'accepted', 'succeeded', 'lost', 'duplicated', 'missing', 'notEnded'];

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
+import { killTracked, spawnTracked } from './process-groups.js';
 import { freePort } from './processes.js';
 import { alive } from './stack.js';
 import { until } from './until.js';
@@ -100,6 +101,7 @@ export async function startOwnRabbitMQ(t: TestContext): Promise<OwnRabbitMQ> {
     closing ??= (async () => {
       process.off('exit', killAll);
       const pids = killAll();
+      for (const c of [procs.server, procs.epmd]) if (c) killTracked(c);
       await until(`the private RabbitMQ node's processes (${pids.join(', ')}) to exit`, () => pids.every((p) => !alive(p)), 10_000);
       rmSync(dir, { recursive: true, force: true });
     })();
@@ -127,12 +129,13 @@ export async function startOwnRabbitMQ(t: TestContext): Promise<OwnRabbitMQ> {
   };
 
   // An epmd of its own (in the foreground, so its pid is ours); up before the node, or erl would start one itself.
-  procs.epmd = spawn('epmd', ['-port', String(epmdPort), '-address', '127.0.0.1'], { stdio: 'ignore' });
+  // Both in process groups of their own, registered so a killed test file's teardown ends them too.
+  procs.epmd = spawnTracked('epmd', ['-port', String(epmdPort), '-address', '127.0.0.1'], { stdio: 'ignore' });
   await until(`epmd to listen on port ${epmdPort}`, () => listening(epmdPort), 10_000);
-  const server = (procs.server = spawn(`${BIN}rabbitmq-server`, [], { env: nodeEnv, stdio: ['ignore', 'pipe', 'pipe'] }));
+  const server = (procs.server = spawnTracked(`${BIN}rabbitmq-server`, [], { env: nodeEnv, stdio: ['ignore', 'pipe', 'pipe'] }));
   const keep = (chunk: Buffer): void => void (output = (output + chunk.toString()).slice(-4000));
-  server.stdout.on('data', keep);
-  server.stderr.on('data', keep);
+  server.stdout!.on('data', keep);
+  server.stderr!.on('data', keep);
   await acceptsAmqp(`the private RabbitMQ node ${node} to accept AMQP connections`);
   const pid = Number(readFileSync(join(dir, 'node.pid'), 'utf8').trim());
   // Only a VM started under our rabbitmq-server is ever killed: a pid file pointing elsewhere is a bug.

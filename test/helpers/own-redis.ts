@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
+import { killTracked, spawnTracked } from './process-groups.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -14,10 +15,11 @@ export function ownRedis(port: number, dir: string, extraArgs: string[] = []): {
   let current: ChildProcess | undefined;
   return {
     stop: () => {
-      if (current && current.exitCode === null) current.kill('SIGKILL');
+      if (current) killTracked(current);
     },
     start: async () => {
-      current = spawn(
+      // In a process group of its own, killed with the test file should the after-hooks never run.
+      current = spawnTracked(
         'redis-server',
         ['--bind', '127.0.0.1', '--port', String(port), '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction', '--save', '', ...extraArgs],
         { stdio: 'ignore' },

@@ -1,20 +1,21 @@
-import { spawn, type ChildProcess, type SpawnOptions, type StdioOptions } from 'node:child_process';
+import type { ChildProcess, SpawnOptions, StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import type { TestContext } from 'node:test';
+import { killTracked, spawnTracked } from './process-groups.js';
 import { AMQP_URL, REDIS_URL, TEST_CALLBACK_SECRET } from './stack.js';
+
+export { killTracked, spawnTracked };
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
 /**
- * `drover <args>` from source as a real process (as another user with `as`); killed with SIGKILL after the test if
- * it is still running.
+ * `drover <args>` from source as a real process (as another user with `as`), in a process group of its own; the
+ * group is killed with SIGKILL after the test.
  */
 export function spawnDrover(t: TestContext, args: string[], env: NodeJS.ProcessEnv, stdio: StdioOptions, as: Pick<SpawnOptions, 'uid' | 'gid'> = {}): ChildProcess {
-  const child = spawn(process.execPath, ['--conditions=drover-src', '--import', 'tsx', 'cli/src/main.ts', ...args], { cwd: ROOT, env, stdio, ...as });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
+  const child = spawnTracked(process.execPath, ['--conditions=drover-src', '--import', 'tsx', 'cli/src/main.ts', ...args], { cwd: ROOT, env, stdio, ...as });
+  t.after(() => killTracked(child));
   return child;
 }
 

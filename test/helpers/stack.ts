@@ -6,6 +6,7 @@ import { TokenRegistry, startApiServer, type ApiServer } from '@drover/api';
 import { DroverMetrics, createLogger, createRedis, isTerminal, loadConfig, rabbitNames, type DroverConfig, type JobRecord, type Resolver } from '@drover/core';
 import { Runner } from '@drover/runner';
 import { Scheduler } from '@drover/scheduler';
+import { isTrackedGroup } from './process-groups.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** What schedulers started by the helpers sign job callbacks with (a scheduler does not start without one). */
@@ -182,7 +183,8 @@ function jobProcesses(): number[] {
         const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
         const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
         // fields: state, ppid, pgrp, session
-        if (fields[0] !== 'Z' && Number(fields[3]) === pid) pids.push(pid);
+        // Services a test started lead their own sessions too (test/helpers/process-groups.ts): not jobs.
+        if (fields[0] !== 'Z' && Number(fields[3]) === pid && !isTrackedGroup(pid)) pids.push(pid);
       } catch {
         // exited meanwhile
       }
