@@ -56,7 +56,9 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -203,6 +205,8 @@ struct child_args {
   struct limit limits[32];
   uint32_t ncg;
   const char *cg_procs[MAX_CGROUPS]; /* <dir>/cgroup.procs of each cgroup the child joins */
+  int skip_cg;   /* index of a cgroup the child was born into (clone3 CLONE_INTO_CGROUP): not joined again; -1 none */
+  int err_pipe;  /* when the child has memory of its own: where it writes its errno; -1 otherwise */
 };
 
 /*
@@ -247,6 +251,7 @@ static int child_main(void *arg) {
   setsid();
   /* Into the job's cgroups first, while still root: from here on every process of the job is counted and killable. */
   for (uint32_t i = 0; i < a->ncg; i++) {
+    if ((int)i == a->skip_cg) continue;
     int fd = open(a->cg_procs[i], O_WRONLY | O_CLOEXEC);
     if (fd < 0) goto fail;
     ssize_t w = write(fd, "0", 1);
@@ -269,8 +274,51 @@ static int child_main(void *arg) {
   errno = exec_program(a);
 fail:
   a->err = errno ? errno : EINVAL;
+  if (a->err_pipe >= 0) {
+    int e = a->err;
+    ssize_t w = write(a->err_pipe, &e, sizeof e);
+    (void)w;
+  }
   _exit(127);
 }
+
+/*
+ * Starts the child directly inside the v2 cgroup `cg_fd` (clone3 with CLONE_INTO_CGROUP): no migration into it
+ * afterwards, which takes the kernel's cgroup threadgroup lock for writing and costs an RCU grace period per job.
+ * The child gets a copy of our (small) memory rather than sharing it, so it reports a failure through a pipe.
+ * Returns the pid, or -1 with errno (ENOSYS and friends: the caller falls back to clone with CLONE_VM).
+ */
+static pid_t spawn_into_cgroup(struct child_args *a, int cg_fd, int *child_errno) {
+  int ep[2];
+  if (pipe2(ep, O_CLOEXEC) < 0) return -1;
+  a->err_pipe = ep[1];
+  struct clone_args ca;
+  memset(&ca, 0, sizeof ca);
+  ca.flags = CLONE_VFORK | CLONE_INTO_CGROUP;
+  ca.exit_signal = SIGCHLD;
+  ca.cgroup = (uint64_t)cg_fd;
+  pid_t pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+  if (pid == 0) {
+    close(ep[0]);
+    child_main(a);
+    _exit(127);
+  }
+  int saved = errno;
+  close(ep[1]);
+  a->err_pipe = -1;
+  *child_errno = 0;
+  if (pid > 0) {
+    /* CLONE_VFORK: the child has exec'd (the pipe closed empty) or failed (its errno is in the pipe). */
+    int e = 0;
+    if (read(ep[0], &e, sizeof e) == (ssize_t)sizeof e) *child_errno = e;
+  }
+  close(ep[0]);
+  errno = saved;
+  return pid;
+}
+
+/* clone3 or CLONE_INTO_CGROUP missing (old kernel, seccomp): found once, not tried again. */
+static int clone3_unavailable;
 
 /* ---- the guard: kills what a helper killed outright left behind ---- */
 static int guard_fd = -1;
@@ -413,9 +461,25 @@ static void start_job(struct reader *r) {
   memcpy(a.limits, limits, sizeof(limits[0]) * nlim);
   a.ncg = ncg;
   for (uint32_t i = 0; i < ncg; i++) a.cg_procs[i] = cg_procs[i];
-  /* CLONE_VFORK: we resume once the child has called execve or exited, so one stack serves every child. */
-  pid_t pid = clone(child_main, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
-  int child_errno = a.err;
+  a.skip_cg = -1;
+  a.err_pipe = -1;
+  pid_t pid = -1;
+  int child_errno = 0;
+  if (kill_v2 && !clone3_unavailable) {
+    a.skip_cg = kill_dir;
+    pid = spawn_into_cgroup(&a, cg_fd, &child_errno);
+    if (pid < 0 && (errno == ENOSYS || errno == E2BIG || errno == EPERM || errno == EINVAL)) {
+      clone3_unavailable = 1;
+      a.skip_cg = -1;
+    } else if (pid < 0) {
+      child_errno = errno;
+    }
+  }
+  if (a.skip_cg < 0) {
+    /* CLONE_VFORK: we resume once the child has called execve or exited, so one stack serves every child. */
+    pid = clone(child_main, child_stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+    child_errno = a.err;
+  }
   int spawn_errno = pid < 0 ? errno : child_errno;
   close(outp[1]);
   close(errp[1]);

@@ -138,6 +138,9 @@ export class RunnerCgroups {
         // v1 cpu only when there is a cpu limit: an extra directory per job is a cost for nothing otherwise.
         if (root.controller === 'cpu' && resources.cpus === undefined) continue;
         if (root.controller === 'pids' && resources.pids === undefined && this.roots.some((r) => r.hierarchy.version === 2)) continue;
+        // v1 memory only for a memory limit: making and joining a v1 memory cgroup costs about as much as the whole v2
+        // one, and without a limit all it adds is the peak of all processes (the main process's peak is in rusage).
+        if (root.controller === 'memory' && resources.memoryMb === undefined && this.roots.some((r) => r.hierarchy.version === 2)) continue;
         const dir = join(root.dir, name);
         await mkdir(dir);
         dirs.push({ version: root.hierarchy.version, dir, ...(root.controller ? { controller: root.controller } : {}) });
