@@ -23,7 +23,7 @@ test('retry runs a finished job again as a new job; an unfinished one gets 409 a
   assert.equal(r.body.command, first.command);
   assert.deepEqual(r.body.labels, { team: 'a', 'drover.retryOf': first.id });
   const again = await s.waitFor(r.body.id);
-  assert.equal(again.exitCode, 4);
+  assert.equal(again.exitCode, 4, JSON.stringify(again));
 
   const running = await s.submit({ command: 'sleep 10' });
   await s.waitFor(running.id, (j) => j.status === 'running');
