@@ -91,7 +91,16 @@ for (const { dir, concurrency } of phases) {
   const left = killLeftGroups();
   if (left.length > 0) process.stdout.write(`# ${dir}: killed ${left.length} process group(s) the tests left running: ${left.join(', ')}\n`);
   // The pipe ends once nothing holds it; do not wait for ever on one that something outside the groups holds.
-  await Promise.race([new Promise((r) => child.stdout.once('close', r)), new Promise((r) => setTimeout(r, 5000).unref())]);
+  // The pipe is often closed already when 'exit' comes; an unref'd timer alone would let node end with the await
+  // unsettled (exit 13) and skip the rest of the run.
+  if (!child.stdout.closed) {
+    let timer;
+    await Promise.race([
+      new Promise((r) => child.stdout.once('close', r)),
+      new Promise((r) => (timer = setTimeout(r, 5000))),
+    ]);
+    clearTimeout(timer);
+  }
   const count = (name) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(tail)?.[1] ?? 0);
   passed += count('pass');
   failed += count('fail') + count('cancelled');
