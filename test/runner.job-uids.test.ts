@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { DroverError, loadConfig, parseUidRange, type UidRange } from '@drover/core';
-import { DEFAULT_JOB_UIDS, JobUidPool, chooseJobUser, hostUidLock, type UidLock, type UserDatabase } from '@drover/runner';
+import { DEFAULT_JOB_UIDS, JobUidPool, chooseJobUser, hostLockPath, hostUidLock, type UidLock, type UserDatabase } from '@drover/runner';
 import { jobTempDir } from './helpers/job-dir.js';
 import { alive, startStack } from './helpers/stack.js';
 import { EXECUTORS } from './helpers/executors.js';
@@ -204,7 +204,8 @@ describe('the uid pool', () => {
     await Promise.all([held[0]!.release(), taken.release()]);
 
     // Another process holds a uid, then dies without a word (kill -9): the uid is free at once.
-    const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen({ path: '\\0drover-job-uid-${first}' }, () => console.log('held'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const path = JSON.stringify(hostLockPath(`job-uid-${first}`));
+    const holder = spawn(process.execPath, ['-e', `require('net').createServer().listen({ path: ${path} }, () => console.log('held'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
     t.after(() => holder.kill('SIGKILL'));
     await new Promise((resolve) => holder.stdout.once('data', resolve));
     const one = new JobUidPool({ range: { first, last: first }, runnerId: 'c', killAll });
