@@ -32,7 +32,13 @@ const killAllGroups = (): void => {
 process.once('exit', killAllGroups);
 // The file's global teardown, once all its tests ended (passed, failed, timed out or cancelled): a service still
 // running would keep the file's process alive, and with it the run, for ever. Only under the test runner.
-if (process.env.NODE_TEST_CONTEXT !== undefined) after(killAllGroups);
+if (process.env.NODE_TEST_CONTEXT !== undefined) {
+  after(killAllGroups);
+  // A test that timed out in its after-hooks can leave a connection open that keeps this file's process alive, and
+  // the whole run waiting for it. Its results are reported by now: if the process is still here after a grace
+  // period, it ends (the timer does not keep it alive by itself).
+  after(() => void setTimeout(() => process.exit(), 15_000).unref());
+}
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(sig, () => {
     killAllGroups();
