@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { DroverMetrics, createLogger, serveMetrics, type JobRecord } from '@drover/core';
 import { jobTempDir } from './helpers/job-dir.js';
+import { RunnerCgroups } from '@drover/runner';
 import { alive, startStack, type Stack } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 
@@ -127,4 +128,8 @@ test('the runner\'s /readyz says how its jobs are contained', async (t) => {
   assert.equal(body.status, 'ok');
   assert.match(body.details.containment, /^cgroup/);
   assert.ok(Object.values(body.details.cgroupControllers).some((v) => v !== null), 'the controllers in use are named');
+});
+
+test('RUNNER_CGROUP naming a directory that is no cgroup v2 directory is refused, not quietly replaced by another mode', async () => {
+  await assert.rejects(RunnerCgroups.open('bad-dir', createLogger('silent', 'test'), '/nonexistent/drover'), /RUNNER_CGROUP=\/nonexistent\/drover is not a cgroup v2 directory/);
 });

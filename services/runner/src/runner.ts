@@ -142,7 +142,10 @@ export class Runner {
       if (this.opts.config.runner.executor === 'spawner' && !SpawnerExecutor.available(this.opts.config.runner.spawnerPath ?? DEFAULT_SPAWNER_PATH)) {
         throw new Error('RUNNER_EXECUTOR=spawner but the spawner helper is not built; run npm run build');
       }
-      this.cgroups = await RunnerCgroups.open(this.id, this.log, this.opts.config.runner.cgroup).catch((err: unknown) => {
+      const setting = this.opts.config.runner.cgroup;
+      this.cgroups = await RunnerCgroups.open(this.id, this.log, setting).catch((err: unknown) => {
+        // A directory the operator named and cannot be used is an error; under auto, the fallback is said and taken.
+        if (setting !== 'auto') throw err;
         this.log.warn({ err: coerceError(err) }, 'cannot use cgroups for jobs: containing them by process group');
         return undefined;
       });

@@ -96,6 +96,9 @@ export class RunnerCgroups {
     if (!lock) throw new Error(`the runner cgroup name ${name} is taken on this host`);
     try {
       const hierarchies = await findHierarchies(setting === 'auto' ? undefined : setting);
+      if (setting !== 'auto' && !hierarchies.some((h) => h.version === 2)) {
+        throw new Error(`RUNNER_CGROUP=${setting} is not a cgroup v2 directory this runner can read (no cgroup.controllers there)`);
+      }
       const roots: RunnerCgroups['roots'] = [];
       const controllers: Controllers = { memory: null, cpu: null, pids: null };
       const v2 = hierarchies.find((h) => h.version === 2);
