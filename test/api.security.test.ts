@@ -4,8 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_SPEC_DEFAULTS, JobStore, createRedis, createTransport, newJobId, normalizeJobSpec, type JobRecord } from '@drover/core';
-import { REDIS_URL, startStack } from './helpers/stack.js';
+import type { JobRecord } from '@drover/core';
+import { injectJob } from './helpers/bypass.js';
+import { startStack } from './helpers/stack.js';
 
 function policyFile(t: { after: (fn: () => void) => void }, policy: unknown): string {
   const dir = mkdtempSync(join(tmpdir(), 'drover-policy-'));
@@ -34,14 +35,7 @@ test('command policy: refused at submit with the rule that refused it; runners r
   assert.equal(sched.status, 403, 'schedules are checked too');
 
   // Someone writes straight to Redis and the broker: the runner checks the policy itself.
-  const redis = createRedis(REDIS_URL, 'worker');
-  t.after(() => redis.quit());
-  const transport = createTransport(s.config);
-  t.after(() => transport.close());
-  await transport.ready();
-  const id = newJobId();
-  await new JobStore(redis, s.prefix).create([{ id, spec: normalizeJobSpec({ queue: 'locked', command: 'touch /tmp/pwned' }, DEFAULT_SPEC_DEFAULTS) }]);
-  await transport.publish([{ jobId: id, queue: 'locked' }]);
+  const id = await injectJob(t, s, { queue: 'locked', command: 'touch /tmp/pwned' });
   const refused = await s.waitFor(id);
   assert.equal(refused.status, 'failed');
   assert.match(refused.error ?? '', /refused by the runner's command policy/);

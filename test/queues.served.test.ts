@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { DEFAULT_SPEC_DEFAULTS, JobStore, createLogger, createRedis, createTransport, loadConfig, newJobId, normalizeJobSpec, parseQueueSelection, type JobRecord, type QueueSelection, type QueueView } from '@drover/core';
+import { createLogger, loadConfig, parseQueueSelection, type JobRecord, type QueueSelection, type QueueView } from '@drover/core';
 import { Runner } from '@drover/runner';
-import { REDIS_URL, brokerTest, startStack, type Stack } from './helpers/stack.js';
+import { injectJob } from './helpers/bypass.js';
+import { brokerTest, startStack, type Stack } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 
 interface Warning {
@@ -91,14 +92,7 @@ brokerTest('RUNNER_QUEUES=*,!heavy serves queues created after it started; a que
 brokerTest('a runner serving * finds a queue written straight to the store (no notice from the API) on its periodic scan', async (t, broker) => {
   const s = await startStack(t, { broker, env: { RUNNER_QUEUES: '*', RUNNER_QUEUE_SCAN_MS: '100' } });
   // As the scheduler or a script with store access would: a record and a broker message, no API in between.
-  const redis = createRedis(REDIS_URL, 'worker');
-  t.after(() => redis.quit());
-  const transport = createTransport(s.config);
-  t.after(() => transport.close());
-  await transport.ready();
-  const id = newJobId();
-  await new JobStore(redis, s.prefix).create([{ id, spec: normalizeJobSpec({ queue: 'nightly', command: 'echo found' }, DEFAULT_SPEC_DEFAULTS) }]);
-  await transport.publish([{ jobId: id, queue: 'nightly' }]);
+  const id = await injectJob(t, s, { queue: 'nightly', command: 'echo found' });
   assert.equal((await s.waitFor(id)).status, 'succeeded');
 });
 
