@@ -72,10 +72,7 @@ if (!args.includes('--no-faults')) phases.push({ dir: 'test/faults', concurrency
 let passed = 0;
 let failed = 0;
 for (const { dir, concurrency } of phases) {
-  // The load test last: its 20000 jobs wrap the pid space (pid_max is often 32768), and a RabbitMQ restart test run
-  // right after it twice timed out in CI, unexplained so far; never when run alone or before it.
-  const heavyLast = (f) => (f === 'load.test.ts' ? 1 : 0);
-  const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort((a, b) => heavyLast(a) - heavyLast(b) || a.localeCompare(b)).map((f) => `${dir}/${f}`);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `${dir}/${f}`);
   if (files.length === 0) continue;
   const shared = dir === 'test/faults' ? await watchShared() : undefined;
   // Its own process group, so an interrupted run takes the test files down with it.
