@@ -46,6 +46,15 @@ export interface OwnRabbitMQ {
  * meets a broker that is gone, which its close() shrugs off.
  */
 export async function startOwnRabbitMQ(t: TestContext): Promise<OwnRabbitMQ> {
+  return startRabbitNode((close) => t.after(close));
+}
+
+/**
+ * The node itself, for a test or for the fault phase's shared-for-the-phase broker (test/helpers/fault-services.ts).
+ * `onClose` receives the cleanup as soon as there is something to clean up; should the start fail, the cleanup has
+ * run by the time the error is thrown.
+ */
+export async function startRabbitNode(onClose: (close: () => Promise<void>) => void = () => undefined): Promise<OwnRabbitMQ> {
   const dir = mkdtempSync(join(tmpdir(), 'drover-rabbitmq-'));
   const node = `drover-test-${randomUUID().slice(0, 8)}@localhost`;
   const port = portPicker();
@@ -108,7 +117,7 @@ export async function startOwnRabbitMQ(t: TestContext): Promise<OwnRabbitMQ> {
     return closing;
   };
   process.once('exit', killAll);
-  t.after(close);
+  onClose(close);
 
   const ctl = async (...args: string[]): Promise<void> => {
     await run(`${BIN}rabbitmqctl`, ['-q', '-n', node, ...args], { env: ctlEnv, timeout: CTL_TIMEOUT_MS });
