@@ -1,11 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
-import { test, type TestContext } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import amqp from 'amqplib';
+import { Redis } from 'ioredis';
 import { TokenRegistry, startApiServer, type ApiServer } from '@drover/api';
 import { DroverMetrics, createLogger, createRedis, isTerminal, loadConfig, rabbitNames, type DroverConfig, type JobRecord, type Resolver } from '@drover/core';
 import { Runner } from '@drover/runner';
 import { Scheduler } from '@drover/scheduler';
+import { registerPrefix, unregisterPrefix } from './prefixes.js';
 import { isTrackedGroup } from './process-groups.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -62,10 +64,20 @@ export interface Stack {
 
 const token = (): string => randomBytes(24).toString('base64url');
 
-/** Deletes every key of a test prefix, and its RabbitMQ queues. */
-export async function deletePrefix(prefix: string, redisUrl = REDIS_URL, amqpUrl = AMQP_URL): Promise<void> {
-  const redis = createRedis(redisUrl, 'worker');
+/**
+ * Deletes every key of a test prefix, and its RabbitMQ queues, and unregisters it. Rejects when its Redis cannot be
+ * reached within `connectTimeoutMs` (default: keeps trying as a service would).
+ */
+export async function deletePrefix(prefix: string, redisUrl = REDIS_URL, amqpUrl = AMQP_URL, opts: { connectTimeoutMs?: number } = {}): Promise<void> {
+  const redis = opts.connectTimeoutMs === undefined
+    ? createRedis(redisUrl, 'worker')
+    : new Redis(redisUrl, { connectTimeout: opts.connectTimeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+  redis.on('error', () => undefined);
   try {
+    await redis.connect().catch((err: unknown) => {
+      // createRedis connects by itself; only a refused quick client fails here.
+      if (opts.connectTimeoutMs !== undefined) throw err;
+    });
     const queues = await redis.smembers(`{${prefix}}:queues`);
     await deleteRabbitQueues(prefix, queues, amqpUrl);
     let cursor = '0';
@@ -74,8 +86,10 @@ export async function deletePrefix(prefix: string, redisUrl = REDIS_URL, amqpUrl
       cursor = next;
       if (keys.length > 0) await redis.del(...keys);
     } while (cursor !== '0');
+    unregisterPrefix(prefix);
+    created.delete(prefix);
   } finally {
-    await redis.quit();
+    redis.disconnect();
   }
 }
 
@@ -93,13 +107,28 @@ async function deleteRabbitQueues(prefix: string, queues: string[], amqpUrl: str
   }
 }
 
-export function testPrefix(): string {
-  return `test-${randomUUID()}`;
+/** The prefixes this test file created that still have keys (deleted at the file's end, should a test not). */
+const created = new Map<string, { redisUrl: string; amqpUrl: string }>();
+if (process.env.NODE_TEST_CONTEXT !== undefined) {
+  after(async () => {
+    for (const [prefix, at] of created) await deletePrefix(prefix, at.redisUrl, at.amqpUrl, { connectTimeoutMs: 2000 }).catch(() => undefined);
+  });
+}
+
+/**
+ * A key prefix of its own for a test, registered (test/helpers/prefixes.ts) with the Redis and RabbitMQ its keys go
+ * to, so that its keys are deleted even when the test file is killed before its after-hooks run.
+ */
+export function testPrefix(redisUrl = REDIS_URL, amqpUrl = AMQP_URL): string {
+  const prefix = `test-${randomUUID()}`;
+  created.set(prefix, { redisUrl, amqpUrl });
+  registerPrefix({ prefix, redisUrl, amqpUrl });
+  return prefix;
 }
 
 /** An API on a free port, a scheduler and a runner, on a prefix of their own; torn down after the test. */
 export async function startStack(t: TestContext, opts: StackOptions = {}): Promise<Stack> {
-  const prefix = testPrefix();
+  const prefix = testPrefix(opts.redisUrl ?? REDIS_URL, opts.amqpUrl ?? AMQP_URL);
   const config = loadConfig({
     REDIS_URL: opts.redisUrl ?? REDIS_URL,
     DROVER_PREFIX: prefix,
