@@ -116,3 +116,37 @@ brokerTest('a draining runner takes on new queues only once resumed; draining th
   assert.equal((await s.request('POST', `/v1/runners/${id}/resume`)).status, 200);
   assert.equal((await s.waitFor(beta.body.id)).status, 'succeeded');
 });
+
+test('schedules, their triggers and workflows whose jobs no runner serves are accepted with a NO_RUNNER warning per queue', async (t) => {
+  const s = await startStack(t, { env: { RUNNER_QUEUES: 'default' } });
+  type Warned = { warnings?: Warning[] };
+  const queuesOf = (body: Warned): string[] | undefined => body.warnings?.map((w) => `${w.code}:${w.queue}`);
+
+  const created = await s.request<Warned & { name: string }>('POST', '/v1/schedules', { name: 'nightly', cron: '0 3 * * *', job: { queue: 'reports', command: 'true' } });
+  assert.equal(created.status, 201);
+  assert.deepEqual(queuesOf(created.body), ['NO_RUNNER:reports']);
+  assert.equal((await s.request('GET', '/v1/schedules/nightly')).status, 200, 'the schedule exists all the same');
+  // No body at all, as `curl -X POST` sends it: the body is optional.
+  const trigger = await s.request<Submitted>('POST', '/v1/schedules/nightly/trigger');
+  assert.equal(trigger.status, 201);
+  assert.deepEqual(queuesOf(trigger.body), ['NO_RUNNER:reports']);
+  assert.equal((await s.request<JobRecord>('GET', `/v1/jobs/${trigger.body.id}`)).body.status, 'queued', 'the triggered job waits');
+  // Moved to a served queue: no warning any more (the update answers like the create).
+  const moved = await s.request<Warned>('PUT', '/v1/schedules/nightly', { job: { queue: 'default', command: 'true' } });
+  assert.equal(moved.status, 200);
+  assert.equal(moved.body.warnings, undefined);
+  const plain = await s.request<Warned>('POST', '/v1/schedules', { name: 'served', cron: '0 3 * * *', job: { command: 'true' } });
+  assert.equal(plain.body.warnings, undefined, 'a served queue: no warnings');
+
+  const flow = await s.request<Warned & { id: string }>('POST', '/v1/workflows', {
+    name: 'mixed',
+    steps: [{ name: 'a', job: { command: 'true' } }, { name: 'b', dependsOn: ['a'], job: { queue: 'gpu', command: 'true' } }, { name: 'c', dependsOn: ['a'], job: { queue: 'gpu', command: 'true' } }],
+  });
+  assert.equal(flow.status, 201);
+  assert.deepEqual(queuesOf(flow.body), ['NO_RUNNER:gpu'], 'one warning per unserved queue, none for the served step');
+  const wflowSchedule = await s.request<Warned>('POST', '/v1/schedules', {
+    name: 'flow', cron: '0 3 * * *', workflow: { steps: [{ name: 'x', job: { queue: 'etl', command: 'true' } }, { name: 'y', dependsOn: ['x'], job: { command: 'true' } }] },
+  });
+  assert.equal(wflowSchedule.status, 201);
+  assert.deepEqual(queuesOf(wflowSchedule.body), ['NO_RUNNER:etl']);
+});

@@ -1,6 +1,6 @@
 import { consumersOf, type QueueConsumer, type RunnerRegistry, type Logger } from '@drover/core';
 import type { Redis } from 'ioredis';
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TObject, type TOptional, type TProperties } from 'typebox';
 
 /** How long a submission's "is this queue served?" answer may be old: one registry read per period and process. */
 const SERVED_CACHE_MS = 1000;
@@ -27,6 +27,11 @@ export const SubmitWarning = Type.Object(
 export type SubmitWarning = Static<typeof SubmitWarning>;
 
 export const SubmitWarnings = Type.Array(SubmitWarning, { description: 'Present when the job was accepted but will not start as things are.' });
+
+/** An answer schema with the optional `warnings` of a submission (jobs, schedules, triggers, workflows). */
+export function withWarnings<T extends TProperties>(schema: TObject<T>): TObject<T & { warnings: TOptional<typeof SubmitWarnings> }> {
+  return Type.Object({ ...schema.properties, warnings: Type.Optional(SubmitWarnings) });
+}
 
 /** The live runners that serve each of `queues` (one registry read, maybe a second old). */
 export async function consumersByQueue(runners: RunnerRegistry, queues: readonly string[], maxAgeMs = 0): Promise<Map<string, QueueConsumer[]>> {

@@ -1,5 +1,6 @@
 import { JOB_ID_PATTERN, JOB_STATUSES, QueueName, Resources, STEP_STATUSES, WORKFLOW_STATUSES } from '@drover/core';
 import { Type } from 'typebox';
+import type { FastifyRequest } from 'fastify';
 
 /** Response and parameter schemas; request bodies come from @drover/core's job spec. */
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
@@ -307,3 +308,11 @@ export const EventSchema = Type.Object({
   queue: Nullable(Type.String()),
   data: Type.Record(Type.String(), Type.Unknown()),
 });
+
+/**
+ * For routes whose body is optional (every field of it is): a request without one (`curl -X POST`, no
+ * content-type) means `{}`, rather than failing validation with "body: must be object".
+ */
+export async function noBodyIsEmpty(request: FastifyRequest): Promise<void> {
+  request.body ??= {};
+}

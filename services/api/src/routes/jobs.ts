@@ -11,7 +11,7 @@ import { canSee, guards } from '../queue-scope.js';
 import { assertUnderQuota, recordOwned } from '../job-quota.js';
 import { followLogs } from './log-follow.js';
 import { IdempotencyHeaders, claimOf, markReplayed, priorResult, replayedJobs, storedNotPublished } from '../idempotency.js';
-import { SubmitWarnings, announcerFor, submitWarnings } from '../queue-consumers.js';
+import { SubmitWarnings, announcerFor, submitWarnings, withWarnings } from '../queue-consumers.js';
 import { ErrorResponse, JobIdParams, JobListQuery, JobPage, JobRecordSchema, LogPage, LogQuery, errorResponses } from '../schemas.js';
 
 /** Largest batch accepted by POST /v1/jobs/batch. */
@@ -21,7 +21,7 @@ const CANCEL_POLL_MS = 25;
 const errors = errorResponses(400, 401, 403, 404, 429, 503);
 
 /** A submitted job's record, with the warnings of its submission (its queue has no runner, say). */
-const SubmittedJob = Type.Object({ ...JobRecordSchema.properties, warnings: Type.Optional(SubmitWarnings) });
+export const SubmittedJob = withWarnings(JobRecordSchema);
 
 /** The token may use the job's queue, and the queue's command policy lets the command run (403 otherwise). */
 export function assertSubmittable(ctx: ApiContext, principal: Principal | undefined, spec: JobSpec, field: string): void {

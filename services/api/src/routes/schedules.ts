@@ -9,8 +9,9 @@ import type { Principal } from '../auth.js';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
 import { canSee, guards, scheduleQueues } from '../queue-scope.js';
-import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema, errorResponses } from '../schemas.js';
-import { assertJobCount, assertSubmittable, throwProblems } from './jobs.js';
+import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema, errorResponses, noBodyIsEmpty } from '../schemas.js';
+import { SubmittedJob, assertJobCount, assertSubmittable, throwProblems } from './jobs.js';
+import { submitWarnings, withWarnings, type SubmitWarning } from '../queue-consumers.js';
 
 const NameParams = Type.Object({ name: ScheduleName }, { additionalProperties: false });
 const PageQuery = Type.Object(
@@ -105,6 +106,8 @@ export function scheduleView<T extends ScheduleDef>(s: T): T {
   return out;
 }
 
+const WarnedSchedule = withWarnings(ScheduleRecordSchema);
+
 export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const guard = guards(ctx).schedule();
   const next = (def: ScheduleDef, enabled: boolean, now: number): number | null =>
@@ -115,10 +118,15 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return s;
   };
   const viewOf = async (name: string) => scheduleView(await mustGet(name));
+  // A schedule whose jobs no runner would take is accepted, and said so (as job submissions are).
+  const warned = async <T extends object>(view: T, def: ScheduleDef): Promise<T & { warnings?: SubmitWarning[] }> => {
+    const warnings = await submitWarnings(ctx.runners, defSpecs(def).map(({ spec }) => spec.queue), ctx.log);
+    return warnings.length > 0 ? { ...view, warnings } : view;
+  };
 
   app.post<{ Body: ScheduleInput }>(
     '/v1/schedules',
-    { config: { scope: 'submit', queues: 'handler' }, schema: { operationId: 'createSchedule', tags: ['schedules'], summary: 'Create a cron schedule', body: ScheduleInput, response: { 201: ScheduleRecordSchema, 409: ErrorResponse, ...errors } } },
+    { config: { scope: 'submit', queues: 'handler' }, schema: { operationId: 'createSchedule', tags: ['schedules'], summary: 'Create a cron schedule', body: ScheduleInput, response: { 201: WarnedSchedule, 409: ErrorResponse, ...errors } } },
     async (request, reply) => {
       const def = scheduleDefaults(request.body);
       checkDef(def);
@@ -129,7 +137,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (!(await ctx.schedules.put('create', request.body.name, def, enabled, next(def, enabled, now), now))) {
         throw new DroverError('CONFLICT', `a schedule named ${request.body.name} exists already`, { field: 'name' });
       }
-      return reply.status(201).send(await viewOf(request.body.name));
+      return reply.status(201).send(await warned(await viewOf(request.body.name), def));
     },
   );
 
@@ -154,7 +162,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.put<Named & { Body: ScheduleUpdate }>(
     '/v1/schedules/:name',
-    { config: { scope: 'submit', queues: guard }, schema: { operationId: 'updateSchedule', tags: ['schedules'], summary: 'Update: given fields replace the schedule\'s; the next fire time is recomputed', params: NameParams, body: ScheduleUpdate, response: { 200: ScheduleRecordSchema, ...errors } } },
+    { config: { scope: 'submit', queues: guard }, schema: { operationId: 'updateSchedule', tags: ['schedules'], summary: 'Update: given fields replace the schedule\'s; the next fire time is recomputed', params: NameParams, body: ScheduleUpdate, response: { 200: WarnedSchedule, ...errors } } },
     async (request) => {
       const current = await mustGet(request.params.name);
       const { enabled: wantEnabled, ...changes } = request.body;
@@ -177,7 +185,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (!(await ctx.schedules.put('update', request.params.name, def, enabled, next(def, enabled, now), now))) {
         throw new DroverError('NOT_FOUND', `no schedule ${request.params.name}`);
       }
-      return viewOf(request.params.name);
+      return warned(await viewOf(request.params.name), def);
     },
   );
 
@@ -233,7 +241,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post<Named & { Body: { delayMs?: number; env?: Record<string, string>; args?: string[] } }>(
     '/v1/schedules/:name/trigger',
-    { config: { scope: 'submit', queues: guard }, schema: { operationId: 'triggerSchedule', tags: ['schedules'], summary: 'Run the schedule\'s job now (or after delayMs), optionally with env and args overrides', params: NameParams, headers: IdempotencyHeaders, body: TriggerBody, response: { 201: JobRecordSchema, 409: ErrorResponse, ...errors } } },
+    { preValidation: noBodyIsEmpty, config: { scope: 'submit', queues: guard }, schema: { operationId: 'triggerSchedule', tags: ['schedules'], summary: 'Run the schedule\'s job now (or after delayMs), optionally with env and args overrides', params: NameParams, headers: IdempotencyHeaders, body: TriggerBody, response: { 201: SubmittedJob, 409: ErrorResponse, ...errors } } },
     async (request, reply) => {
       const claim = claimOf(request, ctx);
       const prior = await priorResult(ctx, claim);
@@ -251,7 +259,9 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const outcome = await triggerScheduleOnce(ctx, s.name, payload, delayMs ? now + delayMs : null, now, claim);
       if (outcome === 'missing') throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
       if (outcome !== 'fired') return replayTrigger(reply, outcome);
-      return reply.status(201).send((await ctx.store.get(payload.jobIds[0]!))!);
+      const warnings = await submitWarnings(ctx.runners, defSpecs(s).map(({ spec }) => spec.queue), ctx.log);
+      const job = (await ctx.store.get(payload.jobIds[0]!))!;
+      return reply.status(201).send(warnings.length > 0 ? { ...job, warnings } : job);
     },
   );
 

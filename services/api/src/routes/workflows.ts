@@ -9,6 +9,7 @@ import type { ApiContext } from '../context.js';
 import { canSee, guards, workflowQueues } from '../queue-scope.js';
 import { WorkflowViewSchema, errorResponses, pageOf } from '../schemas.js';
 import { assertSubmittable, submitJobs, submitJobsOnce, throwProblems } from './jobs.js';
+import { submitWarnings, withWarnings } from '../queue-consumers.js';
 
 const errors = errorResponses(400, 401, 403, 404, 409, 429, 503);
 const IdParams = Type.Object({ id: Type.String({ pattern: JOB_ID_PATTERN }) }, { additionalProperties: false });
@@ -86,7 +87,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Run a DAG of steps: each starts when the steps it depends on succeeded',
         headers: IdempotencyHeaders,
         body: WorkflowInput,
-        response: { 201: WorkflowViewSchema, ...errors },
+        response: { 201: withWarnings(WorkflowViewSchema), ...errors },
       },
     },
     async (request, reply) => {
@@ -106,7 +107,9 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
       // The record goes with its jobs in one step: a retry never finds jobs without their workflow.
       const outcome = await submitJobsOnce(ctx, jobs, { workflow: { id: wf.id, doc: ctx.workflows.docOf(wf) }, ...(claim ? { idempotency: claim } : {}) }, request.traceContext, request.principal);
       if (outcome.replayed) return replayStart(reply, outcome);
-      return reply.status(201).send(await view(wf));
+      const warnings = await submitWarnings(ctx.runners, jobs.map((j) => j.spec.queue), ctx.log);
+      const answer = await view(wf);
+      return reply.status(201).send(warnings.length > 0 ? { ...answer, warnings } : answer);
     },
   );
 
