@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { after, test } from 'node:test';
-import { loadConfig, type DroverConfig } from '@drover/core';
+import { loadConfig, parseQueueSelection, type DroverConfig } from '@drover/core';
 import { DROVER_LIKE, ROOT, asArray, asObj, asString, containerEnv, fillAdapterTemplate, k8sVariants, fillExampleSecrets, get, isK8sObject, isObj, knownEnvNames, kustomizationRefs, metricCatalog, parseEnvFile, parseYamlDocs, podContainers, podLabels, podSpec, promqlLabels, promqlMatcherValues, promqlMetrics, readKustomization, renderKustomize, resolveSeries, selectorMatches, type Container, type K8sObject, hostPort } from './helpers/deploy.js';
 import { RUNNER_CAPABILITIES, assertUidPerJob, materialize, mountedFiles, withHostFiles } from './helpers/deploy-secrets.js';
 
@@ -329,10 +329,18 @@ async function checkScalingQuery(query: string, what: string, runnerQueues: stri
   assert.ok(states.some((s) => s.op === '=' && s.value === 'parked'), `${what}: takes parked jobs out (queue limits hold them, not a lack of runners)`);
   assert.match(query, /-\s*sum\(max by \([^)]*\)\s*\(\s*drover_queue_depth\{[^}]*state="parked"/, `${what}: parked is subtracted`);
   const queueMatchers = promqlMatcherValues(query, 'queue');
-  assert.equal(queueMatchers.length, selectors, `${what}: every selector is limited to the runners' queues`);
-  for (const m of queueMatchers) {
-    const re = new RegExp(`^(?:${m.value})$`);
-    for (const q of runnerQueues) assert.ok(re.test(q), `${what}: queue matcher "${m.value}" covers RUNNER_QUEUES ${q}`);
+  assert.ok(queueMatchers.length >= selectors, `${what}: every selector is limited to the runners' queues`);
+  // The matchers (the same in every selector) take exactly the queues RUNNER_QUEUES serves, patterns and
+  // exclusions included: tried on its names and on queues created later.
+  const selection = parseQueueSelection(runnerQueues);
+  assert.ok(!Array.isArray(selection), `${what}: RUNNER_QUEUES ${runnerQueues.join()} is valid`);
+  const takes = (m: { op: string; value: string }, q: string): boolean => {
+    const full = new RegExp(`^(?:${m.value})$`);
+    return m.op === '=~' ? full.test(q) : m.op === '!~' ? !full.test(q) : m.op === '=' ? q === m.value : q !== m.value;
+  };
+  for (const q of new Set([...selection.names, 'default', 'reports', 'build-7', 'heavy', 'nightly.etl'])) {
+    const counted = queueMatchers.every((m) => takes(m, q));
+    assert.equal(counted, selection.serves(q), `${what}: queue ${q} is ${selection.serves(q) ? '' : 'not '}served by RUNNER_QUEUES=${runnerQueues.join()}, and ${counted ? '' : 'not '}counted`);
   }
 }
 
@@ -357,7 +365,10 @@ test('k8s: KEDA scales the runner on backlog + running from Prometheus, one repl
     assert.ok(/^https?:\/\//.test(asString(get(t, 'metadata', 'serverAddress'), 'serverAddress')), 'a Prometheus address');
     assert.equal(Number(get(t, 'metadata', 'threshold')), config.runner.concurrency, 'threshold = RUNNER_CONCURRENCY');
     assert.equal(get(t, 'metadata', 'ignoreNullValues'), 'false', 'missing data must not scale busy runners in');
-    await checkScalingQuery(asString(get(t, 'metadata', 'query'), 'query'), `${v.name} KEDA query`, config.runner.queues);
+    const query = asString(get(t, 'metadata', 'query'), 'query');
+    await checkScalingQuery(query, `${v.name} KEDA query`, config.runner.queues);
+    // The control: runners that leave a queue out must not be scaled for its backlog by this query.
+    await assert.rejects(checkScalingQuery(query, 'control', ['*', '!heavy']), /queue heavy is not served by RUNNER_QUEUES=\*,!heavy, and counted/);
     assert.ok(!v.objects.some((o) => o.kind === 'HorizontalPodAutoscaler'), `${v.name}: not together with the HPA`);
   }
 });
