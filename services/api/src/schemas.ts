@@ -52,6 +52,9 @@ export const JobRecordSchema = Type.Object({
   envKeys: Type.Array(Type.String(), { description: 'Names of the extra environment variables; values are never returned.' }),
   cwd: Nullable(Type.String()),
   timeoutMs: NullableInt,
+  // Optional only for records archived before these fields existed.
+  alertAfterMs: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'job.slow fires once an attempt has run this long; the job keeps running.' })),
+  slowAt: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When the latest job.slow alert fired (its event names the attempt).' })),
   retries: Type.Integer(),
   backoff: Type.Object({ type: Type.String(), delayMs: Type.Integer(), maxDelayMs: Type.Optional(Type.Integer()) }),
   onLost: Type.String(),
@@ -302,7 +305,7 @@ export const WebhookCreatedSchema = Type.Object({ ...WebhookSchema.properties, s
 
 export const EventSchema = Type.Object({
   id: Type.String({ description: 'Stream id: monotonic; the Last-Event-ID (or `after`) to resume from.' }),
-  type: Type.String({ description: 'job.submitted, job.started, job.succeeded, job.failed, job.timed_out, job.cancelled, job.lost, job.retried, schedule.*, runner.*' }),
+  type: Type.String({ description: 'job.submitted, job.started, job.slow, job.succeeded, job.failed, job.timed_out, job.cancelled, job.lost, job.retried, schedule.*, runner.*' }),
   ts: Time,
   jobId: Nullable(Type.String()),
   queue: Nullable(Type.String()),

@@ -288,9 +288,11 @@ export class Runner {
     );
     this.running.set(msg.jobId, exec);
     let pidTimer: NodeJS.Timeout | undefined;
+    let slowTimer: NodeJS.Timeout | undefined;
     try {
       const result = await exec.run(this.executor, (pid, at) => {
         telemetry.spawned(at);
+        slowTimer = this.slowAlert(msg.jobId, msg.queue, claim, at);
         // Most jobs end within milliseconds; their pid is never seen, so it is only recorded for those still running.
         pidTimer = setTimeout(() => {
           this.store.setPid(msg.jobId, this.id, claim.attempt, pid, at).catch((err: unknown) =>
@@ -318,8 +320,28 @@ export class Runner {
       this.log.info({ jobId: msg.jobId, attempt: claim.attempt, outcome: result.outcome, exitCode: result.exitCode, next: finished.status }, 'job finished');
     } finally {
       clearTimeout(pidTimer);
+      clearTimeout(slowTimer);
       this.running.delete(msg.jobId);
     }
+  }
+
+  /**
+   * For a job with alertAfterMs: a timer from its spawn that records job.slow (the store checks the attempt still
+   * runs here). A warning only; the job goes on. A runner that dies first sends none: its attempt is lost anyway.
+   */
+  private slowAlert(jobId: string, queue: string, claim: Claim, spawnedAt: number): NodeJS.Timeout | undefined {
+    const after = claim.spec.alertAfterMs;
+    if (after === undefined) return undefined;
+    return setTimeout(() => {
+      this.store.markSlow(jobId, this.id, claim.attempt, Date.now() - spawnedAt, after).then(
+        (marked) => {
+          if (!marked) return;
+          this.metrics.jobsSlow.inc({ queue });
+          this.log.warn({ jobId, queue, attempt: claim.attempt, alertAfterMs: after }, 'job is running longer than its alertAfterMs');
+        },
+        (err: unknown) => this.log.warn({ err: coerceError(err), jobId }, 'recording job.slow failed'),
+      );
+    }, Math.max(0, spawnedAt + after - Date.now()));
   }
 
   /** Records a runner event; a failure to record is logged, never fatal. */

@@ -31,6 +31,10 @@ export interface JobRecord {
   envKeys: string[];
   cwd: string | null;
   timeoutMs: number | null;
+  /** job.slow fires once an attempt has run this long (the job keeps running). */
+  alertAfterMs: number | null;
+  /** When the latest job.slow alert fired (its event names the attempt); null if none did. */
+  slowAt: string | null;
   retries: number;
   backoff: JobSpec['backoff'];
   onLost: JobSpec['onLost'];
@@ -110,6 +114,8 @@ export function recordFromHash(h: Record<string, string>): JobRecord {
     envKeys: Object.keys(spec.env ?? {}),
     cwd: spec.cwd ?? null,
     timeoutMs: spec.timeoutMs ?? null,
+    alertAfterMs: spec.alertAfterMs ?? null,
+    slowAt: h.slowAt ? new Date(Number(h.slowAt)).toISOString() : null,
     retries: spec.retries,
     backoff: spec.backoff,
     onLost: spec.onLost,

@@ -87,6 +87,13 @@ export const JobTemplate = Type.Object(
     timeoutMs: Type.Optional(
       Type.Integer({ minimum: 1, maximum: MAX_DURATION_MS, description: 'Kill the process group after this many ms.' }),
     ),
+    alertAfterMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_DURATION_MS,
+        description: 'Warn, do not kill: once an attempt has run this long, a `job.slow` event (and webhook) says so and the record gets `slowAt`; the job keeps running (qschedule\'s `timeout`).',
+      }),
+    ),
     retries: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 100, description: 'Extra attempts after a failed or timed-out one (lost attempts have their own budget, `maxLost`).' }),
     ),
@@ -206,6 +213,7 @@ export interface JobSpec {
   env: Record<string, string>;
   cwd?: string;
   timeoutMs?: number;
+  alertAfterMs?: number;
   retries: number;
   backoff: BackoffPolicy;
   onLost: 'retry' | 'discard';
@@ -324,6 +332,7 @@ export function normalizeJobSpec(input: JobTemplate, defaults: SpecDefaults): Jo
   if (input.stdin !== undefined) spec.stdin = input.stdin;
   if (input.cwd !== undefined) spec.cwd = input.cwd;
   if (input.timeoutMs !== undefined) spec.timeoutMs = input.timeoutMs;
+  if (input.alertAfterMs !== undefined) spec.alertAfterMs = input.alertAfterMs;
   if (input.args !== undefined && input.args.length > 0) spec.args = input.args;
   if (input.user !== undefined) spec.user = input.user;
   if (input.group !== undefined) spec.group = input.group;

@@ -20,6 +20,7 @@ declare module 'ioredis' {
     droverExpireFinished(...args: (string | number)[]): Result<number, Context>;
     droverClaim(...args: (string | number)[]): Result<[number, ...unknown[]], Context>;
     droverSetPid(...args: (string | number)[]): Result<number, Context>;
+    droverMarkSlow(...args: (string | number)[]): Result<number, Context>;
     droverFinish(...args: (string | number)[]): Result<[number, string, string?], Context>;
     droverCancel(...args: (string | number)[]): Result<[CancelAction, string, string?], Context>;
     droverPromote(...args: (string | number)[]): Result<string[], Context>;
@@ -34,6 +35,7 @@ const COMMANDS: Record<string, string> = {
   droverCreate: scripts.CREATE,
   droverClaim: scripts.CLAIM,
   droverSetPid: scripts.SET_PID,
+  droverMarkSlow: scripts.MARK_SLOW,
   droverFinish: scripts.FINISH,
   droverCancel: scripts.CANCEL,
   droverPromote: scripts.PROMOTE,
@@ -366,6 +368,11 @@ export class JobStore {
 
   async setPid(id: string, runnerId: string, attempt: number, pid: number, startedAt: number): Promise<boolean> {
     return (await this.redis.droverSetPid(this.keys.base, id, runnerId, attempt, pid, startedAt)) === 1;
+  }
+
+  /** The attempt has run past its alertAfterMs: job.slow, once, if the attempt still owns the job. */
+  async markSlow(id: string, runnerId: string, attempt: number, runningMs: number, alertAfterMs: number, now = Date.now()): Promise<boolean> {
+    return (await this.redis.droverMarkSlow(this.keys.base, id, runnerId, attempt, now, runningMs, alertAfterMs)) === 1;
   }
 
   async finish(f: FinishInput, now = Date.now()): Promise<FinishResult> {

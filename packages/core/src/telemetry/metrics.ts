@@ -100,6 +100,14 @@ export class DroverMetrics {
     collect: async () => (await this.knownQueues()).forEach((queue) => this.jobsLost.inc({ queue }, 0)),
   });
 
+  readonly jobsSlow = new Counter({
+    name: 'drover_jobs_slow_total',
+    help: 'Attempts that ran past their alertAfterMs (a job.slow alert; the job kept running), by queue.',
+    labelNames: ['queue'],
+    registers: [this.registry],
+    collect: async () => (await this.knownQueues()).forEach((queue) => this.jobsSlow.inc({ queue }, 0)),
+  });
+
   readonly jobDuration = new Histogram({
     name: 'drover_job_duration_seconds',
     help: "Run time of each attempt's process, by queue and outcome.",
