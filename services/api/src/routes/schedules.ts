@@ -108,6 +108,18 @@ export function scheduleView<T extends ScheduleDef>(s: T): T {
 
 const WarnedSchedule = withWarnings(ScheduleRecordSchema);
 
+/**
+ * Enables or disables schedules in one step, all or none (adapters use it too). Another queue's schedule counts as
+ * missing for a restricted token: the same NOT_FOUND (details.missing), and nothing changed.
+ */
+export async function setSchedulesEnabled(ctx: ApiContext, names: string[], enabled: boolean, principal: Principal | undefined): Promise<void> {
+  const now = Date.now();
+  const current = await Promise.all(names.map((n) => ctx.schedules.get(n)));
+  const missing = names.filter((_, i) => !current[i] || !canSee(principal, scheduleQueues(current[i])));
+  if (missing.length > 0) throw new DroverError('NOT_FOUND', `no schedule ${missing.join(', ')}`, { missing });
+  await ctx.schedules.setEnabled(current.map((s) => ({ name: s!.name, enabled, nextRunAt: enabled ? nextFireAfter(s!.cron, s!.timezone, now) : null })), now);
+}
+
 export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const guard = guards(ctx).schedule();
   const next = (def: ScheduleDef, enabled: boolean, now: number): number | null =>
@@ -212,12 +224,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
   );
 
   const setEnabled = async (names: string[], enabled: boolean, principal: Principal | undefined) => {
-    const now = Date.now();
-    const current = await Promise.all(names.map((n) => ctx.schedules.get(n)));
-    // Another queue's schedule counts as missing for a restricted token (same answer, nothing changed).
-    const missing = names.filter((_, i) => !current[i] || !canSee(principal, scheduleQueues(current[i])));
-    if (missing.length > 0) throw new DroverError('NOT_FOUND', `no schedule ${missing.join(', ')}`, { missing });
-    await ctx.schedules.setEnabled(current.map((s) => ({ name: s!.name, enabled, nextRunAt: next(s!, enabled, now) })), now);
+    await setSchedulesEnabled(ctx, names, enabled, principal);
     return Promise.all(names.map(viewOf));
   };
   for (const action of ['enable', 'disable'] as const) {
