@@ -8,7 +8,23 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** `false`: not counted against the caller's request budget (probes, metrics scrapes). Failed authentication always counts. */
     rateLimit?: false;
+    /**
+     * Where else than the Authorization header this route's clients send the token, for the legacy APIs whose
+     * clients did: `query` (`?token=`), `body` (a `token` field of a JSON or form body). The header wins when both
+     * are there; the check and the budgets are the same. Logs and traces never carry query strings.
+     */
+    tokenIn?: readonly ('query' | 'body')[];
   }
+}
+
+/** The Authorization header, or the token a legacy client put where its route allows (as a Bearer header). */
+function authorizationOf(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  const where = request.routeOptions.config.tokenIn;
+  if (header !== undefined || !where) return header;
+  const from = (o: unknown): unknown => (o && typeof o === 'object' && !Array.isArray(o) ? (o as Record<string, unknown>).token : undefined);
+  const token = (where.includes('query') ? from(request.query) : undefined) ?? (where.includes('body') ? from(request.body) : undefined);
+  return typeof token === 'string' && token !== '' ? `Bearer ${token}` : undefined;
 }
 
 export interface GuardOptions {
@@ -36,7 +52,16 @@ export function registerRequestGuard(app: FastifyInstance, ctx: ApiContext, opts
   const counter = new WindowCounter(ctx.store.redis, `${ctx.store.keys.base}:rate`);
   const { rateLimitPerMinute: perToken, authFailLimitPerMinute: perAddress } = opts;
 
+  // A route that takes the token from its body is checked once the body is parsed; every other one at once.
+  const bodyToken = (request: FastifyRequest): boolean => request.routeOptions.config.tokenIn?.includes('body') === true;
   app.addHook('onRequest', async (request, reply) => {
+    if (!bodyToken(request)) await guard(request, reply);
+  });
+  app.addHook('preValidation', async (request, reply) => {
+    if (bodyToken(request)) await guard(request, reply);
+  });
+
+  async function guard(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const path = request.routeOptions.url ?? '';
     const config = request.routeOptions.config;
     const counted = config.rateLimit !== false;
@@ -53,12 +78,13 @@ export function registerRequestGuard(app: FastifyInstance, ctx: ApiContext, opts
     const needed = config.scope ?? (path ? 'admin' : 'read');
     let principal: Principal | undefined;
     let refused: Error | undefined;
+    const authorization = authorizationOf(request);
     try {
-      principal = ctx.tokens.authorize(request.headers.authorization, needed);
+      principal = ctx.tokens.authorize(authorization, needed);
     } catch (err) {
       refused = coerceError(err);
     }
-    const token = parseBearer(request.headers.authorization);
+    const token = parseBearer(authorization);
     // FORBIDDEN means the token is known (its scope falls short): that is the token's business, not a guess.
     const known = principal !== undefined || (refused instanceof DroverError && refused.code === 'FORBIDDEN');
     if (!known || token === undefined) {
@@ -74,7 +100,7 @@ export function registerRequestGuard(app: FastifyInstance, ctx: ApiContext, opts
     if (taken) budgetHeaders(reply, perToken, taken);
     if (refused) throw refused;
     request.principal = principal;
-  });
+  }
 }
 
 const failMessage = (n: number): string =>
@@ -97,6 +123,6 @@ function limited(reply: FastifyReply, limit: number, w: WindowCount, why: string
 
 /** For handlers that need the caller's budget identity (stream slots): the token's key, else the address's. */
 export function callerKey(request: FastifyRequest): string {
-  const token = parseBearer(request.headers.authorization);
+  const token = parseBearer(authorizationOf(request));
   return token ? tokenKey(token) : `a:${request.ip}`;
 }
