@@ -18,6 +18,7 @@ import { UI_PREFIX, uiRoutes } from './routes/ui.js';
 import { jobRoutes } from './routes/jobs.js';
 import { coyotesRoutes } from './routes/compat/coyotes.js';
 import { meprocRoutes } from './routes/compat/meproc.js';
+import { qscheduleRoutes } from './routes/compat/qschedule.js';
 import { queueRoutes } from './routes/queues.js';
 import { runnerRoutes } from './routes/runners.js';
 import { scheduleRoutes } from './routes/schedules.js';
@@ -140,6 +141,7 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   // Each adapter in its own plugin scope: its error handler answers in its clients' envelope.
   await app.register(async (scope) => meprocRoutes(scope, ctx));
   await app.register(async (scope) => coyotesRoutes(scope, ctx));
+  await app.register(async (scope) => qscheduleRoutes(scope, ctx));
   await uiRoutes(app);
   return app;
 }
