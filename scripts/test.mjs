@@ -31,7 +31,7 @@ const tsx = (script, args, stdio) => spawn(process.execPath, ['--conditions=drov
 
 /** Deletes the keys and RabbitMQ queues of the prefixes a killed test file could not; answers what it did. */
 async function deleteLeftPrefixes() {
-  if (readdirSync(PREFIXES).length === 0) return '';
+  if (readdirSync(PREFIXES).every((f) => f === 'registrations.jsonl')) return '';
   const child = tsx('test/helpers/left-prefixes.ts', [PREFIXES], ['ignore', 'pipe', 'inherit']);
   let said = '';
   child.stdout.on('data', (c) => (said += c));
@@ -80,6 +80,23 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   });
 }
 
+/** The prefixes registered by the tests (test/helpers/prefixes.ts), from the `skip`-th on. */
+function registrationsSince(skip) {
+  const log = join(PREFIXES, 'registrations.jsonl');
+  if (!existsSync(log)) return [];
+  return readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).slice(skip).map((l) => JSON.parse(l));
+}
+/** Host and port of two URLs are the same (localhost and 127.0.0.1 alike). */
+function sameServer(a, b) {
+  const hp = (u) => {
+    const url = new URL(u);
+    return `${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${url.port}`;
+  };
+  return hp(a) === hp(b);
+}
+// Stacks open RabbitMQ connections only when the rabbitmq broker is among those tested.
+const BROKERS_USED = (process.env.TEST_BROKERS ?? 'bullmq,rabbitmq').includes('rabbitmq');
+
 /** What the fault phase must leave as it was: the shared Redis's run id, and a RabbitMQ connection opened before. */
 async function watchShared() {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
@@ -88,6 +105,7 @@ async function watchShared() {
   const connections = async () => Number(/total_connections_received:(\d+)/.exec(await redis.info('stats'))?.[1]);
   const before = await redis.connect().then(runId, () => undefined);
   const connectionsBefore = before === undefined ? undefined : await connections();
+  const logAt = registrationsSince(0).length;
   const conn = await amqp.connect(AMQP_URL).catch(() => undefined);
   let closed;
   conn?.on('error', () => undefined);
@@ -97,14 +115,14 @@ async function watchShared() {
     if (before !== undefined) {
       const after = await runId().catch(() => undefined);
       if (after !== before) problems.push(`the shared Redis at ${REDIS_URL} was ${after === undefined ? 'stopped' : 'restarted'} during the fault phase`);
-      // The phase runs on its own Redis: a connection to the shared one is a test reaching past it. Elsewhere than
-      // in CI something else may use the same Redis, so there it is only said.
+      // Something else may use the same Redis (other tests, a developer's tools), so a connection count is only said.
       const opened = after === before ? (await connections()) - connectionsBefore : 0;
-      if (opened > 0) {
-        const said = `${opened} connection(s) to the shared Redis at ${REDIS_URL} were opened during the fault phase`;
-        if (process.env.CI) problems.push(said);
-        else process.stdout.write(`# note: ${said} (by the tests or by something else using it)\n`);
-      }
+      if (opened > 0) process.stdout.write(`# note: ${opened} connection(s) to the shared Redis at ${REDIS_URL} were opened during the fault phase (by these tests, or by something else using it)\n`);
+    }
+    // What the tests say they used: every prefix registered during the phase, with its Redis and RabbitMQ.
+    for (const entry of registrationsSince(logAt)) {
+      if (sameServer(entry.redisUrl, REDIS_URL)) problems.push(`a fault test put prefix ${entry.prefix} on the shared Redis at ${REDIS_URL}`);
+      if (BROKERS_USED && sameServer(entry.amqpUrl, AMQP_URL)) problems.push(`a fault test put prefix ${entry.prefix} on the shared RabbitMQ at ${new URL(AMQP_URL).host}`);
     }
     if (conn && closed) problems.push(`the shared RabbitMQ at ${new URL(AMQP_URL).host} closed a connection during the fault phase (stopped or restarted)`);
     await conn?.close().catch(() => undefined);

@@ -3,7 +3,7 @@
 // one line saying what it deleted. A Redis that is gone (a test's own, stopped with it) is skipped.
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { readRegistered } from './prefixes.js';
+import { REGISTRATION_LOG, readRegistered } from './prefixes.js';
 import { deletePrefix } from './stack.js';
 
 const dir = process.argv[2];
@@ -11,6 +11,7 @@ if (!dir) throw new Error('usage: left-prefixes.ts <registry dir>');
 const done: string[] = [];
 const skipped: string[] = [];
 for (const name of readdirSync(dir)) {
+  if (name === REGISTRATION_LOG) continue;
   const entry = readRegistered(dir, name);
   if (!entry) continue;
   await deletePrefix(entry.prefix, entry.redisUrl, entry.amqpUrl, { connectTimeoutMs: 2000 }).then(

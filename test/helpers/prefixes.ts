@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -15,8 +15,13 @@ export interface RegisteredPrefix {
   amqpUrl: string;
 }
 
+/** Every registration is also appended to this file of the directory, kept after deletion: where tests worked. */
+export const REGISTRATION_LOG = 'registrations.jsonl';
+
 export function registerPrefix(entry: RegisteredPrefix): void {
-  if (DIR) writeFileSync(join(DIR, entry.prefix), JSON.stringify(entry));
+  if (!DIR) return;
+  writeFileSync(join(DIR, entry.prefix), JSON.stringify(entry));
+  appendFileSync(join(DIR, REGISTRATION_LOG), `${JSON.stringify(entry)}\n`);
 }
 
 export function unregisterPrefix(prefix: string): void {
