@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { parseEnvKey } from './env-cipher.js';
 import { DroverError } from './errors.js';
 import { parseQueueSelection } from './model/queue-selection.js';
+import { parseRunnerLabels } from './model/placement.js';
 import { parseResourceMaximum, type JobResources } from './model/resources.js';
 import { outboundAllowProblems } from './outbound.js';
 import { webhookSecretProblem } from './webhook-signing.js';
@@ -136,8 +137,17 @@ export interface DroverConfig {
      * `*` for any run of characters, `!` before one to exclude it (`*,!heavy`: every queue but heavy, also new ones).
      */
     queues: string[];
-    /** `RUNNER_QUEUE_SCAN_MS`, default 2000: how often a runner with a pattern in RUNNER_QUEUES looks for new queues. */
+    /**
+     * `RUNNER_QUEUE_SCAN_MS`, default 2000: how often a runner with a pattern in RUNNER_QUEUES looks for new queues, and
+     * every runner for jobs other runners declined that it satisfies the constraints of (a backstop: it is told at once).
+     */
     queueScanMs: number;
+    /**
+     * `RUNNER_LABELS`, comma separated `key=value`, default none (`zone=a,gpu=1`): what jobs' `constraints.labels` are
+     * matched against. The runner adds `host` (its host name) and `address` (its addresses: those of its non-internal
+     * interfaces, loopback only when it has no other) itself; the registry (`GET /v1/runners`) shows them all.
+     */
+    labels: Record<string, string>;
     /** `RUNNER_CONCURRENCY`, default 5 (as Coyotes): jobs running at once in this runner, over all its queues. */
     concurrency: number;
     /** `RUNNER_DRAIN_TIMEOUT_MS`, default 30000: on SIGTERM, how long running jobs may finish before they are killed. */
@@ -397,6 +407,13 @@ export function defaultFenceMarginMs(leaseMs: number): number {
   return Math.min(Math.floor(leaseMs / 2), Math.max(1000, Math.floor(leaseMs / 5)));
 }
 
+function runnerLabelsOf(r: EnvReader): Record<string, string> {
+  const labels = parseRunnerLabels(r.list('RUNNER_LABELS', ''));
+  if (!Array.isArray(labels)) return labels;
+  for (const p of labels) r.problems.push(`RUNNER_LABELS ${p}`);
+  return {};
+}
+
 function jobUidsOf(r: EnvReader): UidRange | undefined {
   const text = r.optional('RUNNER_JOB_UIDS');
   if (text === undefined) return undefined;
@@ -468,6 +485,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       id: r.string('RUNNER_ID', `${hostname()}-${process.pid}`),
       queues,
       queueScanMs: r.int('RUNNER_QUEUE_SCAN_MS', 2000, 100, 600_000),
+      labels: runnerLabelsOf(r),
       concurrency: r.int('RUNNER_CONCURRENCY', 5, 1, 10_000),
       drainTimeoutMs: r.int('RUNNER_DRAIN_TIMEOUT_MS', 30_000, 0, 86_400_000),
       leaseMs,

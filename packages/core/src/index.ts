@@ -23,6 +23,7 @@ export * from './durability.js';
 export * from './policy.js';
 export * from './model/queue.js';
 export * from './model/queue-selection.js';
+export * from './model/placement.js';
 export * from './store/queue-store.js';
 export * from './store/stats-store.js';
 export * from './store/runner-registry.js';

@@ -21,6 +21,9 @@ export interface HeartbeatOptions {
   /** RUNNER_FENCE_MARGIN_MS: jobs are fenced at lease − margin after a renewal, so beats come thrice in that time. */
   fenceMarginMs?: number;
   host: string;
+  /** Placement: its addresses and labels (RUNNER_LABELS plus host and address), for the registry. */
+  addresses: readonly string[];
+  labels: Readonly<Record<string, string>>;
   queues: string[];
   concurrency: number;
   executor: string;
@@ -88,6 +91,8 @@ export class Heartbeat {
         .hset(this.registryKey, {
           id: this.runner.id,
           host: this.opts.host,
+          addresses: this.opts.addresses.join(','),
+          labels: JSON.stringify(this.opts.labels),
           pid: process.pid,
           queues: this.opts.queues.join(','),
           concurrency: this.opts.concurrency,

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
   EnvCipher, EventStore, JobStore, LogStore, checkRedisDurability, publishQueued, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
-  DroverMetrics, parseQueueSelection, type QueueSelection, type Claim, type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
+  DroverMetrics, encodePlacement, parseQueueSelection, runnerPlacement, type RunnerPlacement, type QueueSelection, type Claim, type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
 import { ChildProcessExecutor, type ExecRequest, type Executor } from './executor.js';
@@ -18,6 +18,7 @@ import { untilStored } from './store-retry.js';
 import { CoyotesListReader } from './coyotes-list.js';
 import { JobTelemetry } from './job-telemetry.js';
 import { QueueWatcher } from './queue-watcher.js';
+import { PlacementPuller, type PlacementNotice } from './placement-puller.js';
 
 /** Longest wait for one shutdown step that talks to Redis or the broker. */
 const CLOSE_STEP_MS = 5000;
@@ -36,6 +37,8 @@ export interface RunnerOptions {
   executor?: Executor;
   /** The process's metrics registry (shared by the services of `drover start`); default: a private one. */
   metrics?: DroverMetrics;
+  /** Where placement takes the runner to be; default: this machine's host name and addresses (tests run two hosts in one process). */
+  host?: { name: string; addresses: string[] };
 }
 
 /** Consumes queues, claims each job once, runs it, records the result; drains on close. */
@@ -74,6 +77,10 @@ export class Runner {
   private readonly jobUids: JobUidPool | undefined;
   /** A cgroup per attempt, when the runner may make them (see docs/containment.md). */
   private cgroups: RunnerCgroups | undefined;
+  /** What the runner is for jobs' constraints, and that encoded for the claim script. */
+  readonly placement: RunnerPlacement;
+  private readonly placementArg: string;
+  private placementPuller: PlacementPuller | undefined;
 
   /** How jobs' processes are held together here: the runner registry and /readyz show it. */
   get containment(): string {
@@ -116,10 +123,14 @@ export class Runner {
       onRetired: (uid, err) => this.log.error({ uid, err: coerceError(err) }, 'a job uid could not be cleared after its job; it stays out of use'),
     });
     this.slots = new Slots(config.runner.concurrency);
+    this.placement = runnerPlacement(this.id, config.runner.labels, opts.host?.name, opts.host?.addresses);
+    this.placementArg = encodePlacement(this.placement);
     this.heartbeat = new Heartbeat(this, this.store, this.log, {
       leaseMs: config.runner.leaseMs,
       fenceMarginMs: config.runner.fenceMarginMs,
-      host: hostname(),
+      host: opts.host?.name ?? hostname(),
+      addresses: this.placement.addresses,
+      labels: this.placement.labels,
       queues: config.runner.queues,
       concurrency: config.runner.concurrency,
       executor: this.executor.name,
@@ -184,6 +195,11 @@ export class Runner {
     });
     await this.queueWatcher.start();
     this.state = 'running';
+    this.placementPuller = new PlacementPuller(this.store, this.placement, (q) => this.selection.serves(q), {
+      accepting: () => this.state === 'running',
+      takePlaced: (jobId, queue) => this.takePlaced(jobId, queue),
+    }, this.log, this.opts.config.runner.queueScanMs ?? 2000);
+    await this.placementPuller.start();
     if (this.opts.config.compat?.coyotesList) {
       // A connection of its own: the reader blocks on it.
       this.listRedis = createRedis(this.opts.config.redisUrl, 'worker', `drover-runner-coyotes:${this.id}`);
@@ -235,18 +251,56 @@ export class Runner {
   }
 
   private async execute(msg: JobMessage): Promise<void> {
+    const claimed = await this.claim(msg);
+    if ('claim' in claimed) await this.runClaimed(msg, claimed.claim, claimed.sentAt);
+  }
+
+  /** Claims a delivered (or declined, see takePlaced) job; the status the claim found instead when it is not ours. */
+  private async claim(msg: JobMessage): Promise<{ claim: Claim; sentAt: number } | { status: string }> {
     const { runner } = this.opts.config;
     // The claim's lease runs from when it was sent: the attempt's fence counts from there until the first renewal.
     let claimSentAt = 0;
     const claim = await untilStored(`the claim of job ${msg.jobId}`, this.log, () => {
       claimSentAt = performance.now();
-      return this.store.claim(msg.jobId, this.id, runner.leaseMs);
+      return this.store.claim(msg.jobId, this.id, runner.leaseMs, Date.now(), this.placementArg);
     });
     if ('status' in claim) {
       // 'parked': the queue is paused or full; the job waits in the store and is published again when released.
-      this.log.debug({ jobId: msg.jobId, status: claim.status }, claim.status === 'parked' ? 'job parked by its queue settings' : 'duplicate or stale delivery dropped');
-      return;
+      // 'placement': this runner does not satisfy the job's constraints; it waits in the store for one that does.
+      const why = claim.status === 'parked' ? 'job parked by its queue settings'
+        : claim.status === 'placement' ? 'job declined: this runner does not satisfy its constraints'
+          : 'duplicate or stale delivery dropped';
+      this.log.debug({ jobId: msg.jobId, status: claim.status }, why);
+      return claim;
     }
+    return { claim, sentAt: claimSentAt };
+  }
+
+  /**
+   * A job another runner declined and this one satisfies (placement-puller.ts): in a slot taken ahead of broker
+   * deliveries, since it waited already. Runs in the background once claimed; resolves with how the claim went.
+   */
+  private async takePlaced(jobId: string, queue: string): Promise<string> {
+    await this.slots.acquireFirst();
+    let running = false;
+    try {
+      if (this.state !== 'running') return 'stopped';
+      const msg: JobMessage = { jobId, queue };
+      const claimed = await this.claim(msg);
+      if (!('claim' in claimed)) return claimed.status;
+      running = true;
+      void this.track(
+        this.runClaimed(msg, claimed.claim, claimed.sentAt)
+          .catch((err: unknown) => this.log.error({ err: coerceError(err), jobId }, 'running a declined job failed'))
+          .finally(() => this.slots.release()),
+      );
+      return 'claimed';
+    } finally {
+      if (!running) this.slots.release();
+    }
+  }
+
+  private async runClaimed(msg: JobMessage, claim: Claim, claimSentAt: number): Promise<void> {
     const telemetry = new JobTelemetry(this.metrics, msg.jobId, msg.queue, claim, this.opts.config.broker);
     try {
       await telemetry.within(() => this.run(msg, claim, claimSentAt, telemetry));
@@ -370,6 +424,8 @@ export class Runner {
       this.consumer?.resume();
       void this.heartbeat.beat();
       void this.announce('runner.resumed');
+      // Jobs declined by others while this one drained wait for it in the store.
+      void this.placementPuller?.scan();
     }
   }
 
@@ -379,6 +435,8 @@ export class Runner {
       if (msg.type === 'cancel' && msg.jobId) this.running.get(msg.jobId)?.stop('cancel');
       // The API saw a queue it had not seen before: a runner serving a pattern looks whether it matches.
       if (msg.type === 'queues') void this.queueWatcher?.scan();
+      // A runner declined a job (constraints): this one takes it if it satisfies them.
+      if (msg.type === 'placement') this.placementPuller?.notice(msg as Partial<PlacementNotice>);
       if ((msg.type === 'drain' || msg.type === 'resume') && msg.runnerId === this.id) this.applyDesired(msg.type === 'drain' ? 'draining' : null);
     } catch {
       this.log.warn({ payload }, 'ignoring malformed control message');
@@ -415,6 +473,7 @@ export class Runner {
     this.state = 'draining';
     this.log.info({ running: this.running.size }, 'draining');
     await step('stop watching for queues', async () => this.queueWatcher?.stop());
+    await step('stop taking declined jobs', async () => within(this.placementPuller?.stop(), CLOSE_STEP_MS));
     await step('pause consumer', async () => this.consumer?.pause());
     await step('stop Coyotes list reader', async () => {
       await within(this.listReader?.close(), CLOSE_STEP_MS);

@@ -17,6 +17,15 @@ export class Slots {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /** As acquire, but ahead of everyone waiting: for jobs that waited already (declined elsewhere, see placement-puller.ts). */
+  acquireFirst(): Promise<void> {
+    if (this.used < this.size) {
+      this.used++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiters.unshift(resolve));
+  }
+
   release(): void {
     const next = this.waiters.shift();
     if (next) next();

@@ -1,4 +1,5 @@
 import { DEFAULT_DAEMON_INTERVAL_MS, DEFAULT_MAX_LOST, DEFAULT_RESTART_BACKOFF_MAX_MS, type JobSpec } from './job-spec.js';
+import type { JobConstraints } from './placement.js';
 import type { JobResources } from './resources.js';
 import type { JobStatus } from './states.js';
 
@@ -81,6 +82,21 @@ export interface JobRecord {
   /** A script job's script, by hash and size (the body is not returned). */
   script: { sha256: string; bytes: number; interpreter: string } | null;
   files: { path: string; bytes: number }[];
+  /** Where it may run; null: anywhere. */
+  constraints: JobConstraints | null;
+  /** While a queued job waits for a runner that satisfies its constraints (one that does not declined it); else null. */
+  placement: JobPlacement | null;
+}
+
+/** Why a queued job waits: runners that do not satisfy its constraints declined it. */
+export interface JobPlacement {
+  /** Since when it waits for a runner that satisfies its constraints. */
+  waitingSince: string;
+  /** The last runner that declined it. */
+  declinedBy: string | null;
+  /** How often runners declined it while it waited (each delivery to one that does not satisfy it counts once). */
+  declines: number;
+  reason: string;
 }
 
 /** One finished attempt, kept in the job's attempts list. */
@@ -155,5 +171,18 @@ export function recordFromHash(h: Record<string, string>): JobRecord {
     dedupeKey: str(h.dedupeKey),
     script: spec.script !== undefined ? { sha256: spec.scriptSha256 ?? '', bytes: Buffer.byteLength(spec.script), interpreter: spec.interpreter ?? 'sh' } : null,
     files: Object.entries(spec.files ?? {}).map(([path, c]) => ({ path, bytes: typeof c === 'string' ? Buffer.byteLength(c) : Buffer.byteLength(c.base64, 'base64') })),
+    constraints: spec.constraints ?? null,
+    placement: placementOf(h),
+  };
+}
+
+function placementOf(h: Record<string, string>): JobPlacement | null {
+  if (!h.placedIn || h.status !== 'queued') return null;
+  const declinedBy = str(h.placedBy);
+  return {
+    waitingSince: iso(h.placedAt) ?? new Date(0).toISOString(),
+    declinedBy,
+    declines: Number(h.placementDeclines ?? 0),
+    reason: `${declinedBy ? `runner ${declinedBy}` : 'a runner'} does not satisfy its constraints; it waits for a live runner of queue ${h.queue ?? ''} that does`,
   };
 }

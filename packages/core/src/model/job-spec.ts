@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Type, type Static } from 'typebox';
 import { OUTBOUND_URL } from '../outbound.js';
+import { Constraints, constraintProblems, normalizeConstraints, type JobConstraints } from './placement.js';
 import { Resources, type JobResources } from './resources.js';
 
 /**
@@ -179,6 +180,7 @@ export const JobTemplate = Type.Object(
       Type.String({ minLength: 1, maxLength: 256, description: 'While a job of this queue with the same key is unfinished, no new one is created.' }),
     ),
     resources: Type.Optional(Resources),
+    constraints: Type.Optional(Constraints),
   },
   { additionalProperties: false },
 );
@@ -234,6 +236,8 @@ export interface JobSpec {
   callbackUrl?: string;
   /** Limits the job asked for; the runner fills the rest from its queue's default and its own maxima. */
   resources?: JobResources;
+  /** Where it may run (normalized: canonical addresses, sorted labels); absent: anywhere. */
+  constraints?: JobConstraints;
 }
 
 export interface SpecProblem {
@@ -296,6 +300,7 @@ export function checkJobSpec(input: JobTemplate & { delayMs?: number; runAt?: st
   for (const [k, v] of Object.entries(input.env ?? {})) {
     if (nul(v)) problems.push({ field: `env/${k}`, message: 'must not contain NUL' });
   }
+  problems.push(...constraintProblems(input.constraints));
   return problems;
 }
 
@@ -347,6 +352,8 @@ export function normalizeJobSpec(input: JobTemplate, defaults: SpecDefaults): Jo
   if (input.dedupeKey !== undefined) spec.dedupeKey = input.dedupeKey;
   if (input.callbackUrl !== undefined) spec.callbackUrl = input.callbackUrl;
   if (input.resources !== undefined && Object.keys(input.resources).length > 0) spec.resources = input.resources;
+  const constraints = normalizeConstraints(input.constraints);
+  if (constraints) spec.constraints = constraints;
   return spec;
 }
 

@@ -6,6 +6,7 @@ import { defineScripts } from '../redis.js';
 import { isJobId } from '../ids.js';
 import { recordFromHash, type AttemptRecord, type JobRecord, type ResourceUsage } from '../model/job-record.js';
 import type { JobSpec } from '../model/job-spec.js';
+import type { JobConstraints } from '../model/placement.js';
 import { parseResources, type JobResources } from '../model/resources.js';
 import type { JobStatus } from '../model/states.js';
 import { Keys } from './keys.js';
@@ -28,6 +29,7 @@ declare module 'ioredis' {
     droverSweepOutbox(...args: (string | number)[]): Result<string[], Context>;
     droverRenew(...args: (string | number)[]): Result<[string[], string[]], Context>;
     droverDiscard(...args: (string | number)[]): Result<number, Context>;
+    droverPlaced(...args: (string | number)[]): Result<string[], Context>;
   }
 }
 
@@ -43,6 +45,7 @@ const COMMANDS: Record<string, string> = {
   droverSweepOutbox: scripts.SWEEP_OUTBOX,
   droverRenew: scripts.RENEW,
   droverDiscard: scripts.DISCARD,
+  droverPlaced: scripts.PLACED,
   droverReleaseParked: scripts.RELEASE_PARKED,
   droverCancelWaiting: scripts.CANCEL_WAITING,
   droverExpireFinished: scripts.EXPIRE_FINISHED,
@@ -72,6 +75,8 @@ export function createMeta(job: NewJob): string {
   if (spec.name) meta.name = spec.name;
   if (spec.callbackUrl) meta.callbackUrl = spec.callbackUrl;
   if (job.traceparent) meta.trace = job.traceparent;
+  // Kept apart from the spec so the claim reads a short field, not the whole spec; normalized, so equal ones group.
+  if (spec.constraints) meta.placement = JSON.stringify(spec.constraints);
   if (job.workflow) {
     meta.workflow = job.workflow.id;
     meta.wfLimit = job.workflow.concurrency;
@@ -146,6 +151,13 @@ export type FinishResult =
 export type JobOutcome = Pick<JobRecord, 'status' | 'exitCode' | 'signal' | 'error' | 'truncated'>;
 
 export type CancelAction = 'cancelled' | 'flagged' | 'ended' | 'missing';
+
+/** Declined jobs of one queue with the same constraints, waiting for a runner that satisfies them. */
+export interface PlacementGroup {
+  group: string;
+  queue: string;
+  constraints: JobConstraints;
+}
 
 export interface JobRef {
   id: string;
@@ -305,8 +317,12 @@ export class JobStore {
     return { items, nextCursor: more ? (page[page.length - 1] ?? null) : null };
   }
 
-  async claim(id: string, runnerId: string, leaseMs: number, now = Date.now()): Promise<Claim | { status: string }> {
-    const r = await this.redis.droverClaim(this.keys.base, id, runnerId, now, now + leaseMs, randomUUID());
+  /**
+   * Claims a queued job for one attempt. `placement` is the runner as encodePlacement wrote it: a job with constraints
+   * it does not satisfy (or any job with constraints, without it) is declined into its placement group ({status: 'placement'}).
+   */
+  async claim(id: string, runnerId: string, leaseMs: number, now = Date.now(), placement = ''): Promise<Claim | { status: string }> {
+    const r = await this.redis.droverClaim(this.keys.base, id, runnerId, now, now + leaseMs, randomUUID(), placement);
     if (r[0] !== 1) return { status: String(r[1]) };
     return {
       attempt: Number(r[1]),
@@ -340,6 +356,17 @@ export class JobStore {
   /** Queues holding parked jobs: the scheduler tries to release them every tick (rate windows pass, runners die). */
   async parkedQueues(): Promise<string[]> {
     return this.redis.smembers(`${this.keys.base}:parked-queues`);
+  }
+
+  /** Placement groups holding declined jobs: group -> the queue and constraints its jobs share. */
+  async placementGroups(): Promise<PlacementGroup[]> {
+    const flat = await this.redis.hgetall(`${this.keys.base}:placements`);
+    return Object.entries(flat).map(([group, json]) => ({ group, ...(JSON.parse(json) as Omit<PlacementGroup, 'group'>) }));
+  }
+
+  /** Up to `limit` jobs that wait in a placement group, oldest first (see PLACED). */
+  async placed(group: string, limit: number): Promise<string[]> {
+    return this.redis.droverPlaced(this.keys.base, group, limit);
   }
 
   /** Jobs made runnable by a dependency ending or a release; popped by the scheduler for publishing. */

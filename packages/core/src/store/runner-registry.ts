@@ -11,6 +11,10 @@ export type RunnerStatus = 'running' | 'draining' | 'offline';
 export interface RunnerView {
   id: string;
   host: string | null;
+  /** Its addresses (non-internal interfaces; loopback only without any): what `constraints.host` also matches. */
+  addresses: string[];
+  /** RUNNER_LABELS plus `host` and `address`: what `constraints.labels` are matched against. */
+  labels: Record<string, string>;
   pid: number | null;
   version: string | null;
   queues: string[];
@@ -114,6 +118,8 @@ function view(id: string, heartbeatAt: number, h: Record<string, string> | undef
   return {
     id,
     host: live ? (h.host ?? null) : null,
+    addresses: live && h.addresses ? h.addresses.split(',') : [],
+    labels: (live ? parseLabels(h.labels) : undefined) ?? {},
     pid: live ? num(h.pid) : null,
     version: live ? (h.version ?? null) : null,
     queues: live && h.queues ? h.queues.split(',') : [],
@@ -128,4 +134,13 @@ function view(id: string, heartbeatAt: number, h: Record<string, string> | undef
     drainRequested: desired === 'draining',
     loopDelayP99Ms: live ? num(h.loopDelayP99Ms) : null,
   };
+}
+
+function parseLabels(json: string | undefined): Record<string, string> | undefined {
+  if (!json) return undefined;
+  try {
+    return JSON.parse(json) as Record<string, string>;
+  } catch {
+    return undefined;
+  }
 }

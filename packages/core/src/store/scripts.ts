@@ -1,4 +1,5 @@
 import { DAEMON_STABLE_RUN_MS, DEFAULT_DAEMON_INTERVAL_MS, DEFAULT_MAX_LOST, DEFAULT_RESTART_BACKOFF_MAX_MS } from '../model/job-spec.js';
+import { PLACEMENT_LUA } from '../model/placement.js';
 import { IDEMPOTENCY_LUA } from './idempotency.js';
 
 /** Events kept in the stream at most (approximately: trimming is done in whole stream nodes). */
@@ -104,6 +105,17 @@ local function workflowSlotFreed(wf, id, now)
     end
   end
 end
+-- Placement: a queued job that a runner declined (it does not satisfy the job's constraints) waits in its group,
+-- placement:<group> (a zset by when it came), the group listed in 'placements' (group -> {queue, constraints}) for
+-- runners that satisfy them to take it from. Takes a job out of its group (claimed, cancelled, deleted).
+local function unplace(k, id)
+  local grp = redis.call('HGET', k, 'placedIn')
+  if not grp or grp == '' then return end
+  local gk = base .. ':placement:' .. grp
+  redis.call('ZREM', gk, id)
+  if redis.call('ZCARD', gk) == 0 then redis.call('HDEL', base .. ':placements', grp) end
+  redis.call('HDEL', k, 'placedIn', 'placedAt', 'placedBy', 'placementDeclines')
+end
 local cancelJob
 -- Its dependencies ended: a waiting job goes on to queued (or delayed, if it also has a start time ahead).
 local function dependenciesMet(id, now)
@@ -207,6 +219,7 @@ local function createJob(id, queue, spec, runAt, now, meta)
   if meta.replica then redis.call('HSET', k, 'replica', meta.replica, 'replicaOf', meta.replicaOf or id) end
   if meta.callbackUrl then redis.call('HSET', k, 'callbackUrl', meta.callbackUrl) end
   if meta.trace then redis.call('HSET', k, 'trace', meta.trace) end
+  if meta.placement then redis.call('HSET', k, 'placement', meta.placement) end
   if meta.wfLimit then redis.call('HSET', k, 'wf', meta.workflow, 'wfLimit', meta.wfLimit) end
   if meta.name and meta.name ~= '' then
     redis.call('HSET', k, 'name', meta.name)
@@ -252,6 +265,7 @@ cancelJob = function(id, now)
     redis.call('ZREM', base .. ':delayed', id)
     redis.call('ZREM', qKey(h[2]) .. ':parked', id)
     redis.call('ZREM', qKey(h[2]) .. ':releasing', id)
+    unplace(k, id)
     endJob(k, id, h[2], h[1], 'cancelled', now)
     return 'cancelled', 'cancelled'
   end
@@ -344,7 +358,7 @@ return out
 `;
 
 /**
- * ARGV: base, id, runnerId, now, leaseUntil, token. The one gate before a spawn: only a queued job can be claimed,
+ * ARGV: base, id, runnerId, now, leaseUntil, token, placement (the runner: encodePlacement, or ''). The one gate before a spawn: only a queued job can be claimed,
  * so a duplicate delivery finds it running or finished and is dropped. The token is unique per delivery: a claim
  * replayed by the client library after a reconnect (already applied before the connection dropped) finds its own
  * token and gets its claim back instead of being taken for a duplicate.
@@ -354,16 +368,33 @@ return out
  * message is acknowledged, and it is released (republished) when the queue has room (RELEASE_PARKED).
  * Returns {1, attempt, spec, outputBytes, gated 0|1, queueDefaultTimeoutMs|'', replica|'', queuedAt|'', traceparent|'',
  * queueResources (JSON)|''}
- * or {0, currentStatus|'parked'}.
+ * or {0, currentStatus|'parked'|'placement'}: 'placement' when the runner does not satisfy the job's constraints.
  */
-export const CLAIM = `${PRELUDE}
+export const CLAIM = `${PRELUDE}${PLACEMENT_LUA}
 local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local k = jobKey(id)
-local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit', 'queuedAt', 'trace')
+local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit', 'queuedAt', 'trace', 'placement', 'placedIn')
 local cfg = redis.call('HMGET', qcfgKey(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs', 'resources')
 local gated = (cfg[1] == '1' or cfg[2] or cfg[3]) and 1 or 0
 if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or ''} end
 if h[1] ~= 'queued' then return {0, h[1] or 'missing'} end
+-- Constraints: a runner that does not satisfy them declines the job into its placement group (its message is
+-- acknowledged) and tells the runners; one that does takes it from there (see unplace, PLACED).
+if h[12] then
+  if not placementAllows(h[12], ARGV[7]) then
+    local grp = redis.sha1hex(h[2] .. ' ' .. h[12])
+    if h[13] ~= grp then redis.call('HSET', k, 'placedIn', grp, 'placedAt', now) end
+    redis.call('ZADD', base .. ':placement:' .. grp, 'NX', now, id)
+    local notice = '{"queue":' .. cjson.encode(h[2]) .. ',"constraints":' .. h[12] .. '}'
+    redis.call('HSET', base .. ':placements', grp, notice)
+    redis.call('HSET', k, 'placedBy', runnerId)
+    redis.call('HINCRBY', k, 'placementDeclines', 1)
+    redis.call('ZREM', base .. ':outbox', id)
+    redis.call('PUBLISH', base .. ':control', '{"type":"placement","group":"' .. grp .. '",' .. string.sub(notice, 2))
+    return {0, 'placement'}
+  end
+  if h[13] then unplace(k, id) end
+end
 -- A workflow's own concurrency: its steps past the limit wait in the workflow's parked set.
 if h[9] and redis.call('SCARD', base .. ':wf:' .. h[8] .. ':running') >= tonumber(h[9]) then
   redis.call('ZADD', base .. ':wf:' .. h[8] .. ':parked', 0, id)
@@ -637,6 +668,22 @@ end
 return {lost, cancel}
 `;
 
+/**
+ * ARGV: base, group, limit. Up to `limit` jobs of a placement group, oldest first, that still wait there; entries of
+ * jobs that moved on are dropped, and the group is unlisted once empty.
+ */
+export const PLACED = `${PRELUDE}
+local grp, limit = ARGV[2], tonumber(ARGV[3])
+local gk = base .. ':placement:' .. grp
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', gk, 0, limit - 1)) do
+  local h = redis.call('HMGET', jobKey(id), 'status', 'placedIn')
+  if h[1] == 'queued' and h[2] == grp then out[#out + 1] = id else redis.call('ZREM', gk, id) end
+end
+if redis.call('ZCARD', gk) == 0 then redis.call('HDEL', base .. ':placements', grp) end
+return out
+`;
+
 /** ARGV: base, id1, id2, ... Deletes jobs that still wait (their submission failed and the client got an error). */
 export const DISCARD = `${PRELUDE}
 local n = 0
@@ -649,6 +696,7 @@ for i = 2, #ARGV do
     local x = redis.call('HMGET', k, 'dedupeKey', 'name')
     if x[1] and redis.call('HGET', qKey(h[2]) .. ':dedupe', x[1]) == id then redis.call('HDEL', qKey(h[2]) .. ':dedupe', x[1]) end
     if x[2] then redis.call('SREM', base .. ':named:' .. x[2], id) end
+    unplace(k, id)
     redis.call('DEL', k, k .. ':attempts')
     redis.call('ZREM', base .. ':idx:all', id)
     redis.call('ZREM', base .. ':idx:q:' .. h[2], id)
