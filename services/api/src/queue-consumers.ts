@@ -1,4 +1,6 @@
-import { consumersOf, type QueueConsumer, type RunnerRegistry, type Logger } from '@drover/core';
+import {
+  Constraints, consumersOf, describeConstraints, satisfies, selectionServes, type JobConstraints, type QueueConsumer, type RunnerRegistry, type RunnerView, type Logger,
+} from '@drover/core';
 import type { Redis } from 'ioredis';
 import { Type, type Static, type TObject, type TOptional, type TProperties } from 'typebox';
 
@@ -18,11 +20,16 @@ export const QueueConsumerSchema = Type.Object(
 
 export const SubmitWarning = Type.Object(
   {
-    code: Type.Literal('NO_RUNNER'),
+    code: Type.Union([Type.Literal('NO_RUNNER'), Type.Literal('NO_MATCHING_RUNNER')]),
     message: Type.String(),
     queue: Type.String(),
+    constraints: Type.Optional(Constraints),
   },
-  { description: 'The job was accepted, but something stands in its way: NO_RUNNER means no live runner takes jobs of its queue now.' },
+  {
+    description:
+      'The job was accepted, but something stands in its way: NO_RUNNER means no live runner takes jobs of its queue now; ' +
+      'NO_MATCHING_RUNNER that runners take jobs of its queue, but none that satisfies its `constraints` (named here) does.',
+  },
 );
 export type SubmitWarning = Static<typeof SubmitWarning>;
 
@@ -39,29 +46,60 @@ export async function consumersByQueue(runners: RunnerRegistry, queues: readonly
   return new Map(queues.map((q) => [q, consumersOf(live, q)]));
 }
 
+/** What the warnings look at of a submitted job (a JobSpec will do). */
+export interface SubmittedJob {
+  queue: string;
+  constraints?: JobConstraints | undefined;
+}
+
 /**
- * A NO_RUNNER warning for each of `queues` that no running runner serves. Asking never fails a submission: the job
- * is stored and published already, so a registry read that fails only leaves the warnings out (and is logged).
+ * A NO_RUNNER warning for each queue of `jobs` that no running runner serves, and a NO_MATCHING_RUNNER one for each
+ * queue and constraints of theirs that no running runner of a served queue satisfies. Asking never fails a submission:
+ * the job is stored and published already, so a registry read that fails only leaves the warnings out (and is logged).
  */
-export async function submitWarnings(runners: RunnerRegistry, queues: readonly string[], log: Logger): Promise<SubmitWarning[]> {
-  const distinct = [...new Set(queues)];
-  let served: Map<string, QueueConsumer[]>;
+export async function submitWarnings(runners: RunnerRegistry, submitted: readonly (SubmittedJob | string)[], log: Logger): Promise<SubmitWarning[]> {
+  // A queue name stands for jobs without constraints.
+  const jobs = submitted.map((j) => (typeof j === 'string' ? { queue: j } : j));
+  const distinct = [...new Set(jobs.map((j) => j.queue))];
+  let live: RunnerView[];
   try {
-    served = await consumersByQueue(runners, distinct, SERVED_CACHE_MS);
+    live = await runners.listRecent(SERVED_CACHE_MS);
   } catch (err) {
     log.warn({ err, queues: distinct }, 'reading the runner registry for the submit warnings failed');
     return [];
   }
   const warnings: SubmitWarning[] = [];
   for (const queue of distinct) {
-    const consumers = served.get(queue) ?? [];
+    const consumers = consumersOf(live, queue);
     if (consumers.some((c) => c.state === 'running')) continue;
     const message = consumers.length > 0
       ? `no runner takes jobs of queue ${queue} now: the runners that serve it are draining`
       : `no runner serves queue ${queue}: the job waits until a runner with this queue in RUNNER_QUEUES starts (RUNNER_QUEUES=* serves every queue)`;
     warnings.push({ code: 'NO_RUNNER', message, queue });
   }
+  const seen = new Set<string>();
+  for (const { queue, constraints } of jobs) {
+    const key = `${queue} ${JSON.stringify(constraints)}`;
+    if (!constraints || seen.has(key)) continue;
+    seen.add(key);
+    const warning = placementWarning(live, queue, constraints);
+    if (warning) warnings.push(warning);
+  }
   return warnings;
+}
+
+/** NO_MATCHING_RUNNER when runners take jobs of `queue` but none that satisfies `constraints` does (else NO_RUNNER says it). */
+function placementWarning(live: readonly RunnerView[], queue: string, constraints: JobConstraints): SubmitWarning | undefined {
+  const serving = live.filter((r) => r.state !== 'offline' && selectionServes(r.queues, queue));
+  if (!serving.some((r) => r.state === 'running')) return undefined;
+  const fit = serving.filter((r) => satisfies(constraints, r));
+  if (fit.some((r) => r.state === 'running')) return undefined;
+  const what = describeConstraints(constraints);
+  const message = fit.length > 0
+    ? `no runner takes jobs of queue ${queue} with constraints ${what} now: the runners that satisfy them are draining`
+    : `no live runner of queue ${queue} satisfies the constraints ${what}: the job waits, queued, until one that does starts ` +
+      '(runners\' labels, host names and addresses: GET /v1/runners)';
+  return { code: 'NO_MATCHING_RUNNER', message, queue, constraints };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { JOB_ID_PATTERN, JOB_STATUSES, QueueName, Resources, STEP_STATUSES, WORKFLOW_STATUSES } from '@drover/core';
+import { Constraints, JOB_ID_PATTERN, JOB_STATUSES, QueueName, Resources, STEP_STATUSES, WORKFLOW_STATUSES } from '@drover/core';
 import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 
@@ -110,6 +110,22 @@ export const JobRecordSchema = Type.Object({
   dedupeKey: Nullable(Type.String()),
   script: Type.Union([Type.Object({ sha256: Type.String(), bytes: Type.Integer(), interpreter: Type.String() }), Type.Null()]),
   files: Type.Array(Type.Object({ path: Type.String(), bytes: Type.Integer() })),
+  // Optional only for records archived before these fields existed.
+  constraints: Type.Optional(Type.Union([Constraints, Type.Null()], { description: 'Where it may run; null: on any runner of its queue.' })),
+  placement: Type.Optional(
+    Type.Union(
+      [
+        Type.Object({
+          waitingSince: Time,
+          declinedBy: Nullable(Type.String({ description: 'The last runner that declined it.' })),
+          declines: Type.Integer({ description: 'Deliveries to runners that do not satisfy its constraints while it waited.' }),
+          reason: Type.String(),
+        }),
+        Type.Null(),
+      ],
+      { description: 'Set while a queued job waits for a runner that satisfies its constraints; null otherwise.' },
+    ),
+  ),
   deduplicated: Type.Optional(Type.Boolean({ description: 'On submit: an unfinished job with the same dedupe key exists; this is it, nothing new was queued.' })),
   attemptHistory: Type.Optional(Type.Array(AttemptSchema)),
 });
@@ -274,6 +290,8 @@ export const RunnerViewSchema = Type.Object(
   {
     id: Type.String(),
     host: Nullable(Type.String()),
+    addresses: Type.Array(Type.String(), { description: 'Its addresses (non-internal interfaces; loopback only without any): `constraints.host` matches these too.' }),
+    labels: Type.Record(Type.String(), Type.String(), { description: 'RUNNER_LABELS plus `host` and `address`: what `constraints.labels` must find.' }),
     pid: NullableInt,
     version: Nullable(Type.String()),
     queues: Type.Array(Type.String()),

@@ -270,7 +270,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const outcome = await submitJobsOnce(ctx, jobs, claim ? { idempotency: claim } : {}, request.traceContext, request.principal);
       if (outcome.replayed) return replayJobs(reply, outcome, [0], 'one');
       const record = submittedRecord(outcome.created, 0);
-      const warnings = await submitWarnings(ctx.runners, [record.queue], ctx.log);
+      const warnings = await submitWarnings(ctx.runners, [jobs[0]!.spec], ctx.log);
       return reply.status(record.deduplicated ? 200 : 201).send(warnings.length > 0 ? { ...record, warnings } : record);
     },
   );
@@ -302,7 +302,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       await assertDependenciesVisible(ctx, request.principal, jobs.flat());
       const outcome = await submitJobsOnce(ctx, jobs.flat(), claim ? { idempotency: claim } : {}, request.traceContext, request.principal);
       if (outcome.replayed) return replayJobs(reply, outcome, firsts, 'batch');
-      const warnings = await submitWarnings(ctx.runners, jobs.map((copies) => copies[0]!.spec.queue), ctx.log);
+      const warnings = await submitWarnings(ctx.runners, jobs.map((copies) => copies[0]!.spec), ctx.log);
       return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(outcome.created, first)), ...(warnings.length > 0 ? { warnings } : {}) });
     },
   );

@@ -132,7 +132,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const viewOf = async (name: string) => scheduleView(await mustGet(name));
   // A schedule whose jobs no runner would take is accepted, and said so (as job submissions are).
   const warned = async <T extends object>(view: T, def: ScheduleDef): Promise<T & { warnings?: SubmitWarning[] }> => {
-    const warnings = await submitWarnings(ctx.runners, defSpecs(def).map(({ spec }) => spec.queue), ctx.log);
+    const warnings = await submitWarnings(ctx.runners, defSpecs(def).map(({ spec }) => spec), ctx.log);
     return warnings.length > 0 ? { ...view, warnings } : view;
   };
 
@@ -266,7 +266,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const outcome = await triggerScheduleOnce(ctx, s.name, payload, delayMs ? now + delayMs : null, now, claim);
       if (outcome === 'missing') throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
       if (outcome !== 'fired') return replayTrigger(reply, outcome);
-      const warnings = await submitWarnings(ctx.runners, defSpecs(s).map(({ spec }) => spec.queue), ctx.log);
+      const warnings = await submitWarnings(ctx.runners, defSpecs(s).map(({ spec }) => spec), ctx.log);
       const job = (await ctx.store.get(payload.jobIds[0]!))!;
       return reply.status(201).send(warnings.length > 0 ? { ...job, warnings } : job);
     },

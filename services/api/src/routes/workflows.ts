@@ -107,7 +107,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
       // The record goes with its jobs in one step: a retry never finds jobs without their workflow.
       const outcome = await submitJobsOnce(ctx, jobs, { workflow: { id: wf.id, doc: ctx.workflows.docOf(wf) }, ...(claim ? { idempotency: claim } : {}) }, request.traceContext, request.principal);
       if (outcome.replayed) return replayStart(reply, outcome);
-      const warnings = await submitWarnings(ctx.runners, jobs.map((j) => j.spec.queue), ctx.log);
+      const warnings = await submitWarnings(ctx.runners, jobs.map((j) => j.spec), ctx.log);
       const answer = await view(wf);
       return reply.status(201).send(warnings.length > 0 ? { ...answer, warnings } : answer);
     },
