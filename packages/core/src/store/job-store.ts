@@ -62,6 +62,13 @@ export interface NewJob {
   workflow?: { id: string; concurrency: number };
   /** W3C traceparent of the span that submitted it: the runner continues that trace. */
   traceparent?: string;
+  /** Job ids this one starts after, whatever their outcome: a restart's new copy waits for the old one to stop. */
+  afterEnd?: string[];
+  /**
+   * The names in `dependsOn` are looked at again when what they held ended: jobs of those names that started
+   * meanwhile hold this one too (Meproc's deps: a task waits while its deps run, a restarted dep included).
+   */
+  recheckNames?: boolean;
 }
 
 /** What creating a job came to: a new record, or the unfinished job holding the same dedupe key. */
@@ -89,6 +96,8 @@ export function createMeta(job: NewJob): string {
   const afterNames = (spec.dependsOn ?? []).filter((d) => !isJobId(d));
   if (after.length > 0) meta.after = after;
   if (afterNames.length > 0) meta.afterNames = afterNames;
+  if (job.afterEnd && job.afterEnd.length > 0) meta.afterEnd = job.afterEnd;
+  if (job.recheckNames && afterNames.length > 0) meta.recheck = 1;
   return Object.keys(meta).length > 0 ? JSON.stringify(meta) : '';
 }
 

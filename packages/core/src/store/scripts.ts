@@ -131,6 +131,29 @@ local function dependenciesMet(id, now)
   move(id, h[1], 'waiting', 'queued')
   makeReady(id, h[1], now)
 end
+-- Registers a job on the unfinished jobs (and running schedule runs) of each name; returns how many it waits for.
+local function waitForNames(id, names)
+  local pending = 0
+  for _, name in ipairs(names) do
+    for _, mid in ipairs(redis.call('SUNION', base .. ':named:' .. name, base .. ':sched:' .. name .. ':running')) do
+      local st = redis.call('HGET', jobKey(mid), 'status')
+      if mid ~= id and st and not TERMINAL[st] then
+        pending = pending + redis.call('SADD', jobKey(mid) .. ':dependents', id .. '|f')
+      end
+    end
+  end
+  return pending
+end
+-- A job created with recheck (depNames) looks at its names again once what it waited for ended: jobs of those names
+-- that started meanwhile (a task started again) hold it too, as Meproc's deps do. True when it waits on.
+local function waitsAgain(id)
+  local names = redis.call('HGET', jobKey(id), 'depNames')
+  if not names then return false end
+  local n = waitForNames(id, cjson.decode(names))
+  if n == 0 then return false end
+  redis.call('HSET', jobKey(id), 'depsPending', n)
+  return true
+end
 -- Ends a job in a terminal state (not for retries), and tells the jobs that wait for it.
 local function endJob(k, id, queue, from, status, now)
   redis.call('HSET', k, 'status', status, 'finishedAt', now, 'pid', '')
@@ -161,7 +184,7 @@ local function endJob(k, id, queue, from, status, now)
       if kind == 's' and status ~= 'succeeded' then
         redis.call('HSET', jobKey(did), 'error', 'dependency ' .. id .. ' ended ' .. status)
         cancelJob(did, now)
-      elseif redis.call('HINCRBY', jobKey(did), 'depsPending', -1) <= 0 then
+      elseif redis.call('HINCRBY', jobKey(did), 'depsPending', -1) <= 0 and not waitsAgain(did) then
         dependenciesMet(did, now)
       end
     end
@@ -169,7 +192,8 @@ local function endJob(k, id, queue, from, status, now)
   redis.call('DEL', dk)
 end
 -- Registers a new job's dependencies. meta.after: job ids that must succeed; meta.afterNames: names (schedules,
--- named jobs) whose unfinished jobs must end first; a name with nothing unfinished does not block.
+-- named jobs) whose unfinished jobs must end first; a name with nothing unfinished does not block; meta.afterEnd:
+-- job ids that must end, whatever their outcome (a restart: the new copy starts once the old one stopped).
 -- Returns the number still pending, or nil and a reason when a dependency already failed.
 local function addDependencies(id, meta)
   local pending = 0
@@ -178,13 +202,10 @@ local function addDependencies(id, meta)
     if st and TERMINAL[st] and st ~= 'succeeded' then return nil, 'dependency ' .. dep .. ' ended ' .. st end
     if st and st ~= 'succeeded' then pending = pending + redis.call('SADD', jobKey(dep) .. ':dependents', id .. '|s') end
   end
-  for _, name in ipairs(meta.afterNames or {}) do
-    for _, mid in ipairs(redis.call('SUNION', base .. ':named:' .. name, base .. ':sched:' .. name .. ':running')) do
-      local st = redis.call('HGET', jobKey(mid), 'status')
-      if mid ~= id and st and not TERMINAL[st] then
-        pending = pending + redis.call('SADD', jobKey(mid) .. ':dependents', id .. '|f')
-      end
-    end
+  pending = pending + waitForNames(id, meta.afterNames or {})
+  for _, dep in ipairs(meta.afterEnd or {}) do
+    local st = redis.call('HGET', jobKey(dep), 'status')
+    if dep ~= id and st and not TERMINAL[st] then pending = pending + redis.call('SADD', jobKey(dep) .. ':dependents', id .. '|f') end
   end
   return pending
 end
@@ -231,6 +252,7 @@ local function createJob(id, queue, spec, runAt, now, meta)
   local pending, failed = addDependencies(id, meta)
   if not pending or pending > 0 then
     redis.call('HSET', k, 'status', 'waiting', 'depsPending', pending or 0)
+    if meta.recheck and meta.afterNames then redis.call('HSET', k, 'depNames', cjson.encode(meta.afterNames)) end
     if runAt ~= '' then redis.call('HSET', k, 'runAt', runAt) end
     move(id, queue, nil, 'waiting')
     emit('job.submitted', id, queue, { status = 'waiting', name = meta.name or cjson.null })
@@ -320,7 +342,7 @@ end
 
 /**
  * ARGV: base, now, options JSON|'', then (id, queue, spec, runAt|'', meta JSON|'') per job. meta: {dedupeKey, name,
- * replica, replicaOf, after: [job ids], afterNames: [names]}. options: {idem: {d, fp, ttl}} for a keyed submission,
+ * replica, replicaOf, after: [job ids], afterNames: [names], afterEnd: [job ids], recheck: 1}. options: {idem: {d, fp, ttl}} for a keyed submission,
  * {wf: {id, doc}} to store a workflow's record with its step jobs. Checks first that every job id in `after` exists or
  * comes earlier in the batch (else nothing is written: returns {'unknown', id}); then creates all. Returns {status,
  * id} per job, id being the existing job for a duplicate. With idem, a key seen before creates nothing and returns

@@ -1,90 +1,45 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_REPLICAS, firePayload, QUEUE_NAME_PATTERN, newJobId, nextFireAfter, normalizeJobSpec, validateCron,
-  type JobTemplate, type ScheduleDef,
+  DEFAULT_SPEC_DEFAULTS, DroverError, firePayload, isTerminal, newJobId, nextFireAfter, normalizeJobSpec,
+  type JobTemplate, type NewJob, type ScheduleDef,
 } from '@drover/core';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../../context.js';
 import { guards, type QueueGuard } from '../../queue-scope.js';
 import { assertJobCount, assertSubmittable, expandReplicas, submitJobs } from '../jobs.js';
 import { triggerSchedule } from '../schedules.js';
 import { legacyErrors } from './envelope.js';
+import { bad, parseTask, type TaskInput } from './meproc-parse.js';
 import { MeprocTasks, meprocSchedule, type MeprocTask } from './meproc-tasks.js';
+import { fromArchive, jobsById, outputOf, type ReadJob } from './read-through.js';
 import { MeprocList, MeprocNameQuery, MeprocOk, MeprocOutput, MeprocTaskInput, documentOnlySchemas, meprocErrors } from './schemas.js';
 
-type TaskInput = Omit<MeprocTask, 'start_time' | 'last_time' | 'jobIds'>;
+/** How often a stop looks whether the runners have ended the task's processes. */
+const STOP_POLL_MS = 50;
+const secs = (ms: number): number => Math.floor(ms / 1000);
 
-const NAME = new RegExp(QUEUE_NAME_PATTERN);
-const IDENTITY = /^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})$/;
-const bad = (message: string): DroverError => new DroverError('VALIDATION', message);
-
-/** Meproc's POST /proc body, checked field by field with Meproc's own messages where it has them. */
-export function parseTask(body: unknown): TaskInput {
-  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body) || Object.keys(body).length === 0) {
-    throw bad('JSON body is required');
-  }
-  const b = body as Record<string, unknown>;
-  const missing = ['name', 'cmd', 'type', 'replica'].filter((f) => b[f] === undefined);
-  if (missing.length > 0) throw bad(`Invalid JSON field: ${missing.join(', ')} required`);
-  if (typeof b.name !== 'string' || !NAME.test(b.name) || b.name === '__coroutine__') {
-    throw bad('Invalid JSON field: name must be 1-64 letters, digits, "_", "." or "-"');
-  }
-  if (typeof b.cmd !== 'string' || b.cmd.trim() === '' || b.cmd.includes('\u0000')) throw bad('Invalid JSON field: cmd must be a non-empty command');
-  if (b.type === 'coroutine') throw bad('Invalid JSON field: type "coroutine" runs Melang coroutines, which Drover does not have');
-  if (b.type !== 'once' && b.type !== 'daemon' && b.type !== 'cron') throw bad('Invalid JSON field: type must be once, daemon or cron');
-  const positive = (field: string, max: number): number | undefined => {
-    const v = b[field];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) throw bad(`Invalid JSON field: ${field} must be a positive integer up to ${max}`);
-    return v;
-  };
-  const replica = positive('replica', MAX_REPLICAS)!;
-  const interval = positive('interval', 30 * 86_400_000) ?? 3000;
-  if (b.cron !== undefined && b.type !== 'cron') throw bad("Type of cron job must be 'cron'");
-  let cron: string | null = null;
-  if (b.type === 'cron') {
-    if (b.cron !== undefined && typeof b.cron !== 'string') throw bad('Invalid cron format: must be a string');
-    cron = b.cron ?? '* * * * *';
-    try {
-      validateCron(cron, 'UTC');
-    } catch (err) {
-      throw bad(`Invalid cron format: ${(err as Error).message}`);
-    }
-  }
-  for (const f of ['user', 'group'] as const) {
-    if (b[f] !== undefined && b[f] !== null && (typeof b[f] !== 'string' || !IDENTITY.test(b[f]))) throw bad(`Invalid JSON field: ${f} must be a user/group name or id`);
-  }
-  const deps = b.deps ?? [];
-  if (!Array.isArray(deps) || deps.some((d) => typeof d !== 'string' || !NAME.test(d)) || deps.length > 64) {
-    throw bad('Invalid JSON field: deps must be a list of task names');
-  }
-  return {
-    name: b.name,
-    cmd: b.cmd,
-    type: b.type,
-    replica,
-    user: (b.user as string | undefined) ?? null,
-    group: (b.group as string | undefined) ?? null,
-    deps: [...new Set(deps as string[])],
-    interval,
-    cron,
-  };
-}
-
-/** The job template a task runs: its jobs carry the task's name, which is what other tasks' deps wait for. */
-function template(task: TaskInput, queue: string): JobTemplate {
+/**
+ * The job template a task runs. Its jobs carry the task's name, which is what other tasks' deps wait for; they wait
+ * for every task their deps lead to (Meproc looks at deps transitively).
+ */
+function template(task: TaskInput, queue: string, waitFor: string[]): JobTemplate {
   const t: JobTemplate = { command: task.cmd, queue, name: task.name, replicas: task.replica };
   if (task.user) t.user = task.user;
   if (task.group) t.group = task.group;
-  if (task.deps.length > 0) t.dependsOn = task.deps;
+  if (waitFor.length > 0) t.dependsOn = waitFor;
   // Meproc restarts a daemon after a fixed interval: no backoff (restartBackoffMaxMs equal to it).
   if (task.type === 'daemon') Object.assign(t, { type: 'daemon', intervalMs: task.interval, restartBackoffMaxMs: task.interval });
   return t;
 }
 
 /**
- * Meproc's HTTP API on Drover (seed 000/001): POST /proc starts a task (once, daemon or cron; replicas; user and
+ * Meproc's HTTP API on Drover (seeds 000/001): POST /proc starts a task (once, daemon or cron; replicas; user and
  * group; deps on other tasks' names), PUT /proc?name= restarts it, DELETE /proc?name= stops it (SIGTERM) and
- * removes it, GET /proc lists running processes and tasks. Envelope `{code, msg, data}`, code = HTTP status.
+ * removes it, GET /proc lists running processes and tasks, GET /proc/output?name= the output of each process.
+ * Envelope `{code, msg, data}`, code = HTTP status; other paths under /proc answer 404 with an empty body.
+ *
+ * Deps as Meproc has them: a task whose deps (transitively) run waits until none does, a dep started again while it
+ * waits included (recheckNames); a restart is one step for waiters: the new copies wait for the old ones to stop
+ * (afterEnd), and the waiters see them before the old ones end.
  */
 export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   legacyErrors(app, (code, msg) => ({ code, msg }));
@@ -92,33 +47,54 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const tasks = new MeprocTasks(ctx.store.redis, `${ctx.store.keys.base}:compat:meproc`);
   // Every Meproc task lives in DROVER_COMPAT_QUEUE: a token restricted to other queues finds no task at all.
   const tasksGuard = guards(ctx).fixed(ctx.compatQueue, () => new DroverError('FORBIDDEN', 'Program not exists, please start it at first'));
-  const scope = (s: 'read' | 'submit'): { scope: 'read' | 'submit' | null; queues: QueueGuard } => ({ scope: ctx.compatOpen ? null : s, queues: tasksGuard });
+  const scope = (s: 'read' | 'submit', queues: QueueGuard = tasksGuard): { scope: 'read' | 'submit' | null; queues: QueueGuard } => ({ scope: ctx.compatOpen ? null : s, queues });
   const ok = (data?: unknown) => (data === undefined ? { code: 200, msg: 'OK' } : { code: 200, msg: 'OK', data });
 
-  /** Starts the task's jobs (or its schedule plus a first run at once, as Meproc does). Returns the new job ids. */
-  const start = async (task: TaskInput, request: FastifyRequest, now: number): Promise<string[]> => {
-    const spec = normalizeJobSpec(template(task, ctx.compatQueue), DEFAULT_SPEC_DEFAULTS);
+  /** Unfinished jobs of the task: its named jobs in Meproc's queue (a name is only unique there) and its latest start's. */
+  const unfinishedOf = async (task: MeprocTask): Promise<ReadJob[]> => {
+    const named = await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`);
+    const jobs = await ctx.store.getMany([...new Set([...named, ...task.jobIds])]);
+    return jobs.filter((j) => j.queue === ctx.compatQueue && j.name === task.name && !isTerminal(j.status));
+  };
+
+  /** Starts a once or daemon task's copies, each after the `after` jobs ended (a restart). Returns their ids. */
+  const startJobs = async (task: TaskInput, request: FastifyRequest, now: number, after: string[]): Promise<string[]> => {
+    const spec = normalizeJobSpec(template(task, ctx.compatQueue, await tasks.closure(task.deps)), DEFAULT_SPEC_DEFAULTS);
     assertSubmittable(ctx, request.principal, spec, '');
     assertJobCount(ctx, task.replica, 'replica');
-    if (task.type !== 'cron') return (await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec }, now), request.traceContext, request.principal)).map((c) => c.record.id);
+    const jobs: NewJob[] = expandReplicas({ id: newJobId(now), spec }, now).map((j) => ({ ...j, recheckNames: true, ...(after.length > 0 ? { afterEnd: after } : {}) }));
+    return (await submitJobs(ctx, jobs, request.traceContext, request.principal)).map((c) => c.record.id);
+  };
+
+  /** A cron task's schedule (made or brought up to date) and a first run at once, as Meproc runs one. Returns its jobs. */
+  const startCron = async (task: TaskInput, request: FastifyRequest, now: number): Promise<string[]> => {
+    const job = template(task, ctx.compatQueue, await tasks.closure(task.deps));
+    assertSubmittable(ctx, request.principal, normalizeJobSpec(job, DEFAULT_SPEC_DEFAULTS), '');
+    assertJobCount(ctx, task.replica, 'replica');
     const name = meprocSchedule(task.name);
-    const def: ScheduleDef = {
-      cron: task.cron!, timezone: 'UTC', job: template(task, ctx.compatQueue), overlap: 'skip', misfire: 'skip', description: `Meproc cron task ${task.name}`, alertAfterFailures: null,
-    };
+    const def: ScheduleDef = { cron: task.cron!, timezone: 'UTC', job, overlap: 'skip', misfire: 'skip', description: `Meproc cron task ${task.name}`, alertAfterFailures: null };
     const next = nextFireAfter(def.cron, def.timezone, now);
     if (!(await ctx.schedules.put('create', name, def, true, next, now))) await ctx.schedules.put('update', name, def, true, next, now);
     const payload = firePayload(name, def, now);
     await triggerSchedule(ctx, name, payload, null, now);
     return payload.jobIds;
   };
+  const start = (task: TaskInput, request: FastifyRequest, now: number, after: string[] = []): Promise<string[]> =>
+    task.type === 'cron' ? startCron(task, request, now) : startJobs(task, request, now, after);
 
-  /** Stops every unfinished job of the task (SIGTERM to running ones) and its schedule. */
-  const stop = async (task: MeprocTask): Promise<void> => {
-    const flagged = task.type === 'cron' ? ((await ctx.schedules.delete(meprocSchedule(task.name), true))?.flagged ?? []) : [];
-    await ctx.store.signalCancel(flagged);
-    // Jobs of the same name in other queues are not the task's (a name is only unique within Meproc's queue).
-    const unfinished = await ctx.store.getMany(await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`));
-    await ctx.store.cancelMany([...new Set([...unfinished.filter((j) => j.queue === ctx.compatQueue).map((j) => j.id), ...task.jobIds])]);
+  /**
+   * Stops jobs (SIGTERM to running ones, through their runners) and waits until they ended, as Meproc answers once it
+   * killed the processes; bounded by the kill grace, after which the answer goes and the runners finish the job.
+   */
+  const stopJobs = async (ids: string[]): Promise<void> => {
+    if (ids.length === 0) return;
+    await ctx.store.cancelMany(ids);
+    const deadline = Date.now() + ctx.killGraceMs + 5000;
+    while (Date.now() < deadline) {
+      const left = (await ctx.store.getMany(ids)).filter((j) => !isTerminal(j.status));
+      if (left.length === 0) return;
+      await new Promise((r) => setTimeout(r, STOP_POLL_MS));
+    }
   };
 
   const nameParam = (query: unknown): string => {
@@ -140,8 +116,7 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const cycle = await tasks.cycle(input.name, input.deps);
     if (cycle) throw bad(`Invalid JSON field: deps form a cycle: ${cycle.join(' -> ')}`);
     const now = Date.now();
-    const secs = Math.floor(now / 1000);
-    const task: MeprocTask = { ...input, start_time: secs, last_time: secs, jobIds: [] };
+    const task: MeprocTask = { ...input, start_time: secs(now), last_time: 0, jobIds: [], createdAt: now };
     if (!(await tasks.add(task))) throw new DroverError('FORBIDDEN', 'Program exists, please stop it at first');
     try {
       task.jobIds = await start(input, request, now);
@@ -155,13 +130,16 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.put('/proc', {
     config: scope('submit'),
-    schema: { operationId: 'meprocRestart', tags: ['compat-meproc'], summary: 'Restart a task: its running copies are stopped (SIGTERM) and started again', querystring: MeprocNameQuery, response: { 200: MeprocOk, ...meprocErrors } },
+    schema: { operationId: 'meprocRestart', tags: ['compat-meproc'], summary: 'Restart a task: its copies are stopped (SIGTERM) and started again; tasks waiting for it go on waiting', querystring: MeprocNameQuery, response: { 200: MeprocOk, ...meprocErrors } },
   }, async (request) => {
     const task = await mustGet(nameParam(request.query));
-    await stop(task);
+    const old = (await unfinishedOf(task)).map((j) => j.id);
     const now = Date.now();
-    task.jobIds = await start(task, request, now);
-    task.last_time = Math.floor(now / 1000);
+    // The new copies exist (waiting for the old ones to stop) before the old ones end: no waiter sees the task gone.
+    const fresh = await start(task, request, now, old);
+    await stopJobs(old.filter((id) => !fresh.includes(id)));
+    task.jobIds = fresh;
+    task.start_time = secs(now);
     await tasks.save(task);
     return ok();
   });
@@ -171,48 +149,87 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     schema: { operationId: 'meprocStop', tags: ['compat-meproc'], summary: 'Stop a task (SIGTERM to its running copies) and remove it', querystring: MeprocNameQuery, response: { 200: MeprocOk, ...meprocErrors } },
   }, async (request) => {
     const task = await mustGet(nameParam(request.query));
-    await stop(task);
+    const flagged = task.type === 'cron' ? ((await ctx.schedules.delete(meprocSchedule(task.name), true))?.flagged ?? []) : [];
+    await ctx.store.signalCancel(flagged);
+    await stopJobs([...new Set([...flagged, ...(await unfinishedOf(task)).map((j) => j.id)])]);
     await tasks.remove(task.name);
     return ok();
   });
+
+  /** When the task's processes last started, epoch seconds: the newest start among its jobs, kept past their records. */
+  const lastTime = async (task: MeprocTask, known: number, live: ReadJob[]): Promise<number> => {
+    const jobs = [...live, ...(await jobsById(ctx, task.jobIds.filter((id) => !live.some((j) => j.id === id))))];
+    let newest = Math.max(0, ...jobs.filter((j) => j.startedAt).map((j) => secs(Date.parse(j.startedAt!))));
+    if (task.type === 'cron') {
+      const fired = (await ctx.schedules.get(meprocSchedule(task.name)))?.lastRunAt;
+      if (fired) newest = Math.max(newest, secs(Date.parse(fired)));
+    }
+    if (newest > known) await tasks.startedAt(task.name, newest);
+    return Math.max(known, newest);
+  };
 
   app.get('/proc', {
     config: scope('read'),
     schema: { operationId: 'meprocList', tags: ['compat-meproc'], summary: 'Running processes and registered tasks', response: { 200: MeprocList, ...meprocErrors } },
   }, async () => {
-    const all = await tasks.all();
+    const [all, starts] = await Promise.all([tasks.all(), tasks.lastStarts()]);
     const running: { command: string; pid: number; alias: string }[] = [];
     const view: Record<string, unknown> = {};
     for (const task of all) {
-      const named = (await ctx.store.getMany(await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`))).filter((j) => j.queue === ctx.compatQueue);
-      const ids = named.map((j) => j.id);
-      const jobs = named.filter((j) => j.status === 'running').sort((a, b) => a.replica - b.replica);
-      for (const j of jobs) running.push({ command: task.cmd, pid: j.pid ?? 0, alias: `${task.name}:${j.replica}` });
-      const { jobIds, cron, ...shown } = task;
-      void jobIds; // internal: not part of Meproc's task view
-      view[task.name] = { ...shown, ...(cron ? { cron } : {}), run_flag: ids.length > 0 || task.type !== 'once', running: jobs.length };
+      const live = await unfinishedOf(task);
+      const procs = live.filter((j) => j.status === 'running').sort((a, b) => a.replica - b.replica);
+      for (const j of procs) running.push({ command: task.cmd, pid: j.pid ?? 0, alias: `${task.name}:${j.replica}` });
+      view[task.name] = {
+        name: task.name, cmd: task.cmd, type: task.type, replica: task.replica, user: task.user, group: task.group, deps: task.deps, interval: task.interval,
+        ...(task.cron ? { cron: task.cron } : {}),
+        start_time: task.start_time,
+        last_time: await lastTime(task, Math.max(starts.get(task.name) ?? 0, task.last_time ?? 0), live),
+        // Meproc's run_flag: the task is to start once its deps stop running.
+        run_flag: live.some((j) => j.status === 'waiting'),
+        running: procs.length,
+      };
     }
     return ok({ running, tasks: view });
   });
 
-  app.get('/proc/output', {
-    config: scope('read'),
-    schema: { operationId: 'meprocOutput', tags: ['compat-meproc'], summary: "The output of a task's latest start, per copy, base64", querystring: MeprocNameQuery, response: { 200: MeprocOutput, ...meprocErrors } },
-  }, async (request) => {
+  /** The jobs of the task's latest start, one per replica: a cron task's latest run, else its latest PUT or POST. */
+  const latestStart = async (task: MeprocTask): Promise<ReadJob[]> => {
+    if (task.type === 'cron') {
+      const name = meprocSchedule(task.name);
+      const run = await jobsById(ctx, (await ctx.schedules.runs(name, undefined, task.replica)).ids);
+      if (run.length > 0) return run;
+      const archived = ctx.archive ? await ctx.archive.list({ schedule: name }, undefined, task.replica) : [];
+      if (archived.length > 0) return archived.map(fromArchive);
+    }
+    return jobsById(ctx, task.jobIds);
+  };
+
+  const output = async (request: FastifyRequest) => {
     const task = await mustGet(nameParam(request.query));
+    const jobs = await latestStart(task);
+    // Every process of the task has its entry, as in Meproc: empty when it has written nothing (or not started).
     const data: Record<string, string> = {};
-    for (const job of await ctx.store.getMany(task.jobIds)) {
-      const page = await ctx.logs.read(job.id, undefined, 10_000);
-      data[`${task.name}:${job.replica}`] = Buffer.from(page.items.map((l) => `${l.line}\n`).join('')).toString('base64');
+    for (let i = 0; i < task.replica; i++) data[`${task.name}:${i}`] = '';
+    for (const job of jobs) {
+      const lines = await outputOf(ctx, job, 10_000);
+      data[`${task.name}:${job.replica}`] = Buffer.from(lines.map((l) => `${l.line}\n`).join('')).toString('base64');
     }
     return ok(data);
-  });
+  };
+  app.get('/proc/output', {
+    config: scope('read'),
+    schema: { operationId: 'meprocOutput', tags: ['compat-meproc'], summary: "The output of a task's latest start, per process, base64", querystring: MeprocNameQuery, response: { 200: MeprocOutput, ...meprocErrors } },
+  }, output);
+  // Meproc answers /proc/output whatever the method.
+  app.route({ method: ['POST', 'PUT', 'DELETE', 'PATCH'], url: '/proc/output', config: scope('read'), schema: { hide: true }, handler: output });
 
   app.route({
     method: ['PATCH', 'OPTIONS'],
     url: '/proc',
     config: { scope: null, queues: 'none' },
     schema: { hide: true },
-    handler: async (_request, reply) => reply.status(405).send({ code: 405, msg: 'Method Not Allowed' }),
+    handler: async (_request, reply) => reply.status(405).send({ code: 405, msg: 'Method not allowed' }),
   });
+  // Any other path under /proc is 404 with an empty body, as Meproc answers it (after the token check, as Drover's own 404s).
+  app.all('/proc/*', { config: scope('read', 'none'), schema: { hide: true } }, async (_request, reply: FastifyReply) => reply.status(404).send());
 }
