@@ -39,12 +39,13 @@ local function createScheduledJob(name, ids, queue, spec, runAt, scheduledFor, n
   emit('schedule.fired', list[1], queue, { schedule = name, jobIds = list, scheduledFor = tonumber(scheduledFor), status = first })
   return first
 end
--- A workflow run fired by a schedule: its record and all step jobs (each step after the ones it depends on).
-local function createScheduledRun(name, bundle, scheduledFor, now)
+-- A workflow run fired by a schedule: its record and all step jobs (each step after the ones it depends on). With
+-- runAt (a manual run later), the first steps wait as delayed and the others, waiting on them, cannot start before.
+local function createScheduledRun(name, bundle, runAt, scheduledFor, now)
   local b = cjson.decode(bundle)
   local first
   for _, j in ipairs(b.jobs) do
-    local status = createJob(j.id, j.queue, j.spec, '', now, j.meta)
+    local status = createJob(j.id, j.queue, j.spec, runAt, now, j.meta)
     first = first or status
     if status ~= 'duplicate' then
       redis.call('HSET', jobKey(j.id), 'schedule', name, 'scheduledFor', scheduledFor)
@@ -59,7 +60,7 @@ local function createScheduledRun(name, bundle, scheduledFor, now)
   return first
 end
 local function createFire(name, ids, queue, spec, runAt, scheduledFor, now, meta)
-  if meta == 'bundle' then return createScheduledRun(name, spec, scheduledFor, now) end
+  if meta == 'bundle' then return createScheduledRun(name, spec, runAt, scheduledFor, now) end
   return createScheduledJob(name, ids, queue, spec, runAt, scheduledFor, now, meta)
 end
 `;

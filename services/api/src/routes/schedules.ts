@@ -32,7 +32,7 @@ const errors = errorResponses(400, 401, 403, 404, 429, 503);
 type Named = { Params: { name: string } };
 
 /** The job specs a schedule's fires create: its job, or its workflow's steps. */
-function defSpecs(def: ScheduleDef): { spec: JobSpec; field: string }[] {
+export function defSpecs(def: ScheduleDef): { spec: JobSpec; field: string }[] {
   if (def.workflow) return def.workflow.steps.map((s, i) => ({ spec: normalizeJobSpec(s.job, DEFAULT_SPEC_DEFAULTS), field: `workflow/steps/${i}/job` }));
   return def.job ? [{ spec: normalizeJobSpec(def.job, DEFAULT_SPEC_DEFAULTS), field: 'job' }] : [];
 }
@@ -63,7 +63,8 @@ export async function triggerScheduleOnce(ctx: ApiContext, name: string, payload
   if (outcome.replayed) return outcome;
   if (!outcome.status) return 'missing';
   for (const j of payload.created) ctx.metrics.jobsSubmitted.inc({ queue: j.queue });
-  if (outcome.status === 'queued' || payload.bundle) {
+  // A run for later (runAt) is published when it comes due, by the scheduler.
+  if (runAt === null && (outcome.status === 'queued' || payload.bundle)) {
     try {
       await publishQueued(ctx.transport, ctx.store, payload.publish);
     } catch (err) {
@@ -256,7 +257,7 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const s = await mustGet(request.params.name);
       const { delayMs, env, args } = request.body ?? {};
       if (delayMs !== undefined && delayMs > ctx.maxDelayMs) throwProblems([{ field: 'delayMs', message: `is more than ${ctx.maxDelayMs} ms (DROVER_MAX_DELAY_MS)` }], 'body');
-      if (s.workflow && (env || args || delayMs)) throwProblems([{ field: 'env', message: 'a workflow schedule is triggered as it is (no env, args or delayMs)' }], 'body');
+      if (s.workflow && (env || args)) throwProblems([{ field: env ? 'env' : 'args', message: 'a workflow schedule is triggered as it is (no env or args; delayMs is fine)' }], 'body');
       const override: Partial<JobTemplate> = { ...(env ? { env: { ...s.job?.env, ...env } } : {}), ...(args ? { args } : {}) };
       if (s.job) throwProblems(checkJobSpec({ ...s.job, ...override }), 'body');
       const now = Date.now();
