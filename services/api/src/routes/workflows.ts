@@ -17,58 +17,80 @@ const RestartBody = Type.Union([
   Type.Object({ mode: Type.Union([Type.Literal('whole'), Type.Literal('failed')]) }, { additionalProperties: false }),
   Type.Object({ steps: Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 200, uniqueItems: true }) }, { additionalProperties: false }),
 ]);
-type RestartBody = { mode: 'whole' | 'failed' } | { steps: string[] };
+export type RestartBody = { mode: 'whole' | 'failed' } | { steps: string[] };
 
 /** Where a step's job is in the request body, for error messages. */
 const stepField = (wf: WorkflowRecord, step: string | undefined): string => `steps/${wf.steps.findIndex((s) => s.name === step)}/job`;
 
+/** A workflow as the routes answer it: each step's status, job and times, and the run's status from them. */
+export async function workflowView(ctx: ApiContext, wf: WorkflowRecord) {
+  const all = await ctx.store.getMany(Object.values(wf.jobs).flat());
+  const byId = new Map(all.map((j) => [j.id, j]));
+  const steps = wf.steps.map((s) => {
+    const jobs = (wf.jobs[s.name] ?? []).map((id) => byId.get(id)).filter((j): j is JobRecord => j !== undefined);
+    const first = jobs[0];
+    const status = stepStatus(jobs);
+    return {
+      name: s.name,
+      dependsOn: s.dependsOn ?? [],
+      status,
+      // Deprecated alias of status for one release (workflows said `state` before jobs' `status` was the one name).
+      state: status,
+      jobId: first?.id ?? null,
+      jobIds: jobs.map((j) => j.id),
+      attempts: first?.attempts ?? 0,
+      startedAt: first?.startedAt ?? null,
+      finishedAt: jobs.every((j) => isTerminal(j.status)) ? (first?.finishedAt ?? null) : null,
+      exitCode: first?.exitCode ?? null,
+      error: first?.error ?? null,
+    };
+  });
+  const status = workflowStatus(steps.map((s) => s.status));
+  return { id: wf.id, name: wf.name, status, state: status, run: wf.runs.length, concurrency: wf.concurrency ?? null, schedule: wf.schedule ?? null, createdAt: wf.createdAt, steps, runs: wf.runs };
+}
+
+/**
+ * Runs a finished workflow again in its own record: `whole`, `failed` (failed and skipped steps with what follows
+ * them; succeeded steps keep their jobs), or from the given steps with their descendants, whatever their status.
+ * The new jobs of a step depend on its parents' jobs: the new ones of parents that run again, the existing ones
+ * otherwise (a succeeded one is met at once). One batch: all or nothing. CONFLICT while it runs or when nothing failed.
+ */
+export async function restartWorkflow(ctx: ApiContext, wf: WorkflowRecord, body: RestartBody, request: FastifyRequest): Promise<void> {
+  const current = await workflowView(ctx, wf);
+  if (current.status === 'running') throw new DroverError('CONFLICT', `workflow ${wf.id} is still running; cancel it first`);
+  let rerun: Set<string>;
+  let mode: WorkflowRun['mode'];
+  if ('steps' in body) {
+    const unknown = body.steps.filter((s) => !wf.steps.some((x) => x.name === s));
+    if (unknown.length > 0) throw new DroverError('VALIDATION', `steps: unknown step ${unknown.map((u) => `"${u}"`).join(', ')}`);
+    rerun = withDescendants(wf.steps, body.steps);
+    mode = 'steps';
+  } else if (body.mode === 'whole') {
+    rerun = new Set(wf.steps.map((s) => s.name));
+    mode = 'whole';
+  } else {
+    rerun = withDescendants(wf.steps, current.steps.filter((s) => FAILED_STEP_STATUSES.includes(s.status)).map((s) => s.name));
+    mode = 'failed';
+    if (rerun.size === 0) throw new DroverError('CONFLICT', `workflow ${wf.id} has no failed steps`);
+  }
+  const now = Date.now();
+  const { jobs, fresh } = planWorkflow(wf.id, wf.steps, rerun, wf.jobs, DEFAULT_SPEC_DEFAULTS, () => newJobId(now), wf.concurrency);
+  for (const j of jobs) assertSubmittable(ctx, request.principal, j.spec, stepField(wf, j.spec.labels['drover.step']));
+  await submitJobs(ctx, jobs, request.traceContext, request.principal);
+  wf.jobs = { ...wf.jobs, ...fresh };
+  wf.runs.push({ run: wf.runs.length + 1, mode, at: new Date(now).toISOString(), steps: fresh });
+  await ctx.workflows.save(wf);
+}
+
 /** Keeper's workflows: a DAG of steps, each a job; restart whole, from the failed steps, or from given steps. */
 export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const guard = guards(ctx).workflow();
-  const view = async (wf: WorkflowRecord) => {
-    const all = await ctx.store.getMany(Object.values(wf.jobs).flat());
-    const byId = new Map(all.map((j) => [j.id, j]));
-    const steps = wf.steps.map((s) => {
-      const jobs = (wf.jobs[s.name] ?? []).map((id) => byId.get(id)).filter((j): j is JobRecord => j !== undefined);
-      const first = jobs[0];
-      const status = stepStatus(jobs);
-      return {
-        name: s.name,
-        dependsOn: s.dependsOn ?? [],
-        status,
-        // Deprecated alias of status for one release (workflows said `state` before jobs' `status` was the one name).
-        state: status,
-        jobId: first?.id ?? null,
-        jobIds: jobs.map((j) => j.id),
-        attempts: first?.attempts ?? 0,
-        startedAt: first?.startedAt ?? null,
-        finishedAt: jobs.every((j) => isTerminal(j.status)) ? (first?.finishedAt ?? null) : null,
-        exitCode: first?.exitCode ?? null,
-        error: first?.error ?? null,
-      };
-    });
-    const status = workflowStatus(steps.map((s) => s.status));
-    return { id: wf.id, name: wf.name, status, state: status, run: wf.runs.length, concurrency: wf.concurrency ?? null, schedule: wf.schedule ?? null, createdAt: wf.createdAt, steps, runs: wf.runs };
-  };
+  const view = (wf: WorkflowRecord) => workflowView(ctx, wf);
 
   const mustGet = async (id: string): Promise<WorkflowRecord> => {
     const wf = await ctx.workflows.get(id);
     if (!wf) throw new DroverError('NOT_FOUND', `no workflow ${id}`);
     return wf;
-  };
-
-  /**
-   * Jobs for the steps in `rerun`, in dependency order, each depending on its parents' jobs: the new ones of parents
-   * that run again, the existing ones otherwise (a succeeded one is met at once). One batch: all or nothing.
-   */
-  const launch = async (wf: WorkflowRecord, rerun: Set<string>, mode: WorkflowRun['mode'], request: FastifyRequest): Promise<void> => {
-    const now = Date.now();
-    const { jobs, fresh } = planWorkflow(wf.id, wf.steps, rerun, wf.jobs, DEFAULT_SPEC_DEFAULTS, () => newJobId(now), wf.concurrency);
-    for (const j of jobs) assertSubmittable(ctx, request.principal, j.spec, stepField(wf, j.spec.labels['drover.step']));
-    await submitJobs(ctx, jobs, request.traceContext, request.principal);
-    wf.jobs = { ...wf.jobs, ...fresh };
-    wf.runs.push({ run: wf.runs.length + 1, mode, at: new Date(now).toISOString(), steps: fresh });
-    await ctx.workflows.save(wf);
   };
 
   /** A replayed create answers the workflow it created, as it stands now. */
@@ -180,25 +202,7 @@ export function workflowRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request) => {
       const wf = await mustGet(request.params.id);
-      const current = await view(wf);
-      if (current.status === 'running') throw new DroverError('CONFLICT', `workflow ${wf.id} is still running; cancel it first`);
-      const body = request.body;
-      let rerun: Set<string>;
-      let mode: WorkflowRun['mode'];
-      if ('steps' in body) {
-        const unknown = body.steps.filter((s) => !wf.steps.some((x) => x.name === s));
-        if (unknown.length > 0) throw new DroverError('VALIDATION', `steps: unknown step ${unknown.map((u) => `"${u}"`).join(', ')}`);
-        rerun = withDescendants(wf.steps, body.steps);
-        mode = 'steps';
-      } else if (body.mode === 'whole') {
-        rerun = new Set(wf.steps.map((s) => s.name));
-        mode = 'whole';
-      } else {
-        rerun = withDescendants(wf.steps, current.steps.filter((s) => FAILED_STEP_STATUSES.includes(s.status)).map((s) => s.name));
-        mode = 'failed';
-        if (rerun.size === 0) throw new DroverError('CONFLICT', `workflow ${wf.id} has no failed steps`);
-      }
-      await launch(wf, rerun, mode, request);
+      await restartWorkflow(ctx, wf, request.body, request);
       return view(wf);
     },
   );
