@@ -147,6 +147,12 @@ const EXAMPLES: Record<string, (fx: Fixtures, s: Stack, ghost: boolean) => Promi
   'GET /delay-tasks': async (fx) => (await fx.delayedJob(), { path: '/delay-tasks' }),
   'GET /delay-tasks/:id': async (fx, _s, g) => delayTask(g ? ghostJob : await fx.delayedJob()),
   'DELETE /delay-tasks/:id': async (fx, _s, g) => delayTask(g ? ghostJob : await fx.delayedJob()),
+  'PUT /v1/variables/:name': async () => ({ path: '/v1/variables/SCOPED', body: { value: '1' } }),
+  'GET /v1/variables': async () => ({ path: '/v1/variables' }),
+  'DELETE /v1/variables/:name': async (_f, s) => {
+    await s.request('PUT', '/v1/variables/TO_DELETE', { value: '1' });
+    return { path: '/v1/variables/TO_DELETE' };
+  },
 };
 
 const job = (id: string, rest: string): Call => ({ path: `/v1/jobs/${id}${rest}`, ids: [id] });

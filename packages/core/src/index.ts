@@ -35,6 +35,7 @@ export * from './outbound.js';
 export * from './webhook-signing.js';
 export * from './model/workflow.js';
 export * from './store/workflow-store.js';
+export * from './store/variable-store.js';
 export * from './archive/archive-store.js';
 export * from './archive/migrate.js';
 export * from './store/event-group.js';

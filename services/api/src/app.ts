@@ -23,6 +23,7 @@ import { queueRoutes } from './routes/queues.js';
 import { runnerRoutes } from './routes/runners.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { statsRoutes } from './routes/stats.js';
+import { variableRoutes } from './routes/variables.js';
 import { registerQueueScope } from './queue-scope.js';
 import { registerOutboundCheck } from './outbound-check.js';
 import { registerRequestGuard } from './request-guard.js';
@@ -138,6 +139,7 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   queueRoutes(app, ctx);
   runnerRoutes(app, ctx);
   statsRoutes(app, ctx);
+  variableRoutes(app, ctx);
   // Each adapter in its own plugin scope: its error handler answers in its clients' envelope.
   await app.register(async (scope) => meprocRoutes(scope, ctx));
   await app.register(async (scope) => coyotesRoutes(scope, ctx));

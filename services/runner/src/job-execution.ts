@@ -37,6 +37,8 @@ export type StopReason = 'timeout' | 'cancel' | 'shutdown' | 'lease_lost';
 export interface ExecutionOptions {
   /** Opens env values sealed at rest (DROVER_ENV_KEY); without it a sealed value fails the attempt. */
   envCipher?: EnvCipher | undefined;
+  /** Operator variables (PUT /v1/variables) as stored (sealed with DROVER_ENV_KEY when set): under the job's own env. */
+  operatorEnv?: Readonly<Record<string, string>> | undefined;
   runnerId: string;
   killGraceMs: number;
   /** Self-fencing: keeps the process's deadline ahead of its lease's end; undefined only under a test fault hook. */
@@ -154,6 +156,8 @@ export class JobExecution {
       const v = this.opts.baseEnv[name];
       if (v !== undefined) env[name] = v;
     }
+    // Operator variables over the runner's passed-through ones; the login's and the job's own over them.
+    Object.assign(env, openEnv(this.opts.envCipher, this.opts.operatorEnv ?? {}));
     Object.assign(env, loginEnv(identity));
     // Sealed values (DROVER_ENV_KEY) are opened here, at the last moment, and only in the child's environment.
     Object.assign(env, openEnv(this.opts.envCipher, spec.env));

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import {
-  EnvCipher, EventStore, JobStore, LogStore, checkRedisDurability, publishQueued, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
+  EnvCipher, EventStore, JobStore, LogStore, VariableStore, checkRedisDurability, publishQueued, coerceError, loadPolicy, policyViolation, within, type CommandPolicy, connectRedis, createRedis, createTransport, logBrokerEvents,
   DroverMetrics, encodePlacement, parseQueueSelection, runnerPlacement, type RunnerPlacement, type QueueSelection, type Claim, type Consumer, type DroverConfig, type TransportConfig, type JobMessage, type Logger, type Transport,
 } from '@drover/core';
 import type { Redis } from 'ioredis';
@@ -17,6 +17,7 @@ import { Slots } from './slots.js';
 import { untilStored } from './store-retry.js';
 import { CoyotesListReader } from './coyotes-list.js';
 import { JobTelemetry } from './job-telemetry.js';
+import { OperatorEnv } from './operator-env.js';
 import { QueueWatcher } from './queue-watcher.js';
 import { PlacementPuller, type PlacementNotice } from './placement-puller.js';
 
@@ -69,6 +70,8 @@ export class Runner {
   private unregisterMetrics: (() => void) | undefined;
   private readonly policy: CommandPolicy | undefined;
   private readonly envCipher: EnvCipher | undefined;
+  /** The operator variables jobs get, cached until a change notice. */
+  private readonly operatorEnv: OperatorEnv;
   /** Per-job resource limits from the configuration. */
   private readonly limits: NonNullable<ExecRequest['limits']>;
   /** Whom jobs run as when they name no user (RUNNER_JOB_USER), decided once. */
@@ -113,6 +116,7 @@ export class Runner {
     this.store = new JobStore(this.redis, config.prefix);
     this.logs = new LogStore(this.redis, this.store.keys);
     this.events = new EventStore(this.redis, this.store.keys);
+    this.operatorEnv = new OperatorEnv(new VariableStore(this.redis, this.store.keys), this.log);
     this.transport = createTransport(config, logBrokerEvents(this.log, config.broker, this.metrics));
     this.executor = opts.executor ?? this.chooseExecutor();
     const executor = this.executor;
@@ -326,6 +330,7 @@ export class Runner {
       telemetry.finished('failed', null, null, finished);
       return;
     }
+    const operatorEnv = await this.operatorEnv.current();
     const exec = new JobExecution(
       msg.jobId, msg.queue, claim,
       {
@@ -336,6 +341,7 @@ export class Runner {
         policy: this.policy,
         fence: this.opts.config.faults?.noFencing ? undefined : new LeaseFence({ leaseMs: runner.leaseMs, marginMs: runner.fenceMarginMs }, claimSentAt),
         envCipher: this.envCipher,
+        operatorEnv,
         maxResources: runner.maxJobResources,
       },
       this.logs, this.log, telemetry.processTraceparent(),
@@ -435,6 +441,7 @@ export class Runner {
       if (msg.type === 'cancel' && msg.jobId) this.running.get(msg.jobId)?.stop('cancel');
       // The API saw a queue it had not seen before: a runner serving a pattern looks whether it matches.
       if (msg.type === 'queues') void this.queueWatcher?.scan();
+      if (msg.type === 'variables') this.operatorEnv.invalidate();
       // A runner declined a job (constraints): this one takes it if it satisfies them.
       if (msg.type === 'placement') this.placementPuller?.notice(msg as Partial<PlacementNotice>);
       if ((msg.type === 'drain' || msg.type === 'resume') && msg.runnerId === this.id) this.applyDesired(msg.type === 'drain' ? 'draining' : null);

@@ -65,6 +65,10 @@ export class Keys {
   get control(): string {
     return `${this.base}:control`;
   }
+  /** Operator variables (hash: name -> value, sealed with DROVER_ENV_KEY when set): env of every later run. */
+  get variables(): string {
+    return `${this.base}:variables`;
+  }
   /** Prefix handed to BullMQ so its keys share our hash tag. */
   get bull(): string {
     return `${this.base}:bull`;
