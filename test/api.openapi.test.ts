@@ -70,6 +70,8 @@ test('every route is in the document with operationId, tags, summary, 2xx and 4x
   const undocumented = routeTable(s.api.app)
     .filter((r) => r.method !== 'OPTIONS' && !(r.method === 'PATCH' && r.url === '/proc'))
     .filter((r) => r.url !== '/' && !r.url.startsWith('/ui') && !r.url.startsWith('/docs'))
+    // Keeper's PQL engine routes only answer that Drover has no PQL engine (404): no operations.
+    .filter((r) => !/^\/(connection|function|variable)\/\*$/.test(r.url))
     .map((r) => `${r.method} ${r.url.replace(/:(\w+)/g, '{$1}')}`)
     .filter((k) => !ops.some(({ method, path }) => `${method.toUpperCase()} ${path}` === k));
   assert.deepEqual(undocumented, [], 'routes missing from the document');

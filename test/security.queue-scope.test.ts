@@ -153,6 +153,16 @@ const EXAMPLES: Record<string, (fx: Fixtures, s: Stack, ghost: boolean) => Promi
     await s.request('PUT', '/v1/variables/TO_DELETE', { value: '1' });
     return { path: '/v1/variables/TO_DELETE' };
   },
+  // Keeper (seed 002): jobs are schedules, tasks runs (here a workflow's), actions jobs.
+  'PUT /task/instant/:jobId': async (fx, _s, g) => keeper('/task/instant/:jobId', g ? 'ghost-schedule' : await fx.schedule(), '?delay=60'),
+  'PUT /task/restart/:taskId': async (fx, _s, g) => keeper('/task/restart/:taskId', g ? ghostJob : await fx.workflow(), '?more=EXCEPTIONAL'),
+  'PUT /task/restrat/:taskId': async (fx, _s, g) => keeper('/task/restrat/:taskId', g ? ghostJob : await fx.workflow(), '?more=EXCEPTIONAL'),
+  'PUT /task/kill/:taskId': async (fx, _s, g) => keeper('/task/kill/:taskId', g ? ghostJob : await fx.workflow()),
+  'PUT /kill/task/:taskId': async (fx, _s, g) => keeper('/kill/task/:taskId', g ? ghostJob : await fx.workflow()),
+  'PUT /job/kill/:jobId': async (fx, _s, g) => keeper('/job/kill/:jobId', g ? 'ghost-schedule' : await fx.schedule()),
+  'PUT /action/kill/:actionId': async (fx, _s, g) => keeper('/action/kill/:actionId', g ? ghostJob : await fx.delayedJob()),
+  'GET /task/logs': async (fx, _s, g) => keeper('/task/logs?taskId=:taskId', g ? ghostJob : await fx.workflow()),
+  'PUT /global/set': async () => ({ path: '/global/set?name=KEEPER_SCOPED&value=1' }),
 };
 
 const job = (id: string, rest: string): Call => ({ path: `/v1/jobs/${id}${rest}`, ids: [id] });
@@ -162,6 +172,7 @@ const queue = (name: string, rest: string): Call => ({ path: `/v1/queues/${name}
 const channel = (name: string, rest: string): Call => ({ path: `/channels/${name}${rest}`, ids: [name] });
 const proc = (name: string): Call => ({ path: `/proc?name=${name}`, ids: [name] });
 const delayTask = (id: string): Call => ({ path: `/delay-tasks/${id}`, ids: [id] });
+const keeper = (route: string, id: string, query = ''): Call => ({ path: `${route.replace(/:\w+/, id)}${query}`, ids: [id] });
 
 async function webhook(s: Stack): Promise<string> {
   const res = await s.request<{ id: string }>('POST', '/v1/webhooks', { url: 'http://127.0.0.1:9/hook', queues: [FOREIGN_QUEUE] });

@@ -17,6 +17,7 @@ import { whoamiRoutes } from './routes/whoami.js';
 import { UI_PREFIX, uiRoutes } from './routes/ui.js';
 import { jobRoutes } from './routes/jobs.js';
 import { coyotesRoutes } from './routes/compat/coyotes.js';
+import { keeperRoutes } from './routes/compat/keeper.js';
 import { meprocRoutes } from './routes/compat/meproc.js';
 import { qscheduleRoutes } from './routes/compat/qschedule.js';
 import { queueRoutes } from './routes/queues.js';
@@ -143,6 +144,7 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   // Each adapter in its own plugin scope: its error handler answers in its clients' envelope.
   await app.register(async (scope) => meprocRoutes(scope, ctx));
   await app.register(async (scope) => coyotesRoutes(scope, ctx));
+  await app.register(async (scope) => keeperRoutes(scope, ctx));
   await app.register(async (scope) => qscheduleRoutes(scope, ctx));
   await uiRoutes(app);
   return app;

@@ -93,6 +93,7 @@ export const DOCUMENT_TAGS = [
   { name: 'variables', description: 'Operator variables: environment of every job started after a change (values are never returned).' },
   { name: 'compat-meproc', description: "Meproc's process API (`/proc`) on Drover: its own envelope `{code, msg, data}`." },
   { name: 'compat-coyotes', description: "Coyotes' channel API (`/channels`, `/delay-tasks`) on Drover: its own envelope `{status_code, message, data}`." },
+  { name: 'compat-keeper', description: "Keeper's REST control API (`/task/*`, `/job/kill`, `/action/kill`, `/global/set`) on Drover: a job is a schedule, a task one run, an action a step's job; bare JSON answers." },
   { name: 'compat-qschedule', description: "qschedule's HTTP interface (`/api/*.do`) on Drover: a job is a schedule, a task one run; its own envelope `{ret, message, data}`." },
 ];
 
