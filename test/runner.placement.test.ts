@@ -81,6 +81,12 @@ test('satisfies and the claim script agree: host by name (any case), address or 
     [{ labels: { address: 'fd00::2' } }, true],
     [{ labels: { host: 'WEB-1.corp' } }, true],
     [{ host: ['web-1.corp'], labels: { zone: 'b' } }, false],
+    [{ notHost: ['web-2'] }, true],
+    [{ notHost: ['web-2', 'WEB-1.corp'] }, false],
+    [{ notHost: ['fd00:0::2'] }, false],
+    [{ notHost: ['runner-7'] }, false],
+    [{ host: ['web-1.corp'], notHost: ['10.1.2.3'] }, false],
+    [{ labels: { zone: 'a' }, notHost: ['10.9.9.9'] }, true],
   ];
   const redis = new Redis(REDIS_URL);
   t.after(() => redis.disconnect());

@@ -31,6 +31,13 @@ export const Constraints = Type.Object(
         description: 'Runs only on a runner whose host name (any case), one of whose addresses, or whose id is one of these. No ports.',
       }),
     ),
+    notHost: Type.Optional(
+      Type.Array(Type.String({ pattern: HOST_ENTRY_PATTERN }), {
+        minItems: 1,
+        maxItems: MAX_HOST_CONSTRAINTS,
+        description: 'Never runs on a runner whose host name (any case), one of whose addresses, or whose id is one of these (a machine taken offline for this job). No ports.',
+      }),
+    ),
     labels: Type.Optional(
       Type.Record(Type.String({ pattern: LABEL_KEY_PATTERN }), Type.String({ minLength: 1, maxLength: 256 }), {
         maxProperties: MAX_PLACEMENT_LABELS,
@@ -67,11 +74,13 @@ export function canonicalAddress(text: string): string {
 /** Problems a schema cannot say (an entry with a port). Fields are relative to `constraints`. */
 export function constraintProblems(c: JobConstraints | undefined): { field: string; message: string }[] {
   const problems: { field: string; message: string }[] = [];
-  c?.host?.forEach((entry, i) => {
-    if (entry.includes(':') && isIP(entry) !== 6) {
-      problems.push({ field: `constraints/host/${i}`, message: `"${entry}" is neither a host name nor an address: write the host name, address or runner id alone, without a port` });
-    }
-  });
+  for (const list of ['host', 'notHost'] as const) {
+    c?.[list]?.forEach((entry, i) => {
+      if (entry.includes(':') && isIP(entry) !== 6) {
+        problems.push({ field: `constraints/${list}/${i}`, message: `"${entry}" is neither a host name nor an address: write the host name, address or runner id alone, without a port` });
+      }
+    });
+  }
   return problems;
 }
 
@@ -80,15 +89,17 @@ export function normalizeConstraints(c: JobConstraints | undefined): JobConstrai
   if (!c) return undefined;
   const out: JobConstraints = {};
   if (c.host && c.host.length > 0) out.host = [...new Set(c.host.map(canonicalAddress))];
+  if (c.notHost && c.notHost.length > 0) out.notHost = [...new Set(c.notHost.map(canonicalAddress))].sort();
   const keys = Object.keys(c.labels ?? {}).sort();
   if (keys.length > 0) out.labels = Object.fromEntries(keys.map((k) => [k, c.labels![k]!]));
-  return out.host || out.labels ? out : undefined;
+  return out.host || out.notHost || out.labels ? out : undefined;
 }
 
 /** The constraints in words, for warnings and logs: `host one of a, b; labels zone=a, gpu=1`. */
 export function describeConstraints(c: JobConstraints): string {
   const parts: string[] = [];
   if (c.host) parts.push(`host one of ${c.host.join(', ')}`);
+  if (c.notHost) parts.push(`host none of ${c.notHost.join(', ')}`);
   if (c.labels) parts.push(`labels ${Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(', ')}`);
   return parts.join('; ');
 }
@@ -106,7 +117,9 @@ export function satisfies(c: JobConstraints | undefined, r: PlacementSubject): b
   if (!c) return true;
   const host = r.host?.toLowerCase() ?? null;
   const isAddress = (want: string): boolean => r.addresses.includes(canonicalAddress(want.toLowerCase()));
-  if (c.host && !c.host.some((want) => want === r.id || want.toLowerCase() === host || isAddress(want))) return false;
+  const names = (want: string): boolean => want === r.id || want.toLowerCase() === host || isAddress(want);
+  if (c.host && !c.host.some(names)) return false;
+  if (c.notHost?.some(names)) return false;
   for (const [key, want] of Object.entries(c.labels ?? {})) {
     const ok = key === 'host' ? want.toLowerCase() === host : key === 'address' ? isAddress(want) : r.labels[key] === want;
     if (!ok) return false;
@@ -134,12 +147,18 @@ local function placementAllows(constraintsJson, runnerJson)
     for _, a in ipairs(me.addresses or {}) do if a == w then return true end end
     return false
   end
+  local function names(want) return want == me.id or string.lower(want) == me.host or isAddress(want) end
   if type(c.host) == 'table' then
     local any = false
     for _, want in ipairs(c.host) do
-      if want == me.id or string.lower(want) == me.host or isAddress(want) then any = true break end
+      if names(want) then any = true break end
     end
     if not any then return false end
+  end
+  if type(c.notHost) == 'table' then
+    for _, want in ipairs(c.notHost) do
+      if names(want) then return false end
+    end
   end
   if type(c.labels) == 'table' then
     local mine = type(me.labels) == 'table' and me.labels or {}
