@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { test } from 'node:test';
+import { createLogger } from '@drover/core';
+import { Runner } from '@drover/runner';
 import { startStack, type Stack } from './helpers/stack.js';
 
 interface Qs<T = unknown> {
@@ -139,4 +142,73 @@ test('qschedule: a token restricted to other queues sees no job of this one, in 
   assert.deepEqual((await s.request<{ items: unknown[] }>('GET', '/v1/jobs?queue=billing')).body.items, []);
   // The control: the same calls with an unrestricted token work.
   assert.equal((await qs(s, 'POST', '/api/jobs/on.do', { jobs: ['billing.close'], token: s.tokens.submit })).body.ret, true);
+});
+
+/** Runner B's made-up host: two runners of one process must look like two machines. */
+const HOST_B = { name: 'Host-B.example', addresses: ['192.0.2.77'] };
+type Worker = { address: string; hostname: string; canSchedule: boolean; jobName: string; online: boolean };
+
+test('qschedule workers: take a machine offline for one job, list them, refuse all offline; check which jobs run on a host', async (t) => {
+  const s = await startStack(t);
+  const token = s.tokens.submit;
+  const b = new Runner({ config: { ...s.config, runner: { ...s.config.runner, id: `b-${s.prefix.slice(5, 13)}` } }, logger: createLogger('silent', 'test'), host: HOST_B });
+  t.after(() => b.close());
+  await b.start();
+  const a = s.runner!;
+  const hostA = hostname().toLowerCase();
+  await schedule(s, 'q.job', { command: 'echo ran' });
+  await schedule(s, 'q.other', { command: 'true' });
+
+  const workers = async (): Promise<Worker[]> => {
+    const r = await qs<Worker[]>(s, 'GET', `/api/workers/q.job.do?token=${token}`);
+    assert.equal(r.body.ret, true, JSON.stringify(r.body));
+    return r.body.data!.sort((x, y) => x.hostname.localeCompare(y.hostname));
+  };
+  const byHost = async (): Promise<Record<string, boolean>> => Object.fromEntries((await workers()).map((w) => [w.hostname.toLowerCase(), w.canSchedule]));
+  assert.deepEqual(await byHost(), { [hostA]: true, 'host-b.example': true });
+  assert.equal((await workers()).find((w) => w.hostname === 'Host-B.example')!.address, '192.0.2.77');
+
+  // Worker上下线接口: B offline for q.job, the map sent as a JSON string as qschedule's clients do.
+  const off = await qs(s, 'POST', '/api/workers/state.do', { jobName: 'q.job', workers: '{"192.0.2.77:20010":false}', token });
+  assert.deepEqual(off.body, { ret: true, message: '操作成功' });
+  assert.deepEqual(await byHost(), { [hostA]: true, 'host-b.example': false });
+  const runs = [];
+  for (let i = 0; i < 6; i++) runs.push((await qs(s, 'POST', '/api/tasks.do', { job: 'q.job', token })).body.message);
+  for (const id of runs) assert.equal((await s.waitFor(id)).runnerId, a.id, 'never on the machine taken offline');
+
+  // Taking the last one offline too is refused, and changes nothing.
+  const all = await qs(s, 'POST', '/api/workers/state.do', { jobName: 'q.job', workers: { [`${hostA}:20010`]: false }, token });
+  assert.equal(all.status, 409);
+  assert.equal(all.body.message, '所有机器不能全部下线');
+  assert.deepEqual(await byHost(), { [hostA]: true, 'host-b.example': false });
+
+  // The control: swapped in one call, the job runs on B only.
+  assert.equal((await qs(s, 'POST', '/api/workers/state.do', { jobName: 'q.job', workers: { [`${hostA}:20010`]: false, '192.0.2.77:20010': true }, token })).body.ret, true);
+  assert.deepEqual(await byHost(), { [hostA]: false, 'host-b.example': true });
+  const onB = (await qs(s, 'POST', '/api/tasks.do', { job: 'q.job', token })).body.message;
+  assert.equal((await s.waitFor(onB)).runnerId, b.id);
+  const other = (await qs(s, 'POST', '/api/tasks.do', { job: 'q.other', token })).body.message;
+  assert.equal((await s.waitFor(other)).status, 'succeeded', 'another job keeps every worker');
+
+  for (const w of ['nope', '{}', '{"a:1":"yes"}', 5, []]) {
+    const r = await qs(s, 'POST', '/api/workers/state.do', { jobName: 'q.job', workers: w, token });
+    assert.equal(r.status, 400, JSON.stringify(w));
+    assert.equal(r.body.message, 'workers json 格式非法');
+  }
+  assert.equal((await qs(s, 'POST', '/api/workers/state.do', { jobName: 'no.job', workers: { 'x:1': false }, token })).body.message, 'job不存在');
+  assert.equal((await qs(s, 'POST', '/api/workers/state.do', { jobName: 'q.job', workers: { 'x:1': false }, token: s.tokens.read })).body.message, '授权失败');
+
+  // 检查是否有任务在执行接口: by address, by host name, by its short form; nothing on A.
+  await s.request('PUT', '/v1/schedules/q.job', { job: { command: 'sleep 30', constraints: { notHost: [hostA] } } });
+  const long = (await qs(s, 'POST', '/api/tasks.do', { job: 'q.job', token })).body.message;
+  await s.waitFor(long, (j) => j.status === 'running');
+  for (const host of ['192.0.2.77', 'Host-B.example', 'host-b']) {
+    const r = await qs<Info[]>(s, 'GET', `/api/check/${host}.do?token=${token}`);
+    assert.equal(r.body.ret, true);
+    assert.deepEqual(r.body.data!.map((j) => [j.name, j.lastState]), [['q.job', 200]], `check ${host}`);
+  }
+  assert.deepEqual((await qs<Info[]>(s, 'GET', `/api/check/${hostA}.do?token=${token}`)).body.data, []);
+  assert.deepEqual((await qs<Info[]>(s, 'GET', `/api/check/192.0.2.7.do?token=${token}`)).body.data, [], 'an address is matched whole');
+  await s.request('POST', `/v1/jobs/${long}/cancel`);
+  await s.waitFor(long);
 });

@@ -32,6 +32,8 @@ export interface QscheduleJobContext {
   latest: JobRecord | undefined;
   /** Some live runner serves the schedule's queue (and its placement). */
   served: boolean;
+  /** The host of the runner of the latest run (its id once the runner is forgotten). */
+  latestHost: string;
 }
 
 /**
@@ -52,7 +54,7 @@ export function qscheduleJob(s: ScheduleRecord, c: QscheduleJobContext): Record<
     recover: template?.onLost ?? 'retry',
     timeout: template?.alertAfterMs ?? 0,
     lastRun: ms(latest?.startedAt ?? latest?.createdAt ?? s.lastRunAt),
-    lastRunHost: latest?.runnerId ?? '',
+    lastRunHost: c.latestHost,
     lastState: qscheduleState(s, c.current, c.served),
     lastUpdate: ms(latest?.finishedAt ?? latest?.startedAt ?? latest?.createdAt ?? s.updatedAt),
     lastDuration: s.lastDurationMs ?? 0,

@@ -1,4 +1,8 @@
-import { DroverError, ERROR_CODES, firePayload, isTerminal, type ErrorCode, type JobRecord, type ScheduleRecord } from '@drover/core';
+import { isIP } from 'node:net';
+import {
+  DroverError, ERROR_CODES, canonicalAddress, constraintProblems, consumersOf, firePayload, isTerminal, nextFireAfter, normalizeConstraints, satisfies,
+  type ErrorCode, type JobRecord, type JobTemplate, type RunnerView, type ScheduleDef, type ScheduleRecord,
+} from '@drover/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Principal } from '../../auth.js';
 import type { ApiContext } from '../../context.js';
@@ -10,11 +14,13 @@ import { setSchedulesEnabled, triggerSchedule } from '../schedules.js';
 import { documentOnlySchemas } from './schemas.js';
 import { qscheduleJob } from './qschedule-view.js';
 import {
-  QsJobInfo, QsNameParams, QsNamesInput, QsOk, QsTaskInput, QsTokenQuery, qscheduleErrors,
+  QsJobInfo, QsJobList, QsNameParams, QsNamesInput, QsOk, QsTaskInput, QsTokenQuery, QsWorkers, QsWorkersInput, qscheduleErrors,
 } from './qschedule-schemas.js';
 
 type Body = Record<string, unknown>;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/** Most running jobs /api/check reads (the fleet's slots are far fewer). */
+const MAX_RUNNING_READ = 10_000;
 
 /** qschedule's messages for Drover's error codes; a failure of the store or broker gets the route's own. */
 const MESSAGES: Partial<Record<ErrorCode, string>> = {
@@ -40,6 +46,42 @@ function bodyOf(request: FastifyRequest): Body {
   return b as Body;
 }
 
+/** The host of qschedule's `host:port` worker key (`[v6]:port`, a bare address or host name as they are). */
+export function workerHost(key: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(key);
+  if (bracketed) return bracketed[1]!;
+  if (isIP(key) === 6) return key;
+  const colon = key.lastIndexOf(':');
+  return colon > 0 && /^\d+$/.test(key.slice(colon + 1)) ? key.slice(0, colon) : key;
+}
+
+/** A runner answers to this host as qschedule's check does: host name (or its first labels), address or id. */
+function isHost(r: RunnerView, given: string): boolean {
+  const want = given.toLowerCase();
+  const host = r.host?.toLowerCase() ?? '';
+  return r.id === given || r.addresses.includes(canonicalAddress(want)) || host === want || host.startsWith(`${want}.`) || want.startsWith(`${host}.`);
+}
+
+/** The job templates of a schedule: its job, or every step's job. */
+function templatesOf(s: ScheduleDef): JobTemplate[] {
+  return s.workflow ? s.workflow.steps.map((st) => st.job) : s.job ? [s.job] : [];
+}
+
+/** A schedule's definition with each job template's constraints.notHost replaced. */
+function withOffline(s: ScheduleRecord, offline: string[]): ScheduleDef {
+  const place = (t: JobTemplate): JobTemplate => {
+    const { notHost: _old, ...rest } = t.constraints ?? {};
+    const constraints = normalizeConstraints({ ...rest, ...(offline.length > 0 ? { notHost: offline } : {}) });
+    const { constraints: _c, ...job } = t;
+    return constraints ? { ...job, constraints } : job;
+  };
+  return {
+    cron: s.cron, timezone: s.timezone, overlap: s.overlap, misfire: s.misfire, description: s.description, alertAfterFailures: s.alertAfterFailures,
+    ...(s.job ? { job: place(s.job) } : {}),
+    ...(s.workflow ? { workflow: { ...s.workflow, steps: s.workflow.steps.map((st) => ({ ...st, job: place(st.job) })) } } : {}),
+  };
+}
+
 /** qschedule's `param` as the run's environment: QSCHEDULE_PARAMS (JSON), and each key that is an env name. */
 export function paramEnv(param: unknown): Record<string, string> {
   if (param === undefined || param === null) return {};
@@ -61,7 +103,8 @@ export function qscheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.setErrorHandler((thrown, request, reply) => {
     const body = describeError(thrown, request);
     const status = ERROR_CODES[body.code].status;
-    const message = MESSAGES[body.code] ?? request.routeOptions.config.qsFailure ?? '内部错误';
+    const own = thrown instanceof DroverError ? (thrown.details as { qsMessage?: string } | undefined)?.qsMessage : undefined;
+    const message = own ?? MESSAGES[body.code] ?? request.routeOptions.config.qsFailure ?? '内部错误';
     void reply.status(status).send({ ret: false, message, detail: body.message });
   });
   const ok = (data?: unknown) => ({ ret: true, message: '操作成功', ...(data === undefined ? {} : { data }) });
@@ -81,8 +124,11 @@ export function qscheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const jobs = new Map((await ctx.store.getMany(ids)).map((j) => [j.id, j] as const));
     const current: JobRecord | undefined = s.runningJobs.map((id) => jobs.get(id)).find((j) => j && !isTerminal(j.status));
     const latest = current ?? (s.lastJobId ? jobs.get(s.lastJobId) : undefined);
-    const served = (await submitWarnings(ctx.runners, scheduleQueues(s), ctx.log)).length === 0;
-    return qscheduleJob(s, { current, latest, served });
+    // Served: some live runner takes its queue and satisfies its constraints (workers taken offline included).
+    const specs = templatesOf(s).map((t) => ({ queue: t.queue ?? 'default', constraints: normalizeConstraints(t.constraints) }));
+    const served = (await submitWarnings(ctx.runners, specs, ctx.log)).length === 0;
+    const runner = latest?.runnerId ? await ctx.runners.get(latest.runnerId) : undefined;
+    return qscheduleJob(s, { current, latest, served, latestHost: runner?.host ?? latest?.runnerId ?? '' });
   };
 
   for (const action of ['on', 'off'] as const) {
@@ -133,6 +179,92 @@ export function qscheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       // A task id: the run's workflow id, or its job's id.
       const task = payload.bundle ? (JSON.parse(payload.bundle) as { workflowId: string }).workflowId : payload.jobIds[0]!;
       return { ret: true, message: task };
+    },
+  );
+
+  /** The live runners that serve every queue of the schedule: its workers. */
+  const workersOf = async (s: ScheduleRecord): Promise<RunnerView[]> => {
+    const queues = scheduleQueues(s);
+    return (await ctx.runners.list()).filter((r) => r.state !== 'offline' && queues.every((q) => consumersOf([r], q).length > 0));
+  };
+  const mayRun = (s: ScheduleDef, r: RunnerView): boolean => templatesOf(s).every((t) => satisfies(normalizeConstraints(t.constraints), r));
+
+  app.post(
+    '/api/workers/state.do',
+    {
+      config: { scope: 'submit', queues: 'handler', tokenIn, qsFailure: '操作失败' },
+      schema: { operationId: 'qscheduleSetWorkers', tags, summary: 'Take workers (runners) offline or online for one job: its constraints.notHost', body: QsWorkersInput, response: { 200: QsOk, ...qscheduleErrors } },
+    },
+    async (request) => {
+      const { jobName, workers } = bodyOf(request);
+      if (typeof jobName !== 'string' || jobName === '') throw bad('jobName must be a job name');
+      let map: unknown = workers;
+      if (typeof workers === 'string') {
+        try {
+          map = JSON.parse(workers);
+        } catch {
+          map = undefined;
+        }
+      }
+      const entries = map && typeof map === 'object' && !Array.isArray(map) ? Object.entries(map as Body) : [];
+      if (entries.length === 0 || !entries.every(([k, v]) => k !== '' && typeof v === 'boolean')) {
+        throw new DroverError('VALIDATION', 'workers must be a JSON object of "host:port": true|false', { qsMessage: 'workers json 格式非法' });
+      }
+      const s = await visible(jobName, request.principal);
+      const offline = new Set(templatesOf(s).flatMap((t) => t.constraints?.notHost ?? []));
+      for (const [key, online] of entries) {
+        const host = canonicalAddress(workerHost(key).toLowerCase());
+        if (online) offline.delete(host);
+        else offline.add(host);
+      }
+      const def = withOffline(s, [...offline]);
+      const problems = templatesOf(def).flatMap((t) => constraintProblems(t.constraints));
+      if (problems.length > 0) throw bad(problems.map((p) => p.message).join('; '));
+      const takesOffline = entries.some(([, online]) => online === false);
+      if (takesOffline && !(await workersOf(s)).some((r) => mayRun(def, r))) {
+        throw new DroverError('CONFLICT', 'no live runner that serves this job would be left to run it', { qsMessage: '所有机器不能全部下线' });
+      }
+      const now = Date.now();
+      if (!(await ctx.schedules.put('update', s.name, def, s.enabled, s.enabled ? nextFireAfter(s.cron, s.timezone, now) : null, now))) {
+        throw new DroverError('NOT_FOUND', `no job (schedule) ${s.name}`);
+      }
+      return ok();
+    },
+  );
+
+  app.get<{ Params: { file: string } }>(
+    '/api/workers/:file',
+    {
+      config: { scope: 'read', queues: 'handler', tokenIn, qsFailure: '查询失败' },
+      schema: { operationId: 'qscheduleWorkers', tags, summary: 'The workers (runners) of a job and whether each may run it: GET /api/workers/<name>.do', params: QsNameParams, querystring: QsTokenQuery, response: { 200: QsWorkers, ...qscheduleErrors } },
+    },
+    async (request) => {
+      const s = await visible(nameOf(request.params.file), request.principal);
+      const live = await workersOf(s);
+      const listed = live.map((r) => ({ address: r.addresses[0] ?? r.host ?? r.id, hostname: r.host ?? r.id, canSchedule: mayRun(s, r), jobName: s.name, online: true }));
+      // Workers taken offline that no live runner answers to any more: still listed, as qschedule keeps them.
+      const gone = [...new Set(templatesOf(s).flatMap((t) => t.constraints?.notHost ?? []))]
+        .filter((h) => !live.some((r) => isHost(r, h)))
+        .map((h) => ({ address: h, hostname: h, canSchedule: false, jobName: s.name, online: false }));
+      return ok([...listed, ...gone]);
+    },
+  );
+
+  app.get<{ Params: { file: string } }>(
+    '/api/check/:file',
+    {
+      config: { scope: 'read', queues: 'handler', tokenIn, qsFailure: '查询失败' },
+      schema: { operationId: 'qscheduleCheckHost', tags, summary: 'The jobs (schedules) with a run in progress on a host (its address or host name): GET /api/check/<host>.do', params: QsNameParams, querystring: QsTokenQuery, response: { 200: QsJobList, ...qscheduleErrors } },
+    },
+    async (request) => {
+      const host = nameOf(request.params.file);
+      const runners = new Set((await ctx.runners.list()).filter((r) => r.state !== 'offline' && isHost(r, host)).map((r) => r.id));
+      // The store's running jobs, not the registry's (a heartbeat old): as many as the fleet's slots, read in pages.
+      const running = runners.size === 0 ? [] : await ctx.store.redis.zrange(ctx.store.keys.index(undefined, 'running'), 0, MAX_RUNNING_READ - 1);
+      const jobs = (await ctx.store.getMany(running)).filter((j) => j.status === 'running' && j.runnerId !== null && runners.has(j.runnerId));
+      const names = [...new Set(jobs.filter((j) => j.schedule).map((j) => j.schedule!))].sort();
+      const schedules = (await Promise.all(names.map((n) => ctx.schedules.get(n)))).filter((s): s is ScheduleRecord => s !== null && canSee(request.principal, scheduleQueues(s)));
+      return ok(await Promise.all(schedules.map(info)));
     },
   );
 }
