@@ -10,7 +10,7 @@ import { COMMAND_HELP, JOB_OPTIONS, NAME_OPTION, jobTemplate } from './spec.js';
 /** A submitted job as the API answers it: the record plus, for copies, all their ids. */
 export type Submitted = JobRecord & { replicaJobs?: string[]; deduplicated?: boolean; warnings?: SubmitWarning[] };
 
-/** What the API says stands in a new job's way (NO_RUNNER: no live runner serves its queue). */
+/** What the API says stands in a new job's way (NO_RUNNER: no live runner serves its queue; NO_MATCHING_RUNNER: none satisfies its constraints). */
 export interface SubmitWarning {
   code: string;
   message: string;

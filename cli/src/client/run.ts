@@ -66,6 +66,8 @@ function showProgress(ctx: Ctx, api: Api, job: Submitted): () => void {
   const since = Date.now();
   let current: JobRecord = job;
   let noRunner = job.warnings?.some((w) => w.code === 'NO_RUNNER') ?? false;
+  // Runners serve the queue, but none that is live satisfies the job's constraints (it starts when one comes).
+  const noMatch = job.warnings?.some((w) => w.code === 'NO_MATCHING_RUNNER') ?? false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   // Whole seconds: a progress line that changes every redraw in its decimals is noise.
@@ -76,6 +78,7 @@ function showProgress(ctx: Ctx, api: Api, job: Submitted): () => void {
       current.status === 'delayed' && current.runAt ? `delayed, starts in ${secs(Date.parse(current.runAt) - Date.now())}…`
       : current.status === 'waiting' ? `waiting for its dependencies… ${waited}`
       : noRunner ? `queued; no runner serves this queue (${job.queue})… ${waited}`
+      : noMatch ? `queued; no live runner satisfies its constraints… ${waited}`
       : `queued, waiting for a runner… ${waited}`;
     process.stderr.write(`\r\u001b[K${text} (job ${job.id})`);
   };
