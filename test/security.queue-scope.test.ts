@@ -2,6 +2,7 @@
 // route added without a decision about queue scoping fails here until it has one and an example below.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { test } from 'node:test';
 import { routeTable } from '@drover/api';
 import type { JobRecord } from '@drover/core';
@@ -163,6 +164,22 @@ const EXAMPLES: Record<string, (fx: Fixtures, s: Stack, ghost: boolean) => Promi
   'PUT /action/kill/:actionId': async (fx, _s, g) => keeper('/action/kill/:actionId', g ? ghostJob : await fx.delayedJob()),
   'GET /task/logs': async (fx, _s, g) => keeper('/task/logs?taskId=:taskId', g ? ghostJob : await fx.workflow()),
   'PUT /global/set': async () => ({ path: '/global/set?name=KEEPER_SCOPED&value=1' }),
+  // qschedule (seed 003): jobs are schedules; the token may also come in the body or ?token= (here the header).
+  'POST /api/jobs/on.do': async (fx) => ({ path: '/api/jobs/on.do', body: { jobs: [await fx.schedule()] } }),
+  'POST /api/jobs/off.do': async (fx) => ({ path: '/api/jobs/off.do', body: { jobs: [await fx.schedule()] } }),
+  'GET /api/jobs/:file': async (fx) => ({ path: `/api/jobs/${await fx.schedule()}.do` }),
+  'POST /api/tasks.do': async (fx) => ({ path: '/api/tasks.do', body: { job: await fx.schedule(), param: { x: '1' } } }),
+  'POST /api/workers/state.do': async (fx) => ({ path: '/api/workers/state.do', body: { jobName: await fx.schedule(), workers: { 'ghost-host:20010': false } } }),
+  'GET /api/workers/:file': async (fx) => ({ path: `/api/workers/${await fx.schedule()}.do` }),
+  'GET /api/check/:file': async (fx, s) => {
+    // A run of a foreign schedule in progress on this host: the restricted token must not see the schedule.
+    const name = await fx.schedule();
+    await s.request('PUT', `/v1/schedules/${name}`, { job: { command: 'sleep 30', queue: FOREIGN_QUEUE } });
+    const run = await s.request<{ id: string }>('POST', `/v1/schedules/${name}/trigger`, {});
+    fx.foreignIds.add(run.body.id);
+    await s.waitFor(run.body.id, (j) => j.status === 'running');
+    return { path: `/api/check/${hostname()}.do` };
+  },
 };
 
 const job = (id: string, rest: string): Call => ({ path: `/v1/jobs/${id}${rest}`, ids: [id] });
