@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import type { JobRecord } from '@drover/core';
+import { loadConfig, type JobRecord } from '@drover/core';
 import { Redis } from 'ioredis';
+import { freshDatabase } from './helpers/postgres.js';
 import { REDIS_URL, startStack, type Stack } from './helpers/stack.js';
+import { until } from './helpers/until.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -93,6 +96,12 @@ test('Coyotes bad input: 4xx in its envelope, nothing stored; tokens apply', asy
     ['POST', '/channels/test', {}, 400, /task is required/],
     ['POST', '/channels/test/tasks', { task: 'true', delay: 'soon' }, 400, /delay must be whole seconds/],
     ['GET', '/channels/nope', undefined, 404, /no channel nope/],
+    ['POST', '/channels/test/tasks', { task: 'true', id: 'not an id' }, 400, /id must be 1-128 letters/],
+    ['GET', '/channels/default/failed-tasks/nothing', undefined, 404, /no failed task nothing in channel default/],
+    ['DELETE', '/channels/default/failed-tasks/nothing', undefined, 404, /no failed task nothing/],
+    ['DELETE', '/delay-tasks/nothing', undefined, 404, /no delayed task nothing/],
+    ['PUT', '/channels/default', { task: 'true' }, 404, /^no route PUT \/channels\/default$/],
+    ['DELETE', '/channels/default/tasks/x', undefined, 404, /no route DELETE/],
   ];
   for (const [method, path, fields, status, message] of cases) {
     const res = await form(s, method, path, fields);
@@ -103,16 +112,27 @@ test('Coyotes bad input: 4xx in its envelope, nothing stored; tokens apply', asy
   }
   assert.deepEqual((await s.request<{ items: unknown[] }>('GET', '/v1/jobs')).body.items, []);
   assert.deepEqual((await s.request<{ items: unknown[] }>('GET', '/v1/queues')).body.items, []);
-  const anon = await form(s, 'POST', '/channels/default', { task: 'true' }, 'multipart', null);
-  assert.equal(anon.status, 401);
-  assert.equal(anon.body.status_code, 401);
+  for (const [method, path] of [['POST', '/channels/default'], ['DELETE', '/channels/default/failed-tasks/x'], ['DELETE', '/delay-tasks/x']] as const) {
+    const anon = await form(s, method, path, method === 'POST' ? { task: 'true' } : undefined, 'multipart', null);
+    assert.deepEqual([anon.status, anon.body.status_code, anon.body.data], [401, 401, null], `${method} ${path}: Coyotes' envelope`);
+  }
 });
 
-test('Coyotes Redis-list ingestion: tasks pushed to the list run; unreadable ones are set aside', async (t) => {
-  const s = await startStack(t, { env: { DROVER_COYOTES_LIST: '1' } });
+test('Coyotes Redis-list ingestion: the key is DROVER_COYOTES_LIST_KEY exactly (no prefix, no hash tag); unreadable items are set aside', async (t) => {
+  // What a Coyotes started with -biz-name reads; unique per test, as the list lives outside the test's prefix.
+  const biz = `biz-${randomUUID()}`;
+  const list = `${biz}:task:prepare:queue`;
   const redis = new Redis(REDIS_URL);
-  t.after(() => redis.quit());
-  const list = `{${s.prefix}}:task:prepare:queue`;
+  t.after(async () => {
+    // After the stack stopped (hooks run in order): the list and the lists it moves items through share its slot.
+    const keys = [list, ...(await redis.keys(`{${list}}:*`))];
+    await redis.del(...keys);
+    await redis.quit();
+  });
+  const s = await startStack(t, { env: { DROVER_COYOTES_LIST: '1', DROVER_COYOTES_LIST_KEY: list } });
+  assert.equal(s.config.compat.coyotesListKey, list);
+  const legacy = `{${s.prefix}}:task:prepare:queue`;
+  await redis.lpush(legacy, JSON.stringify({ task: 'echo not-read', chan: 'default' }));
   await redis.lpush(list, JSON.stringify({ task: 'echo from-list', chan: 'default', ts: Math.floor(Date.now() / 1000) }));
   await redis.lpush(list, 'not json');
   await redis.lpush(list, JSON.stringify({ id: 'c-7', task: 'x', command: { name: 'echo', args: ['named'] }, chan: 'default' }));
@@ -126,33 +146,89 @@ test('Coyotes Redis-list ingestion: tasks pushed to the list run; unreadable one
   const byTask = Object.fromEntries(await Promise.all(jobs.map(async (j): Promise<[string, string]> => [j.labels['coyotes.task'] ?? '', (await output(s, j.id)).join()])));
   assert.deepEqual(byTask, { 'echo from-list': 'from-list', x: 'named' });
   assert.equal(jobs.find((j) => j.labels['coyotes.task'] === 'x')!.labels['coyotes.id'], 'c-7');
-  assert.deepEqual(await redis.lrange(`{${s.prefix}}:task:prepare:rejected`, 0, -1), ['not json']);
+  assert.deepEqual(await redis.lrange(`{${list}}:rejected`, 0, -1), ['not json']);
   assert.equal(await redis.llen(list), 0);
+  assert.deepEqual(await redis.lrange(legacy, 0, -1), [JSON.stringify({ task: 'echo not-read', chan: 'default' })], 'the old prefixed list is not read');
 });
 
-test('Coyotes failed tasks (list, one, retry) and delayed tasks (list, one, cancel)', async (t) => {
+test('Coyotes list key: defaults to task:prepare:queue, as Coyotes clients push; a key with spaces is a config error', () => {
+  assert.equal(loadConfig({}).compat.coyotesListKey, 'task:prepare:queue');
+  assert.equal(loadConfig({ DROVER_COYOTES_LIST_KEY: ':task:prepare:queue' }).compat.coyotesListKey, ':task:prepare:queue');
+  assert.throws(() => loadConfig({ DROVER_COYOTES_LIST_KEY: 'task prepare' }), /DROVER_COYOTES_LIST_KEY must be 1-256 printable characters/);
+});
+
+type Task = { task_id: string; task_name: string; status: string; failed_at: string; execute_at: string; channel: string };
+
+test("Coyotes failed tasks (by the client's id: list, one, retry under the same id, delete) and delayed tasks (list, one, cancel)", async (t) => {
   const s = await startStack(t);
-  const failing = await form<{ task_id: string }>(s, 'POST', '/channels/default/tasks', { task: 'false' });
-  assert.equal((await s.waitFor(failing.body.data.task_id)).status, 'failed');
-  const list = await form<{ tasks: { task_id: string; status: string; failed_at: string }[]; count: number }>(s, 'GET', '/channels/default/failed-tasks');
-  assert.equal(list.body.data.count, 1);
-  assert.equal(list.body.data.tasks[0]!.task_id, failing.body.data.task_id);
-  assert.equal(list.body.data.tasks[0]!.status, 'failed');
-  assert.ok(list.body.data.tasks[0]!.failed_at);
-  assert.equal((await form(s, 'GET', `/channels/default/failed-tasks/${failing.body.data.task_id}`)).status, 200);
-  const retry = await form<{ task_id: string; result: boolean }>(s, 'POST', `/channels/default/failed-tasks/${failing.body.data.task_id}`);
-  assert.equal(retry.body.data.result, true);
-  const again = await s.waitFor(retry.body.data.task_id);
-  assert.deepEqual([again.status, again.argv, again.labels['coyotes.retryOf']], ['failed', ['false'], failing.body.data.task_id]);
+  const failing = await form<{ task_id: string }>(s, 'POST', '/channels/default/tasks', { task: 'false', id: 'myid' });
+  assert.equal(failing.body.data.task_id, 'myid', "the client's id is the task id");
+  const [job] = (await s.request<{ items: JobRecord[] }>('GET', '/v1/jobs')).body.items;
+  assert.equal((await s.waitFor(job!.id)).status, 'failed');
+  const list = await form<Record<string, Task>>(s, 'GET', '/channels/default/failed-tasks');
+  assert.deepEqual(Object.keys(list.body.data), ['myid'], 'failed tasks by task id, as Coyotes lists them');
+  assert.deepEqual([list.body.data.myid!.status, list.body.data.myid!.task_name, Date.parse(list.body.data.myid!.failed_at) > 0], ['failed', 'false', true]);
+  assert.equal(list.body.data.myid!.execute_at, '0001-01-01T00:00:00Z', "Go's zero time, as Coyotes shows an unset time");
+  const one = await form<Task>(s, 'GET', '/channels/default/failed-tasks/myid');
+  assert.deepEqual([one.status, one.body.data.task_id], [200, 'myid']);
+  assert.equal((await form(s, 'GET', '/channels/other/failed-tasks/myid')).status, 404, "another channel's");
+  const retry = await form<{ task_id: string; result: boolean }>(s, 'POST', '/channels/default/failed-tasks/myid');
+  assert.deepEqual(retry.body.data, { task_id: 'myid', task_name: 'false', result: true });
+  assert.deepEqual((await form<Record<string, Task>>(s, 'GET', '/channels/default/failed-tasks')).body.data, {}, 'off the failed list while it runs again');
+  const rerun = (await s.request<{ items: JobRecord[] }>('GET', '/v1/jobs')).body.items.find((j) => j.id !== job!.id)!;
+  const again = await s.waitFor(rerun.id);
+  assert.deepEqual([again.status, again.argv, again.labels['coyotes.retryOf'], again.labels['coyotes.id']], ['failed', ['false'], job!.id, 'myid']);
+  const back = await form<Record<string, Task>>(s, 'GET', '/channels/default/failed-tasks');
+  assert.deepEqual(Object.keys(back.body.data), ['myid'], 'failed again: back on the list under its id');
+  const removed = await form<Task>(s, 'DELETE', '/channels/default/failed-tasks/myid');
+  assert.deepEqual([removed.status, removed.body.data.task_id], [200, 'myid'], 'DELETE answers the task it took off');
+  assert.equal((await form(s, 'GET', '/channels/default/failed-tasks/myid')).status, 404);
+  assert.deepEqual((await form<Record<string, Task>>(s, 'GET', '/channels/default/failed-tasks')).body.data, {});
+  assert.equal((await s.request<JobRecord>('GET', `/v1/jobs/${rerun.id}`)).body.status, 'failed', 'the job record stays, as history');
+  // Without a client id the task id is the job id.
   const ok = await form<{ task_id: string }>(s, 'POST', '/channels/default/tasks', { task: 'true' });
-  await s.waitFor(ok.body.data.task_id);
+  assert.equal((await s.waitFor(ok.body.data.task_id)).status, 'succeeded');
   assert.equal((await form(s, 'GET', `/channels/default/failed-tasks/${ok.body.data.task_id}`)).status, 404, 'a succeeded task is not a failed one');
 
-  const later = await form<{ task_id: string }>(s, 'POST', '/channels/default/tasks', { task: 'true', delay: '60' });
-  const delayed = await form<{ tasks: { task_id: string }[]; count: number }>(s, 'GET', '/delay-tasks');
-  assert.deepEqual(delayed.body.data.tasks.map((x) => x.task_id), [later.body.data.task_id]);
-  assert.equal((await form(s, 'GET', `/delay-tasks/${later.body.data.task_id}`)).status, 200);
-  assert.equal((await form(s, 'DELETE', `/delay-tasks/${later.body.data.task_id}`)).status, 200);
-  assert.equal((await s.waitFor(later.body.data.task_id)).status, 'cancelled');
-  assert.equal((await form(s, 'GET', `/delay-tasks/${later.body.data.task_id}`)).status, 404);
+  const later = await form<{ task_id: string }>(s, 'POST', '/channels/default/tasks', { task: 'true', delay: '60', id: 'later' });
+  assert.equal(later.body.data.task_id, 'later');
+  const delayed = await form<Record<string, Task>>(s, 'GET', '/delay-tasks');
+  assert.deepEqual(Object.keys(delayed.body.data), ['later']);
+  assert.ok(Date.parse(delayed.body.data.later!.execute_at) > Date.now());
+  assert.equal((await form(s, 'GET', '/delay-tasks/later')).status, 200);
+  const cancelled = await form<Task>(s, 'DELETE', '/delay-tasks/later');
+  assert.deepEqual([cancelled.status, cancelled.body.data.task_id], [200, 'later']);
+  const gone = await form(s, 'GET', '/delay-tasks/later');
+  assert.deepEqual([gone.status, gone.body.message], [404, 'no delayed task later']);
+  const d = (await s.request<{ items: JobRecord[] }>('GET', '/v1/jobs')).body.items.find((j) => j.labels['coyotes.id'] === 'later')!;
+  assert.equal(d.status, 'cancelled');
+  const byJobId = await form(s, 'GET', `/delay-tasks/${d.id}`);
+  assert.deepEqual([byJobId.status, byJobId.body.message], [404, `no delayed task ${d.id}: it is cancelled now`]);
+});
+
+test('Coyotes failed tasks are read through to the archive once Redis let them go; they can be retried from there', async (t) => {
+  const { url: db, drop } = await freshDatabase();
+  const s = await startStack(t, { env: { DATABASE_URL: db, DROVER_RETENTION_FINISHED: '1000' } });
+  t.after(drop);
+  const redis = new Redis(REDIS_URL);
+  t.after(async () => void (await redis.quit()));
+  await form(s, 'POST', '/channels/default/tasks', { task: 'false', id: 'old-1' });
+  const plain = await form<{ task_id: string }>(s, 'POST', '/channels/default/tasks', { task: 'ls /no-such-dir' });
+  const jobs = await until('both failed', async () => {
+    const js = (await s.request<{ items: JobRecord[] }>('GET', '/v1/jobs')).body.items;
+    return js.length === 2 && js.every((j) => j.status === 'failed') ? js : undefined;
+  });
+  await until('gone from Redis', async () => (await redis.exists(...jobs.map((j) => `{${s.prefix}}:job:${j.id}`))) === 0, 30_000);
+  const list = await form<Record<string, Task>>(s, 'GET', '/channels/default/failed-tasks');
+  assert.deepEqual(Object.keys(list.body.data).sort(), ['old-1', plain.body.data.task_id].sort());
+  assert.equal((await form<Task>(s, 'GET', '/channels/default/failed-tasks/old-1')).body.data.task_name, 'false');
+  assert.equal((await form<Task>(s, 'GET', `/channels/default/failed-tasks/${plain.body.data.task_id}`)).status, 200);
+  const retry = await form<{ task_id: string; result: boolean }>(s, 'POST', '/channels/default/failed-tasks/old-1');
+  assert.deepEqual(retry.body.data, { task_id: 'old-1', task_name: 'false', result: true });
+  const rerun = (await s.request<{ items: JobRecord[] }>('GET', '/v1/jobs')).body.items.find((j) => j.labels['coyotes.retryOf'])!;
+  assert.deepEqual([(await s.waitFor(rerun.id)).status, rerun.argv], ['failed', ['false']]);
+  assert.equal((await form(s, 'DELETE', `/channels/default/failed-tasks/${plain.body.data.task_id}`)).status, 200);
+  const left = await form<Record<string, Task>>(s, 'GET', '/channels/default/failed-tasks');
+  assert.deepEqual(Object.keys(left.body.data), ['old-1'], 'the retried one failed again; the deleted one is off the list');
+  assert.equal(left.body.data['old-1']!.failed_at, (await s.request<JobRecord>('GET', `/v1/jobs/${rerun.id}`)).body.finishedAt);
 });

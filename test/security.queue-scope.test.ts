@@ -127,6 +127,11 @@ const EXAMPLES: Record<string, (fx: Fixtures, s: Stack, ghost: boolean) => Promi
   'DELETE /proc': async (fx, _s, g) => proc(g ? 'ghost-task' : await fx.meprocTask()),
   'GET /proc': async (fx) => (await fx.meprocTask(), { path: '/proc' }),
   'GET /proc/output': async (fx, _s, g) => ({ ...proc(g ? 'ghost-task' : await fx.meprocTask()), path: `/proc/output?name=${g ? 'ghost-task' : await fx.meprocTask()}` }),
+  // Meproc answers /proc/output whatever the method.
+  ...Object.fromEntries(['POST', 'PUT', 'DELETE', 'PATCH'].map((m) => [`${m} /proc/output`, async (fx: Fixtures, _s: Stack, g: boolean) => {
+    const name = g ? 'ghost-task' : await fx.meprocTask();
+    return { ...proc(name), path: `/proc/output?name=${name}` };
+  }])),
   'GET /channels': async (fx) => (await fx.delayedJob(), { path: '/channels' }),
   'POST /channels': async () => ({ path: '/channels', form: { name: FOREIGN_QUEUE, worker: '4' } }),
   'GET /channels/:name': async (fx, _s, g) => (await fx.delayedJob(), channel(g ? 'ghost-channel' : FOREIGN_QUEUE, '')),
@@ -144,6 +149,10 @@ const EXAMPLES: Record<string, (fx: Fixtures, s: Stack, ghost: boolean) => Promi
   'POST /channels/:name/failed-tasks/:id': async (fx, _s, g) => {
     const [id, name] = g ? [ghostJob, 'ghost-channel'] : [await fx.finishedJob(), FOREIGN_QUEUE];
     return { ...channel(name, `/failed-tasks/${id}`), ids: [id, name], form: {} };
+  },
+  'DELETE /channels/:name/failed-tasks/:id': async (fx, _s, g) => {
+    const [id, name] = g ? [ghostJob, 'ghost-channel'] : [await fx.finishedJob(), FOREIGN_QUEUE];
+    return { ...channel(name, `/failed-tasks/${id}`), ids: [id, name] };
   },
   'GET /delay-tasks': async (fx) => (await fx.delayedJob(), { path: '/delay-tasks' }),
   'GET /delay-tasks/:id': async (fx, _s, g) => delayTask(g ? ghostJob : await fx.delayedJob()),

@@ -120,8 +120,14 @@ export interface DroverConfig {
     open: boolean;
     /** `DROVER_COMPAT_QUEUE`, default `default`: the queue Meproc tasks run in. */
     queue: string;
-    /** `DROVER_COYOTES_LIST=1`: runners also take Coyotes tasks pushed (LPUSH, JSON) to the `{prefix}:task:prepare:queue` list. */
+    /** `DROVER_COYOTES_LIST=1`: runners also take Coyotes tasks pushed (LPUSH, JSON) to the list DROVER_COYOTES_LIST_KEY names. */
     coyotesList: boolean;
+    /**
+     * `DROVER_COYOTES_LIST_KEY`, default `task:prepare:queue`: the exact Redis key of that list, outside DROVER_PREFIX
+     * (the README's key Coyotes clients push to). Coyotes started with `-biz-name B` reads `B:task:prepare:queue`, and
+     * without it (since 2018) `:task:prepare:queue`. Drover before this setting read `{<prefix>}:task:prepare:queue`.
+     */
+    coyotesListKey: string;
   };
   runner: {
     /** `RUNNER_ID`, default `<hostname>-<pid>`: the runner's identity in job records and the registry. */
@@ -414,6 +420,13 @@ function runnerLabelsOf(r: EnvReader): Record<string, string> {
   return {};
 }
 
+/** A Redis key as Coyotes clients write it: printable, no spaces (they would be a different key in every client). */
+function coyotesListKeyOf(r: EnvReader): string {
+  const key = r.string('DROVER_COYOTES_LIST_KEY', 'task:prepare:queue');
+  if (!/^[\x21-\x7e]{1,256}$/.test(key)) r.problems.push(`DROVER_COYOTES_LIST_KEY must be 1-256 printable characters without spaces; got ${JSON.stringify(key)}`);
+  return key;
+}
+
 function jobUidsOf(r: EnvReader): UidRange | undefined {
   const text = r.optional('RUNNER_JOB_UIDS');
   if (text === undefined) return undefined;
@@ -477,6 +490,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       open: r.bool('DROVER_COMPAT_OPEN', false),
       queue: r.string('DROVER_COMPAT_QUEUE', 'default'),
       coyotesList: r.bool('DROVER_COYOTES_LIST', false),
+      coyotesListKey: coyotesListKeyOf(r),
     },
     faults: env.DROVER_ENABLE_FAULT_HOOKS === '1'
       ? { publishDelayMs: r.int('DROVER_FAULT_PUBLISH_DELAY_MS', 0, 0, 600_000), noFencing: r.bool('DROVER_FAULT_NO_FENCING', false) }

@@ -42,15 +42,26 @@ export function jobFromCoyotes(raw: string, now: number): NewJob | string {
 }
 
 /**
- * Coyotes' Redis-list ingestion (DROVER_COYOTES_LIST=1): tasks LPUSHed as JSON to `{prefix}:task:prepare:queue`
- * become jobs. Each item is moved atomically to this runner's processing list, made a job, and only then removed,
- * so a runner that dies mid-way leaves it in its processing list, which it takes back on its next start.
- * Items that cannot be jobs go to `{prefix}:task:prepare:rejected` for a person to look at.
+ * A key for `suffix` in the same Redis Cluster slot as `key`: the list and the lists an item moves through must share
+ * one (BLMOVE, LMOVE and MULTI span them). A key with a hash tag keeps it; one without gets itself as the tag.
+ */
+export function sameSlotKey(key: string, suffix: string): string {
+  const open = key.indexOf('{');
+  const close = open >= 0 ? key.indexOf('}', open + 1) : -1;
+  return close > open + 1 ? `${key}:${suffix}` : `{${key}}:${suffix}`;
+}
+
+/**
+ * Coyotes' Redis-list ingestion (DROVER_COYOTES_LIST=1): tasks LPUSHed as JSON to the list DROVER_COYOTES_LIST_KEY
+ * names (`task:prepare:queue`, as Coyotes clients write) become jobs. Each item is moved atomically to this runner's
+ * processing list, made a job, and only then removed, so a runner that dies mid-way leaves it in its processing
+ * list, which it takes back on its next start. Items that cannot be jobs go to a rejected list for a person to look
+ * at. The list is outside DROVER_PREFIX, so its slot is not the store's: the processing and rejected lists share the
+ * list's slot, and no command or script touches it together with the store's keys.
  */
 export class CoyotesListReader {
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private readonly source: string;
   private readonly processing: string;
   private readonly rejected: string;
 
@@ -59,18 +70,25 @@ export class CoyotesListReader {
     private readonly store: JobStore,
     private readonly transport: Transport,
     runnerId: string,
+    /** The list's exact key (DROVER_COYOTES_LIST_KEY). */
+    private readonly source: string,
     private readonly log: Logger,
     private readonly metrics?: DroverMetrics,
   ) {
-    const base = store.keys.base;
-    this.source = `${base}:task:prepare:queue`;
-    this.processing = `${base}:task:prepare:processing:${runnerId}`;
-    this.rejected = `${base}:task:prepare:rejected`;
+    // The list Drover read before DROVER_COYOTES_LIST_KEY keeps the names its items moved through then.
+    const legacy = source === `${store.keys.base}:task:prepare:queue`;
+    this.processing = legacy ? `${store.keys.base}:task:prepare:processing:${runnerId}` : sameSlotKey(source, `processing:${runnerId}`);
+    this.rejected = legacy ? `${store.keys.base}:task:prepare:rejected` : sameSlotKey(source, 'rejected');
   }
 
   async start(): Promise<void> {
     // Items this runner held when it last stopped go back to the front of the line.
     while ((await this.redis.lmove(this.processing, this.source, 'LEFT', 'RIGHT')) !== null);
+    // Before DROVER_COYOTES_LIST_KEY the list was under the prefix: say so if items still wait there.
+    const legacy = `${this.store.keys.base}:task:prepare:queue`;
+    if (legacy !== this.source && (await this.redis.llen(legacy)) > 0) {
+      this.log.warn({ list: legacy, reading: this.source }, 'Coyotes tasks wait in the list Drover read before DROVER_COYOTES_LIST_KEY; set it to that key to take them');
+    }
     this.loop = this.run();
     this.log.info({ list: this.source }, 'taking Coyotes tasks from the Redis list');
   }

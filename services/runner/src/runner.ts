@@ -208,7 +208,7 @@ export class Runner {
       // A connection of its own: the reader blocks on it.
       this.listRedis = createRedis(this.opts.config.redisUrl, 'worker', `drover-runner-coyotes:${this.id}`);
       this.listRedis.on('error', (err) => this.log.warn({ err: err.message }, 'redis connection error (Coyotes list)'));
-      this.listReader = new CoyotesListReader(this.listRedis, this.store, this.transport, this.id, this.log, this.metrics);
+      this.listReader = new CoyotesListReader(this.listRedis, this.store, this.transport, this.id, this.opts.config.compat.coyotesListKey, this.log, this.metrics);
       await this.listReader.start();
     }
     this.unregisterMetrics = this.metrics.addRunner(this.id, () => ({

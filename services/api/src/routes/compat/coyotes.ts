@@ -1,16 +1,19 @@
 import multipart from '@fastify/multipart';
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_DURATION_MS, isTerminal, QUEUE_NAME_PATTERN, newJobId, normalizeJobSpec, type JobRecord, type NewJob,
+  DEFAULT_SPEC_DEFAULTS, DroverError, MAX_DURATION_MS, isTerminal, QUEUE_NAME_PATTERN, newJobId, normalizeJobSpec, type JobSpec, type NewJob,
 } from '@drover/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { assertQueueAllowed } from '../../auth.js';
 import type { ApiContext } from '../../context.js';
+import { announcerFor } from '../../queue-consumers.js';
 import { canSee, guards, type QueueGuard } from '../../queue-scope.js';
 import { assertSubmittable, submitJobs } from '../jobs.js';
+import { CoyotesTasks, TASK_ID, TASK_ID_LABEL, byTaskId, coyotesTask, taskIdOf } from './coyotes-tasks.js';
 import { legacyErrors } from './envelope.js';
+import type { ReadJob } from './read-through.js';
 import {
   COYOTES_CONSUMES, CoyotesChannel, CoyotesChannelInput, CoyotesChannelParams, CoyotesChannels, CoyotesDeleted, CoyotesIdParams, CoyotesOk, CoyotesOneTask, CoyotesPushed,
-  CoyotesTaskInput, CoyotesTaskParams, coyotesErrors, documentOnlySchemas,
+  CoyotesTaskInput, CoyotesTaskMap, CoyotesTaskParams, coyotesErrors, documentOnlySchemas,
 } from './schemas.js';
 
 const NAME = new RegExp(QUEUE_NAME_PATTERN);
@@ -34,34 +37,28 @@ function fields(body: Fields, name: string): string[] {
   return (Array.isArray(v) ? (v as unknown[]) : [v]).filter((x) => typeof x === 'string' || typeof x === 'number').map(String);
 }
 
-/** Coyotes' task document for a job. */
-export function coyotesTask(job: JobRecord): Record<string, unknown> {
-  const argv = job.argv ?? ['/bin/sh', '-c', job.command ?? ''];
-  return {
-    task_id: job.id,
-    task_name: job.labels['coyotes.task'] ?? argv.join(' '),
-    command: { name: argv[0], args: [...argv.slice(1), ...job.args] },
-    channel: job.queue,
-    status: job.status === 'running' ? 'running' : 'queued',
-    execute_at: job.runAt ?? '',
-    retry_count: Math.max(0, job.attempts - 1),
-    failed_at: '',
-  };
-}
-
 /**
- * Coyotes' HTTP API on Drover (seed 004): channels are queues (`worker` = global concurrency, `distinct` = dedupe),
- * tasks are argv jobs run without a shell. Bodies are form fields (urlencoded or multipart) or JSON. Envelope
- * `{status_code, message, data}`; unlike Coyotes, errors carry a 4xx HTTP status as well.
+ * Coyotes' HTTP API on Drover (seed 004): channels are queues (`worker` = how many of its tasks run at once, `distinct`
+ * = dedupe), tasks are argv jobs run without a shell, a task's id is the client's `id` when it gave one. Bodies are
+ * form fields (urlencoded or multipart) or JSON. Envelope `{status_code, message, data}`; unlike Coyotes, errors carry
+ * a 4xx HTTP status as well.
  */
 export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Promise<void> {
   await app.register(multipart, { attachFieldsToBody: 'keyValues', limits: { files: 0, fields: 1000, fieldSize: 1024 * 1024 } });
   legacyErrors(app, (status, message) => ({ status_code: status, message, data: null }));
   documentOnlySchemas(app);
+  const tasks = new CoyotesTasks(ctx);
   const scope = (s: 'read' | 'submit' | 'admin', queues: QueueGuard): { scope: 'read' | 'submit' | 'admin' | null; queues: QueueGuard } => ({ scope: ctx.compatOpen ? null : s, queues });
-  const g = guards(ctx);
-  const channelGuard = g.queue('name', (r) => new DroverError('NOT_FOUND', `no channel ${(r.params as { name?: string }).name ?? ''}`));
-  const delayedGuard = g.job('id', (r) => new DroverError('NOT_FOUND', `no delayed task ${(r.params as { id?: string }).id ?? ''}`));
+  const channelGuard = guards(ctx).queue('name', (r) => new DroverError('NOT_FOUND', `no channel ${(r.params as { name?: string }).name ?? ''}`));
+  // A delayed task by its task id (a client's id or a job id): its queue is the job's it names.
+  const delayedId = (r: FastifyRequest): string => (r.params as { id?: string }).id ?? '';
+  const delayedGuard: QueueGuard = {
+    queuesOf: async (r) => {
+      const job = await tasks.delayedOne(delayedId(r));
+      return job ? [job.queue] : null;
+    },
+    missing: (r) => new DroverError('NOT_FOUND', `no delayed task ${delayedId(r)}`),
+  };
   const ok = (data: unknown = null) => ({ status_code: 200, message: 'ok', data });
   const channelName = (name: string): string => {
     if (!NAME.test(name)) throw bad('channel name must be 1-64 letters, digits, "_", "." or "-"');
@@ -73,8 +70,8 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     const ids: string[] = [];
     for (const s of ['running', 'queued', 'delayed', 'waiting'] as const) ids.push(...(await ctx.store.redis.zrange(ctx.store.keys.index(name, s), 0, 999)));
     // Read index then records: a job that ended in between is no longer the channel's.
-    const tasks = (await ctx.store.getMany(ids)).filter((j) => !isTerminal(j.status)).map(coyotesTask);
-    return { tasks, count: tasks.length };
+    const list = (await ctx.store.getMany(ids)).filter((j) => !isTerminal(j.status)).map(coyotesTask);
+    return { tasks: list, count: list.length };
   };
 
   app.get('/channels', { config: scope('read', 'handler'), schema: { operationId: 'coyotesListChannels', tags: ['compat-coyotes'], summary: 'Channels with their unfinished tasks', response: { 200: CoyotesChannels, ...coyotesErrors } } }, async (request) => {
@@ -86,7 +83,7 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
 
   app.post('/channels', {
     config: scope('admin', 'handler'),
-    schema: { operationId: 'coyotesCreateChannel', tags: ['compat-coyotes'], summary: 'Create or change a channel (a queue): worker = its concurrency, distinct = dedupe', consumes: COYOTES_CONSUMES, body: CoyotesChannelInput, response: { 200: CoyotesOk, ...coyotesErrors } },
+    schema: { operationId: 'coyotesCreateChannel', tags: ['compat-coyotes'], summary: 'Create or change a channel (a queue): worker = how many of its tasks run at once, distinct = dedupe', consumes: COYOTES_CONSUMES, body: CoyotesChannelInput, response: { 200: CoyotesOk, ...coyotesErrors } },
   }, async (request) => {
     const body = (request.body ?? {}) as Fields;
     const name = field(body, 'name');
@@ -97,6 +94,8 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (worker !== undefined && !/^[1-9]\d{0,4}$/.test(worker)) throw bad('worker must be a positive integer');
     assertQueueAllowed(request.principal, channelName(name));
     await ctx.queues.update(channelName(name), { dedupe: distinct === 'true' || distinct === '1', ...(worker ? { concurrency: Number(worker) } : {}) });
+    // Runners that serve every queue (RUNNER_QUEUES=*, as `drover start` runs) take the channel on now, not on their next scan.
+    announcerFor(ctx.control, ctx.store.keys.control, ctx.log).announce([name]);
     return ok();
   });
 
@@ -121,6 +120,16 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     return ok({ cancelled });
   });
 
+  /** Submits a task's job; answers Coyotes' push result (task_id: the client's id, else the job's; result false: a duplicate). */
+  const submitTask = async (request: FastifyRequest, spec: JobSpec, runAt: number | undefined, taskName: string, taskId: string | undefined) => {
+    assertSubmittable(ctx, request.principal, spec, '');
+    const now = Date.now();
+    const job: NewJob = { id: newJobId(now), spec };
+    if (runAt !== undefined) job.runAt = runAt;
+    const [created] = await submitJobs(ctx, [job], request.traceContext, request.principal);
+    return { task_id: taskId ?? taskIdOf(created!.record), task_name: taskName, result: !created!.duplicate };
+  };
+
   const pushTask = async (request: FastifyRequest<{ Params: { name: string } }>) => {
     const name = channelName(request.params.name);
     const body = (request.body ?? {}) as Fields;
@@ -133,88 +142,89 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     if (delay !== undefined && !/^\d{1,9}$/.test(delay)) throw bad('delay must be whole seconds');
     const delayMs = delay ? Number(delay) * 1000 : 0;
     if (delayMs > Math.min(ctx.maxDelayMs, MAX_DURATION_MS)) throw bad(`delay is more than ${ctx.maxDelayMs / 1000} s`);
-    const labels: Record<string, string> = { 'coyotes.task': task.slice(0, 256) };
     const clientId = field(body, 'id');
-    if (clientId) labels['coyotes.id'] = clientId.slice(0, 256);
+    if (clientId !== undefined && clientId !== '' && !TASK_ID.test(clientId)) throw bad('id must be 1-128 letters, digits, "_", ".", ":", "@" or "-", starting with a letter or digit');
+    const labels: Record<string, string> = { 'coyotes.task': task.slice(0, 256) };
+    if (clientId) labels[TASK_ID_LABEL] = clientId;
     const spec = normalizeJobSpec({ argv, queue: name, labels }, DEFAULT_SPEC_DEFAULTS);
-    assertSubmittable(ctx, request.principal, spec, '');
-    const now = Date.now();
-    const job: NewJob = { id: newJobId(now), spec };
-    if (delayMs > 0) job.runAt = now + delayMs;
-    const [created] = await submitJobs(ctx, [job], request.traceContext, request.principal);
-    return ok({ task_id: created!.record.id, task_name: task, result: !created!.duplicate });
+    return ok(await submitTask(request, spec, delayMs > 0 ? Date.now() + delayMs : undefined, task, clientId || undefined));
   };
   app.post<{ Params: { name: string } }>('/channels/:name', {
     config: scope('submit', 'handler'),
     schema: { operationId: 'coyotesPushTask', tags: ['compat-coyotes'], summary: 'Push a task to a channel (run without a shell; delay in seconds)', params: CoyotesChannelParams, consumes: COYOTES_CONSUMES, body: CoyotesTaskInput, response: { 200: CoyotesPushed, ...coyotesErrors } },
   }, (request) => pushTask(request));
-
-  // Failed tasks of a channel (failed, timed out or lost jobs), one of them, and retrying one as a new task.
-  const FAILED = ['failed', 'timed_out', 'lost'] as const;
-  const failedTask = (job: JobRecord) => ({ ...coyotesTask(job), status: 'failed', failed_at: job.finishedAt ?? '' });
-  const mustFail = async (name: string, id: string): Promise<JobRecord> => {
-    const job = await ctx.store.get(id);
-    if (!job || job.queue !== name || !(FAILED as readonly string[]).includes(job.status)) throw new DroverError('NOT_FOUND', `no failed task ${id} in channel ${name}`);
-    return job;
-  };
-  app.get<{ Params: { name: string } }>('/channels/:name/failed-tasks', {
-    config: scope('read', channelGuard),
-    schema: { operationId: 'coyotesListFailedTasks', tags: ['compat-coyotes'], summary: 'Failed tasks of a channel (failed, timed out or lost)', params: CoyotesChannelParams, response: { 200: CoyotesChannel, ...coyotesErrors } },
-  }, async (request) => {
-    const name = channelName(request.params.name);
-    const ids: string[] = [];
-    for (const s of FAILED) ids.push(...(await ctx.store.redis.zrevrange(ctx.store.keys.index(name, s), 0, 999)));
-    const tasks = (await ctx.store.getMany(ids)).map(failedTask);
-    return ok({ tasks, count: tasks.length });
-  });
-  app.get<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', {
-    config: scope('read', channelGuard),
-    schema: { operationId: 'coyotesGetFailedTask', tags: ['compat-coyotes'], summary: 'One failed task', params: CoyotesTaskParams, response: { 200: CoyotesOneTask, ...coyotesErrors } },
-  }, async (request) => {
-    const name = channelName(request.params.name);
-    return ok(failedTask(await mustFail(name, request.params.id)));
-  });
-  app.post<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', {
-    config: scope('submit', channelGuard),
-    schema: { operationId: 'coyotesRetryFailedTask', tags: ['compat-coyotes'], summary: 'Retry a failed task as a new task', params: CoyotesTaskParams, response: { 200: CoyotesPushed, ...coyotesErrors } },
-  }, async (request) => {
-    const name = channelName(request.params.name);
-    const failed = await mustFail(name, request.params.id);
-    const spec = await ctx.store.spec(failed.id);
-    if (!spec) throw new DroverError('NOT_FOUND', `no failed task ${failed.id} in channel ${name}`);
-    assertSubmittable(ctx, request.principal, spec, '');
-    const now = Date.now();
-    const [created] = await submitJobs(ctx, [{ id: newJobId(now), spec: { ...spec, labels: { ...spec.labels, 'coyotes.retryOf': failed.id } } }], request.traceContext, request.principal);
-    return ok({ task_id: created!.record.id, task_name: coyotesTask(failed).task_name, result: !created!.duplicate });
-  });
-
-  // Delayed tasks across channels: list, one, cancel.
-  const mustDelay = async (id: string, principal: FastifyRequest['principal']): Promise<JobRecord> => {
-    const job = await ctx.store.get(id);
-    if (!job || job.status !== 'delayed' || !canSee(principal, [job.queue])) throw new DroverError('NOT_FOUND', `no delayed task ${id}`);
-    return job;
-  };
-  app.get('/delay-tasks', { config: scope('read', 'handler'), schema: { operationId: 'coyotesListDelayedTasks', tags: ['compat-coyotes'], summary: 'Delayed tasks across channels', response: { 200: CoyotesChannel, ...coyotesErrors } } }, async (request) => {
-    const ids = await ctx.store.redis.zrange(ctx.store.keys.index(undefined, 'delayed'), 0, 999);
-    const jobs = (await ctx.store.getMany(ids)).filter((j) => canSee(request.principal, [j.queue]));
-    return ok({ tasks: jobs.map(coyotesTask), count: jobs.length });
-  });
-  app.get<{ Params: { id: string } }>('/delay-tasks/:id', {
-    config: scope('read', delayedGuard),
-    schema: { operationId: 'coyotesGetDelayedTask', tags: ['compat-coyotes'], summary: 'One delayed task', params: CoyotesIdParams, response: { 200: CoyotesOneTask, ...coyotesErrors } },
-  }, async (request) =>
-    ok(coyotesTask(await mustDelay(request.params.id, request.principal))),
-  );
-  app.delete<{ Params: { id: string } }>('/delay-tasks/:id', {
-    config: scope('submit', delayedGuard),
-    schema: { operationId: 'coyotesCancelDelayedTask', tags: ['compat-coyotes'], summary: 'Cancel a delayed task', params: CoyotesIdParams, response: { 200: CoyotesOk, ...coyotesErrors } },
-  }, async (request) => {
-    const job = await mustDelay(request.params.id, request.principal);
-    await ctx.store.cancel(job.id);
-    return ok();
-  });
   app.post<{ Params: { name: string } }>('/channels/:name/tasks', {
     config: scope('submit', 'handler'),
     schema: { operationId: 'coyotesPushTaskToTasks', tags: ['compat-coyotes'], summary: 'Push a task to a channel (the same as POST /channels/{name})', params: CoyotesChannelParams, consumes: COYOTES_CONSUMES, body: CoyotesTaskInput, response: { 200: CoyotesPushed, ...coyotesErrors } },
   }, (request) => pushTask(request));
+
+  // Failed tasks of a channel (failed, timed out or lost jobs, archived ones too): list, one, retry, delete.
+  const mustFail = async (name: string, id: string): Promise<ReadJob> => {
+    const job = await tasks.failedOne(name, id);
+    if (!job) throw new DroverError('NOT_FOUND', `no failed task ${id} in channel ${name}`);
+    return job;
+  };
+  app.get<{ Params: { name: string } }>('/channels/:name/failed-tasks', {
+    config: scope('read', channelGuard),
+    schema: { operationId: 'coyotesListFailedTasks', tags: ['compat-coyotes'], summary: 'Failed tasks of a channel (failed, timed out or lost) by task id', params: CoyotesChannelParams, response: { 200: CoyotesTaskMap, ...coyotesErrors } },
+  }, async (request) => ok(byTaskId(await tasks.failed(channelName(request.params.name)))));
+  app.get<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', {
+    config: scope('read', channelGuard),
+    schema: { operationId: 'coyotesGetFailedTask', tags: ['compat-coyotes'], summary: 'One failed task', params: CoyotesTaskParams, response: { 200: CoyotesOneTask, ...coyotesErrors } },
+  }, async (request) => ok(coyotesTask(await mustFail(channelName(request.params.name), request.params.id))));
+  app.post<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', {
+    config: scope('submit', channelGuard),
+    schema: { operationId: 'coyotesRetryFailedTask', tags: ['compat-coyotes'], summary: 'Retry a failed task: it leaves the failed list and runs again under the same task id', params: CoyotesTaskParams, response: { 200: CoyotesPushed, ...coyotesErrors } },
+  }, async (request) => {
+    const name = channelName(request.params.name);
+    const failed = await mustFail(name, request.params.id);
+    // An archived job keeps no spec; a Coyotes task is its argv and labels, which its record holds.
+    const stored = failed.archived ? null : await ctx.store.spec(failed.id);
+    const base: JobSpec | null = stored ?? (failed.argv ? normalizeJobSpec({ argv: failed.argv, args: failed.args, queue: failed.queue, labels: failed.labels }, DEFAULT_SPEC_DEFAULTS) : null);
+    if (!base) throw new DroverError('NOT_FOUND', `no failed task ${request.params.id} in channel ${name} that can run again (its spec is not kept)`);
+    const taskId = taskIdOf(failed);
+    const spec: JobSpec = { ...base, labels: { ...base.labels, [TASK_ID_LABEL]: taskId, 'coyotes.retryOf': failed.id } };
+    const answer = await submitTask(request, spec, undefined, coyotesTask(failed).task_name as string, taskId);
+    // As in Coyotes, a retried task is off the failed list; if it fails again it is back, under the same id.
+    await tasks.dismiss([failed.id]);
+    return ok(answer);
+  });
+  app.delete<{ Params: { name: string; id: string } }>('/channels/:name/failed-tasks/:id', {
+    config: scope('submit', channelGuard),
+    schema: { operationId: 'coyotesDeleteFailedTask', tags: ['compat-coyotes'], summary: 'Take a failed task off the failed list (its job record stays, as history); answers the task', params: CoyotesTaskParams, response: { 200: CoyotesOneTask, ...coyotesErrors } },
+  }, async (request) => {
+    const failed = await mustFail(channelName(request.params.name), request.params.id);
+    await tasks.dismiss([failed.id]);
+    return ok(coyotesTask(failed));
+  });
+
+  // Delayed tasks across channels: list, one, cancel.
+  const mustDelay = async (id: string, principal: FastifyRequest['principal']): Promise<ReadJob> => {
+    const job = await tasks.delayedOne(id);
+    if (!job || !canSee(principal, [job.queue])) throw new DroverError('NOT_FOUND', `no delayed task ${id}`);
+    if (job.status !== 'delayed') throw new DroverError('NOT_FOUND', `no delayed task ${id}: it is ${job.status} now`);
+    return job;
+  };
+  app.get('/delay-tasks', { config: scope('read', 'handler'), schema: { operationId: 'coyotesListDelayedTasks', tags: ['compat-coyotes'], summary: 'Delayed tasks across channels, by task id', response: { 200: CoyotesTaskMap, ...coyotesErrors } } }, async (request) =>
+    ok(byTaskId((await tasks.delayed()).filter((j) => canSee(request.principal, [j.queue])))),
+  );
+  app.get<{ Params: { id: string } }>('/delay-tasks/:id', {
+    config: scope('read', delayedGuard),
+    schema: { operationId: 'coyotesGetDelayedTask', tags: ['compat-coyotes'], summary: 'One delayed task', params: CoyotesIdParams, response: { 200: CoyotesOneTask, ...coyotesErrors } },
+  }, async (request) => ok(coyotesTask(await mustDelay(request.params.id, request.principal))));
+  app.delete<{ Params: { id: string } }>('/delay-tasks/:id', {
+    config: scope('submit', delayedGuard),
+    schema: { operationId: 'coyotesCancelDelayedTask', tags: ['compat-coyotes'], summary: 'Cancel a delayed task; answers the task', params: CoyotesIdParams, response: { 200: CoyotesOneTask, ...coyotesErrors } },
+  }, async (request) => {
+    const job = await mustDelay(request.params.id, request.principal);
+    await ctx.store.cancel(job.id);
+    return ok(coyotesTask(job));
+  });
+
+  // Other calls under Coyotes' paths (another method, a deeper path) answer in its envelope too, after the token check.
+  for (const url of ['/channels/*', '/delay-tasks/*']) {
+    app.all(url, { config: scope('read', 'none'), schema: { hide: true } }, async (request) => {
+      throw new DroverError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
+    });
+  }
 }
