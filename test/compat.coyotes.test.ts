@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { loadConfig, type JobRecord } from '@drover/core';
 import { Redis } from 'ioredis';
@@ -204,6 +204,21 @@ test("Coyotes failed tasks (by the client's id: list, one, retry under the same 
   assert.equal(d.status, 'cancelled');
   const byJobId = await form(s, 'GET', `/delay-tasks/${d.id}`);
   assert.deepEqual([byJobId.status, byJobId.body.message], [404, `no delayed task ${d.id}: it is cancelled now`]);
+
+  // A client id may repeat in queues a token cannot see: a restricted token finds its own, the rest do not exist for it.
+  const restricted = randomBytes(24).toString('base64url');
+  s.registry.add(restricted, { name: 'mine-only', scope: 'submit', queues: ['mine'] });
+  await form(s, 'POST', '/channels/mine/tasks', { task: 'true', delay: '60', id: 'same' }, 'multipart', restricted);
+  await form(s, 'POST', '/channels/other/tasks', { task: 'true', delay: '60', id: 'same' });
+  assert.equal((await form<Task>(s, 'GET', '/delay-tasks/same')).body.data.channel, 'other', 'the newest');
+  assert.equal((await form<Task>(s, 'GET', '/delay-tasks/same', undefined, 'multipart', restricted)).body.data.channel, 'mine');
+  assert.deepEqual(Object.values((await form<Record<string, Task>>(s, 'GET', '/delay-tasks', undefined, 'multipart', restricted)).body.data).map((x) => x.channel), ['mine']);
+  await form(s, 'POST', '/channels/other/tasks', { task: 'true', delay: '60', id: 'theirs' });
+  const hidden = await form(s, 'GET', '/delay-tasks/theirs', undefined, 'multipart', restricted);
+  const ghost = await form(s, 'GET', '/delay-tasks/nobody', undefined, 'multipart', restricted);
+  assert.deepEqual([hidden.status, hidden.body.message.replace('theirs', 'X')], [ghost.status, ghost.body.message.replace('nobody', 'X')], 'no existence oracle');
+  assert.equal((await form(s, 'DELETE', '/delay-tasks/same', undefined, 'multipart', restricted)).status, 200);
+  assert.equal((await form<Task>(s, 'GET', '/delay-tasks/same')).body.data.channel, 'other', "the other queue's task is untouched");
 });
 
 test('Coyotes failed tasks are read through to the archive once Redis let them go; they can be retried from there', async (t) => {

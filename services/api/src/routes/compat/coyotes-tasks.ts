@@ -106,13 +106,15 @@ export class CoyotesTasks {
   }
 
   /**
-   * The task with this Coyotes id among delayed jobs, or else the job it names wherever it is now (so a caller can be
-   * told it is no longer delayed), or null.
+   * The task with this Coyotes id among delayed jobs (of the queues `visible` lets through: a client id may repeat in
+   * queues a token cannot see), or else the job it names wherever it is now (so a caller can be told it is no longer
+   * delayed), or null.
    */
-  async delayedOne(taskId: string): Promise<ReadJob | null> {
-    const direct = isJobId(taskId) ? await jobById(this.ctx, taskId) : null;
+  async delayedOne(taskId: string, visible: (queue: string) => boolean = () => true): Promise<ReadJob | null> {
+    const found = isJobId(taskId) ? await jobById(this.ctx, taskId) : null;
+    const direct = found && visible(found.queue) ? found : null;
     if (direct && taskIdOf(direct) === taskId && direct.status === 'delayed') return direct;
-    const named = (await this.delayed()).filter((j) => taskIdOf(j) === taskId);
+    const named = (await this.delayed()).filter((j) => taskIdOf(j) === taskId && visible(j.queue));
     if (named.length > 0) return named.sort((a, b) => (a.id < b.id ? 1 : -1))[0]!;
     return direct;
   }

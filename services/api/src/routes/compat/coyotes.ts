@@ -54,7 +54,7 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
   const delayedId = (r: FastifyRequest): string => (r.params as { id?: string }).id ?? '';
   const delayedGuard: QueueGuard = {
     queuesOf: async (r) => {
-      const job = await tasks.delayedOne(delayedId(r));
+      const job = await tasks.delayedOne(delayedId(r), (q) => canSee(r.principal, [q]));
       return job ? [job.queue] : null;
     },
     missing: (r) => new DroverError('NOT_FOUND', `no delayed task ${delayedId(r)}`),
@@ -200,8 +200,8 @@ export async function coyotesRoutes(app: FastifyInstance, ctx: ApiContext): Prom
 
   // Delayed tasks across channels: list, one, cancel.
   const mustDelay = async (id: string, principal: FastifyRequest['principal']): Promise<ReadJob> => {
-    const job = await tasks.delayedOne(id);
-    if (!job || !canSee(principal, [job.queue])) throw new DroverError('NOT_FOUND', `no delayed task ${id}`);
+    const job = await tasks.delayedOne(id, (q) => canSee(principal, [q]));
+    if (!job) throw new DroverError('NOT_FOUND', `no delayed task ${id}`);
     if (job.status !== 'delayed') throw new DroverError('NOT_FOUND', `no delayed task ${id}: it is ${job.status} now`);
     return job;
   };

@@ -158,7 +158,10 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   /** When the task's processes last started, epoch seconds: the newest start among its jobs, kept past their records. */
   const lastTime = async (task: MeprocTask, known: number, live: ReadJob[]): Promise<number> => {
-    const jobs = [...live, ...(await jobsById(ctx, task.jobIds.filter((id) => !live.some((j) => j.id === id))))];
+    const others = task.jobIds.filter((id) => !live.some((j) => j.id === id));
+    // The archive only for a start not seen yet: once seen, the kept time covers the records Redis let go.
+    const seen = known > 0 && known >= task.start_time;
+    const jobs = [...live, ...(seen ? await ctx.store.getMany(others) : await jobsById(ctx, others))];
     let newest = Math.max(0, ...jobs.filter((j) => j.startedAt).map((j) => secs(Date.parse(j.startedAt!))));
     if (task.type === 'cron') {
       const fired = (await ctx.schedules.get(meprocSchedule(task.name)))?.lastRunAt;
