@@ -70,9 +70,9 @@ function templatesOf(s: ScheduleDef): JobTemplate[] {
 /** A schedule's definition with each job template's constraints.notHost replaced. */
 function withOffline(s: ScheduleRecord, offline: string[]): ScheduleDef {
   const place = (t: JobTemplate): JobTemplate => {
-    const { notHost: _old, ...rest } = t.constraints ?? {};
-    const constraints = normalizeConstraints({ ...rest, ...(offline.length > 0 ? { notHost: offline } : {}) });
-    const { constraints: _c, ...job } = t;
+    const constraints = normalizeConstraints({ ...t.constraints, notHost: offline.length > 0 ? offline : undefined });
+    const job = { ...t };
+    delete job.constraints;
     return constraints ? { ...job, constraints } : job;
   };
   return {
