@@ -6,9 +6,38 @@ import type { ApiContext } from '../context.js';
 import { callerKey } from '../request-guard.js';
 import { EventSchema, errorResponses, pageOf } from '../schemas.js';
 
+const PAGE = 1000;
+
+/**
+ * How many stored events one JSON page reads at most while looking for `limit` matching ones: a filter that matches
+ * rarely answers fewer (or none) with the cursor where it stopped, rather than reading the whole stream at once.
+ */
+const MAX_SCANNED = 20 * PAGE;
+
+/**
+ * Up to `limit` events matching the filter after `after`, reading on past those that do not match (within
+ * MAX_SCANNED); `nextCursor` is the last event read, so the next page goes on from there.
+ */
+async function matchingPage(ctx: ApiContext, filter: EventFilter & { queues?: string[] }, after: string, limit: number): Promise<{ items: DroverEvent[]; nextCursor: string }> {
+  const items: DroverEvent[] = [];
+  let cursor = after;
+  for (let scanned = 0; items.length < limit && scanned < MAX_SCANNED; ) {
+    const chunk = await ctx.events.read(cursor, PAGE);
+    if (chunk.length === 0) break;
+    for (const e of chunk) {
+      cursor = e.id;
+      if (!visible(e, filter)) continue;
+      items.push(e);
+      if (items.length === limit) break;
+    }
+    scanned += chunk.length;
+    if (chunk.length < PAGE) break;
+  }
+  return { items, nextCursor: cursor };
+}
+
 /** Events a slow SSE client may have waiting before it is disconnected (it resumes with Last-Event-ID). */
 const MAX_PENDING = 10_000;
-const PAGE = 1000;
 
 const EventsQuery = Type.Object(
   {
@@ -62,10 +91,7 @@ export function eventRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const q = request.query;
       if (q.after !== undefined && !isEventId(q.after)) throw new DroverError('BAD_CURSOR', 'after: not an event id');
       const filter = filterOf(q, request.principal);
-      if (!reply.sse) {
-        const items = await ctx.events.read(q.after ?? '0-0', q.limit ?? 100);
-        return { items: items.filter((e) => visible(e, filter)), nextCursor: items[items.length - 1]?.id ?? q.after ?? null };
-      }
+      if (!reply.sse) return matchingPage(ctx, filter, q.after ?? '0-0', q.limit ?? 100);
       const resumeFrom = reply.sse.lastEventId ?? q.after;
       if (resumeFrom !== undefined && !isEventId(resumeFrom)) throw new DroverError('BAD_CURSOR', 'Last-Event-ID: not an event id');
       await stream(ctx, reply, filter, resumeFrom);
