@@ -8,6 +8,8 @@ export interface PostResult {
   status: number | null;
   /** What went wrong, for the operator's log only (never stored or shown to submitters). */
   error: string | null;
+  /** The error's code (ECONNREFUSED, CERT_HAS_EXPIRED, ...), from which the shown cause is made. */
+  code?: string;
 }
 
 /**
@@ -43,7 +45,7 @@ export class DeliveryClient {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e instanceof OutboundRefused || e.code === 'DROVER_OUTBOUND_REFUSED') return { outcome: 'refused_by_policy', status: null, error: e.message };
-      return { outcome: 'unreachable', status: null, error: `${e.code ?? e.name}: ${e.message}` };
+      return { outcome: 'unreachable', status: null, error: `${e.code ?? e.name}: ${e.message}`, code: e.code ?? e.name };
     }
   }
 

@@ -1,5 +1,5 @@
 import {
-  EventGroupReader, coerceError, eventFromEntry, matches, newJobId, signatureHeaders,
+  EventGroupReader, coerceError, deliveryCause, eventFromEntry, matches, newJobId, signatureHeaders,
   type DroverEvent, type DroverMetrics, type EventStore, type Logger, type DueDelivery, type NewDelivery, type OutboundPolicy, type Webhook, type WebhookStore,
 } from '@drover/core';
 import { DeliveryClient } from './delivery-http.js';
@@ -177,7 +177,8 @@ export class WebhookDeliverer {
     const delay = Math.min(this.opts.retryBaseMs * 2 ** d.attempts, 300_000);
     const giveUp = ok || result.outcome === 'refused_by_policy' || Date.now() + delay - d.createdAt > this.opts.maxAgeMs;
     const next = giveUp ? null : Date.now() + delay;
-    await this.hooks.result(d.id, ok, { at, outcome: result.outcome, status: result.status, retryAt: next === null ? null : new Date(next).toISOString() }, next);
+    const cause = deliveryCause(result.outcome, result.status, result.code);
+    await this.hooks.result(d.id, ok, { at, outcome: result.outcome, status: result.status, cause, retryAt: next === null ? null : new Date(next).toISOString() }, next);
     this.metrics?.webhookDeliveries.inc({ outcome: ok ? 'delivered' : next === null ? 'given_up' : 'failed' });
     // The operator's log keeps the network detail the API does not show (the host only: a URL may carry a token).
     const where = { delivery: d.id, webhookId: d.webhookId, host: hostOf(d.url), outcome: result.outcome, status: result.status, error: result.error };

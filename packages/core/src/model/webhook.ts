@@ -57,6 +57,45 @@ export interface DeliveryAttempt {
   status: number | null;
   /** When the next attempt was planned for (the backoff), as the scheduler decided; null: none (delivered or given up). */
   retryAt?: string | null;
+  /** Why it did not succeed, from a fixed vocabulary (deliveryCause): no address, URL or message text. */
+  cause?: string | null;
+}
+
+/** Node's network and TLS error codes, as a delivery's cause says them. */
+const CAUSES: Record<string, string> = {
+  ECONNREFUSED: 'ECONNREFUSED: connection refused',
+  ECONNRESET: 'ECONNRESET: connection reset',
+  EPIPE: 'ECONNRESET: connection reset',
+  ENOTFOUND: 'ENOTFOUND: the host name does not resolve',
+  EAI_AGAIN: 'EAI_AGAIN: DNS lookup failed for now',
+  ETIMEDOUT: 'timeout: no answer in time',
+  ABORT_ERR: 'timeout: no answer in time',
+  TimeoutError: 'timeout: no answer in time',
+  AbortError: 'timeout: no answer in time',
+  EHOSTUNREACH: 'EHOSTUNREACH: no route to the host',
+  ENETUNREACH: 'ENETUNREACH: network unreachable',
+  CERT_HAS_EXPIRED: 'certificate has expired',
+  CERT_NOT_YET_VALID: 'certificate is not yet valid',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN: 'self-signed certificate in the chain',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'certificate not trusted (unable to verify)',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'certificate not trusted (unknown issuer)',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'certificate is for another host name',
+  EPROTO: 'TLS handshake failed',
+  HPE_INVALID_CONSTANT: 'the answer is not HTTP',
+};
+
+/**
+ * Why an attempt failed, as shown to whoever may read the delivery: `HTTP 503` for an answer, a known network or TLS
+ * cause by its code, else only its code's class. Never an address, URL or the error's text (no probe of the network).
+ */
+export function deliveryCause(outcome: AttemptOutcome, status: number | null, code: string | undefined): string | null {
+  if (outcome === 'delivered') return null;
+  if (outcome === 'refused_by_policy') return 'refused by the outbound policy (DROVER_OUTBOUND_ALLOW)';
+  if (status !== null) return `HTTP ${status}`;
+  if (code && CAUSES[code]) return CAUSES[code];
+  if (code && /^ERR_SSL_|^ERR_TLS_/.test(code)) return 'TLS error';
+  return 'network error';
 }
 
 /** A delivery as stored; the API shows a DeliveryView of it. */
@@ -74,9 +113,9 @@ export interface Delivery {
   nextAttemptAt: string | null;
 }
 
-/** A delivery as the API shows it: no URL (a callbackUrl is never returned), attempts as outcome classes only. */
+/** A delivery as the API shows it: no URL (a callbackUrl is never returned); attempts with their status and cause, never a network error's text. */
 export interface DeliveryView extends Omit<Delivery, 'url' | 'attempts'> {
-  attempts: { at: string; outcome: AttemptOutcome; statusClass: '2xx' | '3xx' | '4xx' | '5xx' | null; retryAt: string | null }[];
+  attempts: { at: string; outcome: AttemptOutcome; statusClass: '2xx' | '3xx' | '4xx' | '5xx' | null; status: number | null; cause: string | null; retryAt: string | null }[];
 }
 
 export function deliveryView({ url: _url, attempts, ...rest }: Delivery): DeliveryView {
@@ -86,6 +125,8 @@ export function deliveryView({ url: _url, attempts, ...rest }: Delivery): Delive
       at: a.at,
       outcome: a.outcome,
       statusClass: a.status !== null && a.status >= 200 && a.status <= 599 ? (`${Math.floor(a.status / 100)}xx` as DeliveryView['attempts'][number]['statusClass']) : null,
+      status: a.status,
+      cause: a.cause ?? deliveryCause(a.outcome, a.status, undefined),
       retryAt: a.retryAt ?? null,
     })),
   };

@@ -10,6 +10,21 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
+/**
+ * The entries of an event filter (webhook `events`, `types=`) that match no event type: exact types must exist,
+ * a family (`job.*`) must have a type. A subscription to a misspelt type would otherwise wait for ever.
+ */
+export function unknownEventPatterns(patterns: readonly string[]): string[] {
+  const families = new Set(EVENT_TYPES.map((t) => `${t.split('.')[0]}.*`));
+  return patterns.filter((p) => (p.endsWith('.*') ? !families.has(p) : !(EVENT_TYPES as readonly string[]).includes(p)));
+}
+
+/** The allowed values, for error messages: every type and family. */
+export function eventPatternsHint(): string {
+  const families = [...new Set(EVENT_TYPES.map((t) => `${t.split('.')[0]}.*`))];
+  return `one of ${[...EVENT_TYPES, ...families].join(', ')}`;
+}
+
 export interface DroverEvent {
   /** The stream id: monotonic, and the `Last-Event-ID` to resume from. */
   id: string;

@@ -123,7 +123,7 @@ function readAttempt(json: string): DeliveryAttempt {
   const a = JSON.parse(json) as Partial<DeliveryAttempt> & { at: string };
   const status = typeof a.status === 'number' ? a.status : null;
   const outcome = a.outcome ?? (status === null ? 'unreachable' : status >= 200 && status <= 299 ? 'delivered' : 'rejected');
-  return { at: a.at, outcome, status, retryAt: typeof a.retryAt === 'string' ? a.retryAt : null };
+  return { at: a.at, outcome, status, retryAt: typeof a.retryAt === 'string' ? a.retryAt : null, cause: typeof a.cause === 'string' ? a.cause : null };
 }
 
 /** Webhook subscriptions and their deliveries. */

@@ -1,4 +1,4 @@
-import { DroverError, QueueName, compareEventIds, isEventId, isJobId, matches, type DroverEvent, type EventFilter } from '@drover/core';
+import { DroverError, QueueName, compareEventIds, eventPatternsHint, isEventId, isJobId, matches, unknownEventPatterns, type DroverEvent, type EventFilter } from '@drover/core';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 import { assertQueueAllowed, type Principal } from '../auth.js';
@@ -56,6 +56,8 @@ function filterOf(q: EventsQuery, principal: Principal | undefined): EventFilter
   if (q.queue) assertQueueAllowed(principal, q.queue);
   const f: EventFilter & { queues?: string[] } = {};
   if (q.types) f.types = q.types.split(',').map((t) => t.trim()).filter(Boolean);
+  const unknown = unknownEventPatterns(f.types ?? []);
+  if (unknown.length > 0) throw new DroverError('VALIDATION', `types: ${unknown.map((u) => `"${u}"`).join(', ')} is no event type: each must be ${eventPatternsHint()}`);
   if (q.queue) f.queue = q.queue;
   if (q.job) f.jobId = q.job;
   // A token limited to some queues sees only their events.

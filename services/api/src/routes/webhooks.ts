@@ -1,4 +1,4 @@
-import { DroverError, JOB_ID_PATTERN, WebhookInput, WebhookUpdate, deliveryView, webhookSecretProblem, type Webhook } from '@drover/core';
+import { DroverError, JOB_ID_PATTERN, WebhookInput, WebhookUpdate, deliveryView, eventPatternsHint, unknownEventPatterns, webhookSecretProblem, type Webhook } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { guards } from '../queue-scope.js';
@@ -15,6 +15,14 @@ const DeliveryQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** A subscription to a type no event has would never be delivered: 400 with the allowed values. */
+export function assertKnownEvents(events: readonly string[] | undefined, field = 'events'): void {
+  const unknown = unknownEventPatterns(events ?? []);
+  if (unknown.length === 0) return;
+  const message = `${unknown.map((u) => `"${u}"`).join(', ')} is no event type: each must be ${eventPatternsHint()}`;
+  throw new DroverError('VALIDATION', `${field}: ${message}`, unknown.map((u) => ({ field: `${field}/${(events ?? []).indexOf(u)}`, message: `"${u}" is no event type` })));
+}
+
 const OUTCOMES = ['delivered', 'rejected', 'unreachable', 'refused_by_policy'].map((o) => Type.Literal(o));
 /** What a deliveries list shows: no URL (a job's callbackUrl is never returned) and outcome classes, not network errors. */
 const DeliveryPage = Type.Object({
@@ -29,6 +37,10 @@ const DeliveryPage = Type.Object({
       at: Type.String({ format: 'date-time' }),
       outcome: Type.Union(OUTCOMES, { description: '`rejected`: the receiver answered non-2xx; `unreachable`: no answer (DNS, connection, TLS, timeout alike).' }),
       statusClass: Type.Union([...['2xx', '3xx', '4xx', '5xx'].map((c) => Type.Literal(c)), Type.Null()]),
+      status: Type.Union([Type.Integer(), Type.Null()], { description: 'The receiver\'s HTTP status, when it answered.' }),
+      cause: Type.Union([Type.String(), Type.Null()], {
+        description: 'Why it did not succeed: `HTTP 503`, `ECONNREFUSED: connection refused`, `certificate has expired`, `timeout: no answer in time`, `refused by the outbound policy (...)`; never an address or URL.',
+      }),
       retryAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When the next attempt was planned for (the retry backoff); null: none followed.' }),
     })),
     createdAt: Type.String({ format: 'date-time' }),
@@ -57,6 +69,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/webhooks',
     { config: { scope: 'admin', queues: 'global' }, schema: { operationId: 'createWebhook', tags: ['webhooks'], summary: 'Subscribe a URL to events (the answer holds the signing secret, once)', body: WebhookInput, response: { 201: WebhookCreatedSchema, ...errors } } },
     async (request, reply) => {
+      assertKnownEvents(request.body.events);
       const problem = request.body.secret === undefined ? null : webhookSecretProblem(request.body.secret);
       if (problem) throw new DroverError('VALIDATION', `secret: ${problem}`, [{ field: 'secret', message: problem }]);
       return reply.status(201).send(await ctx.webhooks.create(request.body));
@@ -77,6 +90,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/webhooks/:id',
     { config: { scope: 'admin', queues: 'global' }, schema: { operationId: 'updateWebhook', tags: ['webhooks'], summary: 'Change url, events, queues, enabled, description', params: IdParams, body: WebhookUpdate, response: { 200: WebhookSchema, ...errors } } },
     async (request) => {
+      assertKnownEvents(request.body.events);
       const hook = await ctx.webhooks.update(request.params.id, request.body);
       if (!hook) throw new DroverError('NOT_FOUND', `no webhook ${request.params.id}`);
       return shown(hook);
