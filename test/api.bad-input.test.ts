@@ -20,7 +20,7 @@ const big = 'x'.repeat(1024 * 1024 + 10);
 
 const CASES: Case[] = [
   { name: 'not JSON', body: '{"command": "true"', status: 400, code: 'INVALID_JSON' },
-  { name: 'empty JSON body', body: '', status: 400, code: 'INVALID_JSON' },
+  { name: 'empty JSON body: no body, which a submission needs', body: '', status: 400, code: 'VALIDATION', mentions: 'a JSON body is required' },
   { name: 'JSON array instead of object', body: '[1,2]', status: 400, code: 'VALIDATION' },
   { name: 'missing command', body: J({ queue: 'default' }), status: 400, code: 'VALIDATION', mentions: 'command' },
   { name: 'command and argv', body: J({ command: 'true', argv: ['true'] }), status: 400, code: 'VALIDATION', mentions: 'argv' },

@@ -152,8 +152,9 @@ test('queue settings: bad input is a 400 and changes nothing; unknown queues are
     assert.equal(res.body.error.code, 'VALIDATION');
   }
   assert.equal((await s.request('GET', '/v1/queues/fresh')).status, 404);
-  assert.equal((await s.request('POST', '/v1/queues/fresh/pause')).status, 404);
+  assert.equal((await s.request('POST', '/v1/queues/fresh/resume')).status, 404, 'nothing to resume');
   assert.equal((await s.request('PUT', '/v1/queues/bad%20name', { concurrency: 1 })).status, 400);
+  assert.equal((await s.request('POST', '/v1/queues/bad%20name/pause')).status, 400);
   const list = await s.request<{ items: QueueView[] }>('GET', '/v1/queues');
   assert.deepEqual(list.body.items.map((q) => q.name), []);
   const read = await s.request('PUT', '/v1/queues/fresh', { concurrency: 1 }, s.tokens.read);

@@ -16,6 +16,7 @@ import { healthRoutes } from './routes/health.js';
 import { whoamiRoutes } from './routes/whoami.js';
 import { UI_PREFIX, uiRoutes } from './routes/ui.js';
 import { jobRoutes } from './routes/jobs.js';
+import { jobPromoteRoutes } from './routes/job-promote.js';
 import { coyotesRoutes } from './routes/compat/coyotes.js';
 import { keeperRoutes } from './routes/compat/keeper.js';
 import { meprocRoutes } from './routes/compat/meproc.js';
@@ -25,6 +26,7 @@ import { runnerRoutes } from './routes/runners.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { statsRoutes } from './routes/stats.js';
 import { variableRoutes } from './routes/variables.js';
+import { calendarRoutes } from './routes/calendars.js';
 import { registerQueueScope } from './queue-scope.js';
 import { registerOutboundCheck } from './outbound-check.js';
 import { registerRequestGuard } from './request-guard.js';
@@ -83,6 +85,15 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   registerTelemetry(app, ctx.metrics);
   registerRequestLog(app);
 
+  // An empty body labelled JSON (scripts that always send the header) on an action without a body is no body, not
+  // a 400: a script that ignores the status would believe it cancelled or paused something. Routes that need a body
+  // still refuse it, by their schema.
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (String(body).trim() === '') done(null, undefined);
+    else void json(request, body, done);
+  });
   // `curl -d '{...}'` sends JSON labelled as a form; read JSON-looking form bodies as JSON so such scripts work.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     const text = String(body).trim();
@@ -136,11 +147,13 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   webhookRoutes(app, ctx);
   workflowRoutes(app, ctx);
   jobRoutes(app, ctx);
+  jobPromoteRoutes(app, ctx);
   scheduleRoutes(app, ctx);
   queueRoutes(app, ctx);
   runnerRoutes(app, ctx);
   statsRoutes(app, ctx);
   variableRoutes(app, ctx);
+  calendarRoutes(app, ctx);
   // Each adapter in its own plugin scope: its error handler answers in its clients' envelope.
   await app.register(async (scope) => meprocRoutes(scope, ctx));
   await app.register(async (scope) => coyotesRoutes(scope, ctx));

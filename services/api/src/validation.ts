@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify';
  * every problem reported. Query strings and path parameters are strings on the wire, so those are coerced.
  */
 export function registerValidation(app: FastifyInstance): void {
-  const base = { allErrors: true, removeAdditional: false, useDefaults: true, strict: false } as const;
+  // verbose: each error carries its schema, from which the messages list the allowed values (errors.ts).
+  const base = { allErrors: true, removeAdditional: false, useDefaults: true, strict: false, verbose: true } as const;
   const strict = new Ajv({ ...base, coerceTypes: false });
   const coercing = new Ajv({ ...base, coerceTypes: 'array' });
   addFormats.default(strict);

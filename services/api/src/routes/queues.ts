@@ -74,14 +74,15 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
         schema: {
           operationId: action === 'pause' ? 'pauseQueue' : 'resumeQueue',
           tags: ['queues'],
-          summary: action === 'pause' ? 'Stop starting jobs of this queue; running ones finish' : 'Start jobs of this queue again',
+          summary: action === 'pause' ? 'Stop starting jobs of this queue (a queue not used yet is created paused); running ones finish' : 'Start jobs of this queue again',
           params: NameParams,
           response: { 200: QueueViewSchema, ...errors },
         },
       },
       async (request) => {
         const { name } = request.params;
-        await mustExist(name);
+        // Pausing a queue before its first job is a plan, not a typo: it creates the queue's settings.
+        if (action === 'resume') await mustExist(name);
         await ctx.queues.update(name, { paused: action === 'pause' });
         if (action === 'resume') await releaseParked(name);
         return one(name);
