@@ -369,11 +369,15 @@ static void kill_cgroup(int dir_fd, int v2) {
   for (int round = 0; round < 200 && signal_cgroup_procs(dir_fd, SIGKILL) > 0; round++) nanosleep(&pause, NULL);
 }
 
-/* A signal for the whole job: its cgroup when it has one, and its process group either way. */
+/*
+ * A signal for the whole job: its cgroup when it has one, else its process group. A catchable signal reaches each
+ * process once: every process of the group is in the cgroup too, and a shell that took a first SIGTERM before the
+ * second came would run its trap twice. SIGKILL goes both ways (it cannot be caught, and a missed one is a leak).
+ */
 static void signal_tree(struct job *j, int sig) {
   if (j->cg_fd >= 0) {
     if (sig == SIGKILL) kill_cgroup(j->cg_fd, j->cg_v2);
-    else signal_cgroup_procs(j->cg_fd, sig);
+    else if (signal_cgroup_procs(j->cg_fd, sig) >= 0) return;
   }
   kill(-j->pid, sig);
 }
