@@ -91,12 +91,14 @@ const EXAMPLES: Record<string, (fx: Fixtures, s: Stack, ghost: boolean) => Promi
   'GET /v1/jobs/:id/logs': async (fx, _s, g) => job(g ? ghostJob : await fx.finishedJob('echo secret-output'), '/logs'),
   'POST /v1/jobs/:id/retry': async (fx, _s, g) => job(g ? ghostJob : await fx.finishedJob(), '/retry'),
   'POST /v1/jobs/:id/cancel': async (fx, _s, g) => job(g ? ghostJob : await fx.delayedJob(), '/cancel'),
+  'DELETE /v1/jobs/:id': async (fx, _s, g) => job(g ? ghostJob : await fx.finishedJob(), ''),
   'POST /v1/schedules': async () => ({ path: '/v1/schedules', body: { name: `new-${randomBytes(4).toString('hex')}`, cron: '0 0 1 1 *', job: { command: 'true', queue: FOREIGN_QUEUE } } }),
   'GET /v1/schedules': async (fx) => (await fx.schedule(), { path: '/v1/schedules?limit=1000' }),
   'GET /v1/schedules/:name': async (fx, _s, g) => sched(g ? 'ghost-schedule' : await fx.schedule(), ''),
   // The takeover: rewriting another queue's schedule into the token's own queue.
   'PUT /v1/schedules/:name': async (fx, _s, g) => ({ ...sched(g ? 'ghost-schedule' : await fx.schedule(), ''), body: { job: { command: 'id', queue: OWN_QUEUE } } }),
   'DELETE /v1/schedules/:name': async (fx, _s, g) => sched(g ? 'ghost-schedule' : await fx.schedule(), '?kill=1'),
+  'POST /v1/schedules/:name/kill': async (fx, _s, g) => sched(g ? 'ghost-schedule' : await fx.schedule(), '/kill'),
   'POST /v1/schedules/:name/enable': async (fx, _s, g) => sched(g ? 'ghost-schedule' : await fx.schedule(), '/enable'),
   'POST /v1/schedules/:name/disable': async (fx, _s, g) => sched(g ? 'ghost-schedule' : await fx.schedule(), '/disable'),
   'POST /v1/schedules/enable': async (fx) => ({ path: '/v1/schedules/enable', body: { names: [await fx.schedule()] } }),
@@ -117,6 +119,7 @@ const EXAMPLES: Record<string, (fx: Fixtures, s: Stack, ghost: boolean) => Promi
   'POST /v1/queues/:name/pause': async (_f, _s, g) => queue(g ? 'ghost-queue' : FOREIGN_QUEUE, '/pause'),
   'POST /v1/queues/:name/resume': async (_f, _s, g) => queue(g ? 'ghost-queue' : FOREIGN_QUEUE, '/resume'),
   'DELETE /v1/queues/:name/jobs': async (fx, _s, g) => (await fx.delayedJob(), queue(g ? 'ghost-queue' : FOREIGN_QUEUE, '/jobs?status=waiting')),
+  'POST /v1/queues/:name/retry': async (fx, _s, g) => (await fx.finishedJob(), { ...queue(g ? 'ghost-queue' : FOREIGN_QUEUE, '/retry'), body: { status: 'failed' } }),
   'GET /v1/runners': async (fx) => (await runningJob(fx), { path: '/v1/runners' }),
   'GET /v1/runners/:id': async (fx, s) => (await runningJob(fx), { path: `/v1/runners/${s.config.runner.id}` }),
   'GET /v1/runners/:id/jobs': async (fx, s) => (await runningJob(fx), { path: `/v1/runners/${s.config.runner.id}/jobs` }),
@@ -283,6 +286,13 @@ test('a restricted token cannot depend on, take over or cancel by name another q
   assert.equal(mask(JSON.stringify(viaForeign.body), [foreign.id]), mask(JSON.stringify(viaGhost.body), [ghostJob]), 'dependsOn is not an existence oracle');
   const batch = await s.request('POST', '/v1/jobs/batch', { jobs: [{ queue: OWN_QUEUE, command: 'true', dependsOn: [foreign.id] }] }, ci);
   assert.equal(batch.status, 400);
+  // A batch names the item and place of the dependency, for another queue's job as for a missing one.
+  const named = async (dep: string) =>
+    (await s.request<{ error: { message: string; details: { field: string }[] } }>('POST', '/v1/jobs/batch', { jobs: [{ queue: OWN_QUEUE, command: 'true' }, { queue: OWN_QUEUE, command: 'true', dependsOn: [dep] }] }, ci)).body.error;
+  const foreignNamed = await named(foreign.id);
+  assert.equal(foreignNamed.message, `jobs/1/dependsOn/0: no job ${foreign.id}`);
+  assert.equal(foreignNamed.details[0]?.field, 'jobs/1/dependsOn/0');
+  assert.equal(mask(JSON.stringify(foreignNamed), [foreign.id]), mask(JSON.stringify(await named(ghostJob)), [ghostJob]), 'the batch error is no oracle either');
   const mine = (await s.request<{ items: JobRecord[] }>('GET', `/v1/jobs?queue=${OWN_QUEUE}`, undefined, ci)).body.items;
   assert.deepEqual(mine, [], 'nothing was stored');
 

@@ -1,4 +1,4 @@
-import { monotonicFactory } from 'ulid';
+import { encodeTime, monotonicFactory } from 'ulid';
 
 const next = monotonicFactory();
 
@@ -12,4 +12,9 @@ const JOB_ID_RE = new RegExp(JOB_ID_PATTERN);
 
 export function isJobId(value: string): boolean {
   return JOB_ID_RE.test(value);
+}
+
+/** The smallest job id of a millisecond: ids below it were made before `ms`, ids from it on at or after. */
+export function idTimeBound(ms: number): string {
+  return `${encodeTime(Math.max(0, Math.min(ms, 2 ** 48 - 1)), 10)}${'0'.repeat(16)}`;
 }

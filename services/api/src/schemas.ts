@@ -130,15 +130,24 @@ export const JobRecordSchema = Type.Object({
   attemptHistory: Type.Optional(Type.Array(AttemptSchema)),
 });
 
+const LabelFilter = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}=.{0,256}$' });
+
 export const JobListQuery = Type.Object(
   {
     queue: Type.Optional(QueueName),
     status: Type.Optional(JobStatusSchema),
-    label: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}=.{0,256}$', description: 'key=value: jobs with this label.' })),
+    label: Type.Optional(
+      Type.Union([LabelFilter, Type.Array(LabelFilter, { minItems: 1, maxItems: 16 })], { description: 'key=value: jobs with this label; repeat it (up to 16) for jobs with all of them.' }),
+    ),
     schedule: Type.Optional(Type.String({ maxLength: 64, description: 'Jobs a schedule fired.' })),
     exitCode: Type.Optional(Type.Integer({ minimum: -1, maximum: 255 })),
-    from: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or after.' })),
-    to: Type.Optional(Type.String({ format: 'date-time', description: 'Created before.' })),
+    runner: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Jobs whose latest attempt ran (or runs) on this runner.' })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Jobs of this name.' })),
+    command: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'Jobs whose command (an argv job: its argv joined by spaces) contains this text (case-sensitive).' })),
+    createdAfter: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or after.' })),
+    createdBefore: Type.Optional(Type.String({ format: 'date-time', description: 'Created before.' })),
+    from: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or after (the older name of createdAfter).' })),
+    to: Type.Optional(Type.String({ format: 'date-time', description: 'Created before (the older name of createdBefore).' })),
     cursor: Type.Optional(Type.String({ maxLength: 64 })),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
   },
@@ -337,3 +346,30 @@ export const EventSchema = Type.Object({
 export async function noBodyIsEmpty(request: FastifyRequest): Promise<void> {
   request.body ??= {};
 }
+
+/** What a bulk action did: how many jobs, and which (the first MAX_AFFECTED_IDS of them). */
+export const JobsAffected = Type.Object({
+  count: Type.Integer({ minimum: 0, description: 'How many jobs it acted on.' }),
+  ids: Type.Array(Type.String(), { description: 'Their ids (at most 1000; see idsTruncated).' }),
+  idsTruncated: Type.Boolean({ description: 'True when there were more than ids lists.' }),
+});
+
+/** Most ids a bulk action lists in its answer (count says how many there were). */
+export const MAX_AFFECTED_IDS = 1000;
+
+/** The answer of a bulk action whose ids may be many. */
+export function affected(ids: readonly string[]): { count: number; ids: string[]; idsTruncated: boolean } {
+  return { count: ids.length, ids: ids.slice(0, MAX_AFFECTED_IDS), idsTruncated: ids.length > MAX_AFFECTED_IDS };
+}
+
+export const CancelQuery = Type.Object(
+  { group: Type.Optional(Type.Union(['1', '0', 'true', 'false'].map((v) => Type.Literal(v)), { description: 'Cancel every copy of the job\'s replicas.' })) },
+  { additionalProperties: false },
+);
+
+/** POST /v1/jobs/:id/cancel?group=1: what became of the group's copies. */
+export const GroupCancelled = Type.Object({
+  group: Type.String({ description: 'Copy 0\'s id: the group\'s.' }),
+  cancelled: Type.Array(Type.String(), { description: 'Copies cancelled (waiting ones at once, running ones stopped by their runner).' }),
+  stopping: Type.Array(Type.String(), { description: 'Running copies still stopping when the wait (the kill grace) ran out (202).' }),
+});

@@ -17,7 +17,7 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     droverCreate(...args: (string | number)[]): Result<string[], Context>;
     droverReleaseParked(...args: (string | number)[]): Result<string[], Context>;
-    droverCancelWaiting(...args: (string | number)[]): Result<number, Context>;
+    droverCancelWaiting(...args: (string | number)[]): Result<string[], Context>;
     droverExpireFinished(...args: (string | number)[]): Result<number, Context>;
     droverClaim(...args: (string | number)[]): Result<[number, ...unknown[]], Context>;
     droverSetPid(...args: (string | number)[]): Result<number, Context>;
@@ -30,6 +30,9 @@ declare module 'ioredis' {
     droverRenew(...args: (string | number)[]): Result<[string[], string[]], Context>;
     droverDiscard(...args: (string | number)[]): Result<number, Context>;
     droverPlaced(...args: (string | number)[]): Result<string[], Context>;
+    droverDeleteFinished(...args: (string | number)[]): Result<string[], Context>;
+    droverDeleteFinishedBefore(...args: (string | number)[]): Result<string[], Context>;
+    droverMarkRetried(...args: (string | number)[]): Result<number, Context>;
   }
 }
 
@@ -49,6 +52,9 @@ const COMMANDS: Record<string, string> = {
   droverReleaseParked: scripts.RELEASE_PARKED,
   droverCancelWaiting: scripts.CANCEL_WAITING,
   droverExpireFinished: scripts.EXPIRE_FINISHED,
+  droverDeleteFinished: scripts.DELETE_FINISHED,
+  droverDeleteFinishedBefore: scripts.DELETE_FINISHED_BEFORE,
+  droverMarkRetried: scripts.MARK_RETRIED,
 };
 
 export interface NewJob {
@@ -180,8 +186,16 @@ export interface Page<T> {
 
 /** Job records, indexes and state changes in Redis. All transitions go through the Lua scripts. */
 /** What a dependency on a job Redis does not hold answers (also what a restricted token gets for another queue's). */
-export function unknownDependency(id: string): DroverError {
-  return new DroverError('VALIDATION', `dependsOn: no job ${id}`, [{ field: 'dependsOn', message: `no job ${id}` }]);
+export function unknownDependency(id: string, field = 'dependsOn'): DroverError {
+  return new DroverError('VALIDATION', `${field}: no job ${id}`, [{ field, message: `no job ${id}` }]);
+}
+
+/** The job id an unknownDependency error names, or null for any other error. */
+export function unknownDependencyOf(err: unknown): string | null {
+  if (!(err instanceof DroverError) || err.code !== 'VALIDATION' || !Array.isArray(err.details)) return null;
+  const d = err.details[0] as { field?: unknown; message?: unknown } | undefined;
+  const m = d?.field === 'dependsOn' && typeof d.message === 'string' ? /^no job (\S+)$/.exec(d.message) : null;
+  return m?.[1] ?? null;
 }
 
 export class JobStore {
@@ -392,13 +406,55 @@ export class JobStore {
     return this.redis.droverExpireFinished(this.keys.base, now - retentionMs, limit, maxPerQueue, needArchived ? 1 : 0);
   }
 
+  /** Deletes the finished ones of these jobs with their output, attempts and index entries; returns the ids deleted. */
+  async deleteFinished(ids: string[]): Promise<string[]> {
+    return ids.length === 0 ? [] : this.redis.droverDeleteFinished(this.keys.base, ...ids);
+  }
+
+  /**
+   * One bounded step of a bulk clean: scans up to `limit` ids of the queue's `status` index below `from` (newest first)
+   * and deletes those that finished before `before`. `next` is where the next step starts (null: the index is done).
+   */
+  async deleteFinishedBefore(queue: string, status: JobStatus, before: number, from: string, limit: number): Promise<{ deleted: string[]; next: string | null }> {
+    const [last = '', ...deleted] = await this.redis.droverDeleteFinishedBefore(this.keys.base, queue, status, before, from, limit);
+    return { deleted, next: last === '' ? null : last };
+  }
+
+  /**
+   * Marks a finished job as run again by `newId`, unless it was already (then false): a bulk retry runs each job
+   * once more, however often it is asked.
+   */
+  async markRetried(id: string, newId: string): Promise<boolean> {
+    return (await this.redis.droverMarkRetried(this.keys.base, id, newId)) === 1;
+  }
+
+  /** Undoes markRetried when the new job could not be submitted. */
+  async unmarkRetried(id: string): Promise<void> {
+    await this.redis.hdel(this.keys.job(id), 'retriedAs');
+  }
+
+  /** Which of these jobs were run again already (markRetried). */
+  async retried(ids: string[]): Promise<Set<string>> {
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hexists(this.keys.job(id), 'retriedAs');
+    const rows = (await pipe.exec()) ?? [];
+    return new Set(ids.filter((_, i) => rows[i]?.[1] === 1));
+  }
+
   /** Cancels every job of a queue that has not started (in the given statuses); returns how many. */
   async cancelWaiting(queue: string, statuses: JobStatus[], now = Date.now()): Promise<number> {
-    let total = 0;
+    return (await this.cancelWaitingIds(queue, statuses, 0, now)).count;
+  }
+
+  /** cancelWaiting, answering also the ids of the first `keep` it cancelled (in steps of 500: never all in memory). */
+  async cancelWaitingIds(queue: string, statuses: JobStatus[], keep: number, now = Date.now()): Promise<{ count: number; ids: string[] }> {
+    const ids: string[] = [];
+    let count = 0;
     for (;;) {
-      const n = await this.redis.droverCancelWaiting(this.keys.base, queue, now, 500, statuses.join(','));
-      total += n;
-      if (n < 500) return total;
+      const step = await this.redis.droverCancelWaiting(this.keys.base, queue, now, 500, statuses.join(','));
+      count += step.length;
+      ids.push(...step.slice(0, Math.max(0, keep - ids.length)));
+      if (step.length < 500) return { count, ids };
     }
   }
 

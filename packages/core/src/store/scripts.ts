@@ -498,15 +498,15 @@ return out
  */
 export const CANCEL_WAITING = `${PRELUDE}
 local queue, now, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local n = 0
+local out = {}
 for status in string.gmatch(ARGV[5], '[^,]+') do
-  local ids = redis.call('ZRANGE', base .. ':idx:qs:' .. queue .. ':' .. status, 0, limit - n - 1)
+  local ids = redis.call('ZRANGE', base .. ':idx:qs:' .. queue .. ':' .. status, 0, limit - #out - 1)
   for _, id in ipairs(ids) do
-    if cancelJob(id, now) == 'cancelled' then n = n + 1 end
+    if cancelJob(id, now) == 'cancelled' then out[#out + 1] = id end
   end
-  if n >= limit then break end
+  if #out >= limit then break end
 end
-return n
+return out
 `;
 
 /** ARGV: base, id, runnerId, attempt, pid, startedAt. Records the pid only if this attempt still owns the job. */
@@ -732,29 +732,37 @@ end
 return n
 `;
 
-/**
- * ARGV: base, cutoff (epoch ms), limit, maxPerQueue, needArchived (1|0). Retention: finished jobs that ended before the cutoff, and the
- * oldest beyond maxPerQueue in each queue, are deleted with their output, attempts and index entries, so Redis
- * memory stays bounded however long Drover runs. Returns how many it deleted (call again while it returns limit).
- */
-export const EXPIRE_FINISHED = `${PRELUDE}
-local cutoff, limit, maxPerQueue, needArchived = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
-local n = 0
-local function forget(id)
+/** Deletes a finished job's record, output, attempts and index entries; false (nothing deleted) for an unfinished one. */
+const FORGET = `
+local function forgetFinished(id, h)
   local k = jobKey(id)
-  local h = redis.call('HMGET', k, 'status', 'queue', 'schedule', 'archived')
-  -- With an archive, a job leaves Redis only once it is in there.
-  if needArchived and h[1] and h[4] ~= '1' then return end
   redis.call('ZREM', base .. ':finished', id)
   if h[2] then redis.call('ZREM', qKey(h[2]) .. ':finished', id) end
-  if not h[1] or not TERMINAL[h[1]] then return end
+  if not h[1] or not TERMINAL[h[1]] then return false end
   redis.call('DEL', k, k .. ':attempts', k .. ':log', k .. ':dependents')
   redis.call('ZREM', base .. ':idx:all', id)
   redis.call('ZREM', base .. ':idx:q:' .. h[2], id)
   redis.call('ZREM', base .. ':idx:s:' .. h[1], id)
   redis.call('ZREM', base .. ':idx:qs:' .. h[2] .. ':' .. h[1], id)
   if h[3] then redis.call('ZREM', base .. ':sched:' .. h[3] .. ':runs', id) end
-  n = n + 1
+  return true
+end
+local function finishedFields(id) return redis.call('HMGET', jobKey(id), 'status', 'queue', 'schedule', 'archived', 'finishedAt') end
+`;
+
+/**
+ * ARGV: base, cutoff (epoch ms), limit, maxPerQueue, needArchived (1|0). Retention: finished jobs that ended before the cutoff, and the
+ * oldest beyond maxPerQueue in each queue, are deleted with their output, attempts and index entries, so Redis
+ * memory stays bounded however long Drover runs. Returns how many it deleted (call again while it returns limit).
+ */
+export const EXPIRE_FINISHED = `${PRELUDE}${FORGET}
+local cutoff, limit, maxPerQueue, needArchived = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
+local n = 0
+local function forget(id)
+  local h = finishedFields(id)
+  -- With an archive, a job leaves Redis only once it is in there.
+  if needArchived and h[1] and h[4] ~= '1' then return end
+  if forgetFinished(id, h) then n = n + 1 end
 end
 for _, id in ipairs(redis.call('ZRANGE', base .. ':finished', '-inf', cutoff, 'BYSCORE', 'LIMIT', 0, limit)) do forget(id) end
 for _, q in ipairs(redis.call('SMEMBERS', base .. ':queues')) do
@@ -764,4 +772,37 @@ for _, q in ipairs(redis.call('SMEMBERS', base .. ':queues')) do
   end
 end
 return n
+`;
+
+/** ARGV: base, ids... Deletes those of the jobs that are finished (DELETE /v1/jobs/:id); returns the ids it deleted. */
+export const DELETE_FINISHED = `${PRELUDE}${FORGET}
+local out = {}
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  if forgetFinished(id, finishedFields(id)) then out[#out + 1] = id end
+end
+return out
+`;
+
+/**
+ * ARGV: base, queue, status, before (epoch ms), from (exclusive lex bound: an id, or the id-time bound of before), limit.
+ * Scans up to limit ids of the queue's status index below from, newest first, and deletes those that finished before
+ * before. Returns the last id scanned ('' when the index has no more), then the deleted ids.
+ */
+export const DELETE_FINISHED_BEFORE = `${PRELUDE}${FORGET}
+local queue, status, before, from, limit = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local ids = redis.call('ZREVRANGEBYLEX', base .. ':idx:qs:' .. queue .. ':' .. status, '(' .. from, '-', 'LIMIT', 0, limit)
+local out = { #ids == limit and ids[#ids] or '' }
+for _, id in ipairs(ids) do
+  local h = finishedFields(id)
+  if h[1] == status and tonumber(h[5] or '') and tonumber(h[5]) < before and forgetFinished(id, h) then out[#out + 1] = id end
+end
+return out
+`;
+
+/** ARGV: base, id, newId. Marks a job as run again by newId unless it was (or is gone); returns 1 if it marked it. */
+export const MARK_RETRIED = `${PRELUDE}
+local k = jobKey(ARGV[2])
+if redis.call('EXISTS', k) == 0 then return 0 end
+return redis.call('HSETNX', k, 'retriedAs', ARGV[3])
 `;

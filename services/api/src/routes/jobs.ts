@@ -1,5 +1,5 @@
 import {
-  DroverError, JobSpecInput, unknownDependency, checkJobSpec, filesBytes, isJobId, isStoreFull, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
+  DroverError, JobSpecInput, unknownDependency, unknownDependencyOf, idTimeBound, checkJobSpec, filesBytes, isJobId, isStoreFull, isTerminal, newJobId, normalizeJobSpec, policyViolation, type JobSpec, type SpecProblem,
   SpanKind, failSpan, mergeNewestFirst, passes, startSpan, traceparentOf, type ArchiveFilter, type Context, type ArchivedJob, type Created, type CreateOptions, type JobRecord, type JobStatus, type NewJob,
   type Replay,
 } from '@drover/core';
@@ -8,11 +8,12 @@ import { Type } from 'typebox';
 import { assertQueueAllowed, type Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { canSee, guards } from '../queue-scope.js';
+import { groupOf, stopJobs, stopped } from '../job-actions.js';
 import { assertUnderQuota, recordOwned } from '../job-quota.js';
 import { followLogs } from './log-follow.js';
 import { IdempotencyHeaders, claimOf, markReplayed, priorResult, replayedJobs, storedNotPublished } from '../idempotency.js';
 import { SubmitWarnings, announcerFor, submitWarnings, withWarnings } from '../queue-consumers.js';
-import { ErrorResponse, JobIdParams, JobListQuery, JobPage, JobRecordSchema, LogPage, LogQuery, errorResponses } from '../schemas.js';
+import { CancelQuery, ErrorResponse, GroupCancelled, JobIdParams, JobListQuery, JobPage, JobRecordSchema, JobsAffected, LogPage, LogQuery, errorResponses } from '../schemas.js';
 
 /** Largest batch accepted by POST /v1/jobs/batch. */
 export const MAX_BATCH = 1000;
@@ -70,7 +71,10 @@ async function assertDependenciesVisible(ctx: ApiContext, principal: Principal |
   if (hidden !== undefined) throw unknownDependency(hidden);
 }
 
-type ListQuery = { queue?: string; status?: JobStatus; label?: string; schedule?: string; exitCode?: number; from?: string; to?: string; cursor?: string; limit?: number };
+type ListQuery = {
+  queue?: string; status?: JobStatus; label?: string | string[]; schedule?: string; exitCode?: number; runner?: string; name?: string; command?: string;
+  from?: string; to?: string; createdAfter?: string; createdBefore?: string; cursor?: string; limit?: number;
+};
 
 function listFilter(q: ListQuery): ArchiveFilter {
   const f: ArchiveFilter = {};
@@ -78,12 +82,21 @@ function listFilter(q: ListQuery): ArchiveFilter {
   if (q.status) f.status = q.status;
   if (q.schedule) f.schedule = q.schedule;
   if (q.exitCode !== undefined) f.exitCode = q.exitCode;
-  if (q.label) {
-    const eq = q.label.indexOf('=');
-    f.label = { key: q.label.slice(0, eq), value: q.label.slice(eq + 1) };
+  if (q.runner) f.runner = q.runner;
+  if (q.name) f.name = q.name;
+  if (q.command) f.command = q.command;
+  const labels = q.label === undefined ? [] : [q.label].flat();
+  if (labels.length > 0) {
+    f.labels = labels.map((l) => {
+      const eq = l.indexOf('=');
+      return { key: l.slice(0, eq), value: l.slice(eq + 1) };
+    });
   }
-  if (q.from) f.from = q.from;
-  if (q.to) f.to = q.to;
+  // Both names of a bound given: the narrower one holds.
+  const after = [q.from, q.createdAfter].filter((x): x is string => x !== undefined).sort((a, b) => Date.parse(b) - Date.parse(a))[0];
+  const before = [q.to, q.createdBefore].filter((x): x is string => x !== undefined).sort((a, b) => Date.parse(a) - Date.parse(b))[0];
+  if (after) f.from = after;
+  if (before) f.to = before;
   return f;
 }
 
@@ -92,26 +105,54 @@ const SCAN_PAGES = 10;
 const SCAN_PAGE = 200;
 
 /**
- * A list over Redis (the index for queue/status, other filters applied to the records) and the archive (its own
- * indexes), merged newest first. Both sides take ids below the cursor, so one cursor pages through both. When the
- * Redis scan stops early, the page ends at the scanned boundary and the cursor continues from there.
+ * A list over Redis (the index for queue/status, other filters applied to the records) and the archive (its indexes
+ * for queue, status, schedule and labels; the other filters applied to a bounded window of rows), merged newest first.
+ * Both sides take ids below the cursor, so one cursor pages through both. Ids sort by creation time, so a creation
+ * time range narrows the scan to its ids. When either scan stops at its bound, the page ends at the higher of the
+ * boundaries and the cursor continues from there: a filter that matches nothing answers an empty page with a cursor.
  */
 async function listMerged(ctx: ApiContext, f: ArchiveFilter, cursor: string | undefined, limit: number): Promise<{ items: JobRecord[]; nextCursor: string | null }> {
   if (cursor !== undefined && !isJobId(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
+  // Ids below the first id of createdBefore's millisecond; ids from createdAfter's millisecond on.
+  const top = f.to ? idTimeBound(Date.parse(f.to)) : undefined;
+  const start = top !== undefined && (cursor === undefined || top < cursor) ? top : cursor;
+  const floor = f.from ? idTimeBound(Date.parse(f.from)) : undefined;
   const live: JobRecord[] = [];
-  let scanned: string | undefined = cursor;
+  let scanned: string | undefined = start;
   let exhausted = false;
   for (let i = 0; i < SCAN_PAGES && live.length <= limit; i++) {
     const page = await ctx.store.list({ ...(f.queue ? { queue: f.queue } : {}), ...(f.status ? { status: f.status as JobStatus } : {}) }, scanned, SCAN_PAGE);
     live.push(...page.items.filter((j) => passes(j, f)));
-    if (!page.nextCursor) {
+    const last = page.items[page.items.length - 1]?.id;
+    if (!page.nextCursor || (floor !== undefined && last !== undefined && last < floor)) {
       exhausted = true;
       break;
     }
     scanned = page.nextCursor;
   }
-  const archived = ctx.archive ? await ctx.archive.list(f, cursor, limit + 1) : [];
-  return mergeNewestFirst(live, exhausted ? null : (scanned ?? null), archived, limit);
+  const fromArchive = ctx.archive ? await ctx.archive.listScan(f, start, limit + 1, SCAN_PAGES * SCAN_PAGE) : { items: [], boundary: null };
+  const boundaries = [exhausted ? null : (scanned ?? null), fromArchive.boundary].filter((b): b is string => b !== null).sort();
+  return mergeNewestFirst(live, boundaries[boundaries.length - 1] ?? null, fromArchive.items, limit);
+}
+
+/** A batch's unknown dependency, named by the item and place that holds it (`jobs/3/dependsOn/0: no job ...`). */
+async function namingDependency<T>(inputs: JobSpecInput[], submit: () => Promise<T>): Promise<T> {
+  try {
+    return await submit();
+  } catch (err) {
+    const id = unknownDependencyOf(err);
+    const item = id === null ? -1 : inputs.findIndex((input) => (input.dependsOn ?? []).includes(id));
+    if (id === null || item < 0) throw err;
+    throw unknownDependency(id, `jobs/${item}/dependsOn/${(inputs[item]!.dependsOn ?? []).indexOf(id)}`);
+  }
+}
+
+/** A finished job's spec to run once more: labelled drover.retryOf; its dependencies were met (or not) for the original, and no dedupe key holds it back. */
+export function rerunSpec(id: string, spec: JobSpec): JobSpec {
+  const again: JobSpec = { ...spec, labels: { ...spec.labels, 'drover.retryOf': id } };
+  delete again.dependsOn;
+  delete again.dedupeKey;
+  return again;
 }
 
 /** One job per copy: a spec with `replicas: N` becomes N jobs sharing the spec, told apart by their index. */
@@ -299,8 +340,10 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       // Counted before the copies are made: the limit also bounds what one request makes this process allocate.
       assertJobCount(ctx, request.body.jobs.reduce((n, input) => n + (input.replicas ?? 1), 0), 'jobs');
       const jobs = request.body.jobs.map((input, i) => expandReplicas(toNewJob(input, `jobs/${i}`, now, request.principal), now));
-      await assertDependenciesVisible(ctx, request.principal, jobs.flat());
-      const outcome = await submitJobsOnce(ctx, jobs.flat(), claim ? { idempotency: claim } : {}, request.traceContext, request.principal);
+      const outcome = await namingDependency(request.body.jobs, async () => {
+        await assertDependenciesVisible(ctx, request.principal, jobs.flat());
+        return submitJobsOnce(ctx, jobs.flat(), claim ? { idempotency: claim } : {}, request.traceContext, request.principal);
+      });
       if (outcome.replayed) return replayJobs(reply, outcome, firsts, 'batch');
       const warnings = await submitWarnings(ctx.runners, jobs.map((copies) => copies[0]!.spec), ctx.log);
       return reply.status(201).send({ jobs: firsts.map((first) => submittedRecord(outcome.created, first)), ...(warnings.length > 0 ? { warnings } : {}) });
@@ -311,7 +354,13 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     '/v1/jobs',
     {
       config: { scope: 'read', queues: 'handler' },
-      schema: { operationId: 'listJobs', tags: ['jobs'], summary: 'List jobs, newest first', querystring: JobListQuery, response: { 200: JobPage, ...errors } },
+      schema: {
+        operationId: 'listJobs',
+        tags: ['jobs'],
+        summary: 'List and search jobs, newest first: filters combine (AND); a page looks at a bounded number of jobs, so it may be short or empty with a nextCursor',
+        querystring: JobListQuery,
+        response: { 200: JobPage, ...errors },
+      },
     },
     async (request) => {
       const { queue, status, cursor, limit = 50 } = request.query;
@@ -396,32 +445,76 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (!isTerminal(job.status)) throw new DroverError('CONFLICT', `job ${id} is ${job.status}; only a finished job can be run again`);
       const spec = await ctx.store.spec(id);
       if (!spec) throw new DroverError('NOT_FOUND', `job ${id} is archived; its spec (with env values) is not kept there, so it cannot be run again`);
-      // Dependencies were met (or not) for the original; a rerun does not wait on them again.
-      const again: JobSpec = { ...spec, labels: { ...spec.labels, 'drover.retryOf': id } };
-      delete again.dependsOn;
-      delete again.dedupeKey;
+      const again = rerunSpec(id, spec);
       assertSubmittable(ctx, request.principal, again, '');
       const now = Date.now();
       const created = await submitJobs(ctx, expandReplicas({ id: newJobId(now), spec: again }, now), request.traceContext, request.principal);
+      // Marked (if it was not already) so a bulk retry does not run it once more on top of this one.
+      await ctx.store.markRetried(id, created[0]!.record.id);
       return reply.status(201).send(submittedRecord(created, 0));
     },
   );
 
-  app.post<{ Params: { id: string } }>(
+  /**
+   * Cancels every copy of the job's group; answers which were cancelled (waiting ones at once, running ones once their
+   * runner stopped them, within the kill grace) and which were still stopping when the wait ran out.
+   */
+  const cancelGroup = async (job: JobRecord) => {
+    const copies = await groupOf(ctx, job);
+    const r = await stopJobs(ctx, copies.map((c) => c.id));
+    let stopping = r.flagged;
+    const deadline = Date.now() + ctx.killGraceMs + 5000;
+    while (stopping.length > 0 && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, CANCEL_POLL_MS));
+      const now = await Promise.all(stopping.map((s) => ctx.store.outcome(s)));
+      stopping = stopping.filter((_, i) => now[i] && !isTerminal(now[i].status));
+    }
+    const still = new Set(stopping);
+    return { group: job.replicaOf ?? job.id, cancelled: stopped(r).filter((c) => !still.has(c)), stopping: [...still].sort() };
+  };
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/jobs/:id',
+    {
+      config: { scope: 'submit', queues: guard.job() },
+      schema: {
+        operationId: 'deleteJob',
+        tags: ['jobs'],
+        summary: 'Delete a finished job: its record, output, attempts and index entries, in Redis and the archive (409 while it is unfinished)',
+        params: JobIdParams,
+        response: { 200: JobsAffected, 409: ErrorResponse, ...errors },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const job = await getJob(id, request.principal);
+      if (!isTerminal(job.status)) throw new DroverError('CONFLICT', `job ${id} is ${job.status}; only a finished job can be deleted (cancel it first)`, { status: job.status });
+      const deleted = new Set(await ctx.store.deleteFinished([id]));
+      for (const a of ctx.archive ? await ctx.archive.delete([id]) : []) deleted.add(a);
+      return { count: deleted.size, ids: [...deleted], idsTruncated: false };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Querystring: { group?: string } }>(
     '/v1/jobs/:id/cancel',
     {
       config: { scope: 'submit', queues: guard.job() },
       schema: {
         operationId: 'cancelJob',
         tags: ['jobs'],
-        summary: 'Cancel: a queued job never runs; a running one has its process group stopped (SIGTERM, then SIGKILL)',
+        summary: 'Cancel: a queued job never runs; a running one has its process group stopped (SIGTERM, then SIGKILL). With group=1: every copy of its replicas',
         params: JobIdParams,
-        response: { 200: JobRecordSchema, 202: JobRecordSchema, 409: ErrorResponse, ...errors },
+        querystring: CancelQuery,
+        response: { 200: Type.Union([JobRecordSchema, GroupCancelled]), 202: Type.Union([JobRecordSchema, GroupCancelled]), 409: ErrorResponse, ...errors },
       },
     },
     async (request, reply) => {
       const { id } = request.params;
-      await getJob(id, request.principal);
+      const job = await getJob(id, request.principal);
+      if (request.query.group === '1' || request.query.group === 'true') {
+        const group = await cancelGroup(job);
+        return reply.status(group.stopping.length > 0 ? 202 : 200).send(group);
+      }
       const outcome = await ctx.store.cancel(id);
       if (outcome.action === 'missing') throw new DroverError('NOT_FOUND', `no job ${id}`);
       if (outcome.action === 'flagged') {

@@ -1,16 +1,43 @@
-import { DroverError, QueueName, QueueSettingsInput, publishQueued, type JobStatus, type QueueSettingsInput as SettingsInput } from '@drover/core';
+import { DroverError, QueueName, QueueSettingsInput, isTerminal, publishQueued, type JobStatus, type QueueSettingsInput as SettingsInput } from '@drover/core';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
 import { canSee, guards } from '../queue-scope.js';
 import { consumersByQueue } from '../queue-consumers.js';
-import { QueueViewSchema, errorResponses, listOf } from '../schemas.js';
+import { cancelRunning, deleteFinished, retryMatching } from '../bulk-actions.js';
+import { JobsAffected, MAX_AFFECTED_IDS, QueueViewSchema, errorResponses, listOf } from '../schemas.js';
 
 const errors = errorResponses(400, 401, 403, 404, 429, 503);
 const NameParams = Type.Object({ name: QueueName }, { additionalProperties: false });
 
 /** What `DELETE /v1/queues/:name/jobs?status=` may cancel: `waiting` means everything not yet started. */
 const CANCELLABLE: Record<string, JobStatus[]> = { waiting: ['waiting', 'delayed', 'queued'], queued: ['queued'], delayed: ['delayed'] };
+/** Finished states whose records `DELETE /v1/queues/:name/jobs?status=` deletes (with `before`). */
+const DELETABLE: JobStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost'];
+/** What a bulk retry may run again. */
+const RETRYABLE = ['failed', 'timed_out', 'lost', 'cancelled'] as const;
+
+const RetryBody = Type.Object(
+  {
+    status: Type.Union(RETRYABLE.map((s) => Type.Literal(s)), { description: 'Jobs in this state run once more.' }),
+    since: Type.Optional(Type.String({ format: 'date-time', description: 'Only jobs that finished at or after this time.' })),
+    cursor: Type.Optional(Type.String({ maxLength: 64, description: 'nextCursor of the previous answer: go on where it stopped.' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 1000, description: 'Most jobs this request runs again.' })),
+  },
+  { additionalProperties: false },
+);
+const BulkJobsQuery = Type.Object(
+  {
+    status: Type.Optional(
+      Type.Union([...Object.keys(CANCELLABLE), 'running', ...DELETABLE].map((s) => Type.Literal(s)), {
+        default: 'waiting',
+        description: 'waiting (all not started), queued, delayed: cancelled; running: stopped (SIGTERM, then SIGKILL); a finished state: its records deleted (with before).',
+      }),
+    ),
+    before: Type.Optional(Type.String({ format: 'date-time', description: 'With a finished state: only jobs that finished before this time (default: now).' })),
+  },
+  { additionalProperties: false },
+);
 
 /** Queues (Coyotes' channels): settings that hold across all runners, live counts, pause/resume, bulk cancel. */
 export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -90,26 +117,58 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
     );
   }
 
-  app.delete<{ Params: { name: string }; Querystring: { status?: string } }>(
+  app.post<{ Params: { name: string }; Body: { status: (typeof RETRYABLE)[number]; since?: string; cursor?: string; limit?: number } }>(
+    '/v1/queues/:name/retry',
+    {
+      config: { scope: 'submit', queues: guard },
+      schema: {
+        operationId: 'retryQueueJobs',
+        tags: ['queues'],
+        summary: 'Run once more every job of the queue in a finished state (since a time), as POST /v1/jobs/:id/retry does; a job already run again is not; bounded per request, nextCursor goes on',
+        params: NameParams,
+        body: RetryBody,
+        response: { 200: Type.Intersect([JobsAffected, Type.Object({ skipped: Type.Integer({ description: 'Refused by the current policy, or archived (their spec is not kept).' }), nextCursor: Type.Union([Type.String(), Type.Null()]) })]), ...errors },
+      },
+    },
+    async (request) => {
+      const { name } = request.params;
+      await mustExist(name);
+      const { status, since, cursor, limit = MAX_AFFECTED_IDS } = request.body;
+      return retryMatching(ctx, name, { status, limit, ...(since ? { since } : {}), ...(cursor ? { cursor } : {}) }, request.principal, request.traceContext);
+    },
+  );
+
+  app.delete<{ Params: { name: string }; Querystring: { status?: string; before?: string } }>(
     '/v1/queues/:name/jobs',
     {
       config: { scope: 'submit', queues: guard },
       schema: {
         operationId: 'cancelQueuedJobs',
         tags: ['queues'],
-        summary: 'Cancel the jobs of a queue that have not started (status=waiting: all of them; or queued, delayed)',
+        summary: 'Cancel the jobs of a queue that have not started (status=waiting: all of them; or queued, delayed), stop its running ones (status=running), or delete its finished records (a finished status, before a time)',
         params: NameParams,
-        querystring: Type.Object(
-          { status: Type.Optional(Type.Union(Object.keys(CANCELLABLE).map((s) => Type.Literal(s)), { default: 'waiting' })) },
-          { additionalProperties: false },
-        ),
-        response: { 200: Type.Object({ cancelled: Type.Integer() }), ...errors },
+        querystring: BulkJobsQuery,
+        response: {
+          200: Type.Intersect([JobsAffected, Type.Object({ cancelled: Type.Optional(Type.Integer()), deleted: Type.Optional(Type.Integer()) })]),
+          ...errors,
+        },
       },
     },
     async (request) => {
       const { name } = request.params;
+      const { status = 'waiting', before } = request.query;
+      if (before !== undefined && !DELETABLE.includes(status as JobStatus)) throw new DroverError('VALIDATION', `before: goes with a finished status (${DELETABLE.join(', ')}), not ${status}`, [{ field: 'before', message: 'goes with a finished status' }]);
       await mustExist(name);
-      return { cancelled: await ctx.store.cancelWaiting(name, CANCELLABLE[request.query.status ?? 'waiting']!) };
+      if (isTerminal(status as JobStatus)) {
+        const r = await deleteFinished(ctx, name, status as JobStatus, before !== undefined ? Date.parse(before) : Date.now());
+        return { deleted: r.count, count: r.count, ids: r.ids, idsTruncated: r.count > r.ids.length };
+      }
+      if (status === 'running') {
+        const ids = await cancelRunning(ctx, name);
+        return { cancelled: ids.length, count: ids.length, ids: ids.slice(0, MAX_AFFECTED_IDS), idsTruncated: ids.length > MAX_AFFECTED_IDS };
+      }
+      const r = await ctx.store.cancelWaitingIds(name, CANCELLABLE[status]!, MAX_AFFECTED_IDS);
+      return { cancelled: r.count, count: r.count, ids: r.ids, idsTruncated: r.count > r.ids.length };
     },
   );
 }

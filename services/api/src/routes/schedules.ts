@@ -12,6 +12,7 @@ import { canSee, guards, scheduleQueues } from '../queue-scope.js';
 import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema, errorResponses, noBodyIsEmpty } from '../schemas.js';
 import { SubmittedJob, assertJobCount, assertSubmittable, throwProblems } from './jobs.js';
 import { submitWarnings, withWarnings, type SubmitWarning } from '../queue-consumers.js';
+import { scheduleJobs, stopJobs, stopped } from '../job-actions.js';
 
 const NameParams = Type.Object({ name: ScheduleName }, { additionalProperties: false });
 const PageQuery = Type.Object(
@@ -221,6 +222,25 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (!r) throw new DroverError('NOT_FOUND', `no schedule ${request.params.name}`);
       await ctx.store.signalCancel(r.flagged);
       return { deleted: request.params.name, interrupted: [...r.cancelled, ...r.flagged].sort() };
+    },
+  );
+
+  app.post<Named>(
+    '/v1/schedules/:name/kill',
+    {
+      config: { scope: 'submit', queues: guard },
+      schema: {
+        operationId: 'killScheduleJobs',
+        tags: ['schedules'],
+        summary: 'Stop the schedule\'s unfinished jobs (waiting ones never start, running ones get SIGTERM, then SIGKILL); the schedule stays and fires on',
+        params: NameParams,
+        response: { 200: Type.Object({ schedule: Type.String(), interrupted: Type.Array(Type.String()) }), ...errors },
+      },
+    },
+    async (request) => {
+      const s = await ctx.schedules.get(request.params.name);
+      if (!s) throw new DroverError('NOT_FOUND', `no schedule ${request.params.name}`);
+      return { schedule: s.name, interrupted: stopped(await stopJobs(ctx, await scheduleJobs(ctx, s))) };
     },
   );
 

@@ -1,6 +1,7 @@
 import { DroverError, firePayload, isJobId, type JobRecord, type ScheduleDef, type ScheduleRecord, type WorkflowRecord } from '@drover/core';
 import type { Principal } from '../../auth.js';
 import type { ApiContext } from '../../context.js';
+import { copiesOf, stopJobs } from '../../job-actions.js';
 import { workflowQueues } from '../../queue-scope.js';
 import { assertSubmittable } from '../jobs.js';
 import { defSpecs, triggerSchedule } from '../schedules.js';
@@ -15,15 +16,6 @@ export type KeeperTask =
 
 export const noTask = (id: string): DroverError => new DroverError('NOT_FOUND', `no task ${id}`);
 export const noJob = (name: string): DroverError => new DroverError('NOT_FOUND', `no job ${name} (a Keeper job is a Drover schedule)`);
-
-/** The other copies of a replicated job follow its id in its queue's index (ULIDs of one fire, made in a row). */
-async function copiesOf(ctx: ApiContext, first: JobRecord): Promise<JobRecord[]> {
-  if (first.replicas <= 1) return [first];
-  // Jobs of other API replicas made in the same millisecond may sort between them: read past them.
-  const after = await ctx.store.redis.zrangebylex(ctx.store.keys.index(first.queue, undefined), `(${first.id}`, '+', 'LIMIT', 0, first.replicas - 1 + 100);
-  const copies = (await ctx.store.getMany(after)).filter((j) => j.replicaOf === first.id);
-  return [first, ...copies.slice(0, first.replicas - 1)];
-}
 
 /** The task with this id, or null: a workflow run, or the first job of a plain schedule's run. */
 export async function findTask(ctx: ApiContext, id: string): Promise<KeeperTask | null> {
@@ -57,25 +49,10 @@ export function allActions(task: KeeperTask): string[] {
 
 /** Stops the jobs (queued ones never start, running ones get SIGTERM then SIGKILL); returns those that were running. */
 export async function killJobs(ctx: ApiContext, ids: string[]): Promise<string[]> {
-  return (await ctx.store.cancelMany([...new Set(ids)])).flagged;
+  return (await stopJobs(ctx, ids)).flagged;
 }
 
-/**
- * Every unfinished job of a schedule, without deleting it: the jobs of its runs (its copies and steps), and the jobs a
- * restart gave those runs' workflows (a restart's jobs are the workflow's, not the schedule's): of its latest 100 runs.
- */
-export async function scheduleJobs(ctx: ApiContext, s: ScheduleRecord): Promise<string[]> {
-  const ids = new Set(s.runningJobs);
-  if (s.workflow) {
-    const recent = await ctx.store.getMany((await ctx.schedules.runs(s.name, undefined, 100)).ids);
-    const workflows = new Set(recent.map((j) => j.labels['drover.workflow']).filter((w): w is string => w !== undefined));
-    for (const id of workflows) {
-      const wf = await ctx.workflows.get(id);
-      for (const job of wf ? Object.values(wf.jobs).flat() : []) ids.add(job);
-    }
-  }
-  return [...ids];
-}
+export { scheduleJobs } from '../../job-actions.js';
 
 /**
  * A new run of the schedule now, or after `delayMs` (delayed until then; a workflow's first steps wait as delayed),
