@@ -22,6 +22,7 @@ const STATUS_STYLE: Record<string, Style> = {
   running: 'yellow',
   queued: 'yellow',
   cancelled: 'grey',
+  expired: 'grey',
   draining: 'yellow',
   offline: 'red',
   paused: 'yellow',

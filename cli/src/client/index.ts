@@ -2,7 +2,7 @@ import { optionWords, optionsHelp, parseCommandLine, type Options } from './args
 import { createCtx, type CommandDef, type Ctx, type Group } from './command.js';
 import { configPath } from './config.js';
 import { ApiError, CliError, UsageError } from './errors.js';
-import { cancel, jobs, logs, retry, statusCommand, submit } from './jobs.js';
+import { cancel, jobs, logs, promote, retry, statusCommand, submit } from './jobs.js';
 import { queues } from './queues.js';
 import { run } from './run.js';
 import { runners } from './runners.js';
@@ -18,6 +18,7 @@ const COMMANDS: Record<string, CommandDef | Group> = {
   logs,
   cancel,
   retry,
+  promote,
   schedules,
   cron,
   queues,

@@ -108,6 +108,9 @@ export const JobRecordSchema = Type.Object({
   dependsOn: Type.Array(Type.String()),
   name: Nullable(Type.String()),
   dedupeKey: Nullable(Type.String()),
+  // Optional only for records archived before the field existed.
+  priority: Type.Optional(Type.Integer({ description: '1 (least urgent) to 10 (most urgent); 5 unless the job set it.' })),
+  expiresAt: Type.Optional(Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'The deadline: an attempt not started by then is not started, the job ends `expired`.' })),
   script: Type.Union([Type.Object({ sha256: Type.String(), bytes: Type.Integer(), interpreter: Type.String() }), Type.Null()]),
   files: Type.Array(Type.Object({ path: Type.String(), bytes: Type.Integer() })),
   // Optional only for records archived before these fields existed.
@@ -205,30 +208,9 @@ export const ScheduleRecordSchema = Type.Object({
   lastDurationMs: NullableInt,
   consecutiveFailures: Type.Integer(),
   lastMisfireAt: NullableTime,
-  lastSkippedAt: Type.Optional(NullableTime),
   runningJobs: Type.Array(Type.String()),
-  upcoming: Type.Optional(Type.Array(Time, { description: 'The next 5 fire times; none while disabled.' })),
-  jitterMs: Type.Optional(Type.Integer({ description: 'Each fire\'s jobs start after a random delay up to this (ms).' })),
-  startAt: Type.Optional(Time),
-  endAt: Type.Optional(Time),
-  excludeDates: Type.Optional(Type.Array(Type.String(), { description: 'Local dates (YYYY-MM-DD) it does not fire on.' })),
-  calendar: Type.Optional(Type.String({ description: 'A calendar (GET /v1/calendars) whose dates it does not fire on.' })),
-  lastRunner: Type.Optional(Nullable(Type.String({ description: 'The runner that took the last run\'s job (once one did).' }))),
-  lastRunnerHost: Type.Optional(Nullable(Type.String({ description: 'That runner\'s host, while the registry remembers it.' }))),
+  upcoming: Type.Optional(Type.Array(Time, { description: 'The next 5 fire times.' })),
 });
-
-/** A fire time that made no job. */
-export const UnfiredRunSchema = Type.Object({
-  state: Type.Union([Type.Literal('skipped'), Type.Literal('misfired')], { description: '`skipped`: a run was still going (overlap=skip); `misfired`: no scheduler ran at the time.' }),
-  scheduledFor: Time,
-  recordedAt: Time,
-  missed: Type.Optional(Type.Integer({ description: 'misfired: how many fire times were missed.' })),
-  fired: Type.Optional(Type.Boolean({ description: 'misfired: whether run-once fired one job for them.' })),
-  runningJobs: Type.Optional(Type.Array(Type.String(), { description: 'skipped: the runs still going.' })),
-});
-
-/** A named set of dates schedules may exclude (`calendar`). */
-export const CalendarSchema = Type.Object({ name: Type.String(), dates: Type.Array(Type.String()), updatedAt: Time });
 
 /** `{items, nextCursor}`: pass nextCursor back as `cursor` for the next page; null at the end. */
 export const pageOf = <T extends Parameters<typeof Type.Array>[0]>(item: T) => Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });
@@ -353,7 +335,7 @@ export const WebhookCreatedSchema = Type.Object({ ...WebhookSchema.properties, s
 
 export const EventSchema = Type.Object({
   id: Type.String({ description: 'Stream id: monotonic; the Last-Event-ID (or `after`) to resume from.' }),
-  type: Type.String({ description: 'job.submitted, job.started, job.slow, job.succeeded, job.failed, job.timed_out, job.cancelled, job.lost, job.retried, schedule.*, runner.*' }),
+  type: Type.String({ description: 'job.submitted, job.started, job.slow, job.succeeded, job.failed, job.timed_out, job.cancelled, job.lost, job.expired, job.retried, schedule.*, runner.*' }),
   ts: Time,
   jobId: Nullable(Type.String()),
   queue: Nullable(Type.String()),

@@ -36,7 +36,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const envCipher = config.envKey ? new EnvCipher(config.envKey) : undefined;
   const store = new JobStore(redis, config.prefix, envCipher);
   const metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
-  const transport = createTransport(config, logBrokerEvents(logger, config.broker, metrics));
+  const transport = createTransport(config, logBrokerEvents(logger, config.broker, metrics), (m) => logger.warn(m));
   await connectRedis(redis, 10_000);
   await checkRedisDurability(redis, logger);
   await transport.ready();

@@ -117,7 +117,7 @@ export class Runner {
     this.logs = new LogStore(this.redis, this.store.keys);
     this.events = new EventStore(this.redis, this.store.keys);
     this.operatorEnv = new OperatorEnv(new VariableStore(this.redis, this.store.keys), this.log);
-    this.transport = createTransport(config, logBrokerEvents(this.log, config.broker, this.metrics));
+    this.transport = createTransport(config, logBrokerEvents(this.log, config.broker, this.metrics), (m) => this.log.warn(m));
     this.executor = opts.executor ?? this.chooseExecutor();
     const executor = this.executor;
     this.jobUids = this.jobUser.uids && new JobUidPool({
@@ -273,6 +273,7 @@ export class Runner {
       // 'placement': this runner does not satisfy the job's constraints; it waits in the store for one that does.
       const why = claim.status === 'parked' ? 'job parked by its queue settings'
         : claim.status === 'placement' ? 'job declined: this runner does not satisfy its constraints'
+          : claim.status === 'expired' ? 'job expired: its deadline passed before it started; not run'
           : 'duplicate or stale delivery dropped';
       this.log.debug({ jobId: msg.jobId, status: claim.status }, why);
       return claim;

@@ -29,7 +29,7 @@ const CLOSE_STEP_MS = 5000;
 const STUCK_TICK_MS = 60_000;
 
 /**
- * The service that owns time. Each tick: promote due delayed jobs (delayed submissions, retry backoffs), fire due
+ * The service that owns time. Each tick: end jobs past their deadline (expired), promote due delayed jobs (delayed submissions, retry backoffs), fire due
  * cron schedules, publish jobs whose dependencies ended, release parked jobs their queue has room for, recover jobs whose runner
  * stopped heartbeating, and republish queued jobs whose publish was never confirmed. Every step is one atomic
  * script, so any number of scheduler replicas can run side by side without firing anything twice.
@@ -81,7 +81,7 @@ export class Scheduler {
         this.events, this.store, new LogStore(this.redis, this.store.keys), this.archive, consumer, this.log,
       );
     }
-    this.transport = createTransport(opts.config, logBrokerEvents(this.log, opts.config.broker, this.metrics));
+    this.transport = createTransport(opts.config, logBrokerEvents(this.log, opts.config.broker, this.metrics), (m) => this.log.warn(m));
     const queues = new QueueStore(this.store);
     this.metrics.setDepthReader(() => queues.depths());
     registerFleetMetrics(this.metrics, { redis: this.redis, queues, jobs: this.store, schedules: this.schedules, runners: new RunnerRegistry(this.redis, this.store.keys), serves: selectionServes });
@@ -131,6 +131,10 @@ export class Scheduler {
 
   /** Returns true when a batch was full, so the next tick should follow immediately. */
   async tick(now = Date.now()): Promise<boolean> {
+    // Past their deadline before anything publishes them: they end expired rather than start late.
+    const expired = await this.store.expireDue(BATCH, now);
+    for (const j of expired) this.metrics.jobsFinished.inc({ queue: j.queue, status: 'expired' });
+    if (expired.length > 0) this.log.info({ count: expired.length }, 'jobs expired: not started by their deadline');
     const due = await this.store.promoteDue(BATCH, now);
     await this.publish(due, 'promoted');
     const cronDue = await fireDueSchedules(
@@ -166,7 +170,7 @@ export class Scheduler {
       const forgotten = await this.store.expireFinished(retentionFinishedMs, retentionMaxPerQueue, BATCH, now, this.archive !== undefined);
       if (forgotten > 0) this.log.debug({ count: forgotten }, 'finished jobs past their retention deleted');
     }
-    return due.length === BATCH || ready.length === BATCH || lost.length === BATCH || intake >= 500 || cronDue === SCHEDULE_BATCH;
+    return expired.length === BATCH || due.length === BATCH || ready.length === BATCH || lost.length === BATCH || intake >= 500 || cronDue === SCHEDULE_BATCH;
   }
 
   /** Publish, then clear the outbox; if publishing fails the outbox sweep retries it later. */

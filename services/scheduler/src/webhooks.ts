@@ -6,7 +6,7 @@ import { DeliveryClient } from './delivery-http.js';
 
 const GROUP = 'webhooks';
 /** Terminal job events a job's own callbackUrl receives (Coyotes' result callback). */
-const CALLBACK_EVENTS = new Set(['job.succeeded', 'job.failed', 'job.timed_out', 'job.cancelled', 'job.lost']);
+const CALLBACK_EVENTS = new Set(['job.succeeded', 'job.failed', 'job.timed_out', 'job.cancelled', 'job.lost', 'job.expired']);
 const READ_BATCH = 500;
 const MAX_IN_FLIGHT = 32;
 const SEND_TIMEOUT_MS = 10_000;

@@ -4,7 +4,7 @@ import { ago, between, commandOf, duration, TERMINAL } from '../format';
 import type { Job, Page } from '../types';
 import { Act, Empty, ErrorBox, Status, useCan, useLiveEvents, useLoad } from '../ui';
 
-const STATUSES = ['', 'waiting', 'delayed', 'queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'lost'];
+const STATUSES = ['', 'waiting', 'delayed', 'queued', 'running', 'succeeded', 'failed', 'timed_out', 'cancelled', 'lost', 'expired'];
 
 /** Cancel for an unfinished job, run-again for a finished one. */
 export function JobActions({ job, onDone }: { job: Job; onDone: (next?: Job) => void }) {

@@ -1,4 +1,4 @@
-import { DEFAULT_DAEMON_INTERVAL_MS, DEFAULT_MAX_LOST, DEFAULT_RESTART_BACKOFF_MAX_MS, type JobSpec } from './job-spec.js';
+import { DEFAULT_DAEMON_INTERVAL_MS, DEFAULT_MAX_LOST, DEFAULT_RESTART_BACKOFF_MAX_MS, priorityOf, type JobSpec } from './job-spec.js';
 import type { JobConstraints } from './placement.js';
 import type { JobResources } from './resources.js';
 import type { JobStatus } from './states.js';
@@ -86,6 +86,10 @@ export interface JobRecord {
   constraints: JobConstraints | null;
   /** While a queued job waits for a runner that satisfies its constraints (one that does not declined it); else null. */
   placement: JobPlacement | null;
+  /** 1 (least urgent) to 10 (most urgent); 5 unless the job set it. */
+  priority: number;
+  /** The deadline: an attempt not started by then is not started (the job ends `expired`); null: none. */
+  expiresAt: string | null;
 }
 
 /** Why a queued job waits: runners that do not satisfy its constraints declined it. */
@@ -173,6 +177,8 @@ export function recordFromHash(h: Record<string, string>): JobRecord {
     files: Object.entries(spec.files ?? {}).map(([path, c]) => ({ path, bytes: typeof c === 'string' ? Buffer.byteLength(c) : Buffer.byteLength(c.base64, 'base64') })),
     constraints: spec.constraints ?? null,
     placement: placementOf(h),
+    priority: priorityOf(spec),
+    expiresAt: iso(h.expiresAt),
   };
 }
 

@@ -33,6 +33,19 @@ export const MAX_SCRIPT_SCHEMA_BYTES = 16 * 1024 * 1024;
 /** Most copies one submission may ask for. */
 export const MAX_REPLICAS = 64;
 
+/**
+ * Priorities: 1 (least urgent) to 10 (most urgent), 5 when not given. Of the jobs waiting in a queue, a more urgent
+ * one starts first; equal ones start in the order they came.
+ */
+export const MIN_PRIORITY = 1;
+export const MAX_PRIORITY = 10;
+export const DEFAULT_PRIORITY = 5;
+
+/** A job's priority (records older than the field have the default). */
+export function priorityOf(spec: Pick<JobSpec, 'priority'>): number {
+  return spec.priority ?? DEFAULT_PRIORITY;
+}
+
 export const QueueName = Type.String({ pattern: QUEUE_NAME_PATTERN, description: 'Queue name: letters, digits, `_ . -`, up to 64.' });
 
 export const Backoff = Type.Object(
@@ -181,6 +194,24 @@ export const JobTemplate = Type.Object(
     ),
     resources: Type.Optional(Resources),
     constraints: Type.Optional(Constraints),
+    ttlMs: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_DURATION_MS,
+        description:
+          'A deadline this many ms after the job is created: an attempt not started by then is not started, the job ends `expired` ' +
+          '(retries included: no attempt starts late). Instead of `expiresAt`.',
+      }),
+    ),
+    priority: Type.Optional(
+      Type.Integer({
+        minimum: MIN_PRIORITY,
+        maximum: MAX_PRIORITY,
+        description:
+          `${MIN_PRIORITY} (least urgent) to ${MAX_PRIORITY} (most urgent), default ${DEFAULT_PRIORITY}: of the jobs waiting in a queue, more urgent ones ` +
+          'start first, equal ones in the order they came (on RabbitMQ this needs AMQP_QUEUE_TYPE=classic; see docs/jobs.md).',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -193,6 +224,12 @@ export const JobSpecInput = Type.Object(
     ...JobTemplate.properties,
     delayMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Run this many ms from now (bounded by DROVER_MAX_DELAY_MS).' })),
     runAt: Type.Optional(Type.String({ format: 'date-time', description: 'Run at this time (ISO 8601 with offset, e.g. 2026-05-01T09:00:00+02:00).' })),
+    expiresAt: Type.Optional(
+      Type.String({
+        format: 'date-time',
+        description: 'A deadline (ISO 8601, in the future): an attempt not started by then is not started, the job ends `expired`. Instead of `ttlMs`.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -238,6 +275,10 @@ export interface JobSpec {
   resources?: JobResources;
   /** Where it may run (normalized: canonical addresses, sorted labels); absent: anywhere. */
   constraints?: JobConstraints;
+  /** The job's deadline is this long after its creation (the store keeps the time itself, see NewJob.expiresAt). */
+  ttlMs?: number;
+  /** MIN_PRIORITY..MAX_PRIORITY, higher is more urgent; absent: DEFAULT_PRIORITY. */
+  priority?: number;
 }
 
 export interface SpecProblem {
@@ -265,10 +306,13 @@ export function filesBytes(files: Record<string, string | { base64: string }>): 
 }
 
 /** Rules a JSON schema cannot say clearly. Returns every problem, not just the first. */
-export function checkJobSpec(input: JobTemplate & { delayMs?: number; runAt?: string }): SpecProblem[] {
+export function checkJobSpec(input: JobTemplate & { delayMs?: number; runAt?: string; expiresAt?: string }): SpecProblem[] {
   const problems: SpecProblem[] = [];
   if (input.delayMs !== undefined && input.runAt !== undefined) {
     problems.push({ field: 'runAt', message: '"delayMs" and "runAt" are mutually exclusive' });
+  }
+  if (input.ttlMs !== undefined && input.expiresAt !== undefined) {
+    problems.push({ field: 'expiresAt', message: '"ttlMs" and "expiresAt" are mutually exclusive' });
   }
   const given = (['command', 'argv', 'script'] as const).filter((f) => input[f] !== undefined);
   if (given.length === 0) problems.push({ field: 'command', message: 'one of "command", "argv" or "script" is required' });
@@ -354,6 +398,8 @@ export function normalizeJobSpec(input: JobTemplate, defaults: SpecDefaults): Jo
   if (input.resources !== undefined && Object.keys(input.resources).length > 0) spec.resources = input.resources;
   const constraints = normalizeConstraints(input.constraints);
   if (constraints) spec.constraints = constraints;
+  if (input.priority !== undefined) spec.priority = input.priority;
+  if (input.ttlMs !== undefined) spec.ttlMs = input.ttlMs;
   return spec;
 }
 

@@ -5,7 +5,7 @@ import { DroverError } from '../errors.js';
 import { defineScripts } from '../redis.js';
 import { isJobId } from '../ids.js';
 import { recordFromHash, type AttemptRecord, type JobRecord, type ResourceUsage } from '../model/job-record.js';
-import type { JobSpec } from '../model/job-spec.js';
+import { DEFAULT_PRIORITY, type JobSpec } from '../model/job-spec.js';
 import type { JobConstraints } from '../model/placement.js';
 import { parseResources, type JobResources } from '../model/resources.js';
 import type { JobStatus } from '../model/states.js';
@@ -25,6 +25,8 @@ declare module 'ioredis' {
     droverFinish(...args: (string | number)[]): Result<[number, string, string?], Context>;
     droverCancel(...args: (string | number)[]): Result<[CancelAction, string, string?], Context>;
     droverPromote(...args: (string | number)[]): Result<string[], Context>;
+    droverExpireDue(...args: (string | number)[]): Result<string[], Context>;
+    droverPromoteOne(...args: (string | number)[]): Result<string[], Context>;
     droverExpireLeases(...args: (string | number)[]): Result<string[], Context>;
     droverSweepOutbox(...args: (string | number)[]): Result<string[], Context>;
     droverRenew(...args: (string | number)[]): Result<[string[], string[]], Context>;
@@ -44,6 +46,8 @@ const COMMANDS: Record<string, string> = {
   droverFinish: scripts.FINISH,
   droverCancel: scripts.CANCEL,
   droverPromote: scripts.PROMOTE,
+  droverExpireDue: scripts.EXPIRE_DUE,
+  droverPromoteOne: scripts.PROMOTE_ONE,
   droverExpireLeases: scripts.EXPIRE_LEASES,
   droverSweepOutbox: scripts.SWEEP_OUTBOX,
   droverRenew: scripts.RENEW,
@@ -62,6 +66,8 @@ export interface NewJob {
   spec: JobSpec;
   /** Epoch ms; set for a job that waits in `delayed` until then. */
   runAt?: number;
+  /** Epoch ms: its deadline (else `spec.ttlMs` after creation, if set); no attempt starts after it. */
+  expiresAt?: number;
   /** For one copy of a job with `replicas`: its index, and the id of copy 0. */
   replica?: { index: number; of: string };
   /** A workflow step, when the workflow limits how many of its steps run at once. */
@@ -90,6 +96,11 @@ export function createMeta(job: NewJob): string {
   if (job.traceparent) meta.trace = job.traceparent;
   // Kept apart from the spec so the claim reads a short field, not the whole spec; normalized, so equal ones group.
   if (spec.constraints) meta.placement = JSON.stringify(spec.constraints);
+  // The deadline: absolute, or ttlMs from the creation (the script's clock).
+  if (job.expiresAt !== undefined) meta.expiresAt = job.expiresAt;
+  else if (spec.ttlMs !== undefined) meta.ttlMs = spec.ttlMs;
+  // Kept apart too, for the scripts that order waiting jobs by it (parked, placement); absent: the default.
+  if (spec.priority !== undefined && spec.priority !== DEFAULT_PRIORITY) meta.priority = spec.priority;
   if (job.workflow) {
     meta.workflow = job.workflow.id;
     meta.wfLimit = job.workflow.concurrency;
@@ -177,6 +188,8 @@ export interface PlacementGroup {
 export interface JobRef {
   id: string;
   queue: string;
+  /** The job's priority when the caller knows it (else publishQueued reads it). */
+  priority?: number;
 }
 
 export interface Page<T> {
@@ -253,7 +266,9 @@ export class JobStore {
         // The same fields the script writes, so the common answer needs no read-back.
         const timing: Record<string, string> = status === 'delayed' ? { status, runAt: String(j.runAt) } : { status, queuedAt: String(now) };
         const replica: Record<string, string> = j.replica ? { replica: String(j.replica.index), replicaOf: j.replica.of } : {};
-        const hash = { id: j.id, queue: j.spec.queue, spec: specs[i]!, attempts: '0', createdAt: String(now), outputBytes: '0', ...timing, ...replica };
+        const expiresAt = j.expiresAt ?? (j.spec.ttlMs !== undefined ? now + j.spec.ttlMs : undefined);
+        const deadline: Record<string, string> = expiresAt !== undefined ? { expiresAt: String(expiresAt) } : {};
+        const hash = { id: j.id, queue: j.spec.queue, spec: specs[i]!, attempts: '0', createdAt: String(now), outputBytes: '0', ...timing, ...replica, ...deadline };
         created.push({ record: recordFromHash(hash), duplicate: false });
       } else {
         // Waiting on dependencies, or a duplicate: read back below, all in one round trip.
@@ -284,6 +299,19 @@ export class JobStore {
     if (!isJobId(id)) return null;
     const h = await this.redis.hgetall(this.keys.job(id));
     return h.status ? recordFromHash(h) : null;
+  }
+
+  /** The priorities of jobs that set one other than the default (the others are absent), in one round trip. */
+  async priorities(ids: string[]): Promise<Map<string, number>> {
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hget(this.keys.job(id), 'priority');
+    const rows = (await pipe.exec()) ?? [];
+    const out = new Map<string, number>();
+    rows.forEach(([err, v], i) => {
+      if (err) throw err;
+      if (typeof v === 'string' && v !== '') out.set(ids[i]!, Number(v));
+    });
+    return out;
   }
 
   /** A job's queue in one small read (for scoping checks), or null when Redis does not hold the job. */
@@ -387,7 +415,7 @@ export class JobStore {
     return Object.entries(flat).map(([group, json]) => ({ group, ...(JSON.parse(json) as Omit<PlacementGroup, 'group'>) }));
   }
 
-  /** Up to `limit` jobs that wait in a placement group, oldest first (see PLACED). */
+  /** Up to `limit` jobs that wait in a placement group, most urgent then oldest first (see PLACED). */
   async placed(group: string, limit: number): Promise<string[]> {
     return this.redis.droverPlaced(this.keys.base, group, limit);
   }
@@ -506,6 +534,21 @@ export class JobStore {
 
   async promoteDue(limit: number, now = Date.now()): Promise<JobRef[]> {
     return pairs(await this.redis.droverPromote(this.keys.base, now, limit));
+  }
+
+  /**
+   * Starts a delayed job now: queued and in the outbox, to be published (publishQueued). Otherwise the status it has
+   * ('missing' for none), unchanged.
+   */
+  async promote(id: string, now = Date.now()): Promise<{ promoted: JobRef } | { status: string }> {
+    if (!isJobId(id)) return { status: 'missing' };
+    const [result = 'missing', queue] = await this.redis.droverPromoteOne(this.keys.base, id, now);
+    return result === 'promoted' && queue !== undefined ? { promoted: { id, queue } } : { status: result };
+  }
+
+  /** Jobs past their deadline that nobody claimed end expired (see EXPIRE_DUE); returns them. */
+  async expireDue(limit: number, now = Date.now()): Promise<JobRef[]> {
+    return pairs(await this.redis.droverExpireDue(this.keys.base, now, limit));
   }
 
   async expireLeases(limit: number, now = Date.now()): Promise<(JobRef & { status: string })[]> {

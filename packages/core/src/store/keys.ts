@@ -69,10 +69,6 @@ export class Keys {
   get variables(): string {
     return `${this.base}:variables`;
   }
-  /** Calendars (hash: name -> JSON {dates, updatedAt}): dates schedules referencing one do not fire on. */
-  get calendars(): string {
-    return `${this.base}:calendars`;
-  }
   /** Prefix handed to BullMQ so its keys share our hash tag. */
   get bull(): string {
     return `${this.base}:bull`;

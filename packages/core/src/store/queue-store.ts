@@ -7,7 +7,7 @@ import type { DepthState } from '../telemetry/metrics.js';
 import type { QueueConsumer } from './runner-registry.js';
 
 /** Finished states counted per minute for a queue's "last hour" figures (see endJob in scripts.ts). */
-const FINISHED: JobStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost'];
+const FINISHED: JobStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost', 'expired'];
 const HOUR_MINUTES = 60;
 
 export interface QueueCounts {

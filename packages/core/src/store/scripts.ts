@@ -1,4 +1,4 @@
-import { DAEMON_STABLE_RUN_MS, DEFAULT_DAEMON_INTERVAL_MS, DEFAULT_MAX_LOST, DEFAULT_RESTART_BACKOFF_MAX_MS } from '../model/job-spec.js';
+import { DAEMON_STABLE_RUN_MS, DEFAULT_DAEMON_INTERVAL_MS, DEFAULT_MAX_LOST, DEFAULT_PRIORITY, DEFAULT_RESTART_BACKOFF_MAX_MS } from '../model/job-spec.js';
 import { PLACEMENT_LUA } from '../model/placement.js';
 import { IDEMPOTENCY_LUA } from './idempotency.js';
 
@@ -81,9 +81,14 @@ local function scheduleRunEnded(k, id, status, now)
     end
   end
 end
+-- A job's place among the store's waiting jobs (a queue's parked set, a placement group): lower goes first; 0 for
+-- the default priority, so entries written before priorities existed keep their place among default ones.
+local function priorityRank(id)
+  return ${DEFAULT_PRIORITY} - (tonumber(redis.call('HGET', jobKey(id), 'priority')) or ${DEFAULT_PRIORITY})
+end
 local function qKey(queue) return base .. ':q:' .. queue end
 local function qcfgKey(queue) return base .. ':qcfg:' .. queue end
-local TERMINAL = { succeeded = true, failed = true, timed_out = true, cancelled = true, lost = true }
+local TERMINAL = { succeeded = true, failed = true, timed_out = true, cancelled = true, lost = true, expired = true }
 -- A job that became runnable outside a publisher's hands (released by a queue gate, or its dependencies ended):
 -- the scheduler publishes the ready list on its next tick; the outbox entry covers a scheduler that dies first.
 local function makeReady(id, queue, now)
@@ -158,6 +163,7 @@ end
 local function endJob(k, id, queue, from, status, now)
   redis.call('HSET', k, 'status', status, 'finishedAt', now, 'pid', '')
   move(id, queue, from, status)
+  redis.call('ZREM', base .. ':expiring', id)
   local e = redis.call('HMGET', k, 'attempts', 'exitCode', 'signal', 'error', 'runnerId', 'schedule', 'name', 'dedupeKey', 'wf')
   workflowSlotFreed(e[9], id, now)
   emit('job.' .. status, id, queue, { attempt = tonumber(e[1]) or 0, exitCode = tonumber(e[2]) or cjson.null,
@@ -241,6 +247,13 @@ local function createJob(id, queue, spec, runAt, now, meta)
   if meta.callbackUrl then redis.call('HSET', k, 'callbackUrl', meta.callbackUrl) end
   if meta.trace then redis.call('HSET', k, 'trace', meta.trace) end
   if meta.placement then redis.call('HSET', k, 'placement', meta.placement) end
+  if meta.priority then redis.call('HSET', k, 'priority', meta.priority) end
+  -- A deadline: no attempt starts after it (the claim checks; the scheduler's sweep ends jobs nobody claims).
+  local expiresAt = tonumber(meta.expiresAt) or (tonumber(meta.ttlMs) and tonumber(now) + tonumber(meta.ttlMs))
+  if expiresAt then
+    redis.call('HSET', k, 'expiresAt', expiresAt)
+    redis.call('ZADD', base .. ':expiring', expiresAt, id)
+  end
   if meta.wfLimit then redis.call('HSET', k, 'wf', meta.workflow, 'wfLimit', meta.wfLimit) end
   if meta.name and meta.name ~= '' then
     redis.call('HSET', k, 'name', meta.name)
@@ -297,6 +310,20 @@ cancelJob = function(id, now)
   end
   return 'ended', h[1]
 end
+-- A job that waits (waiting, delayed, queued) past its deadline ends expired instead of starting late. True if it did.
+local function expireJob(id, now)
+  local k = jobKey(id)
+  local h = redis.call('HMGET', k, 'status', 'queue')
+  if h[1] ~= 'queued' and h[1] ~= 'delayed' and h[1] ~= 'waiting' then return false end
+  redis.call('ZREM', base .. ':outbox', id)
+  redis.call('ZREM', base .. ':delayed', id)
+  redis.call('ZREM', qKey(h[2]) .. ':parked', id)
+  redis.call('ZREM', qKey(h[2]) .. ':releasing', id)
+  unplace(k, id)
+  redis.call('HSET', k, 'error', 'its deadline (expiresAt) passed before an attempt started')
+  endJob(k, id, h[2], h[1], 'expired', now)
+  return true
+end
 -- Puts a running job back for another attempt: now (queued + outbox) or later (delayed).
 local function requeue(k, id, queue, now, delay)
   redis.call('ZREM', base .. ':leases', id)
@@ -304,6 +331,9 @@ local function requeue(k, id, queue, now, delay)
   workflowSlotFreed(r[1], id, now)
   redis.call('HSET', k, 'pid', '', 'cancelRequested', '')
   emit('job.retried', id, queue, { attempt = tonumber(r[2]) or 0, delayMs = delay })
+  -- A retry of a job with a deadline is swept at the deadline too, should it still wait then.
+  local deadline = redis.call('HGET', k, 'expiresAt')
+  if deadline then redis.call('ZADD', base .. ':expiring', deadline, id) end
   if delay > 0 then
     redis.call('HSET', k, 'status', 'delayed', 'runAt', now + delay)
     redis.call('ZADD', base .. ':delayed', now + delay, id)
@@ -386,11 +416,12 @@ return out
  * token and gets its claim back instead of being taken for a duplicate.
  *
  * The queue's settings gate the claim too: paused, at its global concurrency, over its rate limit, or with older
- * jobs parked ahead (first come, first served) the job is parked in the queue instead: it stays `queued`, its
+ * jobs parked ahead (released most urgent first, then first come, first served) the job is parked in the queue instead: it stays `queued`, its
  * message is acknowledged, and it is released (republished) when the queue has room (RELEASE_PARKED).
  * Returns {1, attempt, spec, outputBytes, gated 0|1, queueDefaultTimeoutMs|'', replica|'', queuedAt|'', traceparent|'',
  * queueResources (JSON)|''}
- * or {0, currentStatus|'parked'|'placement'}: 'placement' when the runner does not satisfy the job's constraints.
+ * or {0, currentStatus|'parked'|'placement'|'expired'}: 'placement' when the runner does not satisfy the job's constraints,
+ * 'expired' when the job's deadline passed (it ended expired now).
  */
 export const CLAIM = `${PRELUDE}${PLACEMENT_LUA}
 local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
@@ -400,13 +431,20 @@ local cfg = redis.call('HMGET', qcfgKey(h[2] or ''), 'paused', 'concurrency', 'r
 local gated = (cfg[1] == '1' or cfg[2] or cfg[3]) and 1 or 0
 if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or ''} end
 if h[1] ~= 'queued' then return {0, h[1] or 'missing'} end
+-- Past its deadline: it ends expired instead of starting late.
+local deadline = tonumber(redis.call('HGET', k, 'expiresAt') or '')
+if deadline and now >= deadline then
+  expireJob(id, now)
+  return {0, 'expired'}
+end
 -- Constraints: a runner that does not satisfy them declines the job into its placement group (its message is
 -- acknowledged) and tells the runners; one that does takes it from there (see unplace, PLACED).
 if h[12] then
   if not placementAllows(h[12], ARGV[7]) then
     local grp = redis.sha1hex(h[2] .. ' ' .. h[12])
     if h[13] ~= grp then redis.call('HSET', k, 'placedIn', grp, 'placedAt', now) end
-    redis.call('ZADD', base .. ':placement:' .. grp, 'NX', now, id)
+    -- Most urgent first, then oldest: the rank's weight (1e13 ms, centuries) is larger than any epoch time.
+    redis.call('ZADD', base .. ':placement:' .. grp, 'NX', now + priorityRank(id) * 1e13, id)
     local notice = '{"queue":' .. cjson.encode(h[2]) .. ',"constraints":' .. h[12] .. '}'
     redis.call('HSET', base .. ':placements', grp, notice)
     redis.call('HSET', k, 'placedBy', runnerId)
@@ -419,7 +457,7 @@ if h[12] then
 end
 -- A workflow's own concurrency: its steps past the limit wait in the workflow's parked set.
 if h[9] and redis.call('SCARD', base .. ':wf:' .. h[8] .. ':running') >= tonumber(h[9]) then
-  redis.call('ZADD', base .. ':wf:' .. h[8] .. ':parked', 0, id)
+  redis.call('ZADD', base .. ':wf:' .. h[8] .. ':parked', priorityRank(id), id)
   redis.call('ZREM', base .. ':outbox', id)
   return {0, 'parked'}
 end
@@ -439,7 +477,8 @@ if gated == 1 then
   end
   redis.call('ZREM', qk .. ':releasing', id)
   if park then
-    redis.call('ZADD', qk .. ':parked', 0, id)
+    -- Released most urgent first; equal priorities by id, the order they came.
+    redis.call('ZADD', qk .. ':parked', priorityRank(id), id)
     redis.call('SADD', base .. ':parked-queues', h[2])
     redis.call('ZREM', base .. ':outbox', id)
     return {0, 'parked'}
@@ -588,21 +627,59 @@ local action, status = cancelJob(ARGV[2], ARGV[3])
 return {action, status}
 `;
 
+/** Moves a delayed job to queued (+outbox), due or not. Returns its queue, or nil and the status it has (or 'missing'). */
+const PROMOTE_JOB = `
+local function promoteJob(id, now)
+  redis.call('ZREM', base .. ':delayed', id)
+  local k = jobKey(id)
+  local h = redis.call('HMGET', k, 'status', 'queue')
+  if h[1] ~= 'delayed' then return nil, h[1] or 'missing' end
+  redis.call('HSET', k, 'status', 'queued', 'queuedAt', now)
+  redis.call('ZADD', base .. ':outbox', now, id)
+  move(id, h[2], 'delayed', 'queued')
+  return h[2]
+end
+`;
+
 /** ARGV: base, now, limit. Moves due delayed jobs to queued (+outbox). Returns {id, queue, ...}. */
-export const PROMOTE = `${PRELUDE}
+export const PROMOTE = `${PRELUDE}${PROMOTE_JOB}
 local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 local due = redis.call('ZRANGE', base .. ':delayed', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 local out = {}
 for _, id in ipairs(due) do
-  redis.call('ZREM', base .. ':delayed', id)
-  local k = jobKey(id)
-  local h = redis.call('HMGET', k, 'status', 'queue')
-  if h[1] == 'delayed' then
-    redis.call('HSET', k, 'status', 'queued', 'queuedAt', now)
-    redis.call('ZADD', base .. ':outbox', now, id)
-    move(id, h[2], 'delayed', 'queued')
+  local queue = promoteJob(id, now)
+  if queue then
     out[#out + 1] = id
-    out[#out + 1] = h[2]
+    out[#out + 1] = queue
+  end
+end
+return out
+`;
+
+/**
+ * ARGV: base, id, now. Starts a delayed job now (POST /v1/jobs/:id/promote): queued (+outbox), for the caller to
+ * publish. Returns {'promoted', queue}, or {status} of a job that is not delayed ('missing' if there is none).
+ */
+export const PROMOTE_ONE = `${PRELUDE}${PROMOTE_JOB}
+local queue, status = promoteJob(ARGV[2], tonumber(ARGV[3]))
+if queue then return {'promoted', queue} end
+return {status}
+`;
+
+/**
+ * ARGV: base, now, limit. Jobs past their deadline that still wait (waiting, delayed, queued: nobody claimed them) end
+ * expired, with their event. Returns {id, queue, ...} of those it ended.
+ */
+export const EXPIRE_DUE = `${PRELUDE}
+local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', base .. ':expiring', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
+  -- A running one leaves the set: its retries come back to it (requeue) and the claim checks them.
+  redis.call('ZREM', base .. ':expiring', id)
+  local queue = redis.call('HGET', jobKey(id), 'queue')
+  if expireJob(id, now) then
+    out[#out + 1] = id
+    out[#out + 1] = queue
   end
 end
 return out
@@ -691,16 +768,25 @@ return {lost, cancel}
 `;
 
 /**
- * ARGV: base, group, limit. Up to `limit` jobs of a placement group, oldest first, that still wait there; entries of
+ * ARGV: base, group, limit. Of the first `limit` jobs of a placement group (most urgent, then oldest, first) that still
+ * wait there, those of the most urgent priority among them; entries of
  * jobs that moved on are dropped, and the group is unlisted once empty.
  */
 export const PLACED = `${PRELUDE}
 local grp, limit = ARGV[2], tonumber(ARGV[3])
 local gk = base .. ':placement:' .. grp
 local out = {}
+-- Only the most urgent of them: a runner picks one of these at random (so runners rarely race for one job), and a
+-- less urgent job must not be picked while a more urgent one waits.
+local rank
 for _, id in ipairs(redis.call('ZRANGE', gk, 0, limit - 1)) do
   local h = redis.call('HMGET', jobKey(id), 'status', 'placedIn')
-  if h[1] == 'queued' and h[2] == grp then out[#out + 1] = id else redis.call('ZREM', gk, id) end
+  if h[1] == 'queued' and h[2] == grp then
+    rank = rank or priorityRank(id)
+    if priorityRank(id) == rank then out[#out + 1] = id end
+  else
+    redis.call('ZREM', gk, id)
+  end
 end
 if redis.call('ZCARD', gk) == 0 then redis.call('HDEL', base .. ':placements', grp) end
 return out
@@ -726,6 +812,7 @@ for i = 2, #ARGV do
     redis.call('ZREM', base .. ':idx:qs:' .. h[2] .. ':' .. h[1], id)
     redis.call('ZREM', base .. ':outbox', id)
     redis.call('ZREM', base .. ':delayed', id)
+    redis.call('ZREM', base .. ':expiring', id)
     n = n + 1
   end
 end

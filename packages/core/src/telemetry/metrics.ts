@@ -33,7 +33,7 @@ export interface FleetReader {
 }
 
 /** Outcomes the labelled counters start at 0 with, so rates and alerts have a series before the first event. */
-export const FINISHED_STATUSES = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost'] as const;
+export const FINISHED_STATUSES = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost', 'expired'] as const;
 export const FIRE_OUTCOMES = ['fired', 'skipped', 'misfired'] as const;
 export const DELIVERY_OUTCOMES = ['delivered', 'failed', 'given_up'] as const;
 
@@ -78,7 +78,7 @@ export class DroverMetrics {
 
   readonly jobsFinished = new Counter({
     name: 'drover_jobs_finished_total',
-    help: 'Jobs that reached a final status (succeeded, failed, timed_out, cancelled, lost), by queue. Retried attempts are not final.',
+    help: 'Jobs that reached a final status (succeeded, failed, timed_out, cancelled, lost, expired), by queue. Retried attempts are not final.',
     labelNames: ['queue', 'status'],
     registers: [this.registry],
     collect: async () => (await this.knownQueues()).forEach((queue) => FINISHED_STATUSES.forEach((status) => this.jobsFinished.inc({ queue, status }, 0))),

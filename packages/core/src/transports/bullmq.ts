@@ -1,6 +1,7 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { coerceError } from '../errors.js';
+import { DEFAULT_PRIORITY, MAX_PRIORITY } from '../model/job-spec.js';
 import { connectRedis, createRedis } from '../redis.js';
 import type { ConsumeOptions, Consumer, JobMessage, MessageHandler, Transport, TransportCapabilities } from './transport.js';
 
@@ -32,6 +33,12 @@ function watchConnection(redis: Redis, onEvent: BullmqTransportOptions['onEvent'
 
 /** Messages are removed as soon as they are handled: the store keeps the history, not BullMQ. */
 const JOB_OPTS = { removeOnComplete: true, removeOnFail: true, attempts: 1 } as const;
+
+/**
+ * BullMQ's priority for a Drover one: BullMQ's 1 is its most urgent, and a message without one (0) goes before every
+ * prioritized message, so every message gets one (10 -> 1, the default 5 -> 6, 1 -> 10).
+ */
+export const bullPriority = (priority: number | undefined): number => MAX_PRIORITY + 1 - (priority ?? DEFAULT_PRIORITY);
 
 /** BullMQ queue name for a Drover queue. */
 const bullName = (queue: string): string => `q-${queue}`;
@@ -82,7 +89,7 @@ export class BullmqTransport implements Transport {
       [...byQueue].map(async ([queue, list]) => {
         const q = this.queue(queue);
         try {
-          await q.addBulk(list.map((m) => ({ name: 'run', data: m, opts: JOB_OPTS })));
+          await q.addBulk(list.map((m) => ({ name: 'run', data: m, opts: { ...JOB_OPTS, priority: bullPriority(m.priority) } })));
         } catch (err) {
           // Start the next publish on a fresh Queue: BullMQ objects can be left unusable by a connection loss.
           if (this.queues.get(queue) === q) this.queues.delete(queue);

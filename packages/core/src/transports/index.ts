@@ -8,12 +8,19 @@ import type { DroverMetrics } from '../telemetry/metrics.js';
 
 export type TransportConfig = Pick<DroverConfig, 'broker' | 'redisUrl' | 'prefix' | 'amqpUrl' | 'amqpQueueType'>;
 
-export function createTransport(config: TransportConfig, onEvent?: (event: 'connect' | 'disconnect', detail?: string) => void): Transport {
+/** `onWarning`: what an operator should know about the broker's setup (a RabbitMQ queue that cannot carry priorities). */
+export function createTransport(
+  config: TransportConfig,
+  onEvent?: (event: 'connect' | 'disconnect', detail?: string) => void,
+  onWarning?: (message: string) => void,
+): Transport {
   switch (config.broker) {
     case 'bullmq':
       return new BullmqTransport({ redisUrl: config.redisUrl, prefix: new Keys(config.prefix).bull, ...(onEvent ? { onEvent } : {}) });
     case 'rabbitmq':
-      return new RabbitmqTransport({ url: config.amqpUrl, prefix: config.prefix, queueType: config.amqpQueueType, ...(onEvent ? { onEvent } : {}) });
+      return new RabbitmqTransport({
+        url: config.amqpUrl, prefix: config.prefix, queueType: config.amqpQueueType, ...(onEvent ? { onEvent } : {}), ...(onWarning ? { onWarning } : {}),
+      });
   }
 }
 

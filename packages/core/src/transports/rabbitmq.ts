@@ -1,15 +1,18 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, type RecoveringChannelModel } from 'amqplib';
 import { coerceError } from '../errors.js';
+import { DEFAULT_PRIORITY, MAX_PRIORITY } from '../model/job-spec.js';
 import type { ConsumeOptions, Consumer, JobMessage, MessageHandler, Transport, TransportCapabilities } from './transport.js';
 
 export interface RabbitmqTransportOptions {
   url: string;
   /** Namespaces queue and exchange names, so several Drover installs (or tests) share one broker. */
   prefix: string;
-  /** `quorum` (replicated, default) or `classic` (needed only for many priority levels). */
+  /** `quorum` (replicated, default) or `classic` (needed for job priorities: declared with `x-max-priority`). */
   queueType: 'quorum' | 'classic';
   /** Called on connection events, for logs and metrics. */
   onEvent?: (event: 'connect' | 'disconnect', detail?: string) => void;
+  /** Called with what an operator should know (a queue that cannot carry priorities); default: nothing. */
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -21,6 +24,16 @@ const DELIVERY_LIMIT = 50;
 
 /** Tries per message before a publish counts as refused (see publish). */
 const PUBLISH_ATTEMPTS = 4;
+
+/**
+ * The AMQP priority of a Drover one: 0..9 (a classic queue's x-max-priority is 9). RabbitMQ 4's quorum queues know two
+ * levels, 0-4 and 5 and up: this way the default (5 -> 4) is the lower one and only more urgent jobs go ahead of it.
+ */
+export const amqpPriority = (priority: number | undefined): number => (priority ?? DEFAULT_PRIORITY) - 1;
+const MAX_AMQP_PRIORITY = MAX_PRIORITY - 1;
+
+/** The broker refused a declaration whose arguments differ from the existing queue's. */
+const isPreconditionFailed = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === 406;
 
 /** Queue names on the broker. */
 export function rabbitNames(prefix: string) {
@@ -39,7 +52,7 @@ export function rabbitNames(prefix: string) {
  */
 export class RabbitmqTransport implements Transport {
   readonly name = 'rabbitmq';
-  readonly capabilities: TransportCapabilities = { nativeDelay: false, priorities: false };
+  readonly capabilities: TransportCapabilities;
   private readonly names: ReturnType<typeof rabbitNames>;
   private conn: RecoveringChannelModel | undefined;
   private connecting: Promise<RecoveringChannelModel> | undefined;
@@ -49,8 +62,12 @@ export class RabbitmqTransport implements Transport {
   private readonly consumers = new Set<RabbitConsumer>();
   private closing: Promise<void> | undefined;
 
+  /** Queues declared before priorities existed (no x-max-priority), used as they are: warned about once each. */
+  private readonly withoutPriorities = new Set<string>();
+
   constructor(private readonly opts: RabbitmqTransportOptions) {
     this.names = rabbitNames(opts.prefix);
+    this.capabilities = { nativeDelay: false, priorities: opts.queueType === 'classic' };
   }
 
   private connection(): Promise<RecoveringChannelModel> {
@@ -95,13 +112,39 @@ export class RabbitmqTransport implements Transport {
     this.opts.onEvent?.('disconnect', err.message);
   }
 
-  /** Declares a Drover queue on the broker (idempotent; arguments must stay the same across versions). */
-  async declare(ch: Channel, queue: string): Promise<string> {
+  /**
+   * Declares a Drover queue on the broker (idempotent), on a channel of its own: a refused declaration closes its
+   * channel. Classic queues get x-max-priority. One declared without it by an older version cannot be changed (RabbitMQ
+   * refuses other arguments for an existing queue): it is used as it is, without priorities, until it is deleted and
+   * declared again (docs/jobs.md says how, without losing messages).
+   */
+  async declare(queue: string): Promise<string> {
     const name = this.names.queue(queue);
     if (this.declared.has(name)) return name;
+    const model = this.model;
+    if (!model) throw new Error('RabbitMQ not reachable: broker connection is down (ECONNREFUSED)');
     const args: Record<string, unknown> = { 'x-queue-type': this.opts.queueType, 'x-dead-letter-exchange': this.names.deadExchange };
     if (this.opts.queueType === 'quorum') args['x-delivery-limit'] = DELIVERY_LIMIT;
-    await ch.assertQueue(name, { durable: true, arguments: args });
+    else args['x-max-priority'] = MAX_AMQP_PRIORITY;
+    const scratch = async <T>(fn: (ch: Channel) => Promise<T>): Promise<T> => {
+      const ch = await model.createChannel();
+      ch.on('error', () => undefined);
+      try {
+        return await fn(ch);
+      } finally {
+        await ch.close().catch(() => undefined);
+      }
+    };
+    try {
+      await scratch((ch) => ch.assertQueue(name, { durable: true, arguments: args }));
+    } catch (err) {
+      if (!isPreconditionFailed(err) || args['x-max-priority'] === undefined) throw err;
+      await scratch((ch) => ch.checkQueue(name));
+      if (!this.withoutPriorities.has(name)) {
+        this.withoutPriorities.add(name);
+        this.opts.onWarning?.(`RabbitMQ queue ${name} was declared without x-max-priority (before priorities existed): its jobs start in the order they came whatever their priority, until it is deleted and declared again (see docs/jobs.md)`);
+      }
+    }
     this.declared.add(name);
     return name;
   }
@@ -125,7 +168,7 @@ export class RabbitmqTransport implements Transport {
     for (let attempt = 1; ; attempt++) {
       const ch = this.publisher;
       if (!ch) throw new Error('RabbitMQ not reachable: broker connection is down (ECONNREFUSED)');
-      for (const q of new Set(pending.map((m) => m.queue))) await this.declare(ch, q);
+      for (const q of new Set(pending.map((m) => m.queue))) await this.declare(q);
       const outcomes = await this.publishConfirmed(ch, pending);
       const nacked = pending.filter((_, i) => outcomes[i] === 'nacked');
       if (nacked.length === 0) return;
@@ -155,7 +198,7 @@ export class RabbitmqTransport implements Transport {
               '',
               this.names.queue(m.queue),
               Buffer.from(JSON.stringify(m)),
-              { persistent: true, contentType: 'application/json', messageId: m.jobId },
+              { persistent: true, contentType: 'application/json', messageId: m.jobId, priority: amqpPriority(m.priority) },
               (err: unknown) => resolve(err ? 'nacked' : 'acked'),
             );
           }),
@@ -240,7 +283,7 @@ class RabbitConsumer implements Consumer {
     try {
       const ch = await model.createChannel();
       ch.on('error', (err: Error) => this.options.onError?.(err));
-      const sub: Subscription = { ch, queue, name: await this.transport.declare(ch, queue), tag: undefined };
+      const sub: Subscription = { ch, queue, name: await this.transport.declare(queue), tag: undefined };
       // A channel closed by the broker (a consumer timeout, say) is reopened; its unacked messages were requeued.
       ch.on('close', () => {
         if (this.closed || !this.subs.includes(sub)) return;

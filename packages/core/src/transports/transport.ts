@@ -5,13 +5,15 @@
 export interface JobMessage {
   jobId: string;
   queue: string;
+  /** The job's priority (MIN_PRIORITY..MAX_PRIORITY, higher is more urgent); absent: DEFAULT_PRIORITY. */
+  priority?: number;
 }
 
 /** What a broker can do natively; services read flags instead of checking which broker they have. */
 export interface TransportCapabilities {
   /** The broker can hold a message until a time (we still schedule in Redis; this is informational). */
   nativeDelay: boolean;
-  /** Messages can carry a priority. */
+  /** The broker hands out more urgent messages of a queue first (BullMQ always; RabbitMQ with classic queues). */
   priorities: boolean;
 }
 

@@ -226,7 +226,7 @@ export async function submitJobsOnce(ctx: ApiContext, jobs: NewJob[], opts: Crea
       recordOwned(ctx.store, owner, fresh.map((r) => r.id)).catch((err: unknown) => ctx.log.warn({ err }, 'recording jobs against the token\'s quota failed'));
     await ctx.beforePublish?.();
     try {
-      await ctx.transport.publish(toPublish.map((r) => ({ jobId: r.id, queue: r.queue })));
+      await ctx.transport.publish(toPublish.map((r) => ({ jobId: r.id, queue: r.queue, priority: r.priority })));
     } catch (err) {
       if (opts.idempotency) {
         // Bound to the key already: withdrawing them would race a retry that found them. They stay in the outbox.
@@ -280,11 +280,14 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const which = input.delayMs !== undefined ? 'delayMs' : 'runAt';
       problems.push({ field: which, message: `is more than ${ctx.maxDelayMs} ms ahead (DROVER_MAX_DELAY_MS)` });
     }
+    const expiresAt = input.expiresAt !== undefined ? Date.parse(input.expiresAt) : undefined;
+    if (expiresAt !== undefined && expiresAt <= now) problems.push({ field: 'expiresAt', message: 'is not in the future: the job could never start' });
     throwProblems(problems, field);
     const job: NewJob = { id: newJobId(now), spec: normalizeJobSpec(input, ctx.specDefaults) };
     assertSubmittable(ctx, principal, job.spec, field);
     // A time already past means now.
     if (runAt !== undefined && runAt > now) job.runAt = runAt;
+    if (expiresAt !== undefined) job.expiresAt = expiresAt;
     return job;
   };
 

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+import { createLogger, type JobRecord, type QueueView } from '@drover/core';
+import { Runner } from '@drover/runner';
+import { brokerTest, startStack, type Stack } from './helpers/stack.js';
+import { until } from './helpers/until.js';
+
+interface ErrorBody {
+  error: { code: string; message: string; details?: { field: string; message: string }[] };
+}
+
+/** A runner started later on the stack's prefix, one job at a time, serving `queue`; closed after the test. */
+async function lateRunner(t: TestContext, s: Stack, id: string, queue: string, labels: Record<string, string> = {}): Promise<Runner> {
+  const runner = new Runner({
+    config: { ...s.config, runner: { ...s.config.runner, id: `${id}-${s.prefix.slice(5, 13)}`, queues: [queue], concurrency: 1, labels } },
+    logger: createLogger('silent', 'test'),
+  });
+  t.after(() => runner.close());
+  await runner.start();
+  return runner;
+}
+
+/** The jobs' names in the order they were claimed, after checking that none overlapped (one runner slot). */
+async function startOrder(s: Stack, jobs: Record<string, JobRecord>): Promise<string[]> {
+  const done = await Promise.all(Object.entries(jobs).map(async ([name, j]) => ({ name, j: await s.waitFor(j.id) })));
+  for (const { name, j } of done) assert.equal(j.status, 'succeeded', `${name}: ${JSON.stringify(j)}`);
+  done.sort((a, b) => Date.parse(a.j.claimedAt!) - Date.parse(b.j.claimedAt!));
+  for (let i = 1; i < done.length; i++) {
+    assert.ok(Date.parse(done[i]!.j.claimedAt!) >= Date.parse(done[i - 1]!.j.finishedAt!), 'one at a time: each claimed after the one before ended');
+  }
+  return done.map((d) => d.name);
+}
+
+// On RabbitMQ only classic queues carry priorities (RabbitMQ 3.x quorum queues have none, 4.x two levels).
+const brokerEnv = (broker: string): Record<string, string> => (broker === 'rabbitmq' ? { AMQP_QUEUE_TYPE: 'classic' } : {});
+
+brokerTest('jobs waiting on the broker start most urgent first; equal priorities keep the order they came', async (t, broker) => {
+  const s = await startStack(t, { broker, runner: false, env: brokerEnv(broker) });
+  const jobs: Record<string, JobRecord> = {};
+  // Submitted least urgent first: the order they came is not the order they should start in.
+  for (const [name, priority] of [['low1', 1], ['low2', 1], ['default1', undefined], ['high1', 9], ['high2', 9], ['default2', 5], ['top', 10]] as const) {
+    jobs[name] = await s.submit({ queue: 'prio', command: 'true', ...(priority !== undefined ? { priority } : {}) });
+  }
+  assert.equal(jobs.low1!.priority, 1);
+  assert.equal(jobs.default1!.priority, 5, 'the default');
+  assert.equal(jobs.top!.priority, 10);
+  await lateRunner(t, s, 'late', 'prio');
+  assert.deepEqual(await startOrder(s, jobs), ['top', 'high1', 'high2', 'default1', 'default2', 'low1', 'low2']);
+});
+
+brokerTest('control: jobs of one priority start in the order they came', async (t, broker) => {
+  const s = await startStack(t, { broker, runner: false, env: brokerEnv(broker) });
+  const jobs: Record<string, JobRecord> = {};
+  for (const name of ['a', 'b', 'c', 'd', 'e']) jobs[name] = await s.submit({ queue: 'fifo', command: 'true', priority: 3 });
+  await lateRunner(t, s, 'late', 'fifo');
+  assert.deepEqual(await startOrder(s, jobs), ['a', 'b', 'c', 'd', 'e']);
+});
+
+brokerTest('a queue at its concurrency releases its parked jobs most urgent first', async (t, broker) => {
+  const s = await startStack(t, { broker, env: { RUNNER_QUEUES: 'gate' } });
+  assert.equal((await s.request('PUT', '/v1/queues/gate', { concurrency: 1 })).status, 200);
+  // Holds the queue's one slot until cancelled, while the others arrive and are parked.
+  const blocker = await s.submit({ queue: 'gate', command: 'sleep 30' });
+  await s.waitFor(blocker.id, (j) => j.status === 'running');
+  const jobs: Record<string, JobRecord> = {};
+  for (const [name, priority] of [['low1', 2], ['high1', 9], ['low2', 2], ['mid', 5], ['high2', 9]] as const) {
+    jobs[name] = await s.submit({ queue: 'gate', command: 'true', priority });
+  }
+  await until('all five parked', async () => (await s.request<QueueView>('GET', '/v1/queues/gate')).body.counts.parked === 5);
+  assert.equal((await s.request('POST', `/v1/jobs/${blocker.id}/cancel`)).status < 300, true);
+  assert.deepEqual(await startOrder(s, jobs), ['high1', 'high2', 'mid', 'low1', 'low2']);
+});
+
+brokerTest('jobs declined for placement are taken most urgent first by the runner that fits them', async (t, broker) => {
+  // The stack's runner has no labels: it declines every job below into their placement group.
+  const s = await startStack(t, { broker, env: { RUNNER_QUEUES: 'placed' } });
+  const jobs: Record<string, JobRecord> = {};
+  for (const [name, priority] of [['low1', 1], ['low2', 1], ['high1', 8], ['high2', 8]] as const) {
+    jobs[name] = await s.submit({ queue: 'placed', command: 'true', priority, constraints: { labels: { zone: 'p' } } });
+  }
+  for (const j of Object.values(jobs)) await s.waitFor(j.id, (r) => r.placement !== null);
+  await lateRunner(t, s, 'fits', 'placed', { zone: 'p' });
+  const order = await startOrder(s, jobs);
+  // A runner picks at random among the group's most urgent jobs (runners rarely race for one): only the levels are ordered.
+  assert.deepEqual(order.slice(0, 2).sort(), ['high1', 'high2'], order.join());
+  assert.deepEqual(order.slice(2).sort(), ['low1', 'low2'], order.join());
+});
+
+brokerTest('priority: 1 to 10 accepted; other values 400 with nothing stored; schedules and workflow steps carry it', async (t, broker) => {
+  const s = await startStack(t, { broker, runner: false });
+  for (const priority of [0, 11, -1, 1.5, '5', null]) {
+    const res = await s.request<ErrorBody>('POST', '/v1/jobs', { command: 'true', priority });
+    assert.equal(res.status, 400, `priority ${JSON.stringify(priority)}`);
+    assert.equal(res.body.error.code, 'VALIDATION');
+    assert.ok(res.body.error.details?.some((d) => d.field.includes('priority')), JSON.stringify(res.body));
+  }
+  const batch = await s.request<ErrorBody>('POST', '/v1/jobs/batch', { jobs: [{ command: 'true', priority: 3 }, { command: 'true', priority: 42 }] });
+  assert.equal(batch.status, 400, 'one bad item refuses the batch');
+  assert.equal((await s.request<{ items: unknown[] }>('GET', '/v1/jobs')).body.items.length, 0, 'nothing stored');
+
+  for (const priority of [1, 9, 10]) assert.equal((await s.submit({ command: 'true', priority })).priority, priority);
+  const got = await s.submit({ command: 'true', priority: 9 });
+  assert.equal((await s.request<JobRecord>('GET', `/v1/jobs/${got.id}`)).body.priority, 9, 'the stored record shows it');
+
+  assert.equal((await s.request('POST', '/v1/schedules', { name: 'urgent', cron: '0 0 1 1 *', job: { command: 'true', priority: 8 } })).status, 201);
+  const fired = await s.request<JobRecord>('POST', '/v1/schedules/urgent/trigger', {});
+  assert.equal(fired.status, 201, JSON.stringify(fired.body));
+  assert.equal(fired.body.priority, 8, "a schedule's job template sets it");
+  assert.equal((await s.request('POST', '/v1/schedules', { name: 'bad', cron: '0 0 1 1 *', job: { command: 'true', priority: 0 } })).status, 400);
+
+  const wf = await s.request<{ steps: { name: string; jobId: string }[] }>('POST', '/v1/workflows', {
+    name: 'prio',
+    steps: [{ name: 'a', job: { command: 'true', priority: 2 } }, { name: 'b', job: { command: 'true' }, dependsOn: ['a'] }],
+  });
+  assert.equal(wf.status, 201, JSON.stringify(wf.body));
+  const jobOf = async (name: string) => (await s.request<JobRecord>('GET', `/v1/jobs/${wf.body.steps.find((x) => x.name === name)!.jobId}`)).body;
+  assert.equal((await jobOf('a')).priority, 2, 'a workflow step sets it');
+  assert.equal((await jobOf('b')).priority, 5);
+});
