@@ -3,6 +3,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
 import { brokerTest, startStack, type Stack } from './helpers/stack.js';
+import { cli, cliEnv } from './helpers/cli.js';
+import { freshDatabase } from './helpers/postgres.js';
+import { until } from './helpers/until.js';
+import pg from 'pg';
 import { Redis } from 'ioredis';
 
 type Affected = { count: number; ids: string[]; idsTruncated: boolean; nextCursor?: string | null; skipped?: number; cancelled?: number; deleted?: number };
@@ -127,4 +131,73 @@ test('DELETE /v1/queues/:name/jobs?status=succeeded&before= deletes old finished
   // Without before: everything of that status finished until now.
   const all = await s.request<Affected>('DELETE', '/v1/queues/bulk/jobs?status=succeeded');
   assert.deepEqual(all.body.ids, [recent.id]);
+});
+
+test('the CLI: queues retry|cancel|clean, cancel --group, schedules kill, jobs with combined filters', async (t) => {
+  const s = await startStack(t, { env: { RUNNER_QUEUES: 'bulk', RUNNER_CONCURRENCY: '8' } });
+  const env = cliEnv(t, s.url, s.tokens.admin);
+  const failed = await s.run({ queue: 'bulk', command: 'exit 2', labels: { team: 'a', env: 'prod' } });
+  const near = await s.run({ queue: 'bulk', command: 'exit 2', labels: { team: 'a', env: 'dev' } });
+  const found = await cli(t, env, 'jobs', '--queue', 'bulk', '--label', 'team=a', '--label', 'env=prod', '--command', 'exit 2', '--json');
+  assert.equal(found.code, 0, found.stderr);
+  assert.deepEqual((JSON.parse(found.stdout) as JobRecord[]).map((j) => j.id), [failed.id], 'both labels, not the near-miss');
+  assert.ok(near.id);
+
+  const retried = await cli(t, env, 'queues', 'retry', 'bulk', '--json');
+  assert.equal(retried.code, 0, retried.stderr);
+  assert.deepEqual((JSON.parse(retried.stdout) as Affected).ids.sort(), [failed.id, near.id].sort());
+  assert.equal((await cli(t, env, 'queues', 'retry', 'bulk', '--since', 'soon')).code, 2, 'a bad time is a usage error');
+
+  const group = (await s.request<JobRecord & { replicaJobs: string[] }>('POST', '/v1/jobs', { queue: 'bulk', command: 'sleep 30', replicas: 2 })).body;
+  for (const id of group.replicaJobs) await s.waitFor(id, (j) => j.status === 'running');
+  const cancelled = await cli(t, env, 'cancel', '--group', group.replicaJobs[1]!);
+  assert.equal(cancelled.code, 0, cancelled.stderr);
+  assert.deepEqual(cancelled.stdout.trim().split('\n').sort(), group.replicaJobs.map((id) => `${id} cancelled`).sort());
+
+  await s.request('POST', '/v1/schedules', { name: 'cli-kill', cron: '0 0 1 1 *', job: { queue: 'bulk', command: 'sleep 30' } });
+  const fired = (await s.request<JobRecord>('POST', '/v1/schedules/cli-kill/trigger', {})).body;
+  await s.waitFor(fired.id, (j) => j.status === 'running');
+  const killed = await cli(t, env, 'schedules', 'kill', 'cli-kill');
+  assert.equal(killed.code, 0, killed.stderr);
+  assert.equal(killed.stdout.trim(), `cancelled ${fired.id}`);
+
+  const running = await s.submit({ queue: 'bulk', command: 'sleep 30' });
+  await s.waitFor(running.id, (j) => j.status === 'running');
+  const stopped = await cli(t, env, 'queues', 'cancel', 'bulk', '--status', 'running', '--json');
+  assert.deepEqual((JSON.parse(stopped.stdout) as Affected).ids, [running.id]);
+  for (const id of [...group.replicaJobs, fired.id, running.id]) await s.waitFor(id);
+
+  const cleaned = await cli(t, env, 'queues', 'clean', 'bulk', '--status', 'cancelled', '--json');
+  assert.equal(cleaned.code, 0, cleaned.stderr);
+  assert.deepEqual((JSON.parse(cleaned.stdout) as Affected).ids.sort(), [...group.replicaJobs, fired.id, running.id].sort());
+  assert.equal((await cli(t, env, 'queues', 'clean', 'bulk')).code, 2, '--status is required');
+});
+
+test('deletes reach the archive: DELETE /v1/jobs/:id and a bulk clean of jobs Redis already let go', async (t) => {
+  const { url: db, drop } = await freshDatabase();
+  const s = await startStack(t, { env: { DATABASE_URL: db, DROVER_RETENTION_FINISHED: '1000', RUNNER_QUEUES: 'bulk,other' } });
+  const sql = new pg.Pool({ connectionString: db });
+  t.after(() => sql.end());
+  t.after(drop);
+  const redis = new Redis(s.config.redisUrl);
+  t.after(async () => void (await redis.quit()));
+  const one = await s.run({ queue: 'bulk', command: 'echo one' });
+  const old = [await s.run({ queue: 'bulk', command: 'true' }), await s.run({ queue: 'bulk', command: 'true' })];
+  const failed = await s.run({ queue: 'bulk', command: 'false' });
+  const elsewhere = await s.run({ queue: 'other', command: 'true' });
+  const rows = async (): Promise<string[]> => (await sql.query<{ id: string }>('SELECT id FROM drover_jobs ORDER BY id')).rows.map((r) => r.id);
+  const output = async (id: string): Promise<number> => (await sql.query('SELECT 1 FROM drover_job_output WHERE job_id = $1', [id])).rowCount ?? 0;
+  await until('archived', async () => (await rows()).length === 5);
+  await until('gone from Redis', async () => (await redis.keys(`{${s.prefix}}:job:*`)).length === 0);
+  assert.equal(await output(one.id), 1, 'control: its output is archived');
+
+  const res = await s.request<Affected>('DELETE', `/v1/jobs/${one.id}`);
+  assert.deepEqual(res.body, { count: 1, ids: [one.id], idsTruncated: false });
+  assert.equal((await s.request('GET', `/v1/jobs/${one.id}`)).status, 404);
+  assert.equal(await output(one.id), 0, 'its archived output too');
+
+  const cleaned = await s.request<Affected>('DELETE', '/v1/queues/bulk/jobs?status=succeeded');
+  assert.equal(cleaned.status, 200, JSON.stringify(cleaned.body));
+  assert.deepEqual([cleaned.body.deleted, [...cleaned.body.ids].sort()], [2, old.map((j) => j.id).sort()]);
+  assert.deepEqual(await rows(), [failed.id, elsewhere.id].sort(), 'another status and another queue stay archived');
 });

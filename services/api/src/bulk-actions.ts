@@ -3,7 +3,7 @@ import type { Principal } from './auth.js';
 import type { ApiContext } from './context.js';
 import { stopJobs } from './job-actions.js';
 import { assertSubmittable, rerunSpec, submitJobs } from './routes/jobs.js';
-import { MAX_AFFECTED_IDS } from './schemas.js';
+import { MAX_AFFECTED_IDS, affected } from './schemas.js';
 
 /** Jobs one bulk step reads from an index at a time. */
 const STEP = 200;
@@ -23,8 +23,8 @@ export interface RetryFilter {
  * Runs once more every job of the queue in `status` (and finished since `since`) that was not run again already, as
  * POST /v1/jobs/:id/retry does (one new job each, labelled drover.retryOf; a copy of a replicated job is one job), and
  * marks each as retried, so asking twice does not run a job twice. Bounded per request: it looks at RETRY_SCAN index
- * entries and runs at most `limit`, newest first; `nextCursor` continues below. Jobs the current policy refuses, or
- * whose spec is gone (archived only), are counted in `skipped`.
+ * entries and runs at most `limit`, newest first; `nextCursor` continues below. Only jobs still in Redis are seen (the
+ * archive keeps no specs); those the current policy refuses are counted in `skipped`.
  */
 export async function retryMatching(ctx: ApiContext, queue: string, f: RetryFilter, principal: Principal | undefined, trace: Context | undefined) {
   if (f.cursor !== undefined && !isJobId(f.cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
@@ -63,7 +63,7 @@ export async function retryMatching(ctx: ApiContext, queue: string, f: RetryFilt
     }
     ids.push(...jobs.map((x) => x.of));
   }
-  return { count: ids.length, ids: ids.slice(0, MAX_AFFECTED_IDS), idsTruncated: ids.length > MAX_AFFECTED_IDS, skipped, nextCursor: more ? (cursor ?? null) : null };
+  return { ...affected(ids), skipped, nextCursor: more ? (cursor ?? null) : null };
 }
 
 function submittable(ctx: ApiContext, principal: Principal | undefined, spec: JobSpec): boolean {

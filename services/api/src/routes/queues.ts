@@ -5,7 +5,7 @@ import type { ApiContext } from '../context.js';
 import { canSee, guards } from '../queue-scope.js';
 import { consumersByQueue } from '../queue-consumers.js';
 import { cancelRunning, deleteFinished, retryMatching } from '../bulk-actions.js';
-import { JobsAffected, MAX_AFFECTED_IDS, QueueViewSchema, errorResponses, listOf } from '../schemas.js';
+import { JobsAffected, MAX_AFFECTED_IDS, QueueViewSchema, affected, errorResponses, listOf } from '../schemas.js';
 
 const errors = errorResponses(400, 401, 403, 404, 429, 503);
 const NameParams = Type.Object({ name: QueueName }, { additionalProperties: false });
@@ -127,7 +127,7 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Run once more every job of the queue in a finished state (since a time), as POST /v1/jobs/:id/retry does; a job already run again is not; bounded per request, nextCursor goes on',
         params: NameParams,
         body: RetryBody,
-        response: { 200: Type.Intersect([JobsAffected, Type.Object({ skipped: Type.Integer({ description: 'Refused by the current policy, or archived (their spec is not kept).' }), nextCursor: Type.Union([Type.String(), Type.Null()]) })]), ...errors },
+        response: { 200: Type.Intersect([JobsAffected, Type.Object({ skipped: Type.Integer({ description: 'Matching jobs the current command policy refuses (only jobs still in Redis are run again).' }), nextCursor: Type.Union([Type.String(), Type.Null()]) })]), ...errors },
       },
     },
     async (request) => {
@@ -165,7 +165,7 @@ export function queueRoutes(app: FastifyInstance, ctx: ApiContext): void {
       }
       if (status === 'running') {
         const ids = await cancelRunning(ctx, name);
-        return { cancelled: ids.length, count: ids.length, ids: ids.slice(0, MAX_AFFECTED_IDS), idsTruncated: ids.length > MAX_AFFECTED_IDS };
+        return { cancelled: ids.length, ...affected(ids) };
       }
       const r = await ctx.store.cancelWaitingIds(name, CANCELLABLE[status]!, MAX_AFFECTED_IDS);
       return { cancelled: r.count, count: r.count, ids: r.ids, idsTruncated: r.count > r.ids.length };
