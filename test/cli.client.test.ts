@@ -131,7 +131,10 @@ test('drover schedules add/ls/disable/enable/trigger/runs/rm and cron', async (t
 
   const preview = lines(ok(await cli(t, env, 'cron', '*/15 * * * *')).stdout);
   assert.equal(preview.length, 5);
-  for (const l of preview) assert.match(l, /^\d{4}-\d\d-\d\d \d\d:(00|15|30|45):00 UTC +in \d+[smh]$/);
+  for (const l of preview) assert.match(l, /^\d{4}-\d\d-\d\d \d\d:(00|15|30|45):00 UTC \(UTC\+00:00\) +in \d+[smh]$/);
+  // Each fire time with its UTC offset: a DST change shows between two lines (--from previews a far date).
+  const dst = lines(ok(await cli(t, env, 'cron', '30 1 * * *', '--tz', 'America/New_York', '--from', '2027-11-06T00:00:00Z', '--count', '3')).stdout);
+  assert.deepEqual(dst.map((l) => l.replace(/ +in .*$/, '')), ['2027-11-06 01:30:00 America/New_York (UTC-04:00)', '2027-11-07 01:30:00 America/New_York (UTC-04:00)', '2027-11-08 01:30:00 America/New_York (UTC-05:00)']);
   const zoned = json<{ timezone: string; next: string[] }>(await cli(t, env, 'cron', '0 9 * * *', '--tz', 'Asia/Tokyo', '--count', '2', '--json'));
   assert.equal(zoned.timezone, 'Asia/Tokyo');
   assert.deepEqual(zoned.next.map((n) => new Date(n).getUTCHours()), [0, 0]);

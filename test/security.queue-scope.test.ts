@@ -167,6 +167,11 @@ const EXAMPLES: Record<string, (fx: Fixtures, s: Stack, ghost: boolean) => Promi
     await s.request('PUT', '/v1/variables/TO_DELETE', { value: '1' });
     return { path: '/v1/variables/TO_DELETE' };
   },
+  // Calendars are global admin objects, as variables are: refused to a restricted token whatever it asks.
+  'PUT /v1/calendars/:name': async () => ({ path: '/v1/calendars/scoped', body: { dates: ['2030-12-25'] } }),
+  'GET /v1/calendars': async (_f, s) => (await s.request('PUT', '/v1/calendars/listed', { dates: ['2030-12-25'] }), { path: '/v1/calendars' }),
+  'GET /v1/calendars/:name': async (_f, s) => (await s.request('PUT', '/v1/calendars/seen', { dates: ['2030-12-25'] }), { path: '/v1/calendars/seen' }),
+  'DELETE /v1/calendars/:name': async (_f, s) => (await s.request('PUT', '/v1/calendars/to-delete', { dates: [] }), { path: '/v1/calendars/to-delete' }),
   // Keeper (seed 002): jobs are schedules, tasks runs (here a workflow's), actions jobs.
   'PUT /task/instant/:jobId': async (fx, _s, g) => keeper('/task/instant/:jobId', g ? 'ghost-schedule' : await fx.schedule(), '?delay=60'),
   'PUT /task/restart/:taskId': async (fx, _s, g) => keeper('/task/restart/:taskId', g ? ghostJob : await fx.workflow(), '?more=EXCEPTIONAL'),

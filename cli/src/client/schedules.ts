@@ -156,23 +156,25 @@ export const schedules: Group = {
   },
 };
 
-function previewLines(r: { timezone: string; next: string[] }, color: boolean): string {
+function previewLines(r: { timezone: string; next: string[]; offsets?: string[] }, color: boolean): string {
   if (r.next.length === 0) return 'it never fires again';
-  return r.next.map((t) => `${zoned(t, r.timezone)} ${r.timezone}  ${paint(relative(t), 'grey', color)}`).join('\n');
+  // The UTC offset of each fire time shows a DST change between them.
+  return r.next.map((t, i) => `${zoned(t, r.timezone)} ${r.timezone} (UTC${r.offsets?.[i] ?? ''})  ${paint(relative(t), 'grey', color)}`).join('\n');
 }
 
 export const cron: CommandDef = {
-  usage: "'<expr>' [--tz zone] [--count n] [--json]",
+  usage: "'<expr>' [--tz zone] [--count n] [--from time] [--json]",
   summary: 'the next fire times of a cron expression (checks it)',
   args: ['expr'],
   options: {
     tz: { type: 'string', arg: 'zone', desc: 'IANA time zone (default UTC); times are shown in it' },
     count: { type: 'string', short: 'n', arg: 'n', desc: 'how many fire times (1-50, default 5)' },
+    from: { type: 'string', arg: 'time', desc: 'fire times after this ISO 8601 time (default now), e.g. 2026-10-24T00:00:00Z' },
     ...JSON_OPTION,
   },
   async run(ctx, p: Parsed) {
-    const query = { cron: p.args[0]!, timezone: p.opts.str('tz'), count: p.opts.int('count', 1, 50) };
-    const r = await ctx.api().get<{ cron: string; timezone: string; next: string[] }>('/v1/cron/preview', query);
+    const query = { cron: p.args[0]!, timezone: p.opts.str('tz'), count: p.opts.int('count', 1, 50), from: p.opts.str('from') };
+    const r = await ctx.api().get<{ cron: string; timezone: string; next: string[]; offsets?: string[] }>('/v1/cron/preview', query);
     return show(ctx, p, r, (v) => previewLines(v, ctx.color));
   },
 };

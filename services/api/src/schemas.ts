@@ -208,9 +208,30 @@ export const ScheduleRecordSchema = Type.Object({
   lastDurationMs: NullableInt,
   consecutiveFailures: Type.Integer(),
   lastMisfireAt: NullableTime,
+  lastSkippedAt: Type.Optional(NullableTime),
   runningJobs: Type.Array(Type.String()),
-  upcoming: Type.Optional(Type.Array(Time, { description: 'The next 5 fire times.' })),
+  upcoming: Type.Optional(Type.Array(Time, { description: 'The next 5 fire times; none while disabled.' })),
+  jitterMs: Type.Optional(Type.Integer({ description: 'Each fire\'s jobs start after a random delay up to this (ms).' })),
+  startAt: Type.Optional(Time),
+  endAt: Type.Optional(Time),
+  excludeDates: Type.Optional(Type.Array(Type.String(), { description: 'Local dates (YYYY-MM-DD) it does not fire on.' })),
+  calendar: Type.Optional(Type.String({ description: 'A calendar (GET /v1/calendars) whose dates it does not fire on.' })),
+  lastRunner: Type.Optional(Nullable(Type.String({ description: 'The runner that took the last run\'s job (once one did).' }))),
+  lastRunnerHost: Type.Optional(Nullable(Type.String({ description: 'That runner\'s host, while the registry remembers it.' }))),
 });
+
+/** A fire time that made no job. */
+export const UnfiredRunSchema = Type.Object({
+  state: Type.Union([Type.Literal('skipped'), Type.Literal('misfired')], { description: '`skipped`: a run was still going (overlap=skip); `misfired`: no scheduler ran at the time.' }),
+  scheduledFor: Time,
+  recordedAt: Time,
+  missed: Type.Optional(Type.Integer({ description: 'misfired: how many fire times were missed.' })),
+  fired: Type.Optional(Type.Boolean({ description: 'misfired: whether run-once fired one job for them.' })),
+  runningJobs: Type.Optional(Type.Array(Type.String(), { description: 'skipped: the runs still going.' })),
+});
+
+/** A named set of dates schedules may exclude (`calendar`). */
+export const CalendarSchema = Type.Object({ name: Type.String(), dates: Type.Array(Type.String()), updatedAt: Time });
 
 /** `{items, nextCursor}`: pass nextCursor back as `cursor` for the next page; null at the end. */
 export const pageOf = <T extends Parameters<typeof Type.Array>[0]>(item: T) => Type.Object({ items: Type.Array(item), nextCursor: Nullable(Type.String()) });

@@ -5,7 +5,7 @@ import { EVENTS_MAX_LEN } from './scripts.js';
 /** Every event type, as the stream and the API spell them. */
 export const EVENT_TYPES = [
   'job.submitted', 'job.started', 'job.slow', 'job.succeeded', 'job.failed', 'job.timed_out', 'job.cancelled', 'job.lost', 'job.expired', 'job.retried',
-  'schedule.fired', 'schedule.failing', 'schedule.recovered',
+  'schedule.fired', 'schedule.skipped', 'schedule.misfired', 'schedule.failing', 'schedule.recovered',
   'runner.joined', 'runner.draining', 'runner.resumed', 'runner.stopped', 'runner.gone',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];

@@ -69,6 +69,10 @@ export class Keys {
   get variables(): string {
     return `${this.base}:variables`;
   }
+  /** Calendars (hash: name -> JSON {dates, updatedAt}): dates schedules referencing one do not fire on. */
+  get calendars(): string {
+    return `${this.base}:calendars`;
+  }
   /** Prefix handed to BullMQ so its keys share our hash tag. */
   get bull(): string {
     return `${this.base}:bull`;

@@ -4,9 +4,14 @@ import { PRELUDE } from './scripts.js';
 /**
  * Schedule scripts. Keys: sched:<name> (hash: def, enabled, nextRunAt, version, last*), schedules (lex index of
  * names), sched-due (zset of enabled schedules by nextRunAt), sched:<name>:running (set of unfinished job ids),
- * sched:<name>:runs (lex index of the jobs it produced).
+ * sched:<name>:runs (lex index of the jobs it produced), sched:<name>:unfired (list, newest first, of the fire
+ * times that made no job: overlap skips and misfires, capped at UNFIRED_MAX).
  */
+/** How many unfired (skipped, misfired) fire times a schedule keeps listed. */
+export const UNFIRED_MAX = 100;
+
 const SCHED = `
+local UNFIRED_MAX = ${UNFIRED_MAX}
 local function schedKey(name) return base .. ':sched:' .. name end
 local function setDue(name, enabled, nextRunAt)
   if enabled == '1' and nextRunAt ~= '' then
@@ -58,6 +63,23 @@ local function createScheduledRun(name, bundle, runAt, scheduledFor, now)
   redis.call('HSET', schedKey(name), 'lastRunAt', now, 'lastJobId', b.jobs[1].id)
   emit('schedule.fired', b.jobs[1].id, b.jobs[1].queue, { schedule = name, workflowId = b.workflowId, scheduledFor = tonumber(scheduledFor) })
   return first
+end
+-- A fire time that made no job (overlap skip) or was missed (misfire): listed among the schedule's runs, and an event.
+local function recordUnfired(name, state, scheduledFor, now, queue, data)
+  data.schedule = name
+  data.state = state
+  data.scheduledFor = tonumber(scheduledFor)
+  data.recordedAt = tonumber(now)
+  local k = schedKey(name) .. ':unfired'
+  redis.call('LPUSH', k, cjson.encode(data))
+  redis.call('LTRIM', k, 0, UNFIRED_MAX - 1)
+  emit('schedule.' .. state, '', queue, data)
+end
+-- The queue a fire's events are filed under: the job's, or a workflow's first step's.
+local function fireQueue(queue, spec, meta)
+  if meta ~= 'bundle' then return queue end
+  local b = cjson.decode(spec)
+  return b.jobs[1] and b.jobs[1].queue or ''
 end
 local function createFire(name, ids, queue, spec, runAt, scheduledFor, now, meta)
   if meta == 'bundle' then return createScheduledRun(name, spec, runAt, scheduledFor, now) end
@@ -112,7 +134,7 @@ if kill == '1' then
 end
 out[#out + 1] = '|'
 for _, id in ipairs(flagged) do out[#out + 1] = id end
-redis.call('DEL', k, k .. ':running', k .. ':runs')
+redis.call('DEL', k, k .. ':running', k .. ':runs', k .. ':unfired')
 redis.call('ZREM', base .. ':schedules', name)
 redis.call('ZREM', base .. ':sched-due', name)
 return out
@@ -139,28 +161,34 @@ return out
 `;
 
 /**
- * ARGV: base, now, then 10 per schedule: name, version, expectedNextRunAt, newNextRunAt|'', fire (1|0), misfired (1|0),
- * jobIds (comma-joined, one per replica), queue, spec, meta (see CREATE). A fire lands only if the schedule still has that version and nextRunAt: so each fire time
- * produces at most one job however many schedulers computed it.
- * Returns 4 per schedule: name, outcome (fired|skipped|misfired|stale), job status, replaced running ids (comma-joined).
+ * ARGV: base, now, then 12 per schedule: name, version, expectedNextRunAt, newNextRunAt|'', fire (1|0), misfired (1|0),
+ * runAt|'' (a jittered start), missed (fire times missed, for a misfire), jobIds (comma-joined, one per replica), queue,
+ * spec, meta (see CREATE). A fire lands only if the schedule still has that version and nextRunAt: so each fire time
+ * produces at most one job however many schedulers computed it. A misfire and an overlap skip are recorded (unfired).
+ * Returns 4 per schedule: name, outcome (fired|skipped|misfired|excluded|stale), job status, replaced running ids (comma-joined).
  */
 export const SCHED_FIRE = `${PRELUDE}${SCHED}
 local now = ARGV[2]
 local out = {}
-for i = 3, #ARGV, 10 do
-  local name, version, expected, nextRunAt, fire, misfired, id, queue, spec, meta =
-    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
+for i = 3, #ARGV, 12 do
+  local name, version, expected, nextRunAt, fire, misfired, runAt, missed, id, queue, spec, meta =
+    ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
   local k = schedKey(name)
   local h = redis.call('HMGET', k, 'version', 'nextRunAt', 'enabled', 'def')
   local outcome, status, replaced = 'stale', '', ''
   if h[1] == version and h[2] == expected and h[3] == '1' then
     local def = cjson.decode(h[4])
-    if misfired == '1' then redis.call('HSET', k, 'lastMisfireAt', now) end
+    if misfired == '1' then
+      redis.call('HSET', k, 'lastMisfireAt', now)
+      recordUnfired(name, 'misfired', expected, now, fireQueue(queue, spec, meta), { missed = tonumber(missed) or 1, fired = fire == '1' })
+    end
     if fire ~= '1' then
-      outcome = 'misfired'
+      -- Not fired: by misfire policy, or the time fell on a date its calendar gained since it was computed.
+      outcome = misfired == '1' and 'misfired' or 'excluded'
     elseif def.overlap == 'skip' and redis.call('SCARD', k .. ':running') > 0 then
       outcome = 'skipped'
       redis.call('HSET', k, 'lastSkippedAt', now)
+      recordUnfired(name, 'skipped', expected, now, fireQueue(queue, spec, meta), { runningJobs = redis.call('SMEMBERS', k .. ':running') })
     else
       if def.overlap == 'replace' then
         local flagged = {}
@@ -169,7 +197,7 @@ for i = 3, #ARGV, 10 do
         end
         replaced = table.concat(flagged, ',')
       end
-      status = createFire(name, id, queue, spec, '', expected, now, meta)
+      status = createFire(name, id, queue, spec, runAt, expected, now, meta)
       outcome = 'fired'
     end
     redis.call('HSET', k, 'nextRunAt', nextRunAt)

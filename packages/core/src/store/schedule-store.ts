@@ -48,7 +48,30 @@ export interface Fire {
   /** False when a misfire policy says to fire nothing for this time. */
   fire: boolean;
   misfired: boolean;
+  /** When the fire's jobs start if jittered (they wait as delayed until then); null for now. */
+  runAt: number | null;
+  /** For a misfire: how many fire times were missed. */
+  missed: number;
   payload: FirePayload;
+}
+
+/** A fire time that made no job: skipped by overlap=skip, or missed while no scheduler ran (misfired). */
+export interface UnfiredRun {
+  state: 'skipped' | 'misfired';
+  scheduledFor: string;
+  recordedAt: string;
+  /** misfired: the fire times missed, and whether run-once fired one for them. */
+  missed?: number;
+  fired?: boolean;
+  /** skipped: the runs still going. */
+  runningJobs?: string[];
+}
+
+/** A named set of dates (YYYY-MM-DD) on which the schedules referencing it do not fire. */
+export interface CalendarRecord {
+  name: string;
+  dates: string[];
+  updatedAt: string;
 }
 
 /** What one fire (or trigger) creates: the jobs of a job schedule (one per replica), or a workflow run. */
@@ -104,7 +127,7 @@ function payloadArgs(p: FirePayload): string[] {
 
 export interface FireResult {
   name: string;
-  outcome: 'fired' | 'skipped' | 'misfired' | 'stale';
+  outcome: 'fired' | 'skipped' | 'misfired' | 'excluded' | 'stale';
   /** The jobs to publish when fired. */
   publish: { id: string; queue: string }[];
   /** Every job the fire created. */
@@ -123,6 +146,11 @@ export class ScheduleStore {
     private readonly envCipher?: EnvCipher,
   ) {
     defineScripts(redis, COMMANDS);
+  }
+
+  /** A definition with its templates' env sealed as stored ones are (a manual run's overrides come in plain text). */
+  seal<T extends Pick<ScheduleDef, 'job' | 'workflow'>>(def: T): T {
+    return sealDef(this.envCipher, def);
   }
 
   private key(name: string): string {
@@ -178,6 +206,48 @@ export class ScheduleStore {
     return { ids: page, nextCursor: ids.length > limit ? (page[page.length - 1] ?? null) : null };
   }
 
+  /** The fire times that made no job (skipped, misfired), newest first (the last UNFIRED_MAX). */
+  async unfired(name: string): Promise<UnfiredRun[]> {
+    const rows = await this.redis.lrange(`${this.key(name)}:unfired`, 0, -1);
+    return rows.map((r) => {
+      const d = JSON.parse(r) as { state: UnfiredRun['state']; scheduledFor: number; recordedAt: number; missed?: number; fired?: boolean; runningJobs?: string[] };
+      return {
+        state: d.state, scheduledFor: new Date(d.scheduledFor).toISOString(), recordedAt: new Date(d.recordedAt).toISOString(),
+        ...(d.missed !== undefined ? { missed: d.missed, fired: d.fired ?? false } : {}),
+        ...(d.runningJobs ? { runningJobs: [...d.runningJobs].sort() } : {}),
+      };
+    });
+  }
+
+  async putCalendar(name: string, dates: string[], now = Date.now()): Promise<CalendarRecord> {
+    const rec = { dates: [...new Set(dates)].sort(), updatedAt: now };
+    await this.redis.hset(this.keys.calendars, name, JSON.stringify(rec));
+    return { name, dates: rec.dates, updatedAt: new Date(now).toISOString() };
+  }
+
+  /** Returns false when there was no such calendar. */
+  async deleteCalendar(name: string): Promise<boolean> {
+    return (await this.redis.hdel(this.keys.calendars, name)) === 1;
+  }
+
+  /** Every calendar, by name. */
+  async calendars(): Promise<Map<string, CalendarRecord>> {
+    const h = await this.redis.hgetall(this.keys.calendars);
+    const out = new Map<string, CalendarRecord>();
+    for (const name of Object.keys(h).sort()) {
+      const d = JSON.parse(h[name]!) as { dates: string[]; updatedAt: number };
+      out.set(name, { name, dates: d.dates, updatedAt: new Date(d.updatedAt).toISOString() });
+    }
+    return out;
+  }
+
+  /** The dates of one calendar (empty when it does not exist: a schedule naming a deleted calendar fires as if none). */
+  async calendarDates(name: string | undefined): Promise<Set<string>> {
+    if (!name) return new Set();
+    const raw = await this.redis.hget(this.keys.calendars, name);
+    return new Set(raw ? (JSON.parse(raw) as { dates: string[] }).dates : []);
+  }
+
   async claimDue(now: number, holdMs: number, limit: number): Promise<DueSchedule[]> {
     const flat = await this.redis.droverSchedClaimDue(this.keys.base, now, now + holdMs, limit);
     const out: DueSchedule[] = [];
@@ -192,7 +262,7 @@ export class ScheduleStore {
     if (fires.length === 0) return [];
     const args: (string | number)[] = [this.keys.base, now];
     for (const f of fires) {
-      args.push(f.name, f.version, f.expectedNextRunAt, f.newNextRunAt ?? '', f.fire ? 1 : 0, f.misfired ? 1 : 0, ...payloadArgs(f.payload));
+      args.push(f.name, f.version, f.expectedNextRunAt, f.newNextRunAt ?? '', f.fire ? 1 : 0, f.misfired ? 1 : 0, f.runAt ?? '', f.missed, ...payloadArgs(f.payload));
     }
     const flat = await this.redis.droverSchedFire(...args);
     return fires.map((f, i) => ({

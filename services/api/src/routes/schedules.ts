@@ -1,7 +1,7 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkDag, checkJobSpec, firePayload, mergeNewestFirst, nextFireAfter, publishQueued,
-  isTimeZone, nextFireTimes, normalizeJobSpec, scheduleDefaults, validateCron, type FirePayload, type IdempotencyClaim, type JobRecord, type JobSpec, type JobTemplate, type Replay, type ScheduleDef,
-  type SpecProblem,
+  DEFAULT_SPEC_DEFAULTS, DroverError, ScheduleInput, ScheduleName, ScheduleUpdate, checkDag, checkJobSpec, firePayload, mergeNewestFirst, nextScheduleFire, nextScheduleFires, publishQueued,
+  isCalendarDate, isTimeZone, normalizeJobSpec, scheduleDefaults, timingOf, utcOffsetMs, validateCron, type FirePayload, type IdempotencyClaim, type JobRecord, type JobSpec, type JobTemplate, type Replay, type ScheduleDef,
+  type ScheduleRecord, type SpecProblem,
 } from '@drover/core';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { IdempotencyHeaders, claimOf, markReplayed, priorResult, replayedJobs, storedNotPublished } from '../idempotency.js';
@@ -9,7 +9,7 @@ import type { Principal } from '../auth.js';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
 import { canSee, guards, scheduleQueues } from '../queue-scope.js';
-import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema, errorResponses, noBodyIsEmpty } from '../schemas.js';
+import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema, UnfiredRunSchema, errorResponses, noBodyIsEmpty } from '../schemas.js';
 import { SubmittedJob, assertJobCount, assertSubmittable, throwProblems } from './jobs.js';
 import { submitWarnings, withWarnings, type SubmitWarning } from '../queue-consumers.js';
 import { scheduleJobs, stopJobs, stopped } from '../job-actions.js';
@@ -25,9 +25,11 @@ const TriggerBody = Type.Object(
     delayMs: Type.Optional(Type.Integer({ minimum: 0, description: 'Run this many ms from now (bounded by DROVER_MAX_DELAY_MS).' })),
     env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,127}$' }), Type.String({ maxLength: 65536 }), { maxProperties: 256, additionalProperties: false })),
     args: Type.Optional(Type.Array(Type.String({ maxLength: 65536 }), { maxItems: 4096 })),
+    ignoreDependencies: Type.Optional(Type.Boolean({ description: 'Start without waiting: the job\'s dependsOn, or (workflow) every step at once.' })),
   },
   { additionalProperties: false },
 );
+type TriggerOptions = { delayMs?: number; env?: Record<string, string>; args?: string[]; ignoreDependencies?: boolean };
 const errors = errorResponses(400, 401, 403, 404, 429, 503);
 
 type Named = { Params: { name: string } };
@@ -77,6 +79,27 @@ export async function triggerScheduleOnce(ctx: ApiContext, name: string, payload
   return 'fired';
 }
 
+/**
+ * The definition a manual run fires: env merged into the job's (every step's), args replacing its (every step's),
+ * and with ignoreDependencies no dependsOn (a workflow's steps all start at once).
+ */
+function triggeredDef(def: ScheduleDef, o: TriggerOptions): ScheduleDef {
+  const apply = (t: JobTemplate): JobTemplate => {
+    const out: JobTemplate = { ...t, ...(o.env ? { env: { ...t.env, ...o.env } } : {}), ...(o.args ? { args: o.args } : {}) };
+    if (o.ignoreDependencies) delete out.dependsOn;
+    return out;
+  };
+  if (def.workflow) {
+    const steps = def.workflow.steps.map((st) => {
+      const step = { ...st, job: apply(st.job) };
+      if (o.ignoreDependencies) delete step.dependsOn;
+      return step;
+    });
+    return { ...def, workflow: { ...def.workflow, steps } };
+  }
+  return def.job ? { ...def, job: apply(def.job) } : def;
+}
+
 /** Validates what JSON schema cannot: job xor workflow, the cron expression, the time zone, the templates' own rules. */
 function checkDef(def: ScheduleDef): void {
   const problems: SpecProblem[] = [];
@@ -92,7 +115,18 @@ function checkDef(def: ScheduleDef): void {
     const message = (err as Error).message;
     problems.push({ field: message.startsWith('unknown time zone') ? 'timezone' : 'cron', message });
   }
+  problems.push(...timingProblems(def));
   throwProblems(problems, 'body');
+}
+
+/** startAt before endAt, and excluded dates that exist. */
+function timingProblems(def: ScheduleDef): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  if (def.startAt && def.endAt && Date.parse(def.startAt) >= Date.parse(def.endAt)) problems.push({ field: 'endAt', message: 'must be after startAt' });
+  (def.excludeDates ?? []).forEach((d, i) => {
+    if (!isCalendarDate(d)) problems.push({ field: `excludeDates/${i}`, message: `${d} is not a date` });
+  });
+  return problems;
 }
 
 /** A template as answers show it: env names, never values (as job records show envKeys); never its callbackUrl. */
@@ -119,19 +153,56 @@ export async function setSchedulesEnabled(ctx: ApiContext, names: string[], enab
   const current = await Promise.all(names.map((n) => ctx.schedules.get(n)));
   const missing = names.filter((_, i) => !current[i] || !canSee(principal, scheduleQueues(current[i])));
   if (missing.length > 0) throw new DroverError('NOT_FOUND', `no schedule ${missing.join(', ')}`, { missing });
-  await ctx.schedules.setEnabled(current.map((s) => ({ name: s!.name, enabled, nextRunAt: enabled ? nextFireAfter(s!.cron, s!.timezone, now) : null })), now);
+  const next = await Promise.all(current.map((s) => (enabled ? firstFire(ctx, s!, now) : Promise.resolve(null))));
+  await ctx.schedules.setEnabled(current.map((s, i) => ({ name: s!.name, enabled, nextRunAt: next[i] ?? null })), now);
+}
+
+/** An offset in ms as ISO 8601 writes it: +02:00, -04:00, +05:45. */
+function offsetLabel(ms: number): string {
+  const m = Math.round(Math.abs(ms) / 60_000);
+  return `${ms < 0 ? '-' : '+'}${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+}
+
+/** A definition's first fire time after `now` (an `@every` interval counts from now), with its calendar's dates. */
+export async function firstFire(ctx: ApiContext, def: ScheduleDef, now: number): Promise<number | null> {
+  return nextScheduleFire(def, now, { calendarDates: await ctx.schedules.calendarDates(def.calendar) });
+}
+
+/** The next `count` fire times of an enabled schedule, from its nextRunAt on; none for a disabled one. */
+async function upcomingOf(ctx: ApiContext, s: ScheduleRecord, count: number): Promise<string[]> {
+  if (!s.enabled || !s.nextRunAt) return [];
+  const first = Date.parse(s.nextRunAt);
+  const rest = nextScheduleFires(s, first, count - 1, { anchorMs: first, calendarDates: await ctx.schedules.calendarDates(s.calendar) });
+  return [first, ...rest].map((t) => new Date(t).toISOString());
+}
+
+/** Schedules with the runner (id and host) of their last run's job, once it was claimed. */
+async function withLastRunner<T extends ScheduleRecord>(ctx: ApiContext, list: T[]): Promise<(T & { lastRunner: string | null; lastRunnerHost: string | null })[]> {
+  const jobs = new Map((await ctx.store.getMany(list.flatMap((s) => (s.lastJobId ? [s.lastJobId] : [])))).map((j) => [j.id, j] as const));
+  const runnerIds = new Set([...jobs.values()].flatMap((j) => (j.runnerId ? [j.runnerId] : [])));
+  const hosts = new Map(runnerIds.size > 0 ? (await ctx.runners.list()).map((r) => [r.id, r.host ?? null] as const) : []);
+  return list.map((s) => {
+    const runner = (s.lastJobId ? jobs.get(s.lastJobId)?.runnerId : undefined) || null;
+    return { ...s, lastRunner: runner, lastRunnerHost: runner ? (hosts.get(runner) ?? null) : null };
+  });
+}
+
+/** A schedule's calendar must exist when it is named. */
+async function assertCalendar(ctx: ApiContext, def: ScheduleDef): Promise<void> {
+  if (def.calendar && !(await ctx.schedules.calendars()).has(def.calendar)) {
+    throwProblems([{ field: 'calendar', message: `no calendar ${def.calendar} (create it with PUT /v1/calendars/${def.calendar})` }], 'body');
+  }
 }
 
 export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const guard = guards(ctx).schedule();
-  const next = (def: ScheduleDef, enabled: boolean, now: number): number | null =>
-    enabled ? nextFireAfter(def.cron, def.timezone, now) : null;
+  const next = async (def: ScheduleDef, enabled: boolean, now: number): Promise<number | null> => (enabled ? firstFire(ctx, def, now) : null);
   const mustGet = async (name: string) => {
     const s = await ctx.schedules.get(name);
     if (!s) throw new DroverError('NOT_FOUND', `no schedule ${name}`);
     return s;
   };
-  const viewOf = async (name: string) => scheduleView(await mustGet(name));
+  const viewOf = async (name: string) => scheduleView((await withLastRunner(ctx, [await mustGet(name)]))[0]!);
   // A schedule whose jobs no runner would take is accepted, and said so (as job submissions are).
   const warned = async <T extends object>(view: T, def: ScheduleDef): Promise<T & { warnings?: SubmitWarning[] }> => {
     const warnings = await submitWarnings(ctx.runners, defSpecs(def).map(({ spec }) => spec), ctx.log);
@@ -144,11 +215,12 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (request, reply) => {
       const def = scheduleDefaults(request.body);
       checkDef(def);
+      await assertCalendar(ctx, def);
       for (const { spec, field } of defSpecs(def)) assertSubmittable(ctx, request.principal, spec, field);
       assertFireSize(ctx, def);
       const enabled = request.body.enabled ?? true;
       const now = Date.now();
-      if (!(await ctx.schedules.put('create', request.body.name, def, enabled, next(def, enabled, now), now))) {
+      if (!(await ctx.schedules.put('create', request.body.name, def, enabled, await next(def, enabled, now), now))) {
         throw new DroverError('CONFLICT', `a schedule named ${request.body.name} exists already`, { field: 'name' });
       }
       return reply.status(201).send(await warned(await viewOf(request.body.name), def));
@@ -161,16 +233,17 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (request) => {
       const page = await ctx.schedules.list(request.query.cursor, request.query.limit ?? 50);
       // A restricted token sees the schedules whose every job runs in its queues; the cursor pages on regardless.
-      return { items: page.items.filter((s) => canSee(request.principal, scheduleQueues(s))).map(scheduleView), nextCursor: page.nextCursor };
+      const visible = page.items.filter((s) => canSee(request.principal, scheduleQueues(s)));
+      return { items: (await withLastRunner(ctx, visible)).map(scheduleView), nextCursor: page.nextCursor };
     },
   );
 
   app.get<Named>(
     '/v1/schedules/:name',
-    { config: { scope: 'read', queues: guard }, schema: { operationId: 'getSchedule', tags: ['schedules'], summary: 'A schedule with its next and last run, and the next 5 fire times', params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
+    { config: { scope: 'read', queues: guard }, schema: { operationId: 'getSchedule', tags: ['schedules'], summary: 'A schedule with its next and last run, and the next 5 fire times (none while disabled)', params: NameParams, response: { 200: ScheduleRecordSchema, ...errors } } },
     async (request) => {
       const s = await viewOf(request.params.name);
-      return { ...s, upcoming: nextFireTimes(s.cron, s.timezone, Date.now(), 5).map((t) => new Date(t).toISOString()) };
+      return { ...s, upcoming: await upcomingOf(ctx, s, 5) };
     },
   );
 
@@ -190,13 +263,15 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
         misfire: changes.misfire ?? current.misfire,
         description: changes.description ?? current.description,
         alertAfterFailures: changes.alertAfterFailures !== undefined ? changes.alertAfterFailures : current.alertAfterFailures,
+        ...timingOf(changes, current),
       };
       checkDef(def);
+      await assertCalendar(ctx, def);
       for (const { spec, field } of defSpecs(def)) assertSubmittable(ctx, request.principal, spec, field);
       assertFireSize(ctx, def);
       const enabled = wantEnabled ?? current.enabled;
       const now = Date.now();
-      if (!(await ctx.schedules.put('update', request.params.name, def, enabled, next(def, enabled, now), now))) {
+      if (!(await ctx.schedules.put('update', request.params.name, def, enabled, await next(def, enabled, now), now))) {
         throw new DroverError('NOT_FOUND', `no schedule ${request.params.name}`);
       }
       return warned(await viewOf(request.params.name), def);
@@ -267,33 +342,33 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return markReplayed(reply).status(201).send(byId.get(replay.results[0]!.id)!);
   };
 
-  app.post<Named & { Body: { delayMs?: number; env?: Record<string, string>; args?: string[] } }>(
+  app.post<Named & { Body: TriggerOptions }>(
     '/v1/schedules/:name/trigger',
-    { preValidation: noBodyIsEmpty, config: { scope: 'submit', queues: guard }, schema: { operationId: 'triggerSchedule', tags: ['schedules'], summary: 'Run the schedule\'s job now (or after delayMs), optionally with env and args overrides', params: NameParams, headers: IdempotencyHeaders, body: TriggerBody, response: { 201: SubmittedJob, 409: ErrorResponse, ...errors } } },
+    { preValidation: noBodyIsEmpty, config: { scope: 'submit', queues: guard }, schema: { operationId: 'triggerSchedule', tags: ['schedules'], summary: 'Run the schedule\'s job (or workflow) now or after delayMs, optionally with env and args overrides (every step\'s, for a workflow) and without its dependencies', params: NameParams, headers: IdempotencyHeaders, body: TriggerBody, response: { 201: SubmittedJob, 409: ErrorResponse, ...errors } } },
     async (request, reply) => {
       const claim = claimOf(request, ctx);
       const prior = await priorResult(ctx, claim);
       if (prior) return replayTrigger(reply, prior);
-      const s = await mustGet(request.params.name);
-      const { delayMs, env, args } = request.body ?? {};
+      const current = await mustGet(request.params.name);
+      const { delayMs } = request.body ?? {};
       if (delayMs !== undefined && delayMs > ctx.maxDelayMs) throwProblems([{ field: 'delayMs', message: `is more than ${ctx.maxDelayMs} ms (DROVER_MAX_DELAY_MS)` }], 'body');
-      if (s.workflow && (env || args)) throwProblems([{ field: env ? 'env' : 'args', message: 'a workflow schedule is triggered as it is (no env or args; delayMs is fine)' }], 'body');
-      const override: Partial<JobTemplate> = { ...(env ? { env: { ...s.job?.env, ...env } } : {}), ...(args ? { args } : {}) };
-      if (s.job) throwProblems(checkJobSpec({ ...s.job, ...override }), 'body');
+      const s = triggeredDef(current, request.body ?? {});
+      checkDef(s);
       const now = Date.now();
-      const payload = firePayload(s.name, s, now, override);
-      if (payload.spec) assertSubmittable(ctx, request.principal, payload.spec, 'job');
-      else for (const { spec, field } of defSpecs(s)) assertSubmittable(ctx, request.principal, spec, field);
-      const outcome = await triggerScheduleOnce(ctx, s.name, payload, delayMs ? now + delayMs : null, now, claim);
-      if (outcome === 'missing') throw new DroverError('NOT_FOUND', `no schedule ${s.name}`);
+      const payload = firePayload(current.name, ctx.schedules.seal(s), now);
+      for (const { spec, field } of defSpecs(s)) assertSubmittable(ctx, request.principal, spec, field);
+      const outcome = await triggerScheduleOnce(ctx, current.name, payload, delayMs ? now + delayMs : null, now, claim);
+      if (outcome === 'missing') throw new DroverError('NOT_FOUND', `no schedule ${current.name}`);
       if (outcome !== 'fired') return replayTrigger(reply, outcome);
       const warnings = await submitWarnings(ctx.runners, defSpecs(s).map(({ spec }) => spec), ctx.log);
       const job = (await ctx.store.get(payload.jobIds[0]!))!;
-      return reply.status(201).send(warnings.length > 0 ? { ...job, warnings } : job);
+      // As POST /v1/jobs does: a schedule with replicas answers every copy's id.
+      const replicas = payload.spec && payload.jobIds.length > 1 ? { replicaJobs: payload.jobIds } : {};
+      return reply.status(201).send({ ...job, ...replicas, ...(warnings.length > 0 ? { warnings } : {}) });
     },
   );
 
-  app.get<{ Querystring: { cron: string; timezone?: string; count?: number } }>(
+  app.get<{ Querystring: { cron: string; timezone?: string; count?: number; from?: string } }>(
     '/v1/cron/preview',
     {
       config: { scope: 'read', queues: 'none' },
@@ -305,36 +380,50 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
           cron: Type.String({ minLength: 1, maxLength: 256 }),
           timezone: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
           count: Type.Optional(Type.Integer({ minimum: 1, maximum: 50 })),
+          from: Type.Optional(Type.String({ format: 'date-time', description: 'Fire times after this (ISO 8601 with offset); default now. An @every interval counts from it.' })),
         }, { additionalProperties: false }),
-        response: { 200: Type.Object({ cron: Type.String(), timezone: Type.String(), next: Type.Array(Type.String({ format: 'date-time' })) }), ...errors },
+        response: {
+          200: Type.Object({
+            cron: Type.String(),
+            timezone: Type.String(),
+            from: Type.String({ format: 'date-time' }),
+            next: Type.Array(Type.String({ format: 'date-time' })),
+            offsets: Type.Array(Type.String({ description: 'The time zone\'s UTC offset at each fire time, e.g. +02:00.' })),
+          }),
+          ...errors,
+        },
       },
     },
     async (request) => {
       const { cron, timezone = 'UTC', count = 5 } = request.query;
+      const from = request.query.from === undefined ? Date.now() : Date.parse(request.query.from);
       if (!isTimeZone(timezone)) throwProblems([{ field: 'timezone', message: `unknown time zone "${timezone}" (use an IANA name such as Europe/Berlin)` }], 'querystring');
       try {
         validateCron(cron, timezone);
       } catch (err) {
         throwProblems([{ field: 'cron', message: (err as Error).message }], 'querystring');
       }
-      return { cron, timezone, next: nextFireTimes(cron, timezone, Date.now(), count).map((t) => new Date(t).toISOString()) };
+      const next = nextScheduleFires({ cron, timezone }, from, count);
+      return { cron, timezone, from: new Date(from).toISOString(), next: next.map((t) => new Date(t).toISOString()), offsets: next.map((t) => offsetLabel(utcOffsetMs(timezone, t))) };
     },
   );
 
   app.get<Named & { Querystring: { cursor?: string; limit?: number } }>(
     '/v1/schedules/:name/runs',
-    { config: { scope: 'read', queues: guard }, schema: { operationId: 'listScheduleRuns', tags: ['schedules'], summary: 'Jobs this schedule produced, newest first', params: NameParams, querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(JobRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errors } } },
+    { config: { scope: 'read', queues: guard }, schema: { operationId: 'listScheduleRuns', tags: ['schedules'], summary: 'Jobs this schedule produced, newest first; on the first page also the fire times that made no job (skipped, misfired)', params: NameParams, querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(JobRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]), unfired: Type.Optional(Type.Array(UnfiredRunSchema)) }), ...errors } } },
     async (request) => {
-      await mustGet(request.params.name);
+      const s = await mustGet(request.params.name);
       const { cursor, limit = 50 } = request.query;
       if (cursor !== undefined && !/^[0-9A-HJKMNP-TV-Z]{26}$/.test(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
       const page = await ctx.schedules.runs(request.params.name, cursor, limit);
+      // Fire times that made no job are not jobs: listed beside them, on the first page (the newest UNFIRED_MAX).
+      const unfired = cursor === undefined && canSee(request.principal, scheduleQueues(s)) ? { unfired: await ctx.schedules.unfired(s.name) } : {};
       // A schedule moved between queues by an admin keeps its older runs: a restricted token sees its queues' only.
       const items: JobRecord[] = (await ctx.store.getMany(page.ids)).filter((j) => canSee(request.principal, [j.queue]));
-      if (!ctx.archive) return { items, nextCursor: page.nextCursor };
+      if (!ctx.archive) return { items, nextCursor: page.nextCursor, ...unfired };
       // Runs Redis no longer holds come from the archive; both sides take ids below the cursor, merged newest first.
       const archived = await ctx.archive.list({ schedule: request.params.name }, cursor, limit + 1);
-      return mergeNewestFirst(items, page.nextCursor, archived, limit);
+      return { ...mergeNewestFirst(items, page.nextCursor, archived, limit), ...unfired };
     },
   );
 }
