@@ -3,14 +3,15 @@ import { ApiError, CliError } from './errors.js';
 /** Longest a plain request may take: cancel and drain wait for the runner on the server, a few seconds at most. */
 const REQUEST_TIMEOUT_MS = 60_000;
 
-export type Query = Record<string, string | number | boolean | undefined>;
+/** A query string's parameters; a list repeats its parameter (`label=a=1&label=b=2`). */
+export type Query = Record<string, string | number | boolean | string[] | undefined>;
 
 /** `/v1/jobs/a b` → `/v1/jobs/a%20b`: every name and id the user typed goes through here. */
 export const seg = (s: string): string => encodeURIComponent(s);
 
 function withQuery(path: string, query: Query | undefined): string {
   const params = new URLSearchParams();
-  for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) params.set(k, String(v));
+  for (const [k, v] of Object.entries(query ?? {})) for (const one of v === undefined ? [] : [v].flat()) params.append(k, String(one));
   const qs = params.toString();
   return qs ? `${path}?${qs}` : path;
 }

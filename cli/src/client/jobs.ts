@@ -3,7 +3,7 @@ import type { Options, Parsed } from './args.js';
 import { JSON_OPTION, about, show, type CommandDef, type Ctx } from './command.js';
 import { UsageError } from './errors.js';
 import { commandOf, duration, fields, relative, runTime, status, table, truncate, when } from './format.js';
-import { seg, type Api } from './http.js';
+import { seg, type Api, type Query } from './http.js';
 import { TRUNCATED_NOTE, followLogs, printLogs, writeLine } from './logs.js';
 import { COMMAND_HELP, JOB_OPTIONS, NAME_OPTION, jobTemplate } from './spec.js';
 
@@ -41,7 +41,7 @@ export function jobTable(jobs: JobRecord[], color: boolean): string {
 export const LIMIT_OPTION: Options = { limit: { type: 'string', short: 'n', arg: 'n', desc: 'at most this many (1-1000, default 50)' } };
 
 /** A page of a list: the items (what --json prints), and a note on stderr when there are more. */
-export async function listPage<T>(ctx: Ctx, p: Parsed, path: string, query: Record<string, string | undefined>, human: (items: T[]) => string): Promise<undefined> {
+export async function listPage<T>(ctx: Ctx, p: Parsed, path: string, query: Query, human: (items: T[]) => string): Promise<undefined> {
   const page = await ctx.api().get<{ items: T[]; nextCursor: string | null }>(path, { ...query, limit: p.opts.int('limit', 1, 1000) });
   show(ctx, p, page.items, human);
   if (page.nextCursor && !p.opts.flag('json')) ctx.err('drover: there are more; raise --limit (up to 1000) to see them');
@@ -88,24 +88,41 @@ export function printSubmitted(ctx: Ctx, p: Parsed, job: Submitted): undefined {
 }
 
 export const jobs: CommandDef = {
-  usage: '[--status s] [--queue q] [--label k=v] [--limit n] [--json]',
-  summary: 'list jobs, newest first',
+  usage: '[--status s] [--queue q] [--label k=v]... [--runner id] [--name n] [--command text] [--since time] [--until time] [--limit n] [--json]',
+  summary: 'list and search jobs, newest first (filters combine)',
   options: {
     status: { type: 'string', short: 's', arg: 'status', desc: 'only jobs in this state (waiting, delayed, queued, running, succeeded, failed, timed_out, cancelled, lost)' },
     queue: { type: 'string', short: 'q', arg: 'queue', desc: 'only jobs of this queue' },
-    label: { type: 'string', short: 'l', arg: 'k=v', desc: 'only jobs with this label' },
+    label: { type: 'string', short: 'l', arg: 'k=v', multiple: true, desc: 'only jobs with this label' },
     schedule: { type: 'string', arg: 'name', desc: 'only jobs this schedule fired' },
+    runner: { type: 'string', arg: 'id', desc: 'only jobs whose latest attempt ran on this runner' },
+    name: { type: 'string', arg: 'name', desc: 'only jobs of this name' },
+    command: { type: 'string', arg: 'text', desc: 'only jobs whose command contains this text' },
+    since: { type: 'string', arg: 'time', desc: 'only jobs created at or after this time (ISO 8601)' },
+    until: { type: 'string', arg: 'time', desc: 'only jobs created before this time (ISO 8601)' },
     ...LIMIT_OPTION,
     ...JSON_OPTION,
   },
   async run(ctx, p) {
     const { opts } = p;
-    const label = opts.str('label');
-    if (label !== undefined && !label.includes('=')) throw new UsageError(`--label takes k=v, not "${label}"`);
-    const query = { status: opts.str('status'), queue: opts.str('queue'), label, schedule: opts.str('schedule') };
+    const labels = opts.list('label');
+    const bad = labels.find((l) => !l.includes('='));
+    if (bad !== undefined) throw new UsageError(`--label takes k=v, not "${bad}"`);
+    const query = {
+      status: opts.str('status'), queue: opts.str('queue'), label: labels.length > 0 ? labels : undefined, schedule: opts.str('schedule'),
+      runner: opts.str('runner'), name: opts.str('name'), command: opts.str('command'), createdAfter: isoOption(opts.str('since'), '--since'), createdBefore: isoOption(opts.str('until'), '--until'),
+    };
     return listPage<JobRecord>(ctx, p, '/v1/jobs', query, (items) => jobTable(items, ctx.color));
   },
 };
+
+/** A time option as the API takes it (ISO 8601); a local time without an offset is read as local. */
+export function isoOption(value: string | undefined, flag: string): string | undefined {
+  if (value === undefined) return undefined;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms)) throw new UsageError(`${flag}: "${value}" is not a time (ISO 8601, e.g. 2030-05-01T09:00:00Z)`);
+  return new Date(ms).toISOString();
+}
 
 export const statusCommand = about({
   arg: 'id',
@@ -130,11 +147,23 @@ export const logs: CommandDef = {
   },
 };
 
-export const cancel = about({
+/** POST /v1/jobs/:id/cancel?group=1: what became of the copies. */
+interface GroupCancelled {
+  group: string;
+  cancelled: string[];
+  stopping: string[];
+}
+
+export const cancel = about<JobRecord | GroupCancelled>({
   arg: 'id',
-  summary: 'cancel a job: a waiting one never runs, a running one is stopped (SIGTERM, then SIGKILL)',
-  call: (ctx, id) => ctx.api().post<JobRecord>(`${jobPath(id)}/cancel`),
-  human: (j) => (j.status === 'cancelled' ? `${j.id} cancelled` : `${j.id}: cancel requested, still ${j.status}`),
+  usage: '<id> [--group] [--json]',
+  summary: 'cancel a job: a waiting one never runs, a running one is stopped (SIGTERM, then SIGKILL); --group: every copy of its replicas',
+  options: { group: { type: 'boolean', desc: 'cancel every copy of the job (replicas), whichever copy the id names' } },
+  call: (ctx, id, p) => ctx.api().post<JobRecord | GroupCancelled>(`${jobPath(id)}/cancel`, {}, p.opts.flag('group') ? { group: 1 } : undefined),
+  human: (r) => {
+    if ('stopping' in r) return [...r.cancelled.map((c) => `${c} cancelled`), ...r.stopping.map((c) => `${c}: cancel requested, still stopping`)].join('\n') || 'nothing to cancel';
+    return r.status === 'cancelled' ? `${r.id} cancelled` : `${r.id}: cancel requested, still ${r.status}`;
+  },
 });
 
 export const retry = about({

@@ -1,9 +1,10 @@
 import type { QueueSettingsInput, QueueView } from '@drover/core';
-import { DURATION_HELP, parseDuration, type Opts } from './args.js';
-import { about, listCommand, type CommandDef, type Group } from './command.js';
+import { DURATION_HELP, parseDuration, type Opts, type Parsed } from './args.js';
+import { about, listCommand, type CommandDef, type Ctx, type Group } from './command.js';
 import { UsageError } from './errors.js';
 import { duration, table, type Cell } from './format.js';
 import { seg } from './http.js';
+import { isoOption } from './jobs.js';
 
 const queuePath = (name: string): string => `/v1/queues/${seg(name)}`;
 
@@ -85,6 +86,31 @@ function pauseOrResume(action: 'pause' | 'resume'): CommandDef {
   });
 }
 
+/** What a bulk action answers: how many jobs and which (capped). */
+interface Affected {
+  count: number;
+  ids: string[];
+  idsTruncated: boolean;
+  nextCursor?: string | null;
+}
+
+const affectedText = (verb: string) => (r: Affected): string =>
+  [`${verb} ${r.count} job${r.count === 1 ? '' : 's'}`, ...r.ids, ...(r.idsTruncated ? [`(and ${r.count - r.ids.length} more)`] : [])].join('\n');
+
+/** `queues retry`: every page of the retry, until the API says there is no more. */
+async function retryAll(ctx: Ctx, name: string, p: Parsed): Promise<Affected> {
+  const since = isoOption(p.opts.str('since'), '--since');
+  const total: Affected = { count: 0, ids: [], idsTruncated: false };
+  for (let cursor: string | undefined; ; ) {
+    const page = await ctx.api().post<Affected>(`${queuePath(name)}/retry`, { status: p.opts.str('status') ?? 'failed', ...(since ? { since } : {}), ...(cursor ? { cursor } : {}) });
+    total.count += page.count;
+    total.ids.push(...page.ids);
+    total.idsTruncated ||= page.idsTruncated;
+    if (!page.nextCursor) return total;
+    cursor = page.nextCursor;
+  }
+}
+
 export const queues: Group = {
   summary: 'queues: settings that hold across all runners, pause and resume',
   commands: {
@@ -106,5 +132,43 @@ export const queues: Group = {
     }),
     pause: pauseOrResume('pause'),
     resume: pauseOrResume('resume'),
+    retry: about({
+      arg: 'name',
+      usage: '<name> [--status failed|timed_out|lost|cancelled] [--since time] [--json]',
+      summary: 'run once more every failed job of a queue (or of another finished state); a job already run again is not',
+      options: {
+        status: { type: 'string', short: 's', arg: 'status', desc: 'the state of the jobs to run again (default failed)' },
+        since: { type: 'string', arg: 'time', desc: 'only jobs that finished at or after this time (ISO 8601)' },
+      },
+      call: retryAll,
+      human: affectedText('retried'),
+    }),
+    cancel: about({
+      arg: 'name',
+      usage: '<name> [--status waiting|queued|delayed|running] [--json]',
+      summary: 'cancel the jobs of a queue that have not started (default), or stop its running ones (--status running)',
+      options: { status: { type: 'string', short: 's', arg: 'status', desc: 'waiting (all not started), queued, delayed or running' } },
+      call: (ctx, name, p) => {
+        const status = p.opts.str('status') ?? 'waiting';
+        if (!['waiting', 'queued', 'delayed', 'running'].includes(status)) throw new UsageError(`--status: cancel takes waiting, queued, delayed or running, not "${status}"`);
+        return ctx.api().delete<Affected>(`${queuePath(name)}/jobs`, { status });
+      },
+      human: affectedText('cancelled'),
+    }),
+    clean: about({
+      arg: 'name',
+      usage: '<name> --status succeeded|failed|timed_out|cancelled|lost [--before time] [--json]',
+      summary: "delete the records of a queue's finished jobs (output included) that finished before a time (default now)",
+      options: {
+        status: { type: 'string', short: 's', arg: 'status', desc: 'the finished state whose jobs to delete' },
+        before: { type: 'string', arg: 'time', desc: 'only jobs that finished before this time (ISO 8601)' },
+      },
+      call: (ctx, name, p) => {
+        const status = p.opts.str('status');
+        if (status === undefined) throw new UsageError('--status is required: succeeded, failed, timed_out, cancelled or lost');
+        return ctx.api().delete<Affected>(`${queuePath(name)}/jobs`, { status, before: isoOption(p.opts.str('before'), '--before') });
+      },
+      human: affectedText('deleted'),
+    }),
   },
 };

@@ -136,6 +136,12 @@ export const schedules: Group = {
       call: (ctx, name, p) => ctx.api().delete<{ deleted: string; interrupted: string[] }>(schedulePath(name), { kill: p.opts.flag('kill') ? 1 : undefined }),
       human: (d) => `deleted schedule ${d.deleted}${d.interrupted.length ? `; cancelled ${d.interrupted.join(', ')}` : ''}`,
     }),
+    kill: about({
+      arg: 'name',
+      summary: "stop a schedule's unfinished jobs (running ones get SIGTERM, then SIGKILL); the schedule stays",
+      call: (ctx, name) => ctx.api().post<{ schedule: string; interrupted: string[] }>(`${schedulePath(name)}/kill`),
+      human: (d) => (d.interrupted.length ? `cancelled ${d.interrupted.join(', ')}` : `schedule ${d.schedule} had no unfinished jobs`),
+    }),
     enable: toggle('enable'),
     disable: toggle('disable'),
     trigger: about({
