@@ -66,7 +66,7 @@ test('archive: finished jobs go to PostgreSQL; after Redis retention the API rea
   const rows = (await sql.query<{ id: string; status: string; exit_code: number }>('SELECT id, status, exit_code FROM drover_jobs WHERE id = ANY($1) ORDER BY id', [mine])).rows;
   assert.deepEqual(rows.map((r) => [r.id, r.status, r.exit_code]), [[jobs[0]!.id, 'succeeded', 0], [jobs[1]!.id, 'failed', 3]]);
   assert.equal((await sql.query('SELECT 1 FROM drover_job_output WHERE job_id = ANY($1)', [mine])).rowCount, 4 + 2);
-  assert.deepEqual((await sql.query<{ version: string }>('SELECT version FROM drover_migrations')).rows.map((r) => r.version), ['001_archive.sql']);
+  assert.deepEqual((await sql.query<{ version: string }>('SELECT version FROM drover_migrations')).rows.map((r) => r.version), ['001_archive.sql', '002_output_partial.sql']);
 });
 
 test('archive: two scheduler replicas, one killed with -9 mid-way: every job archived exactly once', async (t) => {

@@ -192,6 +192,17 @@ test('dashboard: log in, run a job and watch it live, read its log, pause a queu
   assert.equal(await attempts.nth(0).locator('.l-stdout').nth(1).textContent(), 'progress 100%');
   await shot(page, 'job-attempts');
 
+  // A job that reports its progress and a result: a progress bar and the result's JSON on its page.
+  assert.equal(await page.locator('[data-testid=job-progress]').count(), 0, 'the control: a job that reported nothing has no bar');
+  const reporting = await s.run({ command: `echo '::drover progress 60'; echo '::drover result {"rows":12}'` });
+  await page.goto(`${s.url}/ui/#/jobs/${reporting.id}`);
+  const bar = page.locator('[data-testid=job-progress] progress');
+  await bar.waitFor();
+  assert.equal(await bar.evaluate((e) => (e as HTMLProgressElement).value), 60);
+  assert.match((await page.locator('[data-testid=job-progress]').textContent()) ?? '', /60%/);
+  assert.deepEqual(JSON.parse((await page.locator('[data-testid=job-result]').textContent()) ?? 'null'), { rows: 12 });
+  await shot(page, 'job-progress');
+
   // Jobs list, filtered, with live status.
   await page.goto(`${s.url}/ui/#/jobs`);
   await page.waitForSelector(`tr[data-job="${jobId}"] .status.s-failed`);

@@ -6,6 +6,7 @@ import { commandOf, duration, fields, relative, runTime, status, table, truncate
 import { seg, type Api, type Query } from './http.js';
 import { TRUNCATED_NOTE, followLogs, printLogs, writeLine } from './logs.js';
 import { COMMAND_HELP, JOB_OPTIONS, NAME_OPTION, jobTemplate } from './spec.js';
+import { outcome } from './outcome.js';
 
 /** A submitted job as the API answers it: the record plus, for copies, all their ids. */
 export type Submitted = JobRecord & { replicaJobs?: string[]; deduplicated?: boolean; warnings?: SubmitWarning[] };
@@ -133,17 +134,23 @@ export const statusCommand = about({
 
 export const logs: CommandDef = {
   usage: '[-f|--follow] <id>',
-  summary: "a job's output (stdout to stdout, stderr to stderr); -f follows it until the job ends",
+  summary: "a job's output (stdout to stdout, stderr to stderr); -f follows it until the job ends and exits as drover run does",
   args: ['id'],
   options: { follow: { type: 'boolean', short: 'f', desc: 'keep printing new lines until the job ends' } },
   async run(ctx, p) {
     const api = ctx.api();
     const id = p.args[0]!;
-    const page = p.opts.flag('follow')
-      ? await followLogs(api, id, (l) => writeLine(ctx, l), new AbortController().signal)
-      : await printLogs(ctx, api, id);
-    if (page.truncated) ctx.err(TRUNCATED_NOTE);
-    return undefined;
+    if (!p.opts.flag('follow')) {
+      if ((await printLogs(ctx, api, id)).truncated) ctx.err(TRUNCATED_NOTE);
+      return undefined;
+    }
+    const end = await followLogs(api, id, (l) => writeLine(ctx, l), new AbortController().signal);
+    if (end.truncated) ctx.err(TRUNCATED_NOTE);
+    // Ends as `drover run` does: with the job's outcome (its exit code when it failed), archived job or live.
+    const job = end.status === null ? await api.get<JobRecord>(jobPath(id)) : ({ id, timeoutMs: null, ...end } as unknown as JobRecord);
+    const { code, message } = outcome(job);
+    if (message) ctx.err(`drover: ${message}`);
+    return code;
   },
 };
 

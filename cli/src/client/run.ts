@@ -1,4 +1,3 @@
-import { constants } from 'node:os';
 import type { JobRecord, JobSpecInput, QueueView } from '@drover/core';
 import type { CommandDef, Ctx } from './command.js';
 import { ApiError, UsageError } from './errors.js';
@@ -7,35 +6,7 @@ import { seg, type Api } from './http.js';
 import { jobPath, printSubmitted, printWarnings, submitJob, type Submitted } from './jobs.js';
 import { TRUNCATED_NOTE, followLogs, writeLine, type LogEnd, type LogLine } from './logs.js';
 import { COMMAND_HELP, JOB_OPTIONS, NAME_OPTION, jobTemplate } from './spec.js';
-
-/** Exit codes for endings without the command's own code, as timeout(1) and shells use them. */
-export const EXIT_TIMED_OUT = 124;
-export const EXIT_CANCELLED = 130;
-
-/** The exit code `drover run` ends with for a finished job, and what to say on stderr, if anything. */
-export function outcome(job: JobRecord): { code: number; message?: string } {
-  const id = `job ${job.id}`;
-  const why = job.error ? `: ${job.error}` : '';
-  switch (job.status) {
-    case 'succeeded':
-      return { code: 0 };
-    case 'failed': {
-      // The command's own code, quietly: as if it had run here.
-      if (job.exitCode !== null && job.exitCode >= 0 && job.exitCode <= 255) return { code: job.exitCode };
-      const signal = job.signal ? constants.signals[job.signal as keyof typeof constants.signals] : undefined;
-      if (signal !== undefined) return { code: 128 + signal, message: `${id} was killed by ${job.signal}` };
-      return { code: 1, message: `${id} failed${why}` };
-    }
-    case 'timed_out':
-      return { code: EXIT_TIMED_OUT, message: `${id} timed out${job.timeoutMs !== null ? ` after ${duration(job.timeoutMs)}` : ''}` };
-    case 'cancelled':
-      return { code: EXIT_CANCELLED, message: `${id} was cancelled` };
-    case 'lost':
-      return { code: 1, message: `${id} was lost (its runner stopped answering)${why}` };
-    default:
-      return { code: 1, message: `${id} is still ${job.status}` };
-  }
-}
+import { EXIT_CANCELLED, outcome } from './outcome.js';
 
 const PENDING = ['waiting', 'delayed', 'queued'];
 const PROGRESS_MS = 1000;

@@ -77,6 +77,9 @@ export const JobRecordSchema = Type.Object({
   finishedAt: NullableTime,
   outputBytes: Type.Integer(),
   truncated: Type.Boolean(),
+  // Optional only for records archived before these fields existed.
+  progress: Type.Optional(Type.Union([Type.Number({ minimum: 0, maximum: 100 }), Type.Null()], { description: 'How far the job says it is, 0..100 (a `::drover progress N` line on stdout, or its DROVER_PROGRESS_FILE); null: it did not say.' })),
+  result: Type.Optional(Type.Unknown({ description: 'The JSON result the job reported (a `::drover result <json>` line on stdout, or its DROVER_RESULT_FILE; at most 64 KiB); null: none.' })),
   cancelRequested: Type.Boolean(),
   usage: Type.Union([
     Type.Object(
@@ -164,6 +167,11 @@ export const LogQuery = Type.Object(
     follow: Type.Optional(
       Type.Union(['1', '0', 'true', 'false'].map((v) => Type.Literal(v)), {
         description: 'With Accept: text/event-stream: stream lines live until the job ends (SSE `line` events, then `end`).',
+      }),
+    ),
+    format: Type.Optional(
+      Type.Literal('text', {
+        description: 'text: the whole output of every attempt as text/plain (streamed; stdout and stderr as written, a `--- attempt N of M: status ---` line before each attempt; cursor and limit do not apply).',
       }),
     ),
   },
@@ -356,7 +364,7 @@ export const WebhookCreatedSchema = Type.Object({ ...WebhookSchema.properties, s
 
 export const EventSchema = Type.Object({
   id: Type.String({ description: 'Stream id: monotonic; the Last-Event-ID (or `after`) to resume from.' }),
-  type: Type.String({ description: 'job.submitted, job.started, job.slow, job.succeeded, job.failed, job.timed_out, job.cancelled, job.lost, job.expired, job.retried, schedule.*, runner.*' }),
+  type: Type.String({ description: 'job.submitted, job.started, job.slow, job.succeeded, job.failed, job.timed_out, job.cancelled, job.lost, job.expired, job.retried, job.progress, schedule.*, runner.*' }),
   ts: Time,
   jobId: Nullable(Type.String()),
   queue: Nullable(Type.String()),

@@ -9,6 +9,7 @@ import { loginEnv, perJobIdentity, resolveIdentity, type Identity, type JobUser 
 import type { JobUidLease, JobUidPool } from './job-uids.js';
 import { fencedError, type LeaseFence } from './lease-fence.js';
 import { OutputCollector } from './output.js';
+import { PROGRESS_FILE, PROGRESS_POLL_MS, readProgressFile, readResultFile, RESULT_FILE } from './job-report.js';
 
 /** Parents already created: at thousands of jobs a second every saved syscall counts. */
 const madeParents = new Set<string>();
@@ -191,7 +192,11 @@ export class JobExecution {
     }
     const output = new OutputCollector(this.logs, this.id, this.attempt, this.opts.outputCapBytes, stored, (err) =>
       this.log.error({ err, jobId: this.id }, 'storing job output failed'),
-    );
+    this.queue);
+    // A retry starts with no progress or result: its predecessor's would describe a run that is over.
+    if (this.attempt > 1) await this.logs.clearReport(this.id).catch((err: unknown) => this.log.warn({ err, jobId: this.id }, 'clearing progress failed'));
+    let progressPoll: NodeJS.Timeout | undefined;
+    let jobUid: number | undefined;
     let exit: ExecExit;
     let startedAt: number | null = null;
     let refusal: string | undefined;
@@ -204,7 +209,11 @@ export class JobExecution {
       const base = uidLease ? perJobIdentity(uidLease.uid, jobDir) : this.opts.jobUser;
       const identity = resolveIdentity(spec, { users: this.opts.allowedUsers, groups: this.opts.allowedGroups }, base);
       if (identity.uid !== undefined || identity.gid !== undefined) await chown(jobDir, identity.uid ?? -1, identity.gid ?? -1);
-      const env = { ...this.childEnv(spec, identity), DROVER_JOB_DIR: jobDir, TMPDIR: jobDir };
+      jobUid = identity.uid;
+      const env = {
+        ...this.childEnv(spec, identity), DROVER_JOB_DIR: jobDir, TMPDIR: jobDir,
+        DROVER_PROGRESS_FILE: join(jobDir, PROGRESS_FILE), DROVER_RESULT_FILE: join(jobDir, RESULT_FILE),
+      };
       const argv = await prepareFiles(spec, jobDir, identity, this.opts.interpreters);
       // As late as possible, after the job's files exist: the file the program name resolves to now is what runs,
       // under its resolved path, so a symlink changed after this point cannot redirect the exec.
@@ -231,6 +240,7 @@ export class JobExecution {
         // The claim set the lease; renewals made since the claim count (the heartbeat covers this job already).
         this.opts.fence?.attach(this.proc);
       }
+      progressPoll = setInterval(() => void readProgressFile(jobDir, jobUid).then((p) => p !== undefined && output.setProgress(p)), PROGRESS_POLL_MS);
       if (this.timeoutMs !== undefined) this.timeoutTimer = setTimeout(() => this.stop('timeout'), this.timeoutMs);
       // A stop requested before the process existed (cancel during claim) applies now.
       if (this.stopReason) this.signalStop();
@@ -241,9 +251,12 @@ export class JobExecution {
     } finally {
       clearTimeout(this.timeoutTimer);
       clearTimeout(this.killTimer);
+      clearInterval(progressPoll);
       this.unrenewedAtExitMs = this.opts.fence?.unrenewedMs() ?? 0;
       this.opts.fence?.detach();
     }
+    // The files a job may report through are read before its directory goes.
+    if (startedAt !== null) await this.readReportFiles(output, jobDir, jobUid);
     const removeDir = (): Promise<void> => removeJobDir(jobDir).catch((err: unknown) => {
       this.log.warn({ err, jobDir }, 'removing the job directory failed');
       throw err;
@@ -267,6 +280,12 @@ export class JobExecution {
       startedAt,
       usage: exit.usage ?? null,
     };
+  }
+
+  private async readReportFiles(output: OutputCollector, jobDir: string, uid: number | undefined): Promise<void> {
+    const [progress, result] = await Promise.all([readProgressFile(jobDir, uid), readResultFile(jobDir, uid)]);
+    if (progress !== undefined) output.setProgress(progress);
+    if (result !== undefined) output.setResult(result);
   }
 
   private outcome(exit: ExecExit): { outcome: ExecutionResult['outcome']; error: string | null } {

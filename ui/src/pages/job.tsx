@@ -74,6 +74,15 @@ function LogTail({ job }: { job: Job }) {
   );
 }
 
+/** The job's own report of how far it is; the page reloads on its job.progress events (about one a second). */
+function JobProgress({ value }: { value: number }) {
+  return (
+    <span class="progress" data-testid="job-progress">
+      <progress max={100} value={value} aria-label="progress" /> {Math.round(value)}%
+    </span>
+  );
+}
+
 export function JobPage({ id, go }: { id: string; go: (hash: string) => void }) {
   const { data: job, error, reload } = useLoad(() => api<Job>('GET', `/v1/jobs/${id}`), [id]);
   useLiveEvents('job.*', reload, `&job=${encodeURIComponent(id)}`);
@@ -82,6 +91,9 @@ export function JobPage({ id, go }: { id: string; go: (hash: string) => void }) 
     ['status', <Status status={job.status} />],
     ['command', <code>{commandOf(job)}</code>],
     ['queue', job.queue],
+    // Only for a job that reports them (`::drover progress`, `::drover result`, or their files).
+    ...(job.progress != null ? [['progress', <JobProgress value={job.progress} />] as [string, preact.ComponentChildren]] : []),
+    ...(job.result != null ? [['result', <pre class="result" data-testid="job-result">{JSON.stringify(job.result, null, 2)}</pre>] as [string, preact.ComponentChildren]] : []),
     ['exit code', job.exitCode ?? (job.signal ? `signal ${job.signal}` : '–')],
     ['error', job.error ?? '–'],
     ['environment (names only)', job.envKeys.length ? job.envKeys.join(', ') : '–'],

@@ -60,6 +60,10 @@ export interface JobRecord {
   finishedAt: string | null;
   outputBytes: number;
   truncated: boolean;
+  /** How far the job says it is, 0..100 (`::drover progress`, its progress file); null: it did not say. */
+  progress: number | null;
+  /** The small JSON result it reported (`::drover result`, its result file); null: none. */
+  result: unknown;
   cancelRequested: boolean;
   usage: ResourceUsage | null;
   /** The limits the job asked for (its attempts also get the queue default and the runner's maximum for the rest). */
@@ -157,6 +161,8 @@ export function recordFromHash(h: Record<string, string>): JobRecord {
     finishedAt: iso(h.finishedAt),
     outputBytes: Number(h.outputBytes ?? 0),
     truncated: h.truncated === '1',
+    progress: h.progress ? Number(h.progress) : null,
+    result: h.result ? (JSON.parse(h.result) as unknown) : null,
     cancelRequested: h.cancelRequested === '1',
     usage: h.usage ? (JSON.parse(h.usage) as ResourceUsage) : null,
     resources: spec.resources ?? null,

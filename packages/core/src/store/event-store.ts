@@ -7,6 +7,8 @@ export const EVENT_TYPES = [
   'job.submitted', 'job.started', 'job.slow', 'job.succeeded', 'job.failed', 'job.timed_out', 'job.cancelled', 'job.lost', 'job.expired', 'job.retried',
   'schedule.fired', 'schedule.skipped', 'schedule.misfired', 'schedule.failing', 'schedule.recovered',
   'runner.joined', 'runner.draining', 'runner.resumed', 'runner.stopped', 'runner.gone',
+  // A running job's own report of how far it is (rate-limited by the runner: about one a second per job).
+  'job.progress',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -2,6 +2,7 @@ import type { Redis, Result } from 'ioredis';
 import { DroverError } from '../errors.js';
 import { defineScripts } from '../redis.js';
 import { isStreamId, type Keys } from './keys.js';
+import { EVENTS_MAX_LEN } from './scripts.js';
 
 /** `system`: lines Drover adds itself, such as which script ran. */
 export type OutputStream = 'stdout' | 'stderr' | 'system';
@@ -27,6 +28,15 @@ export interface LogEntry {
   partial?: true;
 }
 
+/** What a job reported about itself (`::drover progress|result`, its files), written with a batch of its output. */
+export interface ReportWrite {
+  /** 0..100; undefined: not reported. */
+  progress?: number | undefined;
+  /** Compact JSON text of its result; undefined: not reported. */
+  result?: string | undefined;
+  /** A job.progress event to record (the runner rate-limits them). */
+  event?: { queue: string; data: Record<string, unknown> };
+}
 
 /**
  * ARGV: log stream key, job hash key (one slot: both under the job's `{prefix}`). A daemon attempt begins: output from before the previous attempt is dropped, so a
@@ -62,8 +72,13 @@ export class LogStore {
     await this.redis.droverRollDaemonLog(this.keys.log(jobId), this.keys.job(jobId));
   }
 
-  /** Appends lines and records the running byte count, in one round trip. */
-  async append(jobId: string, lines: LogLine[], outputBytes: number, truncated: boolean): Promise<void> {
+  /** A new attempt starts with no progress or result of its own (its predecessor's are not its). */
+  async clearReport(jobId: string): Promise<void> {
+    await this.redis.hdel(this.keys.job(jobId), 'progress', 'result');
+  }
+
+  /** Appends lines and records the running byte count (and what the job reported), in one round trip. */
+  async append(jobId: string, lines: LogLine[], outputBytes: number, truncated: boolean, report?: ReportWrite): Promise<void> {
     const key = this.keys.log(jobId);
     const multi = this.redis.multi();
     for (const l of lines) {
@@ -72,7 +87,17 @@ export class LogStore {
       else multi.xadd(key, '*', 's', s, 't', l.ts, 'a', l.attempt, 'l', l.line);
     }
     multi.hset(this.keys.job(jobId), 'outputBytes', outputBytes, 'truncated', truncated ? 1 : 0);
+    if (report) this.addReport(multi, jobId, report);
     await multi.exec();
+  }
+
+  private addReport(multi: ReturnType<Redis['multi']>, jobId: string, report: ReportWrite): void {
+    // Stored as JSON text: the final event's script copies them into its data as they are.
+    if (report.progress !== undefined) multi.hset(this.keys.job(jobId), 'progress', String(report.progress));
+    if (report.result !== undefined) multi.hset(this.keys.job(jobId), 'result', report.result);
+    if (report.event) {
+      multi.xadd(`${this.keys.base}:events`, 'MAXLEN', '~', EVENTS_MAX_LEN, '*', 't', 'job.progress', 'j', jobId, 'q', report.event.queue, 'd', JSON.stringify(report.event.data));
+    }
   }
 
   async read(jobId: string, cursor: string | undefined, limit: number): Promise<{ items: LogEntry[]; last: string | null }> {

@@ -21,9 +21,20 @@ local base = ARGV[1]
 local function jobKey(id) return base .. ':job:' .. id end
 -- Appends a lifecycle event to the events stream, in the same atomic step as the change it reports. The stream
 -- is capped by length here (about ${EVENTS_MAX_LEN}) and by age by the scheduler (DROVER_EVENTS_RETENTION_MS).
-local function emit(etype, id, queue, data)
+-- extra: JSON members added as they are (a job's result), not decoded and encoded again (cjson would round numbers).
+local function emit(etype, id, queue, data, extra)
+  local d = data and cjson.encode(data) or '{}'
+  if extra and extra ~= '' then d = string.sub(d, 1, -2) .. (d == '{}' and '' or ',') .. extra .. '}' end
   redis.call('XADD', base .. ':events', 'MAXLEN', '~', ${EVENTS_MAX_LEN}, '*', 't', etype, 'j', id or '', 'q', queue or '',
-    'd', data and cjson.encode(data) or '{}')
+    'd', d)
+end
+-- What a job reported about itself (the runner stores both as JSON text), as members of its final event.
+local function jobReport(k)
+  local r = redis.call('HMGET', k, 'progress', 'result')
+  local parts = {}
+  if r[1] then parts[#parts + 1] = '"progress":' .. r[1] end
+  if r[2] then parts[#parts + 1] = '"result":' .. r[2] end
+  return table.concat(parts, ',')
 end
 local function move(id, queue, from, to)
   if from then
@@ -168,7 +179,7 @@ local function endJob(k, id, queue, from, status, now)
   workflowSlotFreed(e[9], id, now)
   emit('job.' .. status, id, queue, { attempt = tonumber(e[1]) or 0, exitCode = tonumber(e[2]) or cjson.null,
     signal = (e[3] and e[3] ~= '') and e[3] or cjson.null, error = (e[4] and e[4] ~= '') and e[4] or cjson.null,
-    runnerId = (e[5] and e[5] ~= '') and e[5] or cjson.null, schedule = e[6] or cjson.null, name = e[7] or cjson.null })
+    runnerId = (e[5] and e[5] ~= '') and e[5] or cjson.null, schedule = e[6] or cjson.null, name = e[7] or cjson.null }, jobReport(k))
   scheduleRunEnded(k, id, status, now)
   if e[8] and e[8] ~= '' then
     local dd = qKey(queue) .. ':dedupe'

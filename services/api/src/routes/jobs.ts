@@ -11,6 +11,7 @@ import { canSee, guards } from '../queue-scope.js';
 import { groupOf, stopJobs, stopped } from '../job-actions.js';
 import { assertUnderQuota, recordOwned } from '../job-quota.js';
 import { followLogs } from './log-follow.js';
+import { logText, sendLogText, type LogPager } from './log-text.js';
 import { IdempotencyHeaders, claimOf, markReplayed, priorResult, replayedJobs, storedNotPublished } from '../idempotency.js';
 import { SubmitWarnings, announcerFor, submitWarnings, withWarnings } from '../queue-consumers.js';
 import { CancelQuery, ErrorResponse, GroupCancelled, JobIdParams, JobListQuery, JobPage, JobRecordSchema, JobsAffected, LogPage, LogQuery, errorResponses } from '../schemas.js';
@@ -399,7 +400,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { cursor?: string; limit?: number; follow?: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { cursor?: string; limit?: number; follow?: string; format?: 'text' } }>(
     '/v1/jobs/:id/logs',
     {
       sse: 'dual',
@@ -414,8 +415,13 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async (request, reply) => {
-      const { cursor, limit = 1000, follow } = request.query;
+      const { cursor, limit = 1000, follow, format } = request.query;
       const job = await getJob(request.params.id, request.principal);
+      if (format === 'text' && !(reply.sse && (follow === '1' || follow === 'true'))) {
+        const archive = job.archived ? ctx.archive : undefined;
+        const read: LogPager = archive ? (c, n) => archive.logs(job.id, c, n) : async (c, n) => (await ctx.logs.read(job.id, c, n)).items;
+        return sendLogText(reply, job.id, logText(read, job, job.archived?.attemptHistory ?? (await ctx.store.attempts(job.id))));
+      }
       if (reply.sse && (follow === '1' || follow === 'true')) {
         const from = reply.sse.lastEventId ?? cursor;
         if (from !== undefined && !/^\d{1,20}-\d{1,20}$/.test(from)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
