@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import type { TestContext } from 'node:test';
-import { createLogger, type JobRecord, type QueueView } from '@drover/core';
+import { test, type TestContext } from 'node:test';
+import amqp from 'amqplib';
+import { RabbitmqTransport, createLogger, rabbitNames, type JobRecord, type QueueView } from '@drover/core';
 import { Runner } from '@drover/runner';
-import { brokerTest, startStack, type Stack } from './helpers/stack.js';
+import { AMQP_URL, BROKERS, brokerTest, startStack, type Stack } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 
 interface ErrorBody {
@@ -116,4 +117,30 @@ brokerTest('priority: 1 to 10 accepted; other values 400 with nothing stored; sc
   const jobOf = async (name: string) => (await s.request<JobRecord>('GET', `/v1/jobs/${wf.body.steps.find((x) => x.name === name)!.jobId}`)).body;
   assert.equal((await jobOf('a')).priority, 2, 'a workflow step sets it');
   assert.equal((await jobOf('b')).priority, 5);
+});
+
+test('RabbitMQ: a classic queue declared before priorities (no x-max-priority) is used as it is, with a warning', { skip: !BROKERS.includes('rabbitmq') }, async (t) => {
+  const s = await startStack(t, { broker: 'rabbitmq', runner: false, env: { AMQP_QUEUE_TYPE: 'classic' } });
+  // What an older Drover declared: RabbitMQ refuses to declare it again with other arguments.
+  const name = rabbitNames(s.prefix).queue('legacy');
+  const conn = await amqp.connect(AMQP_URL);
+  try {
+    const ch = await conn.createChannel();
+    await ch.assertQueue(name, { durable: true, arguments: { 'x-queue-type': 'classic', 'x-dead-letter-exchange': rabbitNames(s.prefix).deadExchange } });
+  } finally {
+    await conn.close();
+  }
+  const warnings: string[] = [];
+  const transport = new RabbitmqTransport({ url: AMQP_URL, prefix: s.prefix, queueType: 'classic', onWarning: (m) => warnings.push(m) });
+  t.after(() => transport.close());
+  await transport.ready();
+  // The job is created through the API (so the test's cleanup knows the queue), published by it and again here.
+  const job = await s.submit({ queue: 'legacy', command: 'echo still-runs', priority: 9 });
+  await transport.publish([{ jobId: job.id, queue: 'legacy', priority: 9 }]);
+  await transport.publish([{ jobId: job.id, queue: 'legacy', priority: 9 }]);
+  assert.equal(warnings.length, 1, 'warned once for the queue');
+  assert.match(warnings[0]!, new RegExp(`${name.replace(/\./g, '\\.')} was declared without x-max-priority`));
+  assert.ok(transport.isConnected(), 'the publisher channel survived the refused declaration');
+  await lateRunner(t, s, 'late', 'legacy');
+  assert.equal((await s.waitFor(job.id)).status, 'succeeded', 'its jobs run (duplicate messages dropped at claim)');
 });
