@@ -102,6 +102,15 @@ test('misfire: fire times missed while no scheduler ran are one misfired run wit
   assert.equal(bySchedule.get('skip-missed')?.fired, false);
   assert.equal(bySchedule.get('once-missed')?.fired, true);
 
+  // run-once that an overlap skip stops: a misfire that fired nothing, and a skip.
+  await create(s, { name: 'busy-missed', misfire: 'run-once', overlap: 'skip' });
+  const busyFirst = await nextRunAt(s, 'busy-missed');
+  await fire(busyFirst); // its one job stays unfinished (no runner)
+  await fire(busyFirst + 60_000 + 5 * 60_000);
+  const busy = await runs(s, 'busy-missed');
+  assert.equal(busy.items.length, 1);
+  assert.deepEqual(busy.unfired?.map((u) => [u.state, u.fired]), [['misfired', false], ['skipped', undefined]]);
+
   // Control: late within the threshold is no misfire; the fire time gets its job.
   await s.request('POST', '/v1/schedules/late/enable');
   const due = await nextRunAt(s, 'late');

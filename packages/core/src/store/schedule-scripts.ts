@@ -178,10 +178,6 @@ for i = 3, #ARGV, 12 do
   local outcome, status, replaced = 'stale', '', ''
   if h[1] == version and h[2] == expected and h[3] == '1' then
     local def = cjson.decode(h[4])
-    if misfired == '1' then
-      redis.call('HSET', k, 'lastMisfireAt', now)
-      recordUnfired(name, 'misfired', expected, now, fireQueue(queue, spec, meta), { missed = tonumber(missed) or 1, fired = fire == '1' })
-    end
     if fire ~= '1' then
       -- Not fired: by misfire policy, or the time fell on a date its calendar gained since it was computed.
       outcome = misfired == '1' and 'misfired' or 'excluded'
@@ -199,6 +195,11 @@ for i = 3, #ARGV, 12 do
       end
       status = createFire(name, id, queue, spec, runAt, expected, now, meta)
       outcome = 'fired'
+    end
+    -- fired: whether run-once made a job for the missed times (an overlap skip may still have stopped it).
+    if misfired == '1' then
+      redis.call('HSET', k, 'lastMisfireAt', now)
+      recordUnfired(name, 'misfired', expected, now, fireQueue(queue, spec, meta), { missed = tonumber(missed) or 1, fired = outcome == 'fired' })
     end
     redis.call('HSET', k, 'nextRunAt', nextRunAt)
     setDue(name, '1', nextRunAt)
