@@ -2,7 +2,7 @@
 // test/artifacts/ (git-ignored) for a person to look at.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { JobRecord } from '@drover/core';
@@ -158,6 +158,10 @@ test('dashboard: log in, run a job and watch it live, read its log, pause a queu
   await page.click('text=Download full log');
   const file = await download;
   assert.equal(file.suggestedFilename(), `${jobId}.log`);
+  // The API's text download: the output as the job wrote it, under its attempt's separator line.
+  const saved = readFileSync(await file.path(), 'utf8').split('\n');
+  assert.equal(saved[0], '--- attempt 1: failed (exit 3) ---');
+  assert.deepEqual(saved.slice(1).sort(), ['', 'hello from the browser', 'to stderr']);
   await shot(page, 'job');
 
   // Run again from the job page: a new job, labelled as a retry.

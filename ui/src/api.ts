@@ -89,11 +89,21 @@ export async function streamEvents(path: string, onEvent: (e: SseEvent) => void,
 }
 
 /** A download of text the API gives only to a token (an object URL, so the token stays out of the link). */
-export function downloadText(name: string, text: string): void {
-  const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+export function downloadText(name: string, text: string | Blob): void {
+  const url = URL.createObjectURL(typeof text === 'string' ? new Blob([text], { type: 'text/plain' }) : text);
   const a = document.createElement('a');
   a.href = url;
   a.download = name;
   a.click();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+/** A job's whole output as the API's text download (every attempt, byte for byte), saved as `<id>.log`. */
+export async function downloadLog(id: string): Promise<void> {
+  const res = await fetch(`/v1/jobs/${encodeURIComponent(id)}/logs?format=text`, { headers: headers() });
+  if (!res.ok) {
+    const err = ((await res.json().catch(() => undefined)) as { error?: { code?: string; message?: string } } | undefined)?.error;
+    throw new ApiError(err?.message ?? `HTTP ${res.status}`, err?.code ?? 'HTTP', res.status);
+  }
+  downloadText(`${id}.log`, await res.blob());
 }

@@ -1,25 +1,12 @@
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, downloadText, streamEvents } from '../api';
+import { api, downloadLog, streamEvents } from '../api';
 import { between, commandOf, duration, time, TERMINAL } from '../format';
-import type { Job, LogLine, LogPage } from '../types';
+import type { Job, LogLine } from '../types';
 import { ErrorBox, Status, useLiveEvents, useLoad } from '../ui';
 import { AnsiLines, AttemptHeader, byAttempt } from '../log-view';
 import { JobActions } from './jobs';
 
 const MAX_SHOWN = 5000;
-
-/** All stored output, page by page (for the download). */
-async function fullLog(id: string): Promise<LogLine[]> {
-  const out: LogLine[] = [];
-  let cursor: string | null = null;
-  for (;;) {
-    const page: LogPage = await api<LogPage>('GET', `/v1/jobs/${id}/logs?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    out.push(...page.items);
-    // A finished job's last page has no cursor; a running one's output is read up to now.
-    if (page.items.length === 0 || !page.nextCursor) return out;
-    cursor = page.nextCursor;
-  }
-}
 
 /** The output, live: the stored lines, then the follow stream (SSE) until the job ends; one block per attempt. */
 function LogTail({ job }: { job: Job }) {
@@ -53,7 +40,7 @@ function LogTail({ job }: { job: Job }) {
       <div class="row">
         <h2>Output</h2>
         <span class="muted">{ended ? 'ended' : 'live'}{job.truncated ? ', truncated at the output cap' : ''}</span>
-        <button type="button" onClick={() => void fullLog(job.id).then((all) => downloadText(`${job.id}.log`, all.map((l) => `${l.ts} ${l.stream} ${l.line}`).join('\n') + '\n'), setError)}>
+        <button type="button" onClick={() => void downloadLog(job.id).catch(setError)}>
           Download full log
         </button>
       </div>
