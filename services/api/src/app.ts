@@ -92,7 +92,7 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (String(body).trim() === '') done(null, undefined);
-    else void json(request, body, done);
+    else void json(request, String(body), done);
   });
   // `curl -d '{...}'` sends JSON labelled as a form; read JSON-looking form bodies as JSON so such scripts work.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
