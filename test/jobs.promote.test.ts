@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import type { DroverEvent, JobRecord } from '@drover/core';
+import { cli, cliEnv, type CliResult } from './helpers/cli.js';
 import { brokerTest, startStack } from './helpers/stack.js';
+
+function ok(r: CliResult): CliResult {
+  assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+  return r;
+}
 
 interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -61,4 +68,21 @@ brokerTest('promote a retry waiting out its backoff: the next attempt starts now
   const done = await s.waitFor(job.id);
   assert.equal(done.status, 'failed');
   assert.equal(done.attempts, 2, 'the second attempt ran without waiting out its backoff');
+});
+
+test('CLI: drover submit --priority --ttl, and drover promote', async (t) => {
+  const s = await startStack(t, { runner: false });
+  const env = cliEnv(t, s.url, s.tokens.admin);
+  const id = ok(await cli(t, env, 'submit', '--delay', '10m', '--priority', '9', '--ttl', '1h', '--', 'true')).stdout.trim();
+  const job = (await s.request<JobRecord>('GET', `/v1/jobs/${id}`)).body;
+  assert.equal(job.status, 'delayed');
+  assert.equal(job.priority, 9);
+  assert.equal(Date.parse(job.expiresAt!), Date.parse(job.createdAt) + 3_600_000);
+  assert.match(ok(await cli(t, env, 'promote', id)).stdout, new RegExp(`^${id} queued$`, 'm'));
+  const again = await cli(t, env, 'promote', id);
+  assert.notEqual(again.code, 0, 'a job that is not delayed');
+  assert.match(again.stderr, /only a delayed job can be promoted/);
+  const bad = await cli(t, env, 'submit', '--priority', '11', '--', 'true');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /--priority must be a whole number from 1 to 10/);
 });

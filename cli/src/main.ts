@@ -16,6 +16,7 @@ Client (talks to a running API):
   logs        a job's output; -f follows it until the job ends
   cancel      cancel a job
   retry       run a finished job again as a new job
+  promote     start a delayed job now
   schedules   cron schedules: add, ls, show, rm, enable, disable, trigger, runs
   cron        the next fire times of a cron expression
   queues      queues: ls, set, pause, resume
@@ -37,7 +38,7 @@ const services: Record<string, (env: NodeJS.ProcessEnv) => Promise<void>> = {
 };
 
 // The client commands load ./client only, never the server packages.
-const CLIENT = new Set(['run', 'submit', 'jobs', 'status', 'logs', 'cancel', 'retry', 'schedules', 'cron', 'queues', 'runners', 'whoami']);
+const CLIENT = new Set(['run', 'submit', 'jobs', 'status', 'logs', 'cancel', 'retry', 'promote', 'schedules', 'cron', 'queues', 'runners', 'whoami']);
 
 /** Exits once stdout and stderr are flushed, so piped output is not cut off (open keep-alive sockets would delay a natural exit). */
 function exitFlushed(code: number): void {

@@ -9,6 +9,8 @@ export const JOB_OPTIONS = {
   env: { type: 'string', short: 'e', multiple: true, arg: 'K=V', desc: "environment variable for the command (K alone passes this shell's $K)" },
   label: { type: 'string', short: 'l', multiple: true, arg: 'k=v', desc: 'label for the job' },
   retries: { type: 'string', arg: 'n', desc: 'extra attempts after a failure, timeout or loss (default 0)' },
+  priority: { type: 'string', arg: 'n', desc: 'from 1 (least urgent) to 10 (most urgent), default 5: waiting jobs start most urgent first' },
+  ttl: { type: 'string', arg: 'duration', desc: 'a deadline this long after the job is made: not started by then, it ends expired' },
 } satisfies Options;
 
 /** For run and submit only: in a schedule the name is the schedule's own. */
@@ -53,6 +55,8 @@ export function jobTemplate(p: Parsed, env: NodeJS.ProcessEnv): JobTemplate {
   const vars = envOf(opts.list('env'), env);
   const labels = opts.pairs('label');
   const retries = opts.int('retries', 0, 100);
+  const priority = opts.int('priority', 1, 10);
+  const ttlMs = opts.duration('ttl');
   // Only run and submit offer --name (for a schedule the name is the schedule's).
   const name = opts.str('name');
   if (queue !== undefined) job.queue = queue;
@@ -60,6 +64,8 @@ export function jobTemplate(p: Parsed, env: NodeJS.ProcessEnv): JobTemplate {
   if (vars) job.env = vars;
   if (labels) job.labels = labels;
   if (retries !== undefined) job.retries = retries;
+  if (priority !== undefined) job.priority = priority;
+  if (ttlMs !== undefined) job.ttlMs = ttlMs;
   if (name !== undefined) job.name = name;
   return job;
 }
