@@ -57,7 +57,7 @@ test('a failed delivery says why: the HTTP status, connection refused, a self-si
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
   const tls = createTlsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (_req, res) => res.writeHead(200).end());
-  const tlsPort = await listen(t, tls as unknown as Server);
+  const tlsPort = await listen(t, tls);
   const untrusted = await firstAttempt(s, `https://127.0.0.1:${tlsPort}/hook`);
   assert.equal(untrusted.outcome, 'unreachable');
   assert.equal(untrusted.cause, 'self-signed certificate');
