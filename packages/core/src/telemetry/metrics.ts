@@ -273,6 +273,8 @@ export class DroverMetrics {
 
   /** Prometheus text format. */
   async render(): Promise<{ contentType: string; body: string }> {
+    // Each scrape reads the queue names afresh (once, however many counters ask): a queue made just before counts.
+    this.queueNames = undefined;
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
