@@ -63,6 +63,20 @@ brokerTest('a queued job nobody claims ends expired by the scheduler\'s sweep; o
   assert.equal((await s.waitFor(patient.id)).status, 'succeeded');
   assert.equal((await s.request<JobRecord>('GET', `/v1/jobs/${doomed.id}`)).body.status, 'expired');
   assert.deepEqual(await logLines(s, doomed.id), []);
+  // A finished state like the others: the queue's bulk retry runs it again (a new job), its clean deletes it.
+  const retried = await s.request<{ count: number; ids: string[] }>('POST', '/v1/queues/default/retry', { status: 'expired' });
+  assert.equal(retried.status, 200, JSON.stringify(retried.body));
+  assert.equal(retried.body.count, 1);
+  assert.deepEqual(retried.body.ids, [doomed.id]);
+  const all = (await s.request<{ items: JobRecord[] }>('GET', '/v1/jobs')).body.items;
+  const copy = all.find((j) => j.labels['drover.retryOf'] === doomed.id);
+  assert.ok(copy, JSON.stringify(all.map((j) => j.labels)));
+  const again = await s.waitFor(copy.id);
+  assert.equal(Date.parse(again.expiresAt!), Date.parse(again.createdAt) + 200, 'the new job\'s ttlMs counts from its own creation');
+  const cleaned = await s.request<{ count: number }>('DELETE', '/v1/queues/default/jobs?status=expired');
+  assert.equal(cleaned.status, 200, JSON.stringify(cleaned.body));
+  assert.equal(cleaned.body.count, 1);
+  assert.equal((await s.request('GET', `/v1/jobs/${doomed.id}`)).status, 404);
 });
 
 brokerTest('a job claimed after its deadline ends expired in the claim and never spawns', async (t, broker) => {

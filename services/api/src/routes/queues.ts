@@ -13,9 +13,9 @@ const NameParams = Type.Object({ name: QueueName }, { additionalProperties: fals
 /** What `DELETE /v1/queues/:name/jobs?status=` may cancel: `waiting` means everything not yet started. */
 const CANCELLABLE: Record<string, JobStatus[]> = { waiting: ['waiting', 'delayed', 'queued'], queued: ['queued'], delayed: ['delayed'] };
 /** Finished states whose records `DELETE /v1/queues/:name/jobs?status=` deletes (with `before`). */
-const DELETABLE: JobStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost'];
+const DELETABLE: JobStatus[] = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost', 'expired'];
 /** What a bulk retry may run again. */
-const RETRYABLE = ['failed', 'timed_out', 'lost', 'cancelled'] as const;
+const RETRYABLE = ['failed', 'timed_out', 'lost', 'cancelled', 'expired'] as const;
 
 const RetryBody = Type.Object(
   {
