@@ -92,7 +92,7 @@ export const jobs: CommandDef = {
   usage: '[--status s] [--queue q] [--label k=v]... [--runner id] [--name n] [--command text] [--since time] [--until time] [--limit n] [--json]',
   summary: 'list and search jobs, newest first (filters combine)',
   options: {
-    status: { type: 'string', short: 's', arg: 'status', desc: 'only jobs in this state (waiting, delayed, queued, running, succeeded, failed, timed_out, cancelled, lost)' },
+    status: { type: 'string', short: 's', arg: 'status', desc: 'only jobs in this state (waiting, delayed, queued, running, succeeded, failed, timed_out, cancelled, lost, expired)' },
     queue: { type: 'string', short: 'q', arg: 'queue', desc: 'only jobs of this queue' },
     label: { type: 'string', short: 'l', arg: 'k=v', multiple: true, desc: 'only jobs with this label' },
     schedule: { type: 'string', arg: 'name', desc: 'only jobs this schedule fired' },
