@@ -56,6 +56,10 @@ brokerTest('a queued job nobody claims ends expired by the scheduler\'s sweep; o
   const patient = await s.submit({ command: 'echo ran' });
   await assertExpiredUnrun(s, await s.waitFor(doomed.id));
   assert.equal((await s.request<JobRecord>('GET', `/v1/jobs/${patient.id}`)).body.status, 'queued', 'control: no deadline, still waiting');
+  await until('the stats count it', async () => {
+    const r = await s.request<{ queues: { name: string; totals: Record<string, number> }[] }>('GET', '/v1/stats');
+    return r.body.queues?.find((q) => q.name === 'default')?.totals.expired === 1;
+  }, 15_000);
   const listed = await s.request<{ items: JobRecord[] }>('GET', '/v1/jobs?status=expired');
   assert.deepEqual(listed.body.items.map((j) => j.id), [doomed.id], 'listed by its status');
   // A runner that comes later runs the patient one; the expired one's message is dropped.

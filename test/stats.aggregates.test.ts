@@ -97,7 +97,7 @@ test('events are counted in the bucket of their time, per queue and outcome, wit
   assert.equal(q1.outcomes.succeeded[at(0)], 0);
   assert.equal(q1.retried[at(0)], 1);
   assert.deepEqual([q1.started[at(0)], q1.started[at(3)]], [1, 1]);
-  assert.deepEqual(q1.totals, { succeeded: 1, failed: 1, timed_out: 0, cancelled: 0, lost: 0, started: 2, retried: 1 });
+  assert.deepEqual(q1.totals, { succeeded: 1, failed: 1, timed_out: 0, cancelled: 0, lost: 0, expired: 0, started: 2, retried: 1 });
   // 2 s falls in (1 s, 2.5 s], 40 s in (30 s, 60 s].
   assert.ok(q1.wait.p50[at(0)]! > 1000 && q1.wait.p50[at(0)]! <= 2500, String(q1.wait.p50[at(0)]));
   assert.ok(q1.wait.p50[at(3)]! > 30_000 && q1.wait.p50[at(3)]! <= 60_000);
@@ -105,7 +105,7 @@ test('events are counted in the bucket of their time, per queue and outcome, wit
   assert.equal(q1.waitOverall.count, 2);
   assert.equal(view.queues[1]!.totals.timed_out, 1);
   assert.equal(view.queues[1]!.totals.succeeded, 0);
-  assert.deepEqual(view.queues[2]!.totals, { succeeded: 0, failed: 0, timed_out: 0, cancelled: 0, lost: 0, started: 0, retried: 0 });
+  assert.deepEqual(view.queues[2]!.totals, { succeeded: 0, failed: 0, timed_out: 0, cancelled: 0, lost: 0, expired: 0, started: 0, retried: 0 });
   assert.deepEqual(view.runners, []);
 
   // The day view has the same events in quarter-hour buckets.

@@ -26,7 +26,7 @@ export const STATS_RESOLUTIONS: Readonly<Record<StatsRange, Resolution>> = {
 };
 
 /** The outcomes counted per bucket: the final states a job can end in. */
-export const STATS_OUTCOMES = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost'] as const;
+export const STATS_OUTCOMES = ['succeeded', 'failed', 'timed_out', 'cancelled', 'lost', 'expired'] as const;
 export type StatsOutcome = (typeof STATS_OUTCOMES)[number];
 
 /** Upper bounds (ms) of the queue-wait histogram's bins; one more bin holds everything above the last. */
