@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import {
-  DroverMetrics, JobStore, ScheduleStore, createLogger, createRedis, nextFireTimes,
-  type JobRecord, type ScheduleRecord, type Transport,
-} from '@drover/core';
+import { nextFireTimes, type JobRecord, type ScheduleRecord } from '@drover/core';
 import { fireDueSchedules } from '../services/scheduler/src/cron-firing.js';
-import { REDIS_URL, startStack, type Stack } from './helpers/stack.js';
+import { fireDeps } from './helpers/fire.js';
+import { startStack, type Stack } from './helpers/stack.js';
 
 /**
  * One DST rule for every spelling of a cron expression: a local time that happens twice fires once, at its first
@@ -131,12 +129,8 @@ test('DST: asking from inside the repeated hour does not fire its local times ag
 
 /** Drives the scheduler's fire step with an injected clock: each call is "now" at the schedule's next fire time. */
 async function fireThrough(t: TestContext, s: Stack, name: string, until: number): Promise<string[]> {
-  const redis = createRedis(REDIS_URL, 'worker');
-  t.after(() => redis.quit());
-  const store = new JobStore(redis, s.prefix);
-  const schedules = new ScheduleStore(redis, store.keys);
-  const transport = { capabilities: { priorities: false }, publish: async () => undefined } as unknown as Transport;
-  const deps = { store, schedules, transport, log: createLogger('silent', 'test'), metrics: new DroverMetrics({ defaultMetrics: false }) };
+  const deps = fireDeps(t, s);
+  const { schedules } = deps;
   for (let i = 0; i < 50; i++) {
     const rec = (await schedules.get(name)) as ScheduleRecord;
     if (!rec.nextRunAt || Date.parse(rec.nextRunAt) > until) break;

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import {
-  DroverMetrics, JobStore, ScheduleStore, createLogger, createRedis,
-  type DroverEvent, type JobRecord, type ScheduleRecord, type Transport, type UnfiredRun,
-} from '@drover/core';
+import type { DroverEvent, JobRecord, ScheduleRecord, UnfiredRun } from '@drover/core';
 import { fireDueSchedules } from '../services/scheduler/src/cron-firing.js';
-import { REDIS_URL, startStack, type Stack } from './helpers/stack.js';
+import { fireDeps } from './helpers/fire.js';
+import { startStack, type Stack } from './helpers/stack.js';
 
 /**
  * Fire times that make no job are recorded: an overlap skip and a misfire (no scheduler at the time) are listed as
@@ -17,12 +15,7 @@ const START = '2030-01-01T00:00:00Z';
 type Runs = { items: JobRecord[]; nextCursor: string | null; unfired?: UnfiredRun[] };
 
 function firer(t: TestContext, s: Stack): (now: number) => Promise<number> {
-  const redis = createRedis(REDIS_URL, 'worker');
-  t.after(() => redis.quit());
-  const store = new JobStore(redis, s.prefix);
-  const schedules = new ScheduleStore(redis, store.keys);
-  const transport = { capabilities: { priorities: false }, publish: async () => undefined } as unknown as Transport;
-  const deps = { store, schedules, transport, log: createLogger('silent', 'test'), metrics: new DroverMetrics({ defaultMetrics: false }) };
+  const deps = fireDeps(t, s);
   return (now) => fireDueSchedules(deps, now, THRESHOLD_MS);
 }
 
