@@ -11,22 +11,22 @@ Services:
 Client (talks to a running API):
   run         run a command as a job, stream its output, exit with its exit code
   submit      submit a job without waiting (--delay, --at, --replicas); prints its id
-  jobs        list jobs (--status, --queue, --label, --limit)
+  jobs        list and search jobs (--status, --queue, --label, --runner, --name, --command, --since, --until)
   status      one job: state, exit code, times, attempts
   logs        a job's output; -f follows it until the job ends
-  cancel      cancel a job
+  cancel      cancel a job (--group: every copy of a replicas job)
   retry       run a finished job again as a new job
   promote     start a delayed job now
-  schedules   cron schedules: add, ls, show, rm, enable, disable, trigger, runs
+  schedules   cron schedules: add, ls, show, rm, kill, enable, disable, trigger, runs
   cron        the next fire times of a cron expression
-  queues      queues: ls, set, pause, resume
+  queues      queues: ls, set, pause, resume, retry, cancel, clean
   runners     runners: ls, drain, resume
   whoami      the token's name, scope and queues
 
 drover help <command> or drover <command> --help shows a command's options; --json prints the API's JSON.
 Exit codes: 0 done, 1 the API refused or could not be reached, 2 wrong usage; drover run exits with the
 job's own code (124 timed out, 130 cancelled or Ctrl-C, 128+N killed by signal N, 1 failed without a code).
-The services read their configuration from the environment (see README.md). The client reads DROVER_URL
+The services read their configuration from the environment (see docs/configuration.md). The client reads DROVER_URL
 (default http://127.0.0.1:8606) and DROVER_TOKEN, or else ~/.config/drover/config.json: {"url": ..., "token": ...}.`;
 
 // Loaded on demand: a runner must not carry the API's modules, since every spawn copies the runner's memory.
