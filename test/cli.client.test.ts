@@ -119,7 +119,13 @@ test('drover schedules add/ls/disable/enable/trigger/runs/rm and cron', async (t
   const fired = await s.waitFor(jobId);
   assert.equal(fired.status, 'succeeded');
   assert.equal(fired.schedule, 'nightly');
-  assert.deepEqual(json<JobRecord[]>(await cli(t, env, 'schedules', 'runs', 'nightly', '--json')).map((j) => j.id), [jobId]);
+  // This run only: other arguments and env, a delay.
+  const custom = json<JobRecord>(await cli(t, env, 'schedules', 'trigger', 'nightly', '--arg', 'custom', '-e', 'RUN_KIND=manual', '--delay', '1s', '--json'));
+  assert.equal(custom.status, 'delayed');
+  assert.deepEqual([custom.args, custom.envKeys], [['custom'], ['RUN_KIND']]);
+  assert.equal((await s.waitFor(custom.id)).status, 'succeeded');
+  assert.match((await cli(t, env, 'schedules', 'trigger', 'nightly', '--delay', 'soon')).stderr, /--delay/);
+  assert.deepEqual(json<JobRecord[]>(await cli(t, env, 'schedules', 'runs', 'nightly', '--json')).map((j) => j.id), [custom.id, jobId]);
   assert.match(ok(await cli(t, env, 'schedules', 'show', 'nightly')).stdout, /^upcoming:\n {2}\d{4}-01-01 00:00:00 Europe\/Berlin$/m);
 
   assert.match(ok(await cli(t, env, 'schedules', 'rm', 'nightly')).stdout, /^deleted schedule nightly$/m);

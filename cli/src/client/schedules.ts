@@ -5,7 +5,7 @@ import { UsageError } from './errors.js';
 import { commandOf, duration, fields, paint, relative, statusStyle, table, truncate, when, zoned, type Cell } from './format.js';
 import { seg } from './http.js';
 import { LIMIT_OPTION, idsOf, jobTable, listPage } from './jobs.js';
-import { COMMAND_HELP, JOB_OPTIONS, jobTemplate } from './spec.js';
+import { COMMAND_HELP, JOB_OPTIONS, envOf, jobTemplate } from './spec.js';
 
 const OVERLAP = ['allow', 'skip', 'replace'] as const;
 const MISFIRE = ['skip', 'run-once'] as const;
@@ -146,8 +146,26 @@ export const schedules: Group = {
     disable: toggle('disable'),
     trigger: about({
       arg: 'name',
-      summary: "run a schedule's job now (prints the job id)",
-      call: (ctx, name) => ctx.api().post<JobRecord>(`${schedulePath(name)}/trigger`),
+      usage: '<name> [--delay duration] [-e K=V]... [--arg a]... [--ignore-deps] [--json]',
+      summary: "run a schedule's job now (prints the job id); options change this run only",
+      options: {
+        delay: { type: 'string', arg: 'duration', desc: 'start it this long from now' },
+        env: { type: 'string', short: 'e', multiple: true, arg: 'K=V', desc: 'environment variable for this run (every step of a workflow)' },
+        arg: { type: 'string', multiple: true, arg: 'a', desc: 'arguments for this run instead of the schedule\'s' },
+        'ignore-deps': { type: 'boolean', desc: 'start without waiting for its dependsOn (a workflow: every step at once)' },
+      },
+      call: (ctx, name, p) => {
+        const delayMs = p.opts.duration('delay');
+        const env = envOf(p.opts.list('env'), process.env);
+        const args = p.opts.list('arg');
+        const body = {
+          ...(delayMs !== undefined ? { delayMs } : {}),
+          ...(env ? { env } : {}),
+          ...(args.length > 0 ? { args } : {}),
+          ...(p.opts.flag('ignore-deps') ? { ignoreDependencies: true } : {}),
+        };
+        return ctx.api().post<JobRecord>(`${schedulePath(name)}/trigger`, body);
+      },
       human: idsOf,
     }),
     runs: {

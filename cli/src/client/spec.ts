@@ -32,7 +32,7 @@ export function commandFields(words: string[]): { command: string } | { argv: st
 }
 
 /** `--env K=V`, or `--env K` for the value K has here (like docker run -e K). */
-function envOf(items: string[], env: NodeJS.ProcessEnv): Record<string, string> | undefined {
+export function envOf(items: string[], env: NodeJS.ProcessEnv): Record<string, string> | undefined {
   if (items.length === 0) return undefined;
   const out: Record<string, string> = {};
   for (const item of items) {
