@@ -113,20 +113,24 @@ export interface Delivery {
   nextAttemptAt: string | null;
 }
 
-/** A delivery as the API shows it: no URL (a callbackUrl is never returned); attempts with their status and cause, never a network error's text. */
+/** A delivery as the API shows it: no URL (a callbackUrl is never returned), never a network error's text. */
 export interface DeliveryView extends Omit<Delivery, 'url' | 'attempts'> {
-  attempts: { at: string; outcome: AttemptOutcome; statusClass: '2xx' | '3xx' | '4xx' | '5xx' | null; status: number | null; cause: string | null; retryAt: string | null }[];
+  attempts: { at: string; outcome: AttemptOutcome; statusClass: '2xx' | '3xx' | '4xx' | '5xx' | null; status?: number | null; cause?: string | null; retryAt: string | null }[];
 }
 
-export function deliveryView({ url: _url, attempts, ...rest }: Delivery): DeliveryView {
+/**
+ * `detailed` (a webhook's deliveries, for the admins who set its URL): each attempt's HTTP status and cause too.
+ * Without it (a job's callback deliveries, which submitters read) outcome classes only: the scheduler is no port
+ * scanner for whoever may submit a callbackUrl.
+ */
+export function deliveryView({ url: _url, attempts, ...rest }: Delivery, detailed = false): DeliveryView {
   return {
     ...rest,
     attempts: attempts.map((a) => ({
       at: a.at,
       outcome: a.outcome,
       statusClass: a.status !== null && a.status >= 200 && a.status <= 599 ? (`${Math.floor(a.status / 100)}xx` as DeliveryView['attempts'][number]['statusClass']) : null,
-      status: a.status,
-      cause: a.cause ?? deliveryCause(a.outcome, a.status, undefined),
+      ...(detailed ? { status: a.status, cause: a.cause ?? deliveryCause(a.outcome, a.status, undefined) } : {}),
       retryAt: a.retryAt ?? null,
     })),
   };

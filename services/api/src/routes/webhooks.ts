@@ -37,10 +37,10 @@ const DeliveryPage = Type.Object({
       at: Type.String({ format: 'date-time' }),
       outcome: Type.Union(OUTCOMES, { description: '`rejected`: the receiver answered non-2xx; `unreachable`: no answer (DNS, connection, TLS, timeout alike).' }),
       statusClass: Type.Union([...['2xx', '3xx', '4xx', '5xx'].map((c) => Type.Literal(c)), Type.Null()]),
-      status: Type.Union([Type.Integer(), Type.Null()], { description: 'The receiver\'s HTTP status, when it answered.' }),
-      cause: Type.Union([Type.String(), Type.Null()], {
-        description: 'Why it did not succeed: `HTTP 503`, `ECONNREFUSED: connection refused`, `certificate has expired`, `timeout: no answer in time`, `refused by the outbound policy (...)`; never an address or URL.',
-      }),
+      status: Type.Optional(Type.Union([Type.Integer(), Type.Null()], { description: 'A webhook\'s deliveries only: the receiver\'s HTTP status, when it answered.' })),
+      cause: Type.Optional(Type.Union([Type.String(), Type.Null()], {
+        description: 'A webhook\'s deliveries only (a job\'s callback deliveries show classes): why it did not succeed, `HTTP 503`, `ECONNREFUSED: connection refused`, `certificate has expired`, `timeout: no answer in time`, `refused by the outbound policy (...)`; never an address or URL.',
+      })),
       retryAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When the next attempt was planned for (the retry backoff); null: none followed.' }),
     })),
     createdAt: Type.String({ format: 'date-time' }),
@@ -114,7 +114,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (request) => {
       await mustGet(request.params.id);
-      return { items: (await ctx.webhooks.deliveries({ webhookId: request.params.id }, request.query.limit ?? 50, request.query.before)).map(deliveryView) };
+      return { items: (await ctx.webhooks.deliveries({ webhookId: request.params.id }, request.query.limit ?? 50, request.query.before)).map((d) => deliveryView(d, true)) };
     },
   );
 
@@ -124,7 +124,7 @@ export function webhookRoutes(app: FastifyInstance, ctx: ApiContext): void {
     async (request) => {
       const job = await ctx.store.get(request.params.id);
       if (!job) throw new DroverError('NOT_FOUND', `no job ${request.params.id}`);
-      return { items: (await ctx.webhooks.deliveries({ jobId: job.id }, request.query.limit ?? 50, request.query.before)).map(deliveryView) };
+      return { items: (await ctx.webhooks.deliveries({ jobId: job.id }, request.query.limit ?? 50, request.query.before)).map((d) => deliveryView(d)) };
     },
   );
 }
