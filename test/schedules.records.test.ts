@@ -62,6 +62,26 @@ test('overlap=skip: a fire while the last run is unfinished is a skipped run and
   assert.equal((await events(s, 'schedule.skipped')).filter((e) => e.data.schedule === 'allower').length, 0);
 });
 
+test('overlap=skip every second: each skip is listed, but one schedule.skipped event a minute says how many it stands for', async (t) => {
+  const s = await startStack(t, { runner: false, scheduler: false });
+  const fire = firer(t, s);
+  await create(s, { name: 'busy', cron: '* * * * * *', overlap: 'skip' });
+  let at = await nextRunAt(s, 'busy');
+  const start = at;
+  // 150 fire times, one a second: the first makes the job (no runner takes it), the other 149 are skipped.
+  for (let i = 0; i < 150; i++) {
+    await fire(at);
+    at = await nextRunAt(s, 'busy');
+  }
+  const r = await runs(s, 'busy');
+  assert.equal(r.items.length, 1);
+  assert.equal(r.unfired?.length, 100, 'the newest 100 skips listed (UNFIRED_MAX)');
+  const ev = (await events(s, 'schedule.skipped')).filter((e) => e.data.schedule === 'busy');
+  // Skips at start+1 s .. start+149 s: events at the first skip, then 60 s and 120 s after it.
+  assert.deepEqual(ev.map((e) => e.data.scheduledFor), [start + 1000, start + 61_000, start + 121_000]);
+  assert.deepEqual(ev.map((e) => e.data.skips), [1, 60, 60], 'each counts the skips since the one before');
+});
+
 test('misfire: fire times missed while no scheduler ran are one misfired run with how many were missed', async (t) => {
   const s = await startStack(t, { runner: false, scheduler: false });
   const fire = firer(t, s);

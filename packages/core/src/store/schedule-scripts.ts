@@ -9,9 +9,16 @@ import { PRELUDE } from './scripts.js';
  */
 /** How many unfired (skipped, misfired) fire times a schedule keeps listed. */
 export const UNFIRED_MAX = 100;
+/**
+ * At most one schedule.skipped event per schedule in this long, saying how many skips it stands for: a per-second
+ * schedule whose job runs for an hour would otherwise write 3600 events and push everything else out of the capped
+ * stream. Every skip is still listed (unfired) and counted in the metric.
+ */
+export const SKIP_EVENT_EVERY_MS = 60_000;
 
 const SCHED = `
 local UNFIRED_MAX = ${UNFIRED_MAX}
+local SKIP_EVENT_EVERY_MS = ${SKIP_EVENT_EVERY_MS}
 local function schedKey(name) return base .. ':sched:' .. name end
 local function setDue(name, enabled, nextRunAt)
   if enabled == '1' and nextRunAt ~= '' then
@@ -73,6 +80,15 @@ local function recordUnfired(name, state, scheduledFor, now, queue, data)
   local k = schedKey(name) .. ':unfired'
   redis.call('LPUSH', k, cjson.encode(data))
   redis.call('LTRIM', k, 0, UNFIRED_MAX - 1)
+  if state == 'skipped' then
+    -- One event a minute at most for a schedule's skips; data.skips counts those it stands for (this one included).
+    local sk = schedKey(name)
+    local n = redis.call('HINCRBY', sk, 'skipsUnannounced', 1)
+    local last = tonumber(redis.call('HGET', sk, 'lastSkipEventAt') or '')
+    if last and tonumber(now) - last < SKIP_EVENT_EVERY_MS then return end
+    redis.call('HSET', sk, 'lastSkipEventAt', now, 'skipsUnannounced', 0)
+    data.skips = n
+  end
   emit('schedule.' .. state, '', queue, data)
 end
 -- The queue a fire's events are filed under: the job's, or a workflow's first step's.
