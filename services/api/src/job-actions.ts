@@ -1,4 +1,4 @@
-import type { JobRecord, ScheduleRecord } from '@drover/core';
+import { isTerminal, type JobRecord, type ScheduleRecord } from '@drover/core';
 import type { ApiContext } from './context.js';
 
 /**
@@ -7,6 +7,25 @@ import type { ApiContext } from './context.js';
  */
 export async function stopJobs(ctx: ApiContext, ids: string[]): Promise<{ cancelled: string[]; flagged: string[] }> {
   return ctx.store.cancelMany([...new Set(ids)]);
+}
+
+/** How often untilEnded looks again. */
+const ENDED_POLL_MS = 25;
+
+/**
+ * Waits until the jobs reached a final state, as routes that answer "stopped" do (a runner stops a running job within
+ * the kill grace); gives up after the kill grace plus 5 s. Returns the ids still not ended then.
+ */
+export async function untilEnded(ctx: ApiContext, ids: string[]): Promise<string[]> {
+  let left = ids;
+  const deadline = Date.now() + ctx.killGraceMs + 5000;
+  while (left.length > 0) {
+    const now = await Promise.all(left.map((id) => ctx.store.outcome(id)));
+    left = left.filter((_, i) => now[i] && !isTerminal(now[i].status));
+    if (left.length === 0 || Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, ENDED_POLL_MS));
+  }
+  return left;
 }
 
 /** The ids stopJobs stopped, in order: what cancel and kill routes answer. */

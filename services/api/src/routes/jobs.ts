@@ -8,7 +8,7 @@ import { Type } from 'typebox';
 import { assertQueueAllowed, type Principal } from '../auth.js';
 import type { ApiContext } from '../context.js';
 import { canSee, guards } from '../queue-scope.js';
-import { groupOf, stopJobs, stopped } from '../job-actions.js';
+import { groupOf, stopJobs, stopped, untilEnded } from '../job-actions.js';
 import { assertUnderQuota, recordOwned } from '../job-quota.js';
 import { followLogs } from './log-follow.js';
 import { logText, sendLogText, type LogPager } from './log-text.js';
@@ -18,7 +18,6 @@ import { CancelQuery, ErrorResponse, GroupCancelled, JobIdParams, JobListQuery, 
 
 /** Largest batch accepted by POST /v1/jobs/batch. */
 export const MAX_BATCH = 1000;
-const CANCEL_POLL_MS = 25;
 
 const errors = errorResponses(400, 401, 403, 404, 429, 503);
 
@@ -471,14 +470,7 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const cancelGroup = async (job: JobRecord) => {
     const copies = await groupOf(ctx, job);
     const r = await stopJobs(ctx, copies.map((c) => c.id));
-    let stopping = r.flagged;
-    const deadline = Date.now() + ctx.killGraceMs + 5000;
-    while (stopping.length > 0 && Date.now() < deadline) {
-      await new Promise((res) => setTimeout(res, CANCEL_POLL_MS));
-      const now = await Promise.all(stopping.map((s) => ctx.store.outcome(s)));
-      stopping = stopping.filter((_, i) => now[i] && !isTerminal(now[i].status));
-    }
-    const still = new Set(stopping);
+    const still = new Set(await untilEnded(ctx, r.flagged));
     return { group: job.replicaOf ?? job.id, cancelled: stopped(r).filter((c) => !still.has(c)), stopping: [...still].sort() };
   };
 
@@ -529,13 +521,8 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (outcome.action === 'flagged') {
         await ctx.store.signalCancel([id]);
         // Answer with the final state: wait for the runner to stop the group (bounded by the kill grace).
-        const deadline = Date.now() + ctx.killGraceMs + 5000;
-        while (Date.now() < deadline) {
-          const job = await getJob(id);
-          if (isTerminal(job.status)) return reply.status(200).send(job);
-          await new Promise((r) => setTimeout(r, CANCEL_POLL_MS));
-        }
-        return reply.status(202).send(await getJob(id));
+        const stopping = await untilEnded(ctx, [id]);
+        return reply.status(stopping.length > 0 ? 202 : 200).send(await getJob(id));
       }
       if (outcome.action === 'ended') {
         throw new DroverError('CONFLICT', `job ${id} already ended as ${outcome.status}`, { status: outcome.status });

@@ -12,9 +12,8 @@ import { bad, parseTask, type TaskInput } from './meproc-parse.js';
 import { MeprocTasks, meprocSchedule, type MeprocTask } from './meproc-tasks.js';
 import { fromArchive, jobsById, outputOf, type ReadJob } from './read-through.js';
 import { MeprocList, MeprocNameQuery, MeprocOk, MeprocOutput, MeprocTaskInput, documentOnlySchemas, meprocErrors } from './schemas.js';
+import { untilEnded } from '../../job-actions.js';
 
-/** How often a stop looks whether the runners have ended the task's processes. */
-const STOP_POLL_MS = 50;
 const secs = (ms: number): number => Math.floor(ms / 1000);
 
 /**
@@ -89,12 +88,7 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const stopJobs = async (ids: string[]): Promise<void> => {
     if (ids.length === 0) return;
     await ctx.store.cancelMany(ids);
-    const deadline = Date.now() + ctx.killGraceMs + 5000;
-    while (Date.now() < deadline) {
-      const left = (await ctx.store.getMany(ids)).filter((j) => !isTerminal(j.status));
-      if (left.length === 0) return;
-      await new Promise((r) => setTimeout(r, STOP_POLL_MS));
-    }
+    await untilEnded(ctx, ids);
   };
 
   const nameParam = (query: unknown): string => {
