@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
-import pg from 'pg';
-import { freshDatabase } from './helpers/postgres.js';
+import { freshDatabase, poolThenDrop } from './helpers/postgres.js';
 import { startServiceReady } from './helpers/processes.js';
 import { REDIS_URL, startStack } from './helpers/stack.js';
 import { until } from './helpers/until.js';
@@ -15,9 +14,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 test('archive: finished jobs go to PostgreSQL; after Redis retention the API reads them through with the same JSON', async (t) => {
   const { url: db, drop } = await freshDatabase();
   const s = await startStack(t, { env: { DATABASE_URL: db, DROVER_RETENTION_FINISHED: '2000' } });
-  const sql = new pg.Pool({ connectionString: db });
-  t.after(() => sql.end());
-  t.after(drop);
+  const sql = poolThenDrop(t, { url: db, drop });
   const jobs = [
     await s.run({ command: 'for i in 1 2 3; do echo line$i; done; echo err >&2' }),
     await s.run({ command: 'echo try; exit 3', retries: 1, backoff: { type: 'fixed', delayMs: 10 }, labels: { team: 'a' } }),
@@ -75,9 +72,7 @@ test('archive: two scheduler replicas, one killed with -9 mid-way: every job arc
   const env = { DATABASE_URL: db };
   const a = await startServiceReady(t, 'scheduler', s.prefix, env);
   await startServiceReady(t, 'scheduler', s.prefix, env);
-  const sql = new pg.Pool({ connectionString: db });
-  t.after(() => sql.end());
-  t.after(drop);
+  const sql = poolThenDrop(t, { url: db, drop });
   const res = await s.request<{ jobs: JobRecord[] }>('POST', '/v1/jobs/batch', { jobs: Array.from({ length: 60 }, (_, i) => ({ command: `echo job${i}` })) });
   await sleep(150);
   a.kill('SIGKILL');

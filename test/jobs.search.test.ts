@@ -3,9 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
-import pg from 'pg';
 import { Redis } from 'ioredis';
-import { freshDatabase } from './helpers/postgres.js';
+import { freshDatabase, poolThenDrop } from './helpers/postgres.js';
 import { REDIS_URL, startStack, type Stack } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 
@@ -102,9 +101,7 @@ test('search pages are bounded: a filter that matches nothing answers a short pa
 test('search through the archive: the same filters, the same answers, after Redis let the jobs go', async (t) => {
   const { url: db, drop } = await freshDatabase();
   const s = await startStack(t, { env: { DATABASE_URL: db, DROVER_RETENTION_FINISHED: '2000', RUNNER_QUEUES: 'search' } });
-  const sql = new pg.Pool({ connectionString: db });
-  t.after(() => sql.end());
-  t.after(drop);
+  const sql = poolThenDrop(t, { url: db, drop });
   const c = await corpus(s);
   const runner = s.config.runner.id;
   const redis = new Redis(REDIS_URL);

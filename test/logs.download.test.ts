@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JobRecord, LogEntry } from '@drover/core';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { cli, cliEnv } from './helpers/cli.js';
-import { freshDatabase } from './helpers/postgres.js';
+import { freshDatabase, poolThenDrop } from './helpers/postgres.js';
 import { connectSse, type SseClient } from './helpers/sse.js';
 import { REDIS_URL, startStack, type Stack } from './helpers/stack.js';
 import { until } from './helpers/until.js';
@@ -84,9 +83,7 @@ test('logs?format=text: every attempt with its separator, byte-exact (an over-lo
 test('an archived job: the text download, ?follow=1 and drover logs -f read its stored output and its real end', async (t) => {
   const { url: db, drop } = await freshDatabase();
   const s = await startStack(t, { env: { DATABASE_URL: db, DROVER_RETENTION_FINISHED: '2000' } });
-  const sql = new pg.Pool({ connectionString: db });
-  t.after(() => sql.end());
-  t.after(drop);
+  const sql = poolThenDrop(t, { url: db, drop });
   const failed = await s.run({ command: 'echo one; echo two >&2; printf "three"; exit 3' });
   const ok = await s.run({ command: 'echo fine' });
   assert.equal(failed.status, 'failed');

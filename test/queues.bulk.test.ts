@@ -4,9 +4,8 @@ import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
 import { brokerTest, startStack, type Stack } from './helpers/stack.js';
 import { cli, cliEnv } from './helpers/cli.js';
-import { freshDatabase } from './helpers/postgres.js';
+import { freshDatabase, poolThenDrop } from './helpers/postgres.js';
 import { until } from './helpers/until.js';
-import pg from 'pg';
 import { Redis } from 'ioredis';
 
 type Affected = { count: number; ids: string[]; idsTruncated: boolean; nextCursor?: string | null; skipped?: number; cancelled?: number; deleted?: number };
@@ -176,9 +175,7 @@ test('the CLI: queues retry|cancel|clean, cancel --group, schedules kill, jobs w
 test('deletes reach the archive: DELETE /v1/jobs/:id and a bulk clean of jobs Redis already let go', async (t) => {
   const { url: db, drop } = await freshDatabase();
   const s = await startStack(t, { env: { DATABASE_URL: db, DROVER_RETENTION_FINISHED: '1000', RUNNER_QUEUES: 'bulk,other' } });
-  const sql = new pg.Pool({ connectionString: db });
-  t.after(() => sql.end());
-  t.after(drop);
+  const sql = poolThenDrop(t, { url: db, drop });
   const redis = new Redis(s.config.redisUrl);
   t.after(async () => void (await redis.quit()));
   const one = await s.run({ queue: 'bulk', command: 'echo one' });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import type { TestContext } from 'node:test';
 
 /** The PostgreSQL server tests use (trust auth on loopback); each test run gets a database of its own. */
 export const PG_ADMIN_URL = process.env.TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -23,4 +24,15 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
   const url = new URL(PG_ADMIN_URL);
   url.pathname = `/${name}`;
   return { url: url.toString(), drop };
+}
+
+/**
+ * A connection pool to a fresh database, closed and then the database dropped after the test: call it after
+ * starting the services that use the database, so their teardown runs first.
+ */
+export function poolThenDrop(t: TestContext, db: { url: string; drop: () => Promise<void> }): pg.Pool {
+  const sql = new pg.Pool({ connectionString: db.url });
+  t.after(() => sql.end());
+  t.after(db.drop);
+  return sql;
 }
