@@ -107,6 +107,10 @@ test('qschedule: its error messages, all or none, and nothing changes on a refus
     assert.equal(r.body.message, '参数错误');
     assert.ok(r.body.detail, 'and what exactly, in English');
   }
+  const broken = await fetch(`${s.url}/api/jobs/on.do`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jobs": [' });
+  assert.equal(broken.status, 400);
+  assert.equal(((await broken.json()) as Qs).message, '参数错误', 'a body that is not JSON is bad input too');
+  assert.equal((await qs(s, 'GET', `/api/jobs/.do?token=${token}`)).body.message, 'job不存在', 'no name at all');
   const partly = await qs(s, 'POST', '/api/jobs/on.do', { jobs: ['a.job', 'no.such.job'], token });
   assert.equal(partly.status, 404);
   assert.equal(partly.body.message, 'job不存在');

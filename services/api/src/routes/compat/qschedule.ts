@@ -25,6 +25,9 @@ const MAX_RUNNING_READ = 10_000;
 /** qschedule's messages for Drover's error codes; a failure of the store or broker gets the route's own. */
 const MESSAGES: Partial<Record<ErrorCode, string>> = {
   VALIDATION: '参数错误',
+  INVALID_JSON: '参数错误',
+  BODY_TOO_LARGE: '参数错误',
+  UNSUPPORTED_MEDIA_TYPE: '参数错误',
   UNAUTHORIZED: '授权失败',
   FORBIDDEN: '授权失败',
   NOT_FOUND: 'job不存在',
