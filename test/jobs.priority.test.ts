@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import amqp from 'amqplib';
-import { RabbitmqTransport, createLogger, rabbitNames, type JobRecord, type QueueView } from '@drover/core';
+import { JobStore, RabbitmqTransport, createLogger, createRedis, createTransport, rabbitNames, type JobRecord, type QueueView } from '@drover/core';
 import { Runner } from '@drover/runner';
-import { AMQP_URL, BROKERS, brokerTest, startStack, type Stack } from './helpers/stack.js';
+import { AMQP_URL, BROKERS, REDIS_URL, brokerTest, startStack, type Stack } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 
 interface ErrorBody {
@@ -32,11 +32,22 @@ async function startOrder(s: Stack, jobs: Record<string, JobRecord>): Promise<st
   return done.map((d) => d.name);
 }
 
-// On RabbitMQ only classic queues carry priorities (RabbitMQ 3.x quorum queues have none, 4.x two levels).
-const brokerEnv = (broker: string): Record<string, string> => (broker === 'rabbitmq' ? { AMQP_QUEUE_TYPE: 'classic' } : {});
+/**
+ * One test per way jobs can be ordered: BullMQ's priorities, RabbitMQ classic queues' x-max-priority, and on the
+ * default RabbitMQ quorum queues (no priorities on 3.x) the store's order, which the claim applies.
+ */
+function orderTest(name: string, fn: (t: TestContext, broker: 'bullmq' | 'rabbitmq', env: Record<string, string>) => Promise<void>): void {
+  for (const broker of BROKERS) {
+    if (broker === 'bullmq') void test(`${name} [bullmq]`, (t) => fn(t, broker, {}));
+    else {
+      void test(`${name} [rabbitmq quorum: store order]`, (t) => fn(t, broker, {}));
+      void test(`${name} [rabbitmq classic]`, (t) => fn(t, broker, { AMQP_QUEUE_TYPE: 'classic' }));
+    }
+  }
+}
 
-brokerTest('jobs waiting on the broker start most urgent first; equal priorities keep the order they came', async (t, broker) => {
-  const s = await startStack(t, { broker, runner: false, env: brokerEnv(broker) });
+orderTest('jobs waiting on the broker start most urgent first; equal priorities keep the order they came', async (t, broker, env) => {
+  const s = await startStack(t, { broker, runner: false, env });
   const jobs: Record<string, JobRecord> = {};
   // Submitted least urgent first: the order they came is not the order they should start in.
   for (const [name, priority] of [['low1', 1], ['low2', 1], ['default1', undefined], ['high1', 9], ['high2', 9], ['default2', 5], ['top', 10]] as const) {
@@ -49,16 +60,16 @@ brokerTest('jobs waiting on the broker start most urgent first; equal priorities
   assert.deepEqual(await startOrder(s, jobs), ['top', 'high1', 'high2', 'default1', 'default2', 'low1', 'low2']);
 });
 
-brokerTest('control: jobs of one priority start in the order they came', async (t, broker) => {
-  const s = await startStack(t, { broker, runner: false, env: brokerEnv(broker) });
+orderTest('control: jobs of one priority start in the order they came', async (t, broker, env) => {
+  const s = await startStack(t, { broker, runner: false, env });
   const jobs: Record<string, JobRecord> = {};
   for (const name of ['a', 'b', 'c', 'd', 'e']) jobs[name] = await s.submit({ queue: 'fifo', command: 'true', priority: 3 });
   await lateRunner(t, s, 'late', 'fifo');
   assert.deepEqual(await startOrder(s, jobs), ['a', 'b', 'c', 'd', 'e']);
 });
 
-brokerTest('a queue at its concurrency releases its parked jobs most urgent first', async (t, broker) => {
-  const s = await startStack(t, { broker, env: { RUNNER_QUEUES: 'gate' } });
+orderTest('a queue at its concurrency releases its parked jobs most urgent first', async (t, broker, env) => {
+  const s = await startStack(t, { broker, env: { ...env, RUNNER_QUEUES: 'gate' } });
   assert.equal((await s.request('PUT', '/v1/queues/gate', { concurrency: 1 })).status, 200);
   // Holds the queue's one slot until cancelled, while the others arrive and are parked.
   const blocker = await s.submit({ queue: 'gate', command: 'sleep 30' });
@@ -143,4 +154,58 @@ test('RabbitMQ: a classic queue declared before priorities (no x-max-priority) i
   assert.ok(transport.isConnected(), 'the publisher channel survived the refused declaration');
   await lateRunner(t, s, 'late', 'legacy');
   assert.equal((await s.waitFor(job.id)).status, 'succeeded', 'its jobs run (duplicate messages dropped at claim)');
+});
+
+test('store order (RabbitMQ quorum): two runners, spare and duplicate messages: each job runs once, in the store order', { skip: !BROKERS.includes('rabbitmq') }, async (t) => {
+  const s = await startStack(t, { broker: 'rabbitmq', runner: false });
+  const jobs: { id: string; priority: number; n: number }[] = [];
+  const levels = [1, 5, 10, 3, 8];
+  for (let n = 0; n < 30; n++) {
+    const priority = levels[n % levels.length]!;
+    jobs.push({ id: (await s.submit({ queue: 'so', command: 'true', priority })).id, priority, n });
+  }
+  // Spare messages: a publish retried after a lost confirm, the sweep's republish. Each finds its job run (or takes
+  // the most urgent waiting one); none may run a job twice.
+  const transport = createTransport(s.config);
+  t.after(() => transport.close());
+  await transport.ready();
+  await transport.publish(jobs.filter((j) => j.priority === 1).map((j) => ({ jobId: j.id, queue: 'so' })));
+  await Promise.all([lateRunner(t, s, 'a', 'so'), lateRunner(t, s, 'b', 'so')]);
+  for (const j of jobs) {
+    const done = await s.waitFor(j.id);
+    assert.equal(done.status, 'succeeded');
+    assert.equal(done.attempts, 1, `${j.id} ran once`);
+  }
+  // The events stream is in the order Redis applied the claims: most urgent first, then the order they came.
+  const events = await s.request<{ items: { type: string; jobId: string }[] }>('GET', '/v1/events?types=job.started&limit=100');
+  const started = events.body.items.filter((e) => e.type === 'job.started').map((e) => e.jobId);
+  assert.equal(started.length, 30, 'one start each');
+  const byId = new Map(jobs.map((j) => [j.id, j]));
+  const seq = started.map((id) => byId.get(id)!);
+  const expected = [...jobs].sort((a, b) => b.priority - a.priority || a.n - b.n);
+  assert.deepEqual(seq.map((j) => j.n), expected.map((j) => j.n));
+});
+
+test('store order: a claim replayed with its token gets the job it took, not another; a spare with nothing waiting is dropped', async (t) => {
+  const s = await startStack(t, { runner: false });
+  const redis = createRedis(REDIS_URL, 'worker');
+  t.after(() => redis.quit());
+  const store = new JobStore(redis, s.prefix);
+  const low = await s.submit({ queue: 'tok', command: 'true', priority: 2 });
+  const high = await s.submit({ queue: 'tok', command: 'true', priority: 9 });
+  const next = await s.submit({ queue: 'tok', command: 'true', priority: 9 });
+  const claim = (token: string) => redis.droverClaim(store.keys.base, low.id, 'r1', Date.now(), Date.now() + 10_000, token, '', '1', 'tok');
+  const first = await claim('t-1');
+  assert.equal(first[0], 1);
+  assert.equal(first[10], high.id, "low's delivery took the most urgent waiting job");
+  const replay = await claim('t-1');
+  assert.equal(replay[0], 1, 'the replay gets its claim back');
+  assert.equal(replay[10], high.id, 'the same job, not the next one');
+  assert.equal((await s.request<JobRecord>('GET', `/v1/jobs/${next.id}`)).body.status, 'queued', 'the next one still waits');
+  // The job's own message still comes: it takes what waits now, in order (next, then low itself).
+  assert.equal((await redis.droverClaim(store.keys.base, high.id, 'r1', Date.now(), Date.now() + 10_000, 't-2', '', '1', 'tok'))[10], next.id);
+  assert.equal((await redis.droverClaim(store.keys.base, next.id, 'r1', Date.now(), Date.now() + 10_000, 't-3', '', '1', 'tok'))[10], low.id);
+  const spare = await redis.droverClaim(store.keys.base, low.id, 'r1', Date.now(), Date.now() + 10_000, 't-4', '', '1', 'tok');
+  assert.deepEqual(spare, [0, 'running'], 'nothing waits: the spare finds its job taken and is dropped');
+  assert.equal(await redis.zcard(`${store.keys.base}:q:tok:waiting`), 0);
 });

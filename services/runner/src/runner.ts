@@ -255,18 +255,20 @@ export class Runner {
   }
 
   private async execute(msg: JobMessage): Promise<void> {
-    const claimed = await this.claim(msg);
-    if ('claim' in claimed) await this.runClaimed(msg, claimed.claim, claimed.sentAt);
+    // A broker that cannot order by priority (RabbitMQ quorum queues): the store picks the job (CLAIM, storeOrder).
+    const claimed = await this.claim(msg, !this.transport.capabilities.priorities);
+    // Under store order the delivery may have claimed another job of its queue than the one it names.
+    if ('claim' in claimed) await this.runClaimed({ jobId: claimed.claim.jobId, queue: msg.queue }, claimed.claim, claimed.sentAt);
   }
 
   /** Claims a delivered (or declined, see takePlaced) job; the status the claim found instead when it is not ours. */
-  private async claim(msg: JobMessage): Promise<{ claim: Claim; sentAt: number } | { status: string }> {
+  private async claim(msg: JobMessage, storeOrder = false): Promise<{ claim: Claim; sentAt: number } | { status: string }> {
     const { runner } = this.opts.config;
     // The claim's lease runs from when it was sent: the attempt's fence counts from there until the first renewal.
     let claimSentAt = 0;
     const claim = await untilStored(`the claim of job ${msg.jobId}`, this.log, () => {
       claimSentAt = performance.now();
-      return this.store.claim(msg.jobId, this.id, runner.leaseMs, Date.now(), this.placementArg);
+      return this.store.claim(msg.jobId, this.id, runner.leaseMs, Date.now(), this.placementArg, storeOrder ? { queue: msg.queue } : undefined);
     });
     if ('status' in claim) {
       // 'parked': the queue is paused or full; the job waits in the store and is published again when released.

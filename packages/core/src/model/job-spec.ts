@@ -209,7 +209,7 @@ export const JobTemplate = Type.Object(
         maximum: MAX_PRIORITY,
         description:
           `${MIN_PRIORITY} (least urgent) to ${MAX_PRIORITY} (most urgent), default ${DEFAULT_PRIORITY}: of the jobs waiting in a queue, more urgent ones ` +
-          'start first, equal ones in the order they came (on RabbitMQ this needs AMQP_QUEUE_TYPE=classic; see docs/jobs.md).',
+          'start first, equal ones in the order they came, on both brokers (see docs/jobs.md).',
       }),
     ),
   },

@@ -131,6 +131,8 @@ export function idempotencyKeyReused(): DroverError {
 }
 
 export interface Claim {
+  /** The job claimed: the one asked for, or under store order the queue's most urgent waiting one (see CLAIM). */
+  jobId: string;
   attempt: number;
   spec: JobSpec;
   /** Output already stored by earlier attempts: the per-job cap covers all attempts together. */
@@ -372,10 +374,15 @@ export class JobStore {
    * Claims a queued job for one attempt. `placement` is the runner as encodePlacement wrote it: a job with constraints
    * it does not satisfy (or any job with constraints, without it) is declined into its placement group ({status: 'placement'}).
    */
-  async claim(id: string, runnerId: string, leaseMs: number, now = Date.now(), placement = ''): Promise<Claim | { status: string }> {
-    const r = await this.redis.droverClaim(this.keys.base, id, runnerId, now, now + leaseMs, randomUUID(), placement);
+  /**
+   * Claims a job for one attempt. `storeOrder`: the claim is for a delivery of `storeOrder.queue` on a broker that
+   * does not order by priority; it takes that queue's most urgent waiting job this runner may run instead of `id`.
+   */
+  async claim(id: string, runnerId: string, leaseMs: number, now = Date.now(), placement = '', storeOrder?: { queue: string }): Promise<Claim | { status: string }> {
+    const r = await this.redis.droverClaim(this.keys.base, id, runnerId, now, now + leaseMs, randomUUID(), placement, storeOrder ? '1' : '', storeOrder?.queue ?? '');
     if (r[0] !== 1) return { status: String(r[1]) };
     return {
+      jobId: typeof r[10] === 'string' && r[10] !== '' ? r[10] : id,
       attempt: Number(r[1]),
       spec: JSON.parse(String(r[2])) as JobSpec,
       outputBytes: Number(r[3]),

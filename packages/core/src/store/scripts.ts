@@ -40,6 +40,8 @@ local function move(id, queue, from, to)
   if from then
     redis.call('ZREM', base .. ':idx:s:' .. from, id)
     redis.call('ZREM', base .. ':idx:qs:' .. queue .. ':' .. from, id)
+    -- A job that stops being queued stops waiting for a delivery (see toOutbox).
+    if from == 'queued' then redis.call('ZREM', base .. ':q:' .. queue .. ':waiting', id) end
   end
   redis.call('ZADD', base .. ':idx:s:' .. to, 0, id)
   redis.call('ZADD', base .. ':idx:qs:' .. queue .. ':' .. to, 0, id)
@@ -99,11 +101,23 @@ local function priorityRank(id)
 end
 local function qKey(queue) return base .. ':q:' .. queue end
 local function qcfgKey(queue) return base .. ':qcfg:' .. queue end
+-- A queued job about to be published (again): in the outbox until the broker confirms it, and in its queue's
+-- waiting set (most urgent, then oldest, first) until it is claimed, parked or declined. Each job there has a
+-- broker message on its way, so a claim may take the set's first job instead of the delivered one: on a broker
+-- that cannot order by priority (RabbitMQ quorum queues), the store does (CLAIM, storeOrder).
+local function toOutbox(id, queue, now)
+  redis.call('ZADD', base .. ':outbox', now, id)
+  redis.call('ZADD', qKey(queue) .. ':waiting', priorityRank(id) * 1e13 + now, id)
+end
+local function notWaiting(id, queue)
+  redis.call('ZREM', base .. ':outbox', id)
+  redis.call('ZREM', qKey(queue) .. ':waiting', id)
+end
 local TERMINAL = { succeeded = true, failed = true, timed_out = true, cancelled = true, lost = true, expired = true }
 -- A job that became runnable outside a publisher's hands (released by a queue gate, or its dependencies ended):
 -- the scheduler publishes the ready list on its next tick; the outbox entry covers a scheduler that dies first.
 local function makeReady(id, queue, now)
-  redis.call('ZADD', base .. ':outbox', now, id)
+  toOutbox(id, queue, now)
   redis.call('RPUSH', base .. ':ready', id .. ' ' .. queue)
 end
 -- A step of a workflow with a concurrency limit (its job's 'wf' field) stopped running: the next parked step may go.
@@ -295,7 +309,7 @@ local function createJob(id, queue, spec, runAt, now, meta)
     return 'delayed', id
   end
   redis.call('HSET', k, 'status', 'queued', 'queuedAt', now)
-  redis.call('ZADD', base .. ':outbox', now, id)
+  toOutbox(id, queue, now)
   move(id, queue, nil, 'queued')
   emit('job.submitted', id, queue, { status = 'queued', name = meta.name or cjson.null })
   return 'queued', id
@@ -307,7 +321,7 @@ cancelJob = function(id, now)
   local h = redis.call('HMGET', k, 'status', 'queue')
   if not h[1] then return 'missing', '' end
   if h[1] == 'queued' or h[1] == 'delayed' or h[1] == 'waiting' then
-    redis.call('ZREM', base .. ':outbox', id)
+    notWaiting(id, h[2])
     redis.call('ZREM', base .. ':delayed', id)
     redis.call('ZREM', qKey(h[2]) .. ':parked', id)
     redis.call('ZREM', qKey(h[2]) .. ':releasing', id)
@@ -326,7 +340,7 @@ local function expireJob(id, now)
   local k = jobKey(id)
   local h = redis.call('HMGET', k, 'status', 'queue')
   if h[1] ~= 'queued' and h[1] ~= 'delayed' and h[1] ~= 'waiting' then return false end
-  redis.call('ZREM', base .. ':outbox', id)
+  notWaiting(id, h[2])
   redis.call('ZREM', base .. ':delayed', id)
   redis.call('ZREM', qKey(h[2]) .. ':parked', id)
   redis.call('ZREM', qKey(h[2]) .. ':releasing', id)
@@ -352,7 +366,7 @@ local function requeue(k, id, queue, now, delay)
     return 'delayed'
   end
   redis.call('HSET', k, 'status', 'queued', 'queuedAt', now)
-  redis.call('ZADD', base .. ':outbox', now, id)
+  toOutbox(id, queue, now)
   move(id, queue, 'running', 'queued')
   return 'queued'
 end
@@ -421,7 +435,8 @@ return out
 `;
 
 /**
- * ARGV: base, id, runnerId, now, leaseUntil, token, placement (the runner: encodePlacement, or ''). The one gate before a spawn: only a queued job can be claimed,
+ * ARGV: base, id, runnerId, now, leaseUntil, token, placement (the runner: encodePlacement, or ''), storeOrder ('1' or
+ * ''), the delivery's queue. The one gate before a spawn: only a queued job can be claimed,
  * so a duplicate delivery finds it running or finished and is dropped. The token is unique per delivery: a claim
  * replayed by the client library after a reconnect (already applied before the connection dropped) finds its own
  * token and gets its claim back instead of being taken for a duplicate.
@@ -430,17 +445,39 @@ return out
  * jobs parked ahead (released most urgent first, then first come, first served) the job is parked in the queue instead: it stays `queued`, its
  * message is acknowledged, and it is released (republished) when the queue has room (RELEASE_PARKED).
  * Returns {1, attempt, spec, outputBytes, gated 0|1, queueDefaultTimeoutMs|'', replica|'', queuedAt|'', traceparent|'',
- * queueResources (JSON)|''}
+ * queueResources (JSON)|'', the id of the job claimed (another than ARGV's under store order)}
  * or {0, currentStatus|'parked'|'placement'|'expired'}: 'placement' when the runner does not satisfy the job's constraints,
  * 'expired' when the job's deadline passed (it ended expired now).
  */
 export const CLAIM = `${PRELUDE}${PLACEMENT_LUA}
 local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
+-- Store order (ARGV[8] '1', ARGV[9] the delivery's queue): a delivery claims its queue's most urgent waiting job
+-- this runner may run, which need not be the job it names. Every waiting job has a message of its own on the way,
+-- so the job a delivery passed over is taken by the message of the job it took (or by its own, redelivered), and
+-- a message that finds nothing waiting is a spare: its own job decides (dropped if it ran). A claim replayed after
+-- a reconnect finds the job it took under its token. Declined jobs a runner takes from the store pass no '1'.
+local function storeOrder(id)
+  local taken = redis.call('GET', base .. ':claimed-with:' .. token)
+  if taken then return taken end
+  local w = qKey(ARGV[9]) .. ':waiting'
+  for _, m in ipairs(redis.call('ZRANGE', w, 0, 15)) do
+    if m == id then return id end
+    local f = redis.call('HMGET', jobKey(m), 'status', 'placement')
+    if f[1] ~= 'queued' then
+      redis.call('ZREM', w, m) -- ended by a path that left it listed
+    elseif not f[2] or placementAllows(f[2], ARGV[7]) then
+      redis.call('SET', base .. ':claimed-with:' .. token, m, 'PX', 60000)
+      return m
+    end
+  end
+  return id
+end
+if ARGV[8] == '1' then id = storeOrder(id) end
 local k = jobKey(id)
 local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit', 'queuedAt', 'trace', 'placement', 'placedIn')
 local cfg = redis.call('HMGET', qcfgKey(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs', 'resources')
 local gated = (cfg[1] == '1' or cfg[2] or cfg[3]) and 1 or 0
-if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or ''} end
+if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or '', id} end
 if h[1] ~= 'queued' then return {0, h[1] or 'missing'} end
 -- Past its deadline: it ends expired instead of starting late.
 local deadline = tonumber(redis.call('HGET', k, 'expiresAt') or '')
@@ -460,7 +497,7 @@ if h[12] then
     redis.call('HSET', base .. ':placements', grp, notice)
     redis.call('HSET', k, 'placedBy', runnerId)
     redis.call('HINCRBY', k, 'placementDeclines', 1)
-    redis.call('ZREM', base .. ':outbox', id)
+    notWaiting(id, h[2])
     redis.call('PUBLISH', base .. ':control', '{"type":"placement","group":"' .. grp .. '",' .. string.sub(notice, 2))
     return {0, 'placement'}
   end
@@ -469,7 +506,7 @@ end
 -- A workflow's own concurrency: its steps past the limit wait in the workflow's parked set.
 if h[9] and redis.call('SCARD', base .. ':wf:' .. h[8] .. ':running') >= tonumber(h[9]) then
   redis.call('ZADD', base .. ':wf:' .. h[8] .. ':parked', priorityRank(id), id)
-  redis.call('ZREM', base .. ':outbox', id)
+  notWaiting(id, h[2])
   return {0, 'parked'}
 end
 local qk = qKey(h[2])
@@ -491,7 +528,7 @@ if gated == 1 then
     -- Released most urgent first; equal priorities by id, the order they came.
     redis.call('ZADD', qk .. ':parked', priorityRank(id), id)
     redis.call('SADD', base .. ':parked-queues', h[2])
-    redis.call('ZREM', base .. ':outbox', id)
+    notWaiting(id, h[2])
     return {0, 'parked'}
   end
   if cfg[3] then redis.call('ZADD', qk .. ':starts', now, id .. ':' .. (tonumber(h[6]) + 1)) end
@@ -504,7 +541,7 @@ redis.call('ZADD', base .. ':leases', leaseUntil, id)
 redis.call('ZREM', base .. ':outbox', id)
 move(id, h[2], 'queued', 'running')
 emit('job.started', id, h[2], { attempt = attempt, runnerId = runnerId })
-return {1, attempt, h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or ''}
+return {1, attempt, h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or '', id}
 `;
 
 /**
@@ -534,7 +571,7 @@ for _, id in ipairs(redis.call('ZRANGE', qk .. ':parked', 0, n - 1)) do
   redis.call('ZREM', qk .. ':parked', id)
   if redis.call('HGET', jobKey(id), 'status') == 'queued' then
     redis.call('ZADD', qk .. ':releasing', now, id)
-    redis.call('ZADD', base .. ':outbox', now, id)
+    toOutbox(id, queue, now)
     out[#out + 1] = id
   end
 end
@@ -646,7 +683,7 @@ local function promoteJob(id, now)
   local h = redis.call('HMGET', k, 'status', 'queue')
   if h[1] ~= 'delayed' then return nil, h[1] or 'missing' end
   redis.call('HSET', k, 'status', 'queued', 'queuedAt', now)
-  redis.call('ZADD', base .. ':outbox', now, id)
+  toOutbox(id, h[2], now)
   move(id, h[2], 'delayed', 'queued')
   return h[2]
 end
@@ -821,7 +858,7 @@ for i = 2, #ARGV do
     redis.call('ZREM', base .. ':idx:q:' .. h[2], id)
     redis.call('ZREM', base .. ':idx:s:' .. h[1], id)
     redis.call('ZREM', base .. ':idx:qs:' .. h[2] .. ':' .. h[1], id)
-    redis.call('ZREM', base .. ':outbox', id)
+    notWaiting(id, h[2])
     redis.call('ZREM', base .. ':delayed', id)
     redis.call('ZREM', base .. ':expiring', id)
     n = n + 1

@@ -7,7 +7,7 @@ export interface RabbitmqTransportOptions {
   url: string;
   /** Namespaces queue and exchange names, so several Drover installs (or tests) share one broker. */
   prefix: string;
-  /** `quorum` (replicated, default) or `classic` (needed for job priorities: declared with `x-max-priority`). */
+  /** `quorum` (replicated, default; no priorities: the store orders, see CLAIM) or `classic` (with `x-max-priority`). */
   queueType: 'quorum' | 'classic';
   /** Called on connection events, for logs and metrics. */
   onEvent?: (event: 'connect' | 'disconnect', detail?: string) => void;
