@@ -192,3 +192,31 @@ test('workflow concurrency: at most N steps of a run at once, however many could
   }
   assert.equal(peak, 2, 'never more than 2 steps at once, and 2 did run together');
 });
+
+test('a step whose job expired before it started is expired and counts as failed; one whose jobs were deleted is purged', async (t) => {
+  const s = await startStack(t);
+  const res = await s.request<WorkflowView>('POST', '/v1/workflows', {
+    name: 'deadline',
+    steps: [
+      { name: 'root', job: { command: 'sleep 0.2' } },
+      // Its deadline runs from its creation: it passes while root runs, so it never starts.
+      { name: 'late', job: { command: 'true', ttlMs: 1 }, dependsOn: ['root'] },
+      { name: 'after-late', job: { command: 'true' }, dependsOn: ['late'] },
+    ],
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  const first = await settled(s, res.body.id);
+  assert.deepEqual(first.steps.map((x) => [x.name, x.status]), [['root', 'succeeded'], ['late', 'expired'], ['after-late', 'skipped']]);
+  assert.equal(first.status, 'failed', 'an expired step fails the run');
+  const again = await s.request<WorkflowView>('POST', `/v1/workflows/${res.body.id}/restart`, { mode: 'failed' });
+  assert.equal(again.status, 200, JSON.stringify(again.body));
+  const second = await settled(s, res.body.id);
+  assert.notEqual(step(second, 'late').jobId, step(first, 'late').jobId, 'mode failed runs an expired step again');
+  assert.equal(step(second, 'root').jobId, step(first, 'root').jobId);
+
+  // What retention does to a finished step, done at once by deleting its job's record.
+  assert.equal((await s.request('DELETE', `/v1/jobs/${step(second, 'root').jobId}`)).status, 200);
+  const purged = (await s.request<WorkflowView>('GET', `/v1/workflows/${res.body.id}`)).body;
+  assert.equal(step(purged, 'root').status, 'purged');
+  assert.equal(purged.status, 'purged');
+});

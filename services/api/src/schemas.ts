@@ -250,7 +250,7 @@ const Status = <T extends readonly string[]>(values: T, description: string) => 
 export const StepViewSchema = Type.Object({
   name: Type.String(),
   dependsOn: Type.Array(Type.String()),
-  status: Status(STEP_STATUSES, 'The step from its jobs: a job status, `skipped` (a dependency failed) or `expired` (its jobs passed retention).'),
+  status: Status(STEP_STATUSES, 'The step from its jobs: a job status (`expired`: its deadline passed before it started), `skipped` (a dependency failed) or `purged` (its jobs passed retention and were deleted).'),
   state: Type.Union(STEP_STATUSES.map((v) => Type.Literal(v)), { deprecated: true, description: 'Deprecated alias of `status`, removed in the next release.' }),
   jobId: Nullable(Type.String({ description: 'The job of copy 0.' })),
   jobIds: Type.Array(Type.String()),
@@ -264,7 +264,7 @@ export const StepViewSchema = Type.Object({
 export const WorkflowViewSchema = Type.Object({
   id: Type.String(),
   name: Type.String(),
-  status: Status(WORKFLOW_STATUSES, 'running while a step is unfinished; else succeeded, failed, cancelled, or expired (jobs passed retention).'),
+  status: Status(WORKFLOW_STATUSES, 'running while a step is unfinished; else succeeded, failed (a step failed, timed out, was lost or expired), cancelled, or purged (jobs passed retention).'),
   state: Type.Union(WORKFLOW_STATUSES.map((v) => Type.Literal(v)), { deprecated: true, description: 'Deprecated alias of `status`, removed in the next release.' }),
   run: Type.Integer({ description: 'Runs so far (1 + restarts).' }),
   concurrency: NullableInt,

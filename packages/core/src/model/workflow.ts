@@ -133,36 +133,37 @@ export function planWorkflow(
 }
 
 /**
- * What a step can be: its jobs' statuses (`delayed` counts as `queued`), `skipped` (cancelled because a dependency
- * failed) and `expired` (its jobs passed their retention, DROVER_RETENTION_FINISHED, and were deleted).
+ * What a step can be: its jobs' statuses (`delayed` counts as `queued`; `expired`: a job's deadline passed before it
+ * started), `skipped` (cancelled because a dependency failed) and `purged` (its jobs passed their retention,
+ * DROVER_RETENTION_FINISHED, and were deleted: how they ended is no longer known).
  */
-export const STEP_STATUSES = ['waiting', 'queued', 'running', 'succeeded', 'failed', 'timed_out', 'lost', 'cancelled', 'skipped', 'expired'] as const;
+export const STEP_STATUSES = ['waiting', 'queued', 'running', 'succeeded', 'failed', 'timed_out', 'lost', 'expired', 'cancelled', 'skipped', 'purged'] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
 
 /** What a workflow run can be, from its steps. */
-export const WORKFLOW_STATUSES = ['running', 'succeeded', 'failed', 'cancelled', 'expired'] as const;
+export const WORKFLOW_STATUSES = ['running', 'succeeded', 'failed', 'cancelled', 'purged'] as const;
 export type WorkflowStatus = (typeof WORKFLOW_STATUSES)[number];
 
 /** Steps whose failure a restart with mode "failed" runs again (with their descendants). */
-export const FAILED_STEP_STATUSES: readonly StepStatus[] = ['failed', 'timed_out', 'lost', 'cancelled', 'skipped'];
+export const FAILED_STEP_STATUSES: readonly StepStatus[] = ['failed', 'timed_out', 'lost', 'expired', 'cancelled', 'skipped'];
 
 /** A step's status from its jobs (all copies): the least advanced copy decides, a failure before a cancellation. */
 export function stepStatus(jobs: { status: JobStatus; error: string | null }[]): StepStatus {
-  if (jobs.length === 0) return 'expired';
+  if (jobs.length === 0) return 'purged';
   const statuses = jobs.map((j): StepStatus => {
     if (j.status === 'cancelled' && j.error?.startsWith('dependency ')) return 'skipped';
     if (j.status === 'delayed') return 'queued';
     return j.status;
   });
-  for (const s of ['running', 'queued', 'waiting', 'failed', 'timed_out', 'lost', 'cancelled', 'skipped'] as const) if (statuses.includes(s)) return s;
+  for (const s of ['running', 'queued', 'waiting', 'failed', 'timed_out', 'lost', 'expired', 'cancelled', 'skipped'] as const) if (statuses.includes(s)) return s;
   return 'succeeded';
 }
 
 /** A workflow's status from its steps': running while any step is unfinished, else how it ended. */
 export function workflowStatus(steps: StepStatus[]): WorkflowStatus {
   if (steps.some((s) => s === 'running' || s === 'queued' || s === 'waiting')) return 'running';
-  if (steps.includes('expired')) return 'expired';
+  if (steps.includes('purged')) return 'purged';
   if (steps.every((s) => s === 'succeeded')) return 'succeeded';
-  if (steps.some((s) => s === 'failed' || s === 'timed_out' || s === 'lost')) return 'failed';
+  if (steps.some((s) => s === 'failed' || s === 'timed_out' || s === 'lost' || s === 'expired')) return 'failed';
   return 'cancelled';
 }
