@@ -23,7 +23,7 @@ function firer(t: TestContext, s: Stack, random?: () => number): (now: number) =
   return (now) => fireDueSchedules(deps, now, 60_000);
 }
 const get = async (s: Stack, name: string): Promise<Sched> => (await s.request<Sched>('GET', `/v1/schedules/${name}`)).body;
-const runs = async (s: Stack, name: string): Promise<JobRecord[]> => (await s.request<{ items: JobRecord[] }>('GET', `/v1/schedules/${name}/runs?limit=1000`)).body.items;
+const runs = async (s: Stack, name: string): Promise<JobRecord[]> => (await s.request<{ items: JobRecord[] }>('GET', `/v1/schedules/${name}/runs?limit=1000&kind=jobs`)).body.items;
 async function create(s: Stack, body: Record<string, unknown>): Promise<Sched> {
   const r = await s.request<Sched>('POST', '/v1/schedules', { job: { command: 'true' }, ...body });
   assert.equal(r.status, 201, JSON.stringify(r.body));

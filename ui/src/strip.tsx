@@ -1,6 +1,6 @@
 import { api } from './api';
 import { ago, duration, between } from './format';
-import type { Job, Page } from './types';
+import { isUnfired, type Page, type ScheduleRun } from './types';
 import { useLoad } from './ui';
 
 /** How many runs a strip shows: enough to see a pattern, few enough for a phone. */
@@ -11,14 +11,21 @@ export const STRIP_RUNS = 30;
  * ended (running ones pulse). Reloaded when the schedule's last run changes; each cell links to its job.
  */
 export function RunStrip({ name, version }: { name: string; version: string }) {
-  const { data, error } = useLoad(() => api<Page<Job>>('GET', `/v1/schedules/${encodeURIComponent(name)}/runs?limit=${STRIP_RUNS}`), [name, version]);
+  const { data, error } = useLoad(() => api<Page<ScheduleRun>>('GET', `/v1/schedules/${encodeURIComponent(name)}/runs?limit=${STRIP_RUNS}`), [name, version]);
   if (error) return <span class="muted">–</span>;
   if (!data) return <span class="strip" />;
   const runs = [...data.items].reverse();
   return (
     <span class="strip" data-testid="run-strip" aria-label={`last ${runs.length} runs of ${name}`}>
       {runs.length === 0 ? <span class="muted">no runs yet</span> : null}
-      {runs.map((j) => (
+      {runs.map((j) => isUnfired(j) ? (
+        <span
+          key={`${j.status}-${j.scheduledFor}`}
+          class={`cell s-${j.status}`}
+          data-status={j.status}
+          title={`${j.status}: no job for ${ago(j.scheduledFor)}${j.missed !== undefined ? ` (${j.missed} fire times missed)` : ''}`}
+        />
+      ) : (
         <a
           key={j.id}
           href={`#/jobs/${j.id}`}

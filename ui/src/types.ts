@@ -1,6 +1,6 @@
 /** The API's records, as far as the dashboard reads them (see the OpenAPI document at /docs). */
 // Type-only imports: erased by the build, they keep the dashboard in step with the server's own records.
-import type { AttemptRecord, JobRecord, LogEntry, QueueView as CoreQueueView, RunnerView, ScheduleRecord, StatsView } from '@drover/core';
+import type { AttemptRecord, JobRecord, LogEntry, QueueView as CoreQueueView, RunnerView, ScheduleRecord, StatsView, UnfiredRunItem } from '@drover/core';
 
 export interface Page<T> {
   items: T[];
@@ -8,6 +8,10 @@ export interface Page<T> {
 }
 
 export type Attempt = AttemptRecord;
+
+/** A schedule's run: a job it fired, or a fire time that made none (skipped, misfired). */
+export type ScheduleRun = JobRecord | UnfiredRunItem;
+export const isUnfired = (r: ScheduleRun): r is UnfiredRunItem => 'kind' in r && r.kind === 'unfired';
 
 /** GET /v1/jobs/:id adds the attempts. */
 export type Job = JobRecord & { attemptHistory?: Attempt[] };

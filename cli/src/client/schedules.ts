@@ -1,10 +1,10 @@
-import type { JobRecord, ScheduleInput, ScheduleRecord } from '@drover/core';
+import type { JobRecord, ScheduleInput, ScheduleRecord, UnfiredRunItem } from '@drover/core';
 import type { Parsed } from './args.js';
 import { JSON_OPTION, about, show, type CommandDef, type Ctx, type Group } from './command.js';
 import { UsageError } from './errors.js';
-import { commandOf, duration, fields, paint, relative, statusStyle, table, truncate, when, zoned, type Cell } from './format.js';
+import { commandOf, duration, fields, paint, relative, runTime, status, statusStyle, table, truncate, when, zoned, type Cell } from './format.js';
 import { seg } from './http.js';
-import { LIMIT_OPTION, idsOf, jobTable, listPage } from './jobs.js';
+import { LIMIT_OPTION, idsOf, listPage } from './jobs.js';
 import { COMMAND_HELP, JOB_OPTIONS, envOf, jobTemplate } from './spec.js';
 
 const OVERLAP = ['allow', 'skip', 'replace'] as const;
@@ -170,11 +170,11 @@ export const schedules: Group = {
     }),
     runs: {
       usage: '<name> [--limit n] [--json]',
-      summary: 'jobs a schedule fired, newest first',
+      summary: "a schedule's runs, newest first: the jobs it fired and the fire times that made none (skipped, misfired)",
       args: ['name'],
       options: { ...LIMIT_OPTION, ...JSON_OPTION },
       async run(ctx, p) {
-        return listPage<JobRecord>(ctx, p, `${schedulePath(p.args[0]!)}/runs`, {}, (items) => jobTable(items, ctx.color));
+        return listPage<JobRecord | UnfiredRunItem>(ctx, p, `${schedulePath(p.args[0]!)}/runs`, {}, (items) => runsTable(items, ctx.color));
       },
     },
   },
@@ -202,3 +202,15 @@ export const cron: CommandDef = {
     return show(ctx, p, r, (v) => previewLines(v, ctx.color));
   },
 };
+
+/** One table of a schedule's runs: jobs as `drover jobs` shows them, and fire times that made no job (no id). */
+function runsTable(items: (JobRecord | UnfiredRunItem)[], color: boolean): string {
+  if (items.length === 0) return 'no runs';
+  const now = Date.now();
+  const rows = items.map((r): Cell[] => {
+    if (!('kind' in r)) return [r.id, status(r.status), r.queue, r.exitCode !== null ? String(r.exitCode) : (r.signal ?? '-'), relative(r.createdAt, now), runTime(r, now), truncate(commandOf(r), 60)];
+    const why = r.state === 'misfired' ? `no scheduler ran: ${r.missed ?? 1} fire time(s) missed${r.fired ? ', one job fired' : ''}` : `overlap skip: ${(r.runningJobs ?? []).join(' ')} still running`;
+    return ['-', status(r.state), '-', '-', relative(r.scheduledFor, now), '-', why];
+  });
+  return table(['ID', 'STATUS', 'QUEUE', 'EXIT', 'CREATED', 'DURATION', 'COMMAND'], rows, color);
+}

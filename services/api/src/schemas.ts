@@ -238,6 +238,12 @@ export const UnfiredRunSchema = Type.Object({
   runningJobs: Type.Optional(Type.Array(Type.String(), { description: 'skipped: the runs still going.' })),
 });
 
+/** An unfired fire time among a schedule's runs: `kind: "unfired"`, `status` its state. */
+export const UnfiredRunItemSchema = Type.Intersect([
+  Type.Object({ kind: Type.Literal('unfired'), status: Type.Union([Type.Literal('skipped'), Type.Literal('misfired')]) }),
+  UnfiredRunSchema,
+]);
+
 /** A named set of dates schedules may exclude (`calendar`). */
 export const CalendarSchema = Type.Object({ name: Type.String(), dates: Type.Array(Type.String()), updatedAt: Time });
 

@@ -2,7 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api } from '../api';
 import { ago, commandOf, time } from '../format';
 import { RunStrip } from '../strip';
-import type { Job, Page, Schedule } from '../types';
+import { isUnfired, type Page, type Schedule, type ScheduleRun } from '../types';
 import { Act, Empty, ErrorBox, Status, useCan, useLiveEvents, useLoad } from '../ui';
 
 /** The next fire times as the expression is typed, computed by the API (the same parser the scheduler uses). */
@@ -74,13 +74,15 @@ function NewSchedule({ onCreated }: { onCreated: () => void }) {
 }
 
 function Runs({ name }: { name: string }) {
-  const { data, error } = useLoad(() => api<Page<Job>>('GET', `/v1/schedules/${encodeURIComponent(name)}/runs?limit=10`), [name]);
+  const { data, error } = useLoad(() => api<Page<ScheduleRun>>('GET', `/v1/schedules/${encodeURIComponent(name)}/runs?limit=10`), [name]);
   return (
     <td colSpan={9}>
       <ErrorBox error={error} />
       {data && data.items.length === 0 ? <Empty>No runs yet.</Empty> : null}
       <ul class="runs">
-        {(data?.items ?? []).map((j) => <li key={j.id}><a href={`#/jobs/${j.id}`} class="mono">{j.id.slice(-8)}</a> <Status status={j.status} /> {ago(j.createdAt)}</li>)}
+        {(data?.items ?? []).map((j) => isUnfired(j)
+          ? <li key={`${j.status}-${j.scheduledFor}`}><span class="mono muted">no job</span> <Status status={j.status} /> {ago(j.scheduledFor)}</li>
+          : <li key={j.id}><a href={`#/jobs/${j.id}`} class="mono">{j.id.slice(-8)}</a> <Status status={j.status} /> {ago(j.createdAt)}</li>)}
       </ul>
     </td>
   );

@@ -67,6 +67,9 @@ export interface UnfiredRun {
   runningJobs?: string[];
 }
 
+/** An unfired fire time among a schedule's runs (GET /v1/schedules/:name/runs): `status` is its state. */
+export type UnfiredRunItem = UnfiredRun & { kind: 'unfired'; status: UnfiredRun['state'] };
+
 /** A named set of dates (YYYY-MM-DD) on which the schedules referencing it do not fire. */
 export interface CalendarRecord {
   name: string;

@@ -9,7 +9,8 @@ import type { Principal } from '../auth.js';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
 import { canSee, guards, scheduleQueues } from '../queue-scope.js';
-import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema, UnfiredRunSchema, errorResponses, noBodyIsEmpty } from '../schemas.js';
+import { ErrorResponse, JobRecordSchema, ScheduleRecordSchema, UnfiredRunItemSchema, UnfiredRunSchema, errorResponses, noBodyIsEmpty } from '../schemas.js';
+import { withUnfiredRuns } from '../schedule-runs.js';
 import { SubmittedJob, assertJobCount, assertSubmittable, throwProblems } from './jobs.js';
 import { submitWarnings, withWarnings, type SubmitWarning } from '../queue-consumers.js';
 import { scheduleJobs, stopJobs, stopped } from '../job-actions.js';
@@ -17,6 +18,13 @@ import { scheduleJobs, stopJobs, stopped } from '../job-actions.js';
 const NameParams = Type.Object({ name: ScheduleName }, { additionalProperties: false });
 const PageQuery = Type.Object(
   { cursor: Type.Optional(Type.String({ maxLength: 128 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) },
+  { additionalProperties: false },
+);
+const RunsQuery = Type.Object(
+  {
+    ...PageQuery.properties,
+    kind: Type.Optional(Type.Union([Type.Literal('all'), Type.Literal('jobs')], { default: 'all', description: '`jobs`: only the jobs, without the fire times that made none (scripts written before they were runs).' })),
+  },
   { additionalProperties: false },
 );
 const NamesBody = Type.Object({ names: Type.Array(ScheduleName, { minItems: 1, maxItems: 1000, uniqueItems: true }) }, { additionalProperties: false });
@@ -408,22 +416,24 @@ export function scheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.get<Named & { Querystring: { cursor?: string; limit?: number } }>(
+  app.get<Named & { Querystring: { cursor?: string; limit?: number; kind?: 'all' | 'jobs' } }>(
     '/v1/schedules/:name/runs',
-    { config: { scope: 'read', queues: guard }, schema: { operationId: 'listScheduleRuns', tags: ['schedules'], summary: 'Jobs this schedule produced, newest first; on the first page also the fire times that made no job (skipped, misfired)', params: NameParams, querystring: PageQuery, response: { 200: Type.Object({ items: Type.Array(JobRecordSchema), nextCursor: Type.Union([Type.String(), Type.Null()]), unfired: Type.Optional(Type.Array(UnfiredRunSchema)) }), ...errors } } },
+    { config: { scope: 'read', queues: guard }, schema: { operationId: 'listScheduleRuns', tags: ['schedules'], summary: "The schedule's runs, newest first: its jobs, and the fire times that made none (kind unfired, status skipped or misfired) where they fell; `limit` counts jobs", params: NameParams, querystring: RunsQuery, response: { 200: Type.Object({ items: Type.Array(Type.Union([JobRecordSchema, UnfiredRunItemSchema])), nextCursor: Type.Union([Type.String(), Type.Null()]), unfired: Type.Optional(Type.Array(UnfiredRunSchema, { description: 'First page only: the newest unfired fire times again, as a list of their own (kept for clients written before they were runs).' })) }), ...errors } } },
     async (request) => {
       const s = await mustGet(request.params.name);
-      const { cursor, limit = 50 } = request.query;
+      const { cursor, limit = 50, kind = 'all' } = request.query;
       if (cursor !== undefined && !/^[0-9A-HJKMNP-TV-Z]{26}$/.test(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
       const page = await ctx.schedules.runs(request.params.name, cursor, limit);
-      // Fire times that made no job are not jobs: listed beside them, on the first page (the newest UNFIRED_MAX).
-      const unfired = cursor === undefined && canSee(request.principal, scheduleQueues(s)) ? { unfired: await ctx.schedules.unfired(s.name) } : {};
+      // Fire times that made no job are runs too, placed among the jobs by fire time (the newest UNFIRED_MAX kept).
+      const unfired = canSee(request.principal, scheduleQueues(s)) ? await ctx.schedules.unfired(s.name) : [];
+      const firstPage = cursor === undefined ? { unfired } : {};
       // A schedule moved between queues by an admin keeps its older runs: a restricted token sees its queues' only.
       const items: JobRecord[] = (await ctx.store.getMany(page.ids)).filter((j) => canSee(request.principal, [j.queue]));
-      if (!ctx.archive) return { items, nextCursor: page.nextCursor, ...unfired };
       // Runs Redis no longer holds come from the archive; both sides take ids below the cursor, merged newest first.
-      const archived = await ctx.archive.list({ schedule: request.params.name }, cursor, limit + 1);
-      return { ...mergeNewestFirst(items, page.nextCursor, archived, limit), ...unfired };
+      const jobs = ctx.archive
+        ? mergeNewestFirst(items, page.nextCursor, await ctx.archive.list({ schedule: request.params.name }, cursor, limit + 1), limit)
+        : { items, nextCursor: page.nextCursor };
+      return { ...(kind === 'jobs' ? jobs : withUnfiredRuns(jobs, cursor, unfired)), ...firstPage };
     },
   );
 }
