@@ -17,6 +17,7 @@ Client (talks to a running API):
   cancel      cancel a job (--group: every copy of a replicas job)
   retry       run a finished job again as a new job
   promote     start a delayed job now
+  rm          delete finished jobs' records (unfinished ones are refused)
   schedules   cron schedules: add, ls, show, rm, kill, enable, disable, trigger, runs
   cron        the next fire times of a cron expression
   queues      queues: ls, set, pause, resume, retry, cancel, clean
@@ -38,7 +39,7 @@ const services: Record<string, (env: NodeJS.ProcessEnv) => Promise<void>> = {
 };
 
 // The client commands load ./client only, never the server packages.
-const CLIENT = new Set(['run', 'submit', 'jobs', 'status', 'logs', 'cancel', 'retry', 'promote', 'schedules', 'cron', 'queues', 'runners', 'whoami']);
+const CLIENT = new Set(['run', 'submit', 'jobs', 'status', 'logs', 'cancel', 'retry', 'promote', 'rm', 'schedules', 'cron', 'queues', 'runners', 'whoami']);
 
 /** Exits once stdout and stderr are flushed, so piped output is not cut off (open keep-alive sockets would delay a natural exit). */
 function exitFlushed(code: number): void {

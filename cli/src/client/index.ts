@@ -4,6 +4,7 @@ import { configPath } from './config.js';
 import { ApiError, CliError, UsageError } from './errors.js';
 import { cancel, jobs, logs, promote, retry, statusCommand, submit } from './jobs.js';
 import { queues } from './queues.js';
+import { rm } from './rm.js';
 import { run } from './run.js';
 import { runners } from './runners.js';
 import { cron, schedules } from './schedules.js';
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, CommandDef | Group> = {
   cancel,
   retry,
   promote,
+  rm,
   schedules,
   cron,
   queues,
@@ -30,6 +32,10 @@ const HELP_OPTION: Options = { help: { type: 'boolean', short: 'h', desc: 'show 
 const ALIASES: Record<string, string> = { list: 'ls', delete: 'rm', remove: 'rm' };
 
 const isGroup = (c: CommandDef | Group): c is Group => 'commands' in c;
+
+/** A last argument named `name...` takes one or more words (`drover rm <id>...`); its name in messages is `<name>`. */
+const takesMore = (def: CommandDef): boolean => def.args?.at(-1)?.endsWith('...') === true;
+const argName = (arg: string): string => arg.replace(/\.\.\.$/, '');
 
 function commandHelp(path: string, def: CommandDef): string {
   const options = optionsHelp({ ...def.options, ...HELP_OPTION });
@@ -94,8 +100,8 @@ export async function runClient(name: string, argv: string[], env: NodeJS.Proces
     }
     const parsed = parseCommandLine(argv, options, def.command === true, leading);
     const missing = def.args?.[parsed.args.length];
-    if (missing !== undefined) throw new UsageError(`missing <${missing}>`);
-    if (parsed.args.length > leading) throw new UsageError(`unexpected argument "${parsed.args[leading]}"`);
+    if (missing !== undefined) throw new UsageError(`missing <${argName(missing)}>`);
+    if (parsed.args.length > leading && !takesMore(def)) throw new UsageError(`unexpected argument "${parsed.args[leading]}"`);
     if (def.command === true && parsed.command.length === 0) throw new UsageError('missing the command to run (after --)');
     return (await def.run(ctx, parsed)) ?? 0;
   } catch (err) {
