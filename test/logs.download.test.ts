@@ -142,3 +142,11 @@ test('drover logs -f on a live job ends with its outcome too', async (t) => {
   assert.equal(r.stdout, 'late\n');
   assert.equal((await s.waitFor(job.id)).status, 'failed');
 });
+
+test('the OpenAPI document says what format=text answers: text/plain beside the JSON page', async (t) => {
+  const s = await startStack(t, { runner: false });
+  type Doc = { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>> };
+  const doc = (await s.request<Doc>('GET', '/docs/json')).body;
+  const content = doc.paths['/v1/jobs/{id}/logs']?.get?.responses['200']?.content ?? {};
+  assert.deepEqual(Object.keys(content).sort(), ['application/json', 'text/plain']);
+});

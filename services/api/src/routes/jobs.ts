@@ -410,7 +410,16 @@ export function jobRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Output lines (stdout and stderr), oldest first; pass nextCursor back to continue',
         params: JobIdParams,
         querystring: LogQuery,
-        response: { 200: LogPage, ...errors },
+        response: {
+          200: {
+            description: 'A page of lines (JSON); with format=text the whole output of every attempt as text, streamed',
+            content: {
+              'application/json': { schema: LogPage },
+              'text/plain': { schema: Type.String({ description: 'format=text: each attempt under a header line, then its lines' }) },
+            },
+          },
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
