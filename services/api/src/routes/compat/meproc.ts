@@ -1,12 +1,12 @@
 import {
-  DEFAULT_SPEC_DEFAULTS, DroverError, firePayload, isTerminal, newJobId, nextFireAfter, normalizeJobSpec,
+  DEFAULT_SPEC_DEFAULTS, DroverError, firePayload, isTerminal, newJobId, normalizeJobSpec, timingOf,
   type JobTemplate, type NewJob, type ScheduleDef,
 } from '@drover/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiContext } from '../../context.js';
 import { guards, type QueueGuard } from '../../queue-scope.js';
 import { assertJobCount, assertSubmittable, expandReplicas, submitJobs } from '../jobs.js';
-import { triggerSchedule } from '../schedules.js';
+import { firstFire, triggerSchedule } from '../schedules.js';
 import { legacyErrors } from './envelope.js';
 import { bad, parseTask, type TaskInput } from './meproc-parse.js';
 import { MeprocTasks, meprocSchedule, type MeprocTask } from './meproc-tasks.js';
@@ -71,8 +71,10 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
     assertSubmittable(ctx, request.principal, normalizeJobSpec(job, DEFAULT_SPEC_DEFAULTS), '');
     assertJobCount(ctx, task.replica, 'replica');
     const name = meprocSchedule(task.name);
-    const def: ScheduleDef = { cron: task.cron!, timezone: 'UTC', job, overlap: 'skip', misfire: 'skip', description: `Meproc cron task ${task.name}`, alertAfterFailures: null };
-    const next = nextFireAfter(def.cron, def.timezone, now);
+    // Meproc has no time window: the one set through Drover's API (startAt, endAt, excluded dates, calendar, jitter) stays.
+    const timing = timingOf({}, (await ctx.schedules.get(name)) ?? {});
+    const def: ScheduleDef = { cron: task.cron!, timezone: 'UTC', job, overlap: 'skip', misfire: 'skip', description: `Meproc cron task ${task.name}`, alertAfterFailures: null, ...timing };
+    const next = await firstFire(ctx, def, now);
     if (!(await ctx.schedules.put('create', name, def, true, next, now))) await ctx.schedules.put('update', name, def, true, next, now);
     const payload = firePayload(name, def, now);
     await triggerSchedule(ctx, name, payload, null, now);

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import {
-  DroverError, ERROR_CODES, canonicalAddress, constraintProblems, consumersOf, firePayload, isTerminal, nextFireAfter, normalizeConstraints, satisfies,
+  DroverError, ERROR_CODES, canonicalAddress, constraintProblems, consumersOf, firePayload, isTerminal, normalizeConstraints, satisfies, timingOf,
   type ErrorCode, type JobRecord, type JobTemplate, type RunnerView, type ScheduleDef, type ScheduleRecord,
 } from '@drover/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -10,7 +10,7 @@ import { describeError } from '../../errors.js';
 import { canSee, scheduleQueues } from '../../queue-scope.js';
 import { submitWarnings } from '../../queue-consumers.js';
 import { assertSubmittable } from '../jobs.js';
-import { setSchedulesEnabled, triggerSchedule } from '../schedules.js';
+import { firstFire, setSchedulesEnabled, triggerSchedule } from '../schedules.js';
 import { documentOnlySchemas } from './schemas.js';
 import { qscheduleJob } from './qschedule-view.js';
 import {
@@ -70,7 +70,7 @@ function templatesOf(s: ScheduleDef): JobTemplate[] {
   return s.workflow ? s.workflow.steps.map((st) => st.job) : s.job ? [s.job] : [];
 }
 
-/** A schedule's definition with each job template's constraints.notHost replaced. */
+/** A schedule's definition (its timing included) with each job template's constraints.notHost replaced. */
 function withOffline(s: ScheduleRecord, offline: string[]): ScheduleDef {
   const place = (t: JobTemplate): JobTemplate => {
     const constraints = normalizeConstraints({ ...t.constraints, notHost: offline.length > 0 ? offline : undefined });
@@ -80,6 +80,7 @@ function withOffline(s: ScheduleRecord, offline: string[]): ScheduleDef {
   };
   return {
     cron: s.cron, timezone: s.timezone, overlap: s.overlap, misfire: s.misfire, description: s.description, alertAfterFailures: s.alertAfterFailures,
+    ...timingOf({}, s),
     ...(s.job ? { job: place(s.job) } : {}),
     ...(s.workflow ? { workflow: { ...s.workflow, steps: s.workflow.steps.map((st) => ({ ...st, job: place(st.job) })) } } : {}),
   };
@@ -228,7 +229,7 @@ export function qscheduleRoutes(app: FastifyInstance, ctx: ApiContext): void {
         throw new DroverError('CONFLICT', 'no live runner that serves this job would be left to run it', { qsMessage: '所有机器不能全部下线' });
       }
       const now = Date.now();
-      if (!(await ctx.schedules.put('update', s.name, def, s.enabled, s.enabled ? nextFireAfter(s.cron, s.timezone, now) : null, now))) {
+      if (!(await ctx.schedules.put('update', s.name, def, s.enabled, s.enabled ? await firstFire(ctx, def, now) : null, now))) {
         throw new DroverError('NOT_FOUND', `no job (schedule) ${s.name}`);
       }
       return ok();
