@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import {
-  PLACEMENT_LUA, createLogger, encodePlacement, loadConfig, normalizeConstraints, runnerAddresses, runnerPlacement, satisfies,
+  createLogger, lua, encodePlacement, loadConfig, normalizeConstraints, runnerAddresses, runnerPlacement, satisfies,
   type JobConstraints, type JobRecord, type RunnerView,
 } from '@drover/core';
 import { Runner } from '@drover/runner';
@@ -95,10 +95,10 @@ test('satisfies and the claim script agree: host by name (any case), address or 
     const c = normalizeConstraints(given)!;
     assert.equal(satisfies(c, me), expected, `satisfies ${JSON.stringify(given)}`);
     // The claim script's rule itself, on no key at all.
-    const lua = await redis.eval(`${PLACEMENT_LUA}\nreturn placementAllows(ARGV[1], ARGV[2]) and 1 or 0`, 0, JSON.stringify(c), runner);
-    assert.equal(lua, expected ? 1 : 0, `placementAllows ${JSON.stringify(given)}`);
+    const inLua = await redis.eval(`${lua('lib/placement')}\nreturn placementAllows(ARGV[1], ARGV[2]) and 1 or 0`, 0, JSON.stringify(c), runner);
+    assert.equal(inLua, expected ? 1 : 0, `placementAllows ${JSON.stringify(given)}`);
   }
-  assert.equal(await redis.eval(`${PLACEMENT_LUA}\nreturn placementAllows(ARGV[1], ARGV[2]) and 1 or 0`, 0, '{"labels":{"zone":"a"}}', ''), 0,
+  assert.equal(await redis.eval(`${lua('lib/placement')}\nreturn placementAllows(ARGV[1], ARGV[2]) and 1 or 0`, 0, '{"labels":{"zone":"a"}}', ''), 0,
     'a claim that says nothing of its runner satisfies no constraint');
 });
 

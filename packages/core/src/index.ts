@@ -40,6 +40,8 @@ export * from './archive/archive-store.js';
 export * from './archive/migrate.js';
 export * from './store/event-group.js';
 export * from './store/publish.js';
+export * from './store/lua.js';
+export { assembleLua, LuaLoadError, LUA_DIR } from './store/lua-loader.js';
 export * from './archive/merge.js';
 export * from './telemetry/metrics.js';
 export * from './telemetry/metrics-server.js';

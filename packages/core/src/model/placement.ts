@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox';
 /**
  * Placement: which runners may run a job. Runners carry labels (RUNNER_LABELS, plus `host` and `address` of their
  * own); a job's `constraints` name hosts and labels, and only a runner that satisfies them claims it. The check runs
- * in the store's claim script (PLACEMENT_LUA below, the same rules as `satisfies`), so no path can start a job
+ * in the store's claim script (store/lua/lib/placement.lua, the same rules as `satisfies`), so no path can start a job
  * elsewhere; how a declined job reaches a runner that satisfies it is in docs/design-notes.md.
  */
 
@@ -112,7 +112,7 @@ export interface PlacementSubject {
   labels: Readonly<Record<string, string>>;
 }
 
-/** Whether a runner may run a job with these constraints. PLACEMENT_LUA is the same rule for the claim script. */
+/** Whether a runner may run a job with these constraints. store/lua/lib/placement.lua is the same rule for the claim script. */
 export function satisfies(c: JobConstraints | undefined, r: PlacementSubject): boolean {
   if (!c) return true;
   const host = r.host?.toLowerCase() ?? null;
@@ -132,47 +132,6 @@ export function encodePlacement(r: RunnerPlacement): string {
   return JSON.stringify({ id: r.id, host: r.host, addresses: r.addresses, labels: r.labels });
 }
 
-/**
- * Lua for the claim script: `placementAllows(constraintsJson, runnerJson)` is `satisfies` (constraints as
- * normalizeConstraints keeps them; runner as encodePlacement writes it, '' for a caller that says nothing of itself,
- * which satisfies no constraint).
- */
-export const PLACEMENT_LUA = `
-local function placementAllows(constraintsJson, runnerJson)
-  if not runnerJson or runnerJson == '' then return false end
-  local c = cjson.decode(constraintsJson)
-  local me = cjson.decode(runnerJson)
-  local function isAddress(want)
-    local w = string.lower(want)
-    for _, a in ipairs(me.addresses or {}) do if a == w then return true end end
-    return false
-  end
-  local function names(want) return want == me.id or string.lower(want) == me.host or isAddress(want) end
-  if type(c.host) == 'table' then
-    local any = false
-    for _, want in ipairs(c.host) do
-      if names(want) then any = true break end
-    end
-    if not any then return false end
-  end
-  if type(c.notHost) == 'table' then
-    for _, want in ipairs(c.notHost) do
-      if names(want) then return false end
-    end
-  end
-  if type(c.labels) == 'table' then
-    local mine = type(me.labels) == 'table' and me.labels or {}
-    for key, want in pairs(c.labels) do
-      local ok
-      if key == 'host' then ok = string.lower(want) == me.host
-      elseif key == 'address' then ok = isAddress(want)
-      else ok = mine[key] == want end
-      if not ok then return false end
-    end
-  end
-  return true
-end
-`;
 
 /** Parses RUNNER_LABELS entries (`key=value`); returns the problems instead when there are any. */
 export function parseRunnerLabels(entries: readonly string[]): Record<string, string> | string[] {

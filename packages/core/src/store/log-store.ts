@@ -2,7 +2,7 @@ import type { Redis, Result } from 'ioredis';
 import { DroverError } from '../errors.js';
 import { defineScripts } from '../redis.js';
 import { isStreamId, type Keys } from './keys.js';
-import { EVENTS_MAX_LEN } from './scripts.js';
+import { EVENTS_MAX_LEN, lua } from './lua.js';
 
 /** `system`: lines Drover adds itself, such as which script ran. */
 export type OutputStream = 'stdout' | 'stderr' | 'system';
@@ -38,19 +38,7 @@ export interface ReportWrite {
   event?: { queue: string; data: Record<string, unknown> };
 }
 
-/**
- * ARGV: log stream key, job hash key (one slot: both under the job's `{prefix}`). A daemon attempt begins: output from before the previous attempt is dropped, so a
- * daemon keeps its last two runs' output (each up to the cap) however long it lives. Marks use Redis' clock,
- * the same clock that stamps the stream ids.
- */
-const ROLL_DAEMON_LOG = `
-local t = redis.call('TIME')
-local mark = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. '-0'
-local prev = redis.call('HGET', ARGV[2], 'logMark')
-if prev then redis.call('XTRIM', ARGV[1], 'MINID', prev) end
-redis.call('HSET', ARGV[2], 'logMark', mark, 'outputBytes', 0, 'truncated', 0)
-return 1
-`;
+const ROLL_DAEMON_LOG = lua('roll-daemon-log');
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {

@@ -4,92 +4,11 @@ import type { Delivery, DeliveryAttempt, Webhook, WebhookInput, WebhookUpdate } 
 import { defineScripts } from '../redis.js';
 import { generateWebhookSecret } from '../webhook-signing.js';
 import type { Keys } from './keys.js';
+import { lua } from './lua.js';
 
-/** Finished deliveries (and their attempts) are kept this long; a webhook's list shows its last 1000. */
-const DELIVERY_RETENTION_MS = 7 * 86_400_000;
-const LIST_KEEP = 1000;
-
-const SHARED = `
-local base = ARGV[1]
-local function dkey(id) return base .. ':wh:d:' .. id end
--- A delivery ended (delivered, or failed for good): the next one of its chain (same webhook, same job) may go.
-local function finish(id, now)
-  local h = redis.call('HMGET', dkey(id), 'chain')
-  redis.call('ZREM', base .. ':wh:due', id)
-  if h[1] then
-    redis.call('LREM', h[1], 1, id)
-    local nxt = redis.call('LINDEX', h[1], 0)
-    if nxt then redis.call('ZADD', base .. ':wh:due', now, nxt) end
-  end
-  redis.call('PEXPIRE', dkey(id), ${DELIVERY_RETENTION_MS})
-  redis.call('PEXPIRE', dkey(id) .. ':attempts', ${DELIVERY_RETENTION_MS})
-end
-`;
-
-/**
- * ARGV: base, now, stream, group, then per event: eventId, n, and n deliveries of 6 fields (id, webhookId, url,
- * eventType, jobId|'', body). Records the deliveries, queues each behind earlier ones of its chain (per webhook
- * and job, so a receiver sees a job's events in order), and acknowledges the events, in one step.
- */
-const WH_ENQUEUE = `${SHARED}
-local now, stream, group = ARGV[2], ARGV[3], ARGV[4]
-local i = 5
-local acked = {}
-while i <= #ARGV do
-  local eventId, n = ARGV[i], tonumber(ARGV[i + 1])
-  i = i + 2
-  for _ = 1, n do
-    local id, webhookId, url, etype, jobId, body = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-    i = i + 6
-    local chain = base .. ':wh:chain:' .. webhookId .. ':' .. (jobId ~= '' and jobId or '-')
-    redis.call('HSET', dkey(id), 'id', id, 'webhookId', webhookId, 'url', url, 'eventId', eventId, 'eventType', etype,
-      'jobId', jobId, 'body', body, 'state', 'pending', 'createdAt', now, 'chain', chain)
-    local idx = webhookId == 'callback' and (base .. ':wh:idx:job:' .. jobId) or (base .. ':wh:idx:' .. webhookId)
-    redis.call('ZADD', idx, now, id)
-    redis.call('ZREMRANGEBYRANK', idx, 0, -${LIST_KEEP + 1})
-    if redis.call('RPUSH', chain, id) == 1 then redis.call('ZADD', base .. ':wh:due', now, id) end
-  end
-  acked[#acked + 1] = eventId
-end
-if #acked > 0 then redis.call('XACK', stream, group, unpack(acked)) end
-return #acked
-`;
-
-/** ARGV: base, now, leaseUntil, limit. Takes due deliveries (leased: if the sender dies they come back), 7 fields each. */
-const WH_TAKE = `${SHARED}
-local now, leaseUntil, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local out = {}
-for _, id in ipairs(redis.call('ZRANGE', base .. ':wh:due', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
-  redis.call('ZADD', base .. ':wh:due', leaseUntil, id)
-  local h = redis.call('HMGET', dkey(id), 'webhookId', 'url', 'body', 'eventType', 'createdAt', 'state')
-  if h[6] == 'pending' then
-    out[#out + 1] = id
-    for k = 1, 5 do out[#out + 1] = h[k] or '' end
-    out[#out + 1] = redis.call('LLEN', dkey(id) .. ':attempts')
-  else
-    redis.call('ZREM', base .. ':wh:due', id)
-  end
-end
-return out
-`;
-
-/** ARGV: base, id, now, ok (1|0), attempt JSON|'' (none made), nextAt|'' (none: failed for good). */
-const WH_RESULT = `${SHARED}
-local id, now, ok, attempt, nextAt = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-if redis.call('HGET', dkey(id), 'state') ~= 'pending' then return 0 end
-if attempt ~= '' then redis.call('RPUSH', dkey(id) .. ':attempts', attempt) end
-if ok == '1' then
-  redis.call('HSET', dkey(id), 'state', 'delivered', 'nextAt', '')
-  finish(id, now)
-elseif nextAt ~= '' then
-  redis.call('HSET', dkey(id), 'nextAt', nextAt)
-  redis.call('ZADD', base .. ':wh:due', nextAt, id)
-else
-  redis.call('HSET', dkey(id), 'state', 'failed', 'nextAt', '')
-  finish(id, now)
-end
-return 1
-`;
+const WH_ENQUEUE = lua('wh-enqueue');
+const WH_TAKE = lua('wh-take');
+const WH_RESULT = lua('wh-result');
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {

@@ -1,0 +1,14 @@
+--!include lib/core
+--!include lib/index
+--!include lib/waiting
+--  Moves a delayed job to queued (+outbox), due or not. Returns its queue, or nil and the status it has (or 'missing').
+local function promoteJob(id, now)
+  redis.call('ZREM', base .. ':delayed', id)
+  local k = jobKey(id)
+  local h = redis.call('HMGET', k, 'status', 'queue')
+  if h[1] ~= 'delayed' then return nil, h[1] or 'missing' end
+  redis.call('HSET', k, 'status', 'queued', 'queuedAt', now)
+  toOutbox(id, h[2], now)
+  move(id, h[2], 'delayed', 'queued')
+  return h[2]
+end

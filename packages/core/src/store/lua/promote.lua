@@ -1,0 +1,14 @@
+--  ARGV: base, now, limit. Moves due delayed jobs to queued (+outbox). Returns {id, queue, ...}.
+--!include lib/core
+--!include lib/promote-job
+local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local due = redis.call('ZRANGE', base .. ':delayed', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+local out = {}
+for _, id in ipairs(due) do
+  local queue = promoteJob(id, now)
+  if queue then
+    out[#out + 1] = id
+    out[#out + 1] = queue
+  end
+end
+return out
