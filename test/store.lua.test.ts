@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Redis } from 'ioredis';
-import { LUA_CONSTANTS, LUA_DIR, LuaLoadError, STORE_SCRIPTS, assembleLua, lua } from '@drover/core';
+import { KEY_SCHEMA, LUA_CONSTANTS, LUA_DIR, LuaLoadError, STORE_SCRIPTS, assembleLua, keyName, keyParts, lua, luaKeyBuilders, type KeyKind } from '@drover/core';
 import { REDIS_URL } from './helpers/stack.js';
 
 // What Lua and Redis give every script; anything else a script calls must be defined in it (an include missing).
@@ -91,4 +91,29 @@ test('status names come from TypeScript: the Lua TERMINAL set is the terminal st
   const script = assembleLua('check', LUA_CONSTANTS, (f) => (f === 'check' ? 'local out = {}\nfor k in pairs(TERMINAL) do out[#out + 1] = k end\ntable.sort(out)\nreturn out' : ''));
   assert.deepEqual(await redis.eval(script, 0), [...LUA_CONSTANTS.TERMINAL].sort());
   for (const name of STORE_SCRIPTS) assert.ok(!/succeeded = true/.test(readFileSync(`${LUA_DIR}${name}.lua`, 'utf8')), `${name}.lua spells no status set`);
+});
+
+test('one key registry: Lua and TypeScript build the same name for every kind of key, from key-schema.ts', async (t) => {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true });
+  t.after(() => redis.quit());
+  await redis.connect();
+  const kinds = Object.keys(KEY_SCHEMA) as KeyKind[];
+  const script = `local base = ARGV[1]\n${luaKeyBuilders(kinds)}\nlocal out = {}\n${kinds.map((k) => `out[#out + 1] = K.${k}(${keyParts(k).map((_, i) => `'p${i}'`).join(', ')})`).join('\n')}\nreturn out`;
+  const fromLua = (await redis.eval(script, 0, '{t}')) as string[];
+  assert.deepEqual(fromLua, kinds.map((k) => keyName('{t}', k, ...keyParts(k).map((_, i) => `p${i}`))));
+  assert.equal(keyName('{drover}', 'indexQueueStatus', 'mail', 'queued'), '{drover}:idx:qs:mail:queued');
+  assert.throws(() => keyName('{drover}', 'job'), /job takes 1 part/);
+  assert.throws(() => assembleLua('x', {}, () => 'return K.nope()'), /K\.nope is no key of the schema/);
+});
+
+test('no key name is built by hand: not in the Lua files (K.<kind> instead), not in TypeScript outside the registry', () => {
+  for (const file of [...readdirSync(LUA_DIR), ...readdirSync(`${LUA_DIR}lib`).map((f) => `lib/${f}`)].filter((f) => f.endsWith('.lua'))) {
+    const code = readFileSync(`${LUA_DIR}${file}`, 'utf8').split('\n').filter((l) => !l.trimStart().startsWith('--')).join('\n');
+    assert.doesNotMatch(code, /\bbase \.\.|\.\. ':[a-z]/, `${file} builds a key name by hand`);
+  }
+  const ts = (dir: string): string[] => readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => `${dir}/${f}`);
+  const root = new URL('..', import.meta.url).pathname;
+  for (const file of ['packages/core/src', 'services/api/src', 'services/scheduler/src', 'services/runner/src'].flatMap((d) => ts(`${root}${d}`))) {
+    assert.doesNotMatch(readFileSync(file, 'utf8'), /\.base\}:/, `${file} builds a key name by hand (use keys.name(kind, ...))`);
+  }
 });

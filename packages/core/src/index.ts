@@ -9,6 +9,7 @@ export * from './model/job-spec.js';
 export * from './model/resources.js';
 export * from './model/job-record.js';
 export * from './store/keys.js';
+export * from './store/key-schema.js';
 export * from './store/job-store.js';
 export * from './store/idempotency.js';
 export * from './store/log-store.js';

@@ -4,7 +4,7 @@ import type { Principal } from './auth.js';
 /** Members read back per round trip when pruning a token's set. */
 const PRUNE_PAGE = 1000;
 
-const ownedKey = (store: JobStore, principal: Principal): string => `${store.keys.base}:owned:${principal.name}`;
+const ownedKey = (store: JobStore, principal: Principal): string => store.keys.name('owned', principal.name);
 
 /**
  * A token's cap of unfinished jobs (`maxUnfinished` in the tokens file). The jobs a capped token submitted are kept

@@ -49,7 +49,7 @@ export const tokenKey = (token: string): string => `t:${tokenDigest(token).slice
  * Counts live in Redis, shared by replicas; see WindowCounter for what happens when Redis cannot count.
  */
 export function registerRequestGuard(app: FastifyInstance, ctx: ApiContext, opts: GuardOptions): void {
-  const counter = new WindowCounter(ctx.store.redis, `${ctx.store.keys.base}:rate`);
+  const counter = new WindowCounter(ctx.store.redis, ctx.store.keys.name('rate'));
   const { rateLimitPerMinute: perToken, authFailLimitPerMinute: perAddress } = opts;
 
   // A route that takes the token from its body is checked once the body is parsed; every other one at once.

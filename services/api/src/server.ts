@@ -44,7 +44,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const archive = config.databaseUrl ? new ArchiveStore(config.databaseUrl, config.prefix) : undefined;
   await archive?.migrate();
   const hub = new EventHub(events, logger);
-  const streams = new StreamSlots(redis, `${store.keys.base}:streams`, config.maxStreamsPerToken, logger);
+  const streams = new StreamSlots(redis, store.keys.name('streams'), config.maxStreamsPerToken, logger);
   const app = await buildApp(
     {
       store,

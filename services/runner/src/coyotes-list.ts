@@ -76,16 +76,16 @@ export class CoyotesListReader {
     private readonly metrics?: DroverMetrics,
   ) {
     // The list Drover read before DROVER_COYOTES_LIST_KEY keeps the names its items moved through then.
-    const legacy = source === `${store.keys.base}:task:prepare:queue`;
-    this.processing = legacy ? `${store.keys.base}:task:prepare:processing:${runnerId}` : sameSlotKey(source, `processing:${runnerId}`);
-    this.rejected = legacy ? `${store.keys.base}:task:prepare:rejected` : sameSlotKey(source, 'rejected');
+    const legacy = source === store.keys.name('coyotesList');
+    this.processing = legacy ? store.keys.name('coyotesProcessing', runnerId) : sameSlotKey(source, `processing:${runnerId}`);
+    this.rejected = legacy ? store.keys.name('coyotesRejected') : sameSlotKey(source, 'rejected');
   }
 
   async start(): Promise<void> {
     // Items this runner held when it last stopped go back to the front of the line.
     while ((await this.redis.lmove(this.processing, this.source, 'LEFT', 'RIGHT')) !== null);
     // Before DROVER_COYOTES_LIST_KEY the list was under the prefix: say so if items still wait there.
-    const legacy = `${this.store.keys.base}:task:prepare:queue`;
+    const legacy = this.store.keys.name('coyotesList');
     if (legacy !== this.source && (await this.redis.llen(legacy)) > 0) {
       this.log.warn({ list: legacy, reading: this.source }, 'Coyotes tasks wait in the list Drover read before DROVER_COYOTES_LIST_KEY; set it to that key to take them');
     }

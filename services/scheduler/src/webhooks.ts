@@ -112,7 +112,7 @@ export class WebhookDeliverer {
     const out = new Map<string, string>();
     if (ended.length === 0) return out;
     const pipe = this.events.redis.pipeline();
-    for (const e of ended) pipe.hget(`${this.events.keys.base}:job:${e.jobId}`, 'callbackUrl');
+    for (const e of ended) pipe.hget(this.events.keys.job(e.jobId!), 'callbackUrl');
     const rows = (await pipe.exec()) ?? [];
     ended.forEach((e, i) => {
       const url = rows[i]?.[1];

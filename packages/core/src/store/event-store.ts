@@ -87,7 +87,7 @@ export class EventStore {
   ) {}
 
   get key(): string {
-    return `${this.keys.base}:events`;
+    return this.keys.name('events');
   }
 
   async append(type: EventType, fields: { jobId?: string; queue?: string; data?: Record<string, unknown> } = {}): Promise<string> {

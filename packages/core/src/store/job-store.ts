@@ -411,14 +411,19 @@ export class JobStore {
     return ids.map((id) => ({ id, queue }));
   }
 
+  /** The unfinished jobs of a name (`name` in the spec), by id. */
+  async unfinishedNamed(name: string): Promise<string[]> {
+    return this.redis.smembers(this.keys.name('named', name));
+  }
+
   /** Queues holding parked jobs: the scheduler tries to release them every tick (rate windows pass, runners die). */
   async parkedQueues(): Promise<string[]> {
-    return this.redis.smembers(`${this.keys.base}:parked-queues`);
+    return this.redis.smembers(this.keys.name('parkedQueues'));
   }
 
   /** Placement groups holding declined jobs: group -> the queue and constraints its jobs share. */
   async placementGroups(): Promise<PlacementGroup[]> {
-    const flat = await this.redis.hgetall(`${this.keys.base}:placements`);
+    const flat = await this.redis.hgetall(this.keys.name('placements'));
     return Object.entries(flat).map(([group, json]) => ({ group, ...(JSON.parse(json) as Omit<PlacementGroup, 'group'>) }));
   }
 
@@ -429,7 +434,7 @@ export class JobStore {
 
   /** Jobs made runnable by a dependency ending or a release; popped by the scheduler for publishing. */
   async takeReady(limit: number): Promise<JobRef[]> {
-    const items = (await this.redis.lpop(`${this.keys.base}:ready`, limit)) ?? [];
+    const items = (await this.redis.lpop(this.keys.name('ready'), limit)) ?? [];
     return items.map((item) => {
       const [id = '', queue = ''] = item.split(' ');
       return { id, queue };

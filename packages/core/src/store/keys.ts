@@ -1,4 +1,5 @@
 import type { JobStatus } from '../model/states.js';
+import { keyName, type KeyKind } from './key-schema.js';
 
 /** A Redis stream entry id (`<ms>-<seq>`): event ids, log cursors and archive log cursors all are. */
 export function isStreamId(id: string): boolean {
@@ -7,7 +8,8 @@ export function isStreamId(id: string): boolean {
 
 /**
  * Every Drover key is `{prefix}:...`: the braces make the prefix a Redis Cluster hash tag, so every key a
- * script touches lives in one slot. Lua scripts rebuild names from `base` with the same rules as here.
+ * script touches lives in one slot. The names come from the key schema (key-schema.ts), which the Lua scripts'
+ * `K.<kind>` functions are generated from too.
  */
 export class Keys {
   readonly base: string;
@@ -16,65 +18,70 @@ export class Keys {
     this.base = `{${prefix}}`;
   }
 
+  /** Any key of the schema by kind, e.g. `name('schedule', 'nightly')`. */
+  name(kind: KeyKind, ...parts: (string | number)[]): string {
+    return keyName(this.base, kind, ...parts);
+  }
+
   job(id: string): string {
-    return `${this.base}:job:${id}`;
+    return this.name('job', id);
   }
   /** A runner's registry hash (expires unless its heartbeat renews it); `:desired` beside it is what operators asked. */
   runner(id: string): string {
-    return `${this.base}:runner:${id}`;
+    return this.name('runner', id);
   }
   runnerDesired(id: string): string {
-    return `${this.base}:runner:${id}:desired`;
+    return this.name('runnerDesired', id);
   }
   /** Runners by last heartbeat (zset), and those already reported gone (set). */
   get runners(): string {
-    return `${this.base}:runners`;
+    return this.name('runners');
   }
   get runnersGone(): string {
-    return `${this.base}:runners:gone`;
+    return this.name('runnersGone');
   }
   log(id: string): string {
-    return `${this.base}:job:${id}:log`;
+    return this.name('jobLog', id);
   }
   attempts(id: string): string {
-    return `${this.base}:job:${id}:attempts`;
+    return this.name('jobAttempts', id);
   }
   /** Lex-ordered (score 0) id index; ULIDs sort by time so this is also a time index. */
   index(queue: string | undefined, status: JobStatus | undefined): string {
-    if (queue && status) return `${this.base}:idx:qs:${queue}:${status}`;
-    if (queue) return `${this.base}:idx:q:${queue}`;
-    if (status) return `${this.base}:idx:s:${status}`;
-    return `${this.base}:idx:all`;
+    if (queue && status) return this.name('indexQueueStatus', queue, status);
+    if (queue) return this.name('indexQueue', queue);
+    if (status) return this.name('indexStatus', status);
+    return this.name('indexAll');
   }
   get delayed(): string {
-    return `${this.base}:delayed`;
+    return this.name('delayed');
   }
   get outbox(): string {
-    return `${this.base}:outbox`;
+    return this.name('outbox');
   }
   get leases(): string {
-    return `${this.base}:leases`;
+    return this.name('leases');
   }
   get queues(): string {
-    return `${this.base}:queues`;
+    return this.name('queues');
   }
   /** An Idempotency-Key binding (see idempotency.ts); the scripts build the same name from `base`. */
   idempotency(digest: string): string {
-    return `${this.base}:idem:${digest}`;
+    return this.name('idempotency', digest);
   }
   get control(): string {
-    return `${this.base}:control`;
+    return this.name('control');
   }
   /** Operator variables (hash: name -> value, sealed with DROVER_ENV_KEY when set): env of every later run. */
   get variables(): string {
-    return `${this.base}:variables`;
+    return this.name('variables');
   }
   /** Calendars (hash: name -> JSON {dates, updatedAt}): dates schedules referencing one do not fire on. */
   get calendars(): string {
-    return `${this.base}:calendars`;
+    return this.name('calendars');
   }
   /** Prefix handed to BullMQ so its keys share our hash tag. */
   get bull(): string {
-    return `${this.base}:bull`;
+    return this.name('bull');
   }
 }

@@ -84,7 +84,7 @@ export class LogStore {
     if (report.progress !== undefined) multi.hset(this.keys.job(jobId), 'progress', String(report.progress));
     if (report.result !== undefined) multi.hset(this.keys.job(jobId), 'result', report.result);
     if (report.event) {
-      multi.xadd(`${this.keys.base}:events`, 'MAXLEN', '~', EVENTS_MAX_LEN, '*', 't', 'job.progress', 'j', jobId, 'q', report.event.queue, 'd', JSON.stringify(report.event.data));
+      multi.xadd(this.keys.name('events'), 'MAXLEN', '~', EVENTS_MAX_LEN, '*', 't', 'job.progress', 'j', jobId, 'q', report.event.queue, 'd', JSON.stringify(report.event.data));
     }
   }
 

@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { KEY_SCHEMA, luaKeyBuilders, type KeyKind } from './key-schema.js';
 
 /**
  * The store's Lua lives in files under packages/core/src/store/lua/, as BullMQ keeps its commands: one file per
  * script (`<name>.lua`) and shared functions in `lib/<name>.lua`. Each opens with a header saying what it takes
  * (KEYS, ARGV) and returns; a line `--!include lib/<name>` pulls a shared file in ahead of the body, itself with
  * its includes first, each file once. Constants the scripts share with TypeScript (`EVENTS_MAX_LEN`, `TERMINAL`) are
- * not spelled in Lua: the loader puts those a script names at its top as locals, from the values given here.
+ * not spelled in Lua: the loader puts those a script names at its top as locals, from the values given here. Nor
+ * are key names: a script writes `K.job(id)`, `K.outbox()`, and the loader adds those functions, built from the
+ * key schema (key-schema.ts) and `base`, the deployment's hash tag (ARGV[1]).
  *
  * Read from the sources in both the source and the compiled layout (dist/store/ and src/store/ are two levels below
  * the package), so there is no copy step to forget.
@@ -59,7 +62,18 @@ export function assembleLua(name: string, constants: Readonly<Record<string, Lua
   const text = parts.join('\n');
   const named = Object.entries(constants).filter(([k]) => new RegExp(`\\b${k}\\b`).test(text));
   const head = named.map(([k, v]) => `local ${k} = ${luaValue(v)}`).join('\n');
-  return [shebang, head, text].filter((p) => p !== '').join('\n');
+  return [shebang, head, keysPrologue(name, text), text].filter((p) => p !== '').join('\n');
+}
+
+/** `base` and the key functions a script names (`K.<kind>`); an unknown kind fails the load. */
+function keysPrologue(name: string, text: string): string {
+  const kinds = new Set<KeyKind>();
+  for (const m of text.matchAll(/\bK\.(\w+)/g)) {
+    if (!(m[1]! in KEY_SCHEMA)) throw new LuaLoadError(`${name}: K.${m[1]} is no key of the schema (key-schema.ts)`);
+    kinds.add(m[1] as KeyKind);
+  }
+  if (kinds.size === 0 && !/\bbase\b/.test(text)) return '';
+  return ['local base = ARGV[1]', luaKeyBuilders(kinds)].filter((p) => p !== '').join('\n');
 }
 
 function readLuaFile(file: string): string {

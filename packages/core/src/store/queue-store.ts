@@ -40,7 +40,7 @@ export class QueueStore {
   }
 
   private cfgKey(name: string): string {
-    return `${this.jobs.keys.base}:qcfg:${name}`;
+    return this.jobs.keys.name('queueConfig', name);
   }
 
   /** A queue exists once it has settings or has seen a job. */
@@ -71,7 +71,7 @@ export class QueueStore {
   private countDepth(p: ChainableCommander, name: string): void {
     const k = this.jobs.keys;
     for (const s of ['waiting', 'delayed', 'queued', 'running'] as const) p.zcard(k.index(name, s));
-    p.zcard(`${k.base}:q:${name}:parked`);
+    p.zcard(k.name('queueParked', name));
   }
 
   /** Every queue's unfinished jobs by state: five counters per queue in one round trip, no scan of jobs. */
@@ -93,7 +93,7 @@ export class QueueStore {
     p.zrange(k.index(name, 'running'), 0, 99);
     // Ids are time-ordered, so the index's first member is the oldest queued job.
     p.zrange(k.index(name, 'queued'), 0, 0);
-    for (let m = minute - HOUR_MINUTES + 1; m <= minute; m++) p.hgetall(`${k.base}:q:${name}:done:${m}`);
+    for (let m = minute - HOUR_MINUTES + 1; m <= minute; m++) p.hgetall(k.name('queueDone', name, m));
     const rows = results(await p.exec());
     const lastHour: Record<string, number> = Object.fromEntries(FINISHED.map((s) => [s, 0]));
     for (const bucket of rows.slice(8) as Record<string, string>[]) {

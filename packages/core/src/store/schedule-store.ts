@@ -157,7 +157,7 @@ export class ScheduleStore {
   }
 
   private key(name: string): string {
-    return `${this.keys.base}:sched:${name}`;
+    return this.keys.name('schedule', name);
   }
 
   /** Returns false when the name is taken (create) or unknown (update). */
@@ -173,7 +173,7 @@ export class ScheduleStore {
 
   async list(cursor: string | undefined, limit: number): Promise<Page<ScheduleRecord>> {
     const min = cursor ? `(${cursor}` : '-';
-    const names = await this.redis.zrangebylex(`${this.keys.base}:schedules`, min, '+', 'LIMIT', 0, limit + 1);
+    const names = await this.redis.zrangebylex(this.keys.name('schedules'), min, '+', 'LIMIT', 0, limit + 1);
     const page = names.slice(0, limit);
     const pipe = this.redis.pipeline();
     for (const n of page) pipe.hgetall(this.key(n)).smembers(`${this.key(n)}:running`);

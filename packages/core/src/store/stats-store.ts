@@ -118,16 +118,16 @@ export class StatsStore {
   ) {}
 
   queueKey(queue: string, range: StatsRange, bucket: number): string {
-    return `${this.keys.base}:stats:q:${queue}:${range}:${bucket}`;
+    return this.keys.name('statsQueue', queue, range, bucket);
   }
 
   runnersKey(range: StatsRange, bucket: number): string {
-    return `${this.keys.base}:stats:runners:${range}:${bucket}`;
+    return this.keys.name('statsRunners', range, bucket);
   }
 
   /** The key whose SET NX elects one API replica to take a runner sample in a slot of `slotMs`. */
   sampleClaimKey(slot: number): string {
-    return `${this.keys.base}:stats:sampled:${slot}`;
+    return this.keys.name('statsSampled', slot);
   }
 
   /** Queues one event's increments on `m` (both resolutions); the caller runs them, e.g. with the events' XACK. */

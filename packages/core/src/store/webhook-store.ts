@@ -55,12 +55,12 @@ export class WebhookStore {
   }
 
   private get subsKey(): string {
-    return `${this.keys.base}:wh:subs`;
+    return this.keys.name('webhooks');
   }
 
   /** Bumped with every change of the subscriptions, so readers that cache them know when to read again. */
   private get subsVersionKey(): string {
-    return `${this.keys.base}:wh:subs:version`;
+    return this.keys.name('webhooksVersion');
   }
 
   /** Writes a subscription and bumps the version in one step. */
@@ -141,10 +141,10 @@ export class WebhookStore {
 
   /** Deliveries of a webhook (or of a job's callbacks), newest first. */
   async deliveries(owner: { webhookId: string } | { jobId: string }, limit: number, before?: number): Promise<Delivery[]> {
-    const idx = 'webhookId' in owner ? `${this.keys.base}:wh:idx:${owner.webhookId}` : `${this.keys.base}:wh:idx:job:${owner.jobId}`;
+    const idx = 'webhookId' in owner ? this.keys.name('webhookDeliveries', owner.webhookId) : this.keys.name('jobCallbacks', owner.jobId);
     const ids = await this.redis.zrevrangebyscore(idx, before !== undefined ? `(${before}` : '+inf', '-inf', 'LIMIT', 0, limit);
     const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hgetall(`${this.keys.base}:wh:d:${id}`).lrange(`${this.keys.base}:wh:d:${id}:attempts`, 0, -1);
+    for (const id of ids) pipe.hgetall(this.keys.name('delivery', id)).lrange(this.keys.name('deliveryAttempts', id), 0, -1);
     const rows = (await pipe.exec()) ?? [];
     const out: Delivery[] = [];
     ids.forEach((_, i) => {

@@ -38,7 +38,7 @@ export class WorkflowStore {
   ) {}
 
   private key(id: string): string {
-    return `${this.keys.base}:wf:${id}`;
+    return this.keys.name('workflow', id);
   }
 
   /** The record as stored (env values of its steps sealed): for save, and for a create that stores it with its jobs. */
@@ -47,12 +47,12 @@ export class WorkflowStore {
   }
 
   async save(wf: WorkflowRecord): Promise<void> {
-    await this.redis.multi().hset(this.key(wf.id), 'doc', this.docOf(wf)).zadd(`${this.keys.base}:wf:idx`, 0, wf.id).exec();
+    await this.redis.multi().hset(this.key(wf.id), 'doc', this.docOf(wf)).zadd(this.keys.name('workflowIndex'), 0, wf.id).exec();
   }
 
   /** Forgets a workflow whose start was withdrawn (its jobs were discarded because their publish failed). */
   async remove(id: string): Promise<void> {
-    await this.redis.multi().del(this.key(id)).zrem(`${this.keys.base}:wf:idx`, id).exec();
+    await this.redis.multi().del(this.key(id)).zrem(this.keys.name('workflowIndex'), id).exec();
   }
 
   async get(id: string): Promise<WorkflowRecord | null> {
@@ -64,7 +64,7 @@ export class WorkflowStore {
   /** Newest first; the cursor is the last id of the previous page. */
   async list(cursor: string | undefined, limit: number): Promise<Page<WorkflowRecord>> {
     if (cursor !== undefined && !isJobId(cursor)) throw new DroverError('BAD_CURSOR', 'cursor is not one this API issued');
-    const ids = await this.redis.zrevrangebylex(`${this.keys.base}:wf:idx`, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, limit + 1);
+    const ids = await this.redis.zrevrangebylex(this.keys.name('workflowIndex'), cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, limit + 1);
     const page = ids.slice(0, limit);
     const items = (await Promise.all(page.map((id) => this.get(id)))).filter((w): w is WorkflowRecord => w !== null);
     return { items, nextCursor: ids.length > limit ? (page[page.length - 1] ?? null) : null };

@@ -11,7 +11,6 @@
 -- queueResources (JSON)|'', the id of the job claimed (another than ARGV's under store order)}
 -- or {0, currentStatus|'parked'|'placement'|'expired'}: 'placement' when the runner does not satisfy the job's constraints,
 -- 'expired' when the job's deadline passed (it ended expired now).
---!include lib/core
 --!include lib/events
 --!include lib/index
 --!include lib/job-end
@@ -25,25 +24,25 @@ local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], tonumber(ARGV[4])
 -- a message that finds nothing waiting is a spare: its own job decides (dropped if it ran). A claim replayed after
 -- a reconnect finds the job it took under its token. Declined jobs a runner takes from the store pass no '1'.
 local function storeOrder(id)
-  local taken = redis.call('GET', base .. ':claimed-with:' .. token)
+  local taken = redis.call('GET', K.claimedWith(token))
   if taken then return taken end
-  local w = qKey(ARGV[9]) .. ':waiting'
+  local w = K.queueWaiting(ARGV[9])
   for _, m in ipairs(redis.call('ZRANGE', w, 0, 15)) do
     if m == id then return id end
-    local f = redis.call('HMGET', jobKey(m), 'status', 'placement')
+    local f = redis.call('HMGET', K.job(m), 'status', 'placement')
     if f[1] ~= 'queued' then
       redis.call('ZREM', w, m) -- ended by a path that left it listed
     elseif not f[2] or placementAllows(f[2], ARGV[7]) then
-      redis.call('SET', base .. ':claimed-with:' .. token, m, 'PX', 60000)
+      redis.call('SET', K.claimedWith(token), m, 'PX', 60000)
       return m
     end
   end
   return id
 end
 if ARGV[8] == '1' then id = storeOrder(id) end
-local k = jobKey(id)
+local k = K.job(id)
 local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit', 'queuedAt', 'trace', 'placement', 'placedIn')
-local cfg = redis.call('HMGET', qcfgKey(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs', 'resources')
+local cfg = redis.call('HMGET', K.queueConfig(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs', 'resources')
 local gated = (cfg[1] == '1' or cfg[2] or cfg[3]) and 1 or 0
 if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or '', id} end
 if h[1] ~= 'queued' then return {0, h[1] or 'missing'} end
@@ -60,53 +59,52 @@ if h[12] then
     local grp = redis.sha1hex(h[2] .. ' ' .. h[12])
     if h[13] ~= grp then redis.call('HSET', k, 'placedIn', grp, 'placedAt', now) end
     -- Most urgent first, then oldest: the rank's weight (1e13 ms, centuries) is larger than any epoch time.
-    redis.call('ZADD', base .. ':placement:' .. grp, 'NX', now + priorityRank(id) * 1e13, id)
+    redis.call('ZADD', K.placementGroup(grp), 'NX', now + priorityRank(id) * 1e13, id)
     local notice = '{"queue":' .. cjson.encode(h[2]) .. ',"constraints":' .. h[12] .. '}'
-    redis.call('HSET', base .. ':placements', grp, notice)
+    redis.call('HSET', K.placements(), grp, notice)
     redis.call('HSET', k, 'placedBy', runnerId)
     redis.call('HINCRBY', k, 'placementDeclines', 1)
     notWaiting(id, h[2])
-    redis.call('PUBLISH', base .. ':control', '{"type":"placement","group":"' .. grp .. '",' .. string.sub(notice, 2))
+    redis.call('PUBLISH', K.control(), '{"type":"placement","group":"' .. grp .. '",' .. string.sub(notice, 2))
     return {0, 'placement'}
   end
   if h[13] then unplace(k, id) end
 end
 -- A workflow's own concurrency: its steps past the limit wait in the workflow's parked set.
-if h[9] and redis.call('SCARD', base .. ':wf:' .. h[8] .. ':running') >= tonumber(h[9]) then
-  redis.call('ZADD', base .. ':wf:' .. h[8] .. ':parked', priorityRank(id), id)
+if h[9] and redis.call('SCARD', K.workflowRunning(h[8])) >= tonumber(h[9]) then
+  redis.call('ZADD', K.workflowParked(h[8]), priorityRank(id), id)
   notWaiting(id, h[2])
   return {0, 'parked'}
 end
-local qk = qKey(h[2])
 if gated == 1 then
-  redis.call('ZREMRANGEBYSCORE', qk .. ':releasing', '-inf', now - 10000)
-  local released = redis.call('ZSCORE', qk .. ':releasing', id)
-  local reserved = redis.call('ZCARD', qk .. ':releasing') - (released and 1 or 0)
+  redis.call('ZREMRANGEBYSCORE', K.queueReleasing(h[2]), '-inf', now - 10000)
+  local released = redis.call('ZSCORE', K.queueReleasing(h[2]), id)
+  local reserved = redis.call('ZCARD', K.queueReleasing(h[2])) - (released and 1 or 0)
   local park = cfg[1] == '1'
-  if not park and not released and redis.call('ZCARD', qk .. ':parked') > 0 then park = true end
+  if not park and not released and redis.call('ZCARD', K.queueParked(h[2])) > 0 then park = true end
   if not park and cfg[2] then
-    park = redis.call('ZCARD', base .. ':idx:qs:' .. h[2] .. ':running') + reserved >= tonumber(cfg[2])
+    park = redis.call('ZCARD', K.indexQueueStatus(h[2], 'running')) + reserved >= tonumber(cfg[2])
   end
   if not park and cfg[3] then
-    redis.call('ZREMRANGEBYSCORE', qk .. ':starts', '-inf', now - tonumber(cfg[4]))
-    park = redis.call('ZCARD', qk .. ':starts') + reserved >= tonumber(cfg[3])
+    redis.call('ZREMRANGEBYSCORE', K.queueStarts(h[2]), '-inf', now - tonumber(cfg[4]))
+    park = redis.call('ZCARD', K.queueStarts(h[2])) + reserved >= tonumber(cfg[3])
   end
-  redis.call('ZREM', qk .. ':releasing', id)
+  redis.call('ZREM', K.queueReleasing(h[2]), id)
   if park then
     -- Released most urgent first; equal priorities by id, the order they came.
-    redis.call('ZADD', qk .. ':parked', priorityRank(id), id)
-    redis.call('SADD', base .. ':parked-queues', h[2])
+    redis.call('ZADD', K.queueParked(h[2]), priorityRank(id), id)
+    redis.call('SADD', K.parkedQueues(), h[2])
     notWaiting(id, h[2])
     return {0, 'parked'}
   end
-  if cfg[3] then redis.call('ZADD', qk .. ':starts', now, id .. ':' .. (tonumber(h[6]) + 1)) end
+  if cfg[3] then redis.call('ZADD', K.queueStarts(h[2]), now, id .. ':' .. (tonumber(h[6]) + 1)) end
 end
-if h[9] then redis.call('SADD', base .. ':wf:' .. h[8] .. ':running', id) end
+if h[9] then redis.call('SADD', K.workflowRunning(h[8]), id) end
 local attempt = redis.call('HINCRBY', k, 'attempts', 1)
 redis.call('HSET', k, 'status', 'running', 'runnerId', runnerId, 'startedAt', now, 'claimedAt', now, 'pid', '',
   'exitCode', '', 'signal', '', 'error', '', 'finishedAt', '', 'claimToken', token)
-redis.call('ZADD', base .. ':leases', leaseUntil, id)
-redis.call('ZREM', base .. ':outbox', id)
+redis.call('ZADD', K.leases(), leaseUntil, id)
+redis.call('ZREM', K.outbox(), id)
 move(id, h[2], 'queued', 'running')
 emit('job.started', id, h[2], { attempt = attempt, runnerId = runnerId })
 return {1, attempt, h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or '', id}

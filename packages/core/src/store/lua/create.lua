@@ -5,7 +5,6 @@
 -- id} per job, id being the existing job for a duplicate. With idem, a key seen before creates nothing and returns
 -- {'replay', ref, status, id, ...} (what it created then) or {'reused'} (it came with another request); a new key is
 -- bound to the results in this same step, so no retry can find the jobs without their binding or the other way round.
---!include lib/core
 --!include lib/idempotency
 --!include lib/job-create
 local now = tonumber(ARGV[2])
@@ -18,7 +17,7 @@ local earlier = {}
 for i = 4, #ARGV, 5 do
   local meta = ARGV[i + 4] ~= '' and cjson.decode(ARGV[i + 4]) or {}
   for _, dep in ipairs(meta.after or {}) do
-    if not earlier[dep] and redis.call('EXISTS', jobKey(dep)) == 0 then return {'unknown', dep} end
+    if not earlier[dep] and redis.call('EXISTS', K.job(dep)) == 0 then return {'unknown', dep} end
   end
   metas[i] = meta
   earlier[ARGV[i]] = true
@@ -30,8 +29,8 @@ for i = 4, #ARGV, 5 do
   out[#out + 1] = id
 end
 if options.wf then
-  redis.call('HSET', base .. ':wf:' .. options.wf.id, 'doc', options.wf.doc)
-  redis.call('ZADD', base .. ':wf:idx', 0, options.wf.id)
+  redis.call('HSET', K.workflow(options.wf.id), 'doc', options.wf.doc)
+  redis.call('ZADD', K.workflowIndex(), 0, options.wf.id)
 end
 idemBind(options.idem, options.wf and options.wf.id, out)
 return out

@@ -2,15 +2,14 @@
 -- at once when onLost=retry and the job's losses are within maxLost (a daemon always), else final `lost`.
 -- Returns {id, queue, status, ...}.
 --!include lib/attempts
---!include lib/core
 --!include lib/job-end
 --!include lib/requeue
 local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
-local expired = redis.call('ZRANGE', base .. ':leases', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+local expired = redis.call('ZRANGE', K.leases(), '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 local out = {}
 for _, id in ipairs(expired) do
-  redis.call('ZREM', base .. ':leases', id)
-  local k = jobKey(id)
+  redis.call('ZREM', K.leases(), id)
+  local k = K.job(id)
   local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'attempts', 'cancelRequested')
   if h[1] == 'running' then
     local spec = cjson.decode(h[3])

@@ -6,12 +6,11 @@
 -- with backoff (daemonRestart).
 -- Returns {1, finalStatus} | {2, 'queued'|'delayed', queue} (retry) | {0, currentStatus} (not ours any more).
 --!include lib/attempts
---!include lib/core
 --!include lib/job-end
 --!include lib/requeue
 local id, runnerId, attempt, now = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local outcome, exitCode, signal, err = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
-local k = jobKey(id)
+local k = K.job(id)
 local h = redis.call('HMGET', k, 'status', 'runnerId', 'attempts', 'queue', 'spec', 'cancelRequested')
 if h[1] ~= 'running' or h[2] ~= runnerId or h[3] ~= attempt then return {0, h[1] or 'missing'} end
 local spec = cjson.decode(h[5])
@@ -28,7 +27,7 @@ local final = ARGV[15] == '1'
 if spec.type == 'daemon' and h[6] ~= '1' and not final then
   local status = daemonRestart(k, id, h[4], spec, outcome, now)
   if status then return {2, status, h[4]} end
-  redis.call('ZREM', base .. ':leases', id)
+  redis.call('ZREM', K.leases(), id)
   endJob(k, id, h[4], 'running', 'failed', now)
   return {1, 'failed'}
 end
@@ -40,6 +39,6 @@ if not final and outcome == 'lost' then
 elseif not final and (outcome == 'failed' or outcome == 'timed_out') and n <= (tonumber(spec.retries) or 0) then
   return {2, requeue(k, id, h[4], now, tonumber(ARGV[12]) or 0), h[4]}
 end
-redis.call('ZREM', base .. ':leases', id)
+redis.call('ZREM', K.leases(), id)
 endJob(k, id, h[4], 'running', outcome, now)
 return {1, outcome}

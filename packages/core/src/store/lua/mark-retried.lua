@@ -1,5 +1,4 @@
 --  ARGV: base, id, newId. Marks a job as run again by newId unless it was (or is gone); returns 1 if it marked it.
---!include lib/core
-local k = jobKey(ARGV[2])
+local k = K.job(ARGV[2])
 if redis.call('EXISTS', k) == 0 then return 0 end
 return redis.call('HSETNX', k, 'retriedAs', ARGV[3])

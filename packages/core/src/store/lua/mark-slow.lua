@@ -1,9 +1,8 @@
 -- ARGV: base, id, runnerId, attempt, now, runningMs, alertAfterMs. The attempt has run past its alertAfterMs: records
 -- slowAt and emits job.slow, only if this attempt still owns the job. Returns 1 if it did.
---!include lib/core
 --!include lib/events
 local id = ARGV[2]
-local k = jobKey(id)
+local k = K.job(id)
 local h = redis.call('HMGET', k, 'status', 'runnerId', 'attempts', 'queue')
 if h[1] ~= 'running' or h[2] ~= ARGV[3] or h[3] ~= ARGV[4] then return 0 end
 redis.call('HSET', k, 'slowAt', ARGV[5])

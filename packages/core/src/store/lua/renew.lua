@@ -5,14 +5,13 @@
 -- Flagged allow-oom: it only moves scores of members already there (ZADD XX), so it adds no memory, and it must
 -- go on working while Redis is full: a runner holding an outcome it cannot record yet keeps its lease, so the job is
 -- not taken for lost and run again. (Unflagged, Redis would refuse the ZADD at maxmemory.) Needs Redis 7.
---!include lib/core
 local runnerId, leaseUntil = ARGV[2], ARGV[3]
 local lost, cancel = {}, {}
 for i = 4, #ARGV, 2 do
   local id, attempt = ARGV[i], ARGV[i + 1]
-  local h = redis.call('HMGET', jobKey(id), 'status', 'runnerId', 'attempts', 'cancelRequested')
+  local h = redis.call('HMGET', K.job(id), 'status', 'runnerId', 'attempts', 'cancelRequested')
   if h[1] == 'running' and h[2] == runnerId and h[3] == attempt then
-    redis.call('ZADD', base .. ':leases', 'XX', leaseUntil, id)
+    redis.call('ZADD', K.leases(), 'XX', leaseUntil, id)
     if h[4] == '1' then cancel[#cancel + 1] = id end
   else
     lost[#lost + 1] = id

@@ -1,14 +1,13 @@
 -- ARGV: base, now, holdUntil, limit. Takes due schedules for this scheduler: their due score moves to holdUntil
 -- so other replicas leave them alone meanwhile (if this one dies, they come back after holdUntil).
 -- Returns {name, nextRunAt, version, def, ...}.
---!include lib/core
 --!include lib/schedules
 local now, holdUntil, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
-local due = redis.call('ZRANGE', base .. ':sched-due', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
+local due = redis.call('ZRANGE', K.schedulesDue(), '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 local out = {}
 for _, name in ipairs(due) do
-  redis.call('ZADD', base .. ':sched-due', holdUntil, name)
-  local h = redis.call('HMGET', schedKey(name), 'nextRunAt', 'version', 'def')
+  redis.call('ZADD', K.schedulesDue(), holdUntil, name)
+  local h = redis.call('HMGET', K.schedule(name), 'nextRunAt', 'version', 'def')
   out[#out + 1] = name
   out[#out + 1] = h[1] or ''
   out[#out + 1] = h[2] or ''

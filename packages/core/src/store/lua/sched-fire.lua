@@ -10,7 +10,7 @@ local out = {}
 for i = 3, #ARGV, 12 do
   local name, version, expected, nextRunAt, fire, misfired, runAt, missed, id, queue, spec, meta =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
-  local k = schedKey(name)
+  local k = K.schedule(name)
   local h = redis.call('HMGET', k, 'version', 'nextRunAt', 'enabled', 'def')
   local outcome, status, replaced = 'stale', '', ''
   if h[1] == version and h[2] == expected and h[3] == '1' then
@@ -18,14 +18,14 @@ for i = 3, #ARGV, 12 do
     if fire ~= '1' then
       -- Not fired: by misfire policy, or the time fell on a date its calendar gained since it was computed.
       outcome = misfired == '1' and 'misfired' or 'excluded'
-    elseif def.overlap == 'skip' and redis.call('SCARD', k .. ':running') > 0 then
+    elseif def.overlap == 'skip' and redis.call('SCARD', K.scheduleRunning(name)) > 0 then
       outcome = 'skipped'
       redis.call('HSET', k, 'lastSkippedAt', now)
-      recordUnfired(name, 'skipped', expected, now, fireQueue(queue, spec, meta), { runningJobs = redis.call('SMEMBERS', k .. ':running') })
+      recordUnfired(name, 'skipped', expected, now, fireQueue(queue, spec, meta), { runningJobs = redis.call('SMEMBERS', K.scheduleRunning(name)) })
     else
       if def.overlap == 'replace' then
         local flagged = {}
-        for _, rid in ipairs(redis.call('SMEMBERS', k .. ':running')) do
+        for _, rid in ipairs(redis.call('SMEMBERS', K.scheduleRunning(name))) do
           if cancelJob(rid, now) == 'flagged' then flagged[#flagged + 1] = rid end
         end
         replaced = table.concat(flagged, ',')

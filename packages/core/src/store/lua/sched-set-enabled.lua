@@ -3,13 +3,13 @@
 local now = ARGV[2]
 local missing = {}
 for i = 3, #ARGV, 3 do
-  if redis.call('EXISTS', schedKey(ARGV[i])) == 0 then missing[#missing + 1] = ARGV[i] end
+  if redis.call('EXISTS', K.schedule(ARGV[i])) == 0 then missing[#missing + 1] = ARGV[i] end
 end
 if #missing > 0 then return missing end
 for i = 3, #ARGV, 3 do
   local name, enabled, nextRunAt = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  redis.call('HSET', schedKey(name), 'enabled', enabled, 'nextRunAt', nextRunAt, 'updatedAt', now)
-  redis.call('HINCRBY', schedKey(name), 'version', 1)
+  redis.call('HSET', K.schedule(name), 'enabled', enabled, 'nextRunAt', nextRunAt, 'updatedAt', now)
+  redis.call('HINCRBY', K.schedule(name), 'version', 1)
   setDue(name, enabled, nextRunAt)
 end
 return missing

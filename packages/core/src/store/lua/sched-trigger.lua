@@ -7,7 +7,7 @@ local name, now = ARGV[2], ARGV[3]
 local idem = ARGV[9] ~= '' and cjson.decode(ARGV[9]) or nil
 local seen = idemCheck(idem)
 if seen then return seen end
-if redis.call('EXISTS', schedKey(name)) == 0 then return {''} end
+if redis.call('EXISTS', K.schedule(name)) == 0 then return {''} end
 local status = createFire(name, ARGV[4], ARGV[5], ARGV[6], ARGV[7], now, now, ARGV[8])
 idemBind(idem, '', {status, string.match(ARGV[4], '[^,]+') or ''})
 return {status}

@@ -1,17 +1,16 @@
 --  ARGV: base, now, leaseUntil, limit. Takes due deliveries (leased: if the sender dies they come back), 7 fields each.
---!include lib/core
 --!include lib/webhook-deliveries
 local now, leaseUntil, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local out = {}
-for _, id in ipairs(redis.call('ZRANGE', base .. ':wh:due', '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
-  redis.call('ZADD', base .. ':wh:due', leaseUntil, id)
-  local h = redis.call('HMGET', dkey(id), 'webhookId', 'url', 'body', 'eventType', 'createdAt', 'state')
+for _, id in ipairs(redis.call('ZRANGE', K.deliveriesDue(), '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
+  redis.call('ZADD', K.deliveriesDue(), leaseUntil, id)
+  local h = redis.call('HMGET', K.delivery(id), 'webhookId', 'url', 'body', 'eventType', 'createdAt', 'state')
   if h[6] == 'pending' then
     out[#out + 1] = id
     for k = 1, 5 do out[#out + 1] = h[k] or '' end
-    out[#out + 1] = redis.call('LLEN', dkey(id) .. ':attempts')
+    out[#out + 1] = redis.call('LLEN', K.deliveryAttempts(id))
   else
-    redis.call('ZREM', base .. ':wh:due', id)
+    redis.call('ZREM', K.deliveriesDue(), id)
   end
 end
 return out

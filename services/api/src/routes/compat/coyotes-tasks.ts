@@ -53,7 +53,7 @@ export class CoyotesTasks {
   private readonly dismissedKey: string;
 
   constructor(private readonly ctx: ApiContext) {
-    this.dismissedKey = `${ctx.store.keys.base}:compat:coyotes:dismissed`;
+    this.dismissedKey = ctx.store.keys.name('coyotesDismissed');
   }
 
   /** The channel's failed tasks (the newest of each failed state), optionally only those with a client id. */

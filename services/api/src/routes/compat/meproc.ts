@@ -43,7 +43,7 @@ function template(task: TaskInput, queue: string, waitFor: string[]): JobTemplat
 export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
   legacyErrors(app, (code, msg) => ({ code, msg }));
   documentOnlySchemas(app);
-  const tasks = new MeprocTasks(ctx.store.redis, `${ctx.store.keys.base}:compat:meproc`);
+  const tasks = new MeprocTasks(ctx.store.redis, ctx.store.keys.name('meprocTasks'));
   // Every Meproc task lives in DROVER_COMPAT_QUEUE: a token restricted to other queues finds no task at all.
   const tasksGuard = guards(ctx).fixed(ctx.compatQueue, () => new DroverError('FORBIDDEN', 'Program not exists, please start it at first'));
   const scope = (s: 'read' | 'submit', queues: QueueGuard = tasksGuard): { scope: 'read' | 'submit' | null; queues: QueueGuard } => ({ scope: ctx.compatOpen ? null : s, queues });
@@ -51,7 +51,7 @@ export function meprocRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   /** Unfinished jobs of the task: its named jobs in Meproc's queue (a name is only unique there) and its latest start's. */
   const unfinishedOf = async (task: MeprocTask): Promise<ReadJob[]> => {
-    const named = await ctx.store.redis.smembers(`${ctx.store.keys.base}:named:${task.name}`);
+    const named = await ctx.store.unfinishedNamed(task.name);
     const jobs = await ctx.store.getMany([...new Set([...named, ...task.jobIds])]);
     return jobs.filter((j) => j.queue === ctx.compatQueue && j.name === task.name && !isTerminal(j.status));
   };

@@ -1,4 +1,3 @@
---!include lib/core
 --!include lib/dependencies
 --!include lib/events
 --!include lib/index
@@ -15,20 +14,20 @@ end
 -- the same create (a client library re-sending it after a reconnect) must not reset a job that has moved on: it
 -- is a no-op. With a dedupe key already held by an unfinished job, nothing is created: returns 'duplicate', its id.
 local function createJob(id, queue, spec, runAt, now, meta)
-  local k = jobKey(id)
+  local k = K.job(id)
   if redis.call('EXISTS', k) == 1 then return redis.call('HGET', k, 'status'), id end
   meta = meta or {}
   local dkey = meta.dedupeKey
-  if (not dkey or dkey == '') and redis.call('HGET', qcfgKey(queue), 'dedupe') == '1' then dkey = commandIdentity(spec) end
+  if (not dkey or dkey == '') and redis.call('HGET', K.queueConfig(queue), 'dedupe') == '1' then dkey = commandIdentity(spec) end
   -- Copies of one submission share the key: only copy 0 checks and holds it (the others follow it either way).
-  local follower = (tonumber(meta.replica) or 0) > 0 and redis.call('EXISTS', jobKey(meta.replicaOf)) == 1
+  local follower = (tonumber(meta.replica) or 0) > 0 and redis.call('EXISTS', K.job(meta.replicaOf)) == 1
   if dkey and dkey ~= '' and not follower then
-    local existing = redis.call('HGET', qKey(queue) .. ':dedupe', dkey)
+    local existing = redis.call('HGET', K.queueDedupe(queue), dkey)
     if existing then
-      local st = redis.call('HGET', jobKey(existing), 'status')
+      local st = redis.call('HGET', K.job(existing), 'status')
       if st and not TERMINAL[st] then return 'duplicate', existing end
     end
-    redis.call('HSET', qKey(queue) .. ':dedupe', dkey, id)
+    redis.call('HSET', K.queueDedupe(queue), dkey, id)
     redis.call('HSET', k, 'dedupeKey', dkey)
   end
   redis.call('HSET', k, 'v', 1, 'id', id, 'queue', queue, 'spec', spec, 'attempts', 0, 'createdAt', now, 'outputBytes', 0)
@@ -41,16 +40,16 @@ local function createJob(id, queue, spec, runAt, now, meta)
   local expiresAt = tonumber(meta.expiresAt) or (tonumber(meta.ttlMs) and tonumber(now) + tonumber(meta.ttlMs))
   if expiresAt then
     redis.call('HSET', k, 'expiresAt', expiresAt)
-    redis.call('ZADD', base .. ':expiring', expiresAt, id)
+    redis.call('ZADD', K.expiring(), expiresAt, id)
   end
   if meta.wfLimit then redis.call('HSET', k, 'wf', meta.workflow, 'wfLimit', meta.wfLimit) end
   if meta.name and meta.name ~= '' then
     redis.call('HSET', k, 'name', meta.name)
-    redis.call('SADD', base .. ':named:' .. meta.name, id)
+    redis.call('SADD', K.named(meta.name), id)
   end
-  redis.call('ZADD', base .. ':idx:all', 0, id)
-  redis.call('ZADD', base .. ':idx:q:' .. queue, 0, id)
-  redis.call('SADD', base .. ':queues', queue)
+  redis.call('ZADD', K.indexAll(), 0, id)
+  redis.call('ZADD', K.indexQueue(queue), 0, id)
+  redis.call('SADD', K.queues(), queue)
   local pending, failed = addDependencies(id, meta)
   if not pending or pending > 0 then
     redis.call('HSET', k, 'status', 'waiting', 'depsPending', pending or 0)
@@ -67,7 +66,7 @@ local function createJob(id, queue, spec, runAt, now, meta)
   end
   if runAt ~= '' then
     redis.call('HSET', k, 'status', 'delayed', 'runAt', runAt)
-    redis.call('ZADD', base .. ':delayed', runAt, id)
+    redis.call('ZADD', K.delayed(), runAt, id)
     move(id, queue, nil, 'delayed')
     emit('job.submitted', id, queue, { status = 'delayed', runAt = tonumber(runAt), name = meta.name or cjson.null })
     return 'delayed', id

@@ -1,21 +1,20 @@
---!include lib/core
 --!include lib/events
 --!include lib/index
 --!include lib/waiting
 --!include lib/workflow-slots
 -- Puts a running job back for another attempt: now (queued + outbox) or later (delayed).
 local function requeue(k, id, queue, now, delay)
-  redis.call('ZREM', base .. ':leases', id)
+  redis.call('ZREM', K.leases(), id)
   local r = redis.call('HMGET', k, 'wf', 'attempts')
   workflowSlotFreed(r[1], id, now)
   redis.call('HSET', k, 'pid', '', 'cancelRequested', '')
   emit('job.retried', id, queue, { attempt = tonumber(r[2]) or 0, delayMs = delay })
   -- A retry of a job with a deadline is swept at the deadline too, should it still wait then.
   local deadline = redis.call('HGET', k, 'expiresAt')
-  if deadline then redis.call('ZADD', base .. ':expiring', deadline, id) end
+  if deadline then redis.call('ZADD', K.expiring(), deadline, id) end
   if delay > 0 then
     redis.call('HSET', k, 'status', 'delayed', 'runAt', now + delay)
-    redis.call('ZADD', base .. ':delayed', now + delay, id)
+    redis.call('ZADD', K.delayed(), now + delay, id)
     move(id, queue, 'running', 'delayed')
     return 'delayed'
   end

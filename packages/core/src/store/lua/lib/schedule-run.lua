@@ -1,11 +1,10 @@
---!include lib/core
 --!include lib/events
 -- A job of a schedule reached a terminal state: update what the schedule shows about its last run.
 local function scheduleRunEnded(k, id, status, now)
   local h = redis.call('HMGET', k, 'schedule', 'startedAt')
   if not h[1] or h[1] == '' then return end
-  local sk = base .. ':sched:' .. h[1]
-  redis.call('SREM', sk .. ':running', id)
+  local sk = K.schedule(h[1])
+  redis.call('SREM', K.scheduleRunning(h[1]), id)
   if redis.call('EXISTS', sk) == 0 then return end
   redis.call('HSET', sk, 'lastState', status, 'lastJobId', id)
   if h[2] and h[2] ~= '' then redis.call('HSET', sk, 'lastDurationMs', tonumber(now) - tonumber(h[2])) end

@@ -1,12 +1,10 @@
---!include lib/core
 --!include lib/events
 --!include lib/job-create
-local function schedKey(name) return base .. ':sched:' .. name end
 local function setDue(name, enabled, nextRunAt)
   if enabled == '1' and nextRunAt ~= '' then
-    redis.call('ZADD', base .. ':sched-due', nextRunAt, name)
+    redis.call('ZADD', K.schedulesDue(), nextRunAt, name)
   else
-    redis.call('ZREM', base .. ':sched-due', name)
+    redis.call('ZREM', K.schedulesDue(), name)
   end
 end
 -- The jobs of one fire (one per replica, ids comma-joined): linked both ways so runs can be listed and overlap
@@ -24,10 +22,10 @@ local function createScheduledJob(name, ids, queue, spec, runAt, scheduledFor, n
     local status = createJob(id, queue, spec, runAt, now, meta)
     first = first or status
     if status ~= 'duplicate' then
-      redis.call('HSET', jobKey(id), 'schedule', name, 'scheduledFor', scheduledFor)
-      redis.call('SADD', schedKey(name) .. ':running', id)
-      redis.call('ZADD', schedKey(name) .. ':runs', 0, id)
-      redis.call('HSET', schedKey(name), 'lastRunAt', now, 'lastJobId', list[1])
+      redis.call('HSET', K.job(id), 'schedule', name, 'scheduledFor', scheduledFor)
+      redis.call('SADD', K.scheduleRunning(name), id)
+      redis.call('ZADD', K.scheduleRuns(name), 0, id)
+      redis.call('HSET', K.schedule(name), 'lastRunAt', now, 'lastJobId', list[1])
     end
   end
   emit('schedule.fired', list[1], queue, { schedule = name, jobIds = list, scheduledFor = tonumber(scheduledFor), status = first })
@@ -42,14 +40,14 @@ local function createScheduledRun(name, bundle, runAt, scheduledFor, now)
     local status = createJob(j.id, j.queue, j.spec, runAt, now, j.meta)
     first = first or status
     if status ~= 'duplicate' then
-      redis.call('HSET', jobKey(j.id), 'schedule', name, 'scheduledFor', scheduledFor)
-      redis.call('SADD', schedKey(name) .. ':running', j.id)
-      redis.call('ZADD', schedKey(name) .. ':runs', 0, j.id)
+      redis.call('HSET', K.job(j.id), 'schedule', name, 'scheduledFor', scheduledFor)
+      redis.call('SADD', K.scheduleRunning(name), j.id)
+      redis.call('ZADD', K.scheduleRuns(name), 0, j.id)
     end
   end
-  redis.call('HSET', base .. ':wf:' .. b.workflowId, 'doc', b.doc)
-  redis.call('ZADD', base .. ':wf:idx', 0, b.workflowId)
-  redis.call('HSET', schedKey(name), 'lastRunAt', now, 'lastJobId', b.jobs[1].id)
+  redis.call('HSET', K.workflow(b.workflowId), 'doc', b.doc)
+  redis.call('ZADD', K.workflowIndex(), 0, b.workflowId)
+  redis.call('HSET', K.schedule(name), 'lastRunAt', now, 'lastJobId', b.jobs[1].id)
   emit('schedule.fired', b.jobs[1].id, b.jobs[1].queue, { schedule = name, workflowId = b.workflowId, scheduledFor = tonumber(scheduledFor) })
   return first
 end
@@ -59,12 +57,12 @@ local function recordUnfired(name, state, scheduledFor, now, queue, data)
   data.state = state
   data.scheduledFor = tonumber(scheduledFor)
   data.recordedAt = tonumber(now)
-  local k = schedKey(name) .. ':unfired'
+  local k = K.scheduleUnfired(name)
   redis.call('LPUSH', k, cjson.encode(data))
   redis.call('LTRIM', k, 0, UNFIRED_MAX - 1)
   if state == 'skipped' then
     -- One event a minute at most for a schedule's skips; data.skips counts those it stands for (this one included).
-    local sk = schedKey(name)
+    local sk = K.schedule(name)
     local n = redis.call('HINCRBY', sk, 'skipsUnannounced', 1)
     local last = tonumber(redis.call('HGET', sk, 'lastSkipEventAt') or '')
     if last and tonumber(now) - last < SKIP_EVENT_EVERY_MS then return end

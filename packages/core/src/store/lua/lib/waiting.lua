@@ -1,24 +1,23 @@
---!include lib/core
 -- A job's place among the store's waiting jobs (a queue's parked set, a placement group): lower goes first; 0 for
 -- the default priority, so entries written before priorities existed keep their place among default ones.
 local function priorityRank(id)
-  return DEFAULT_PRIORITY - (tonumber(redis.call('HGET', jobKey(id), 'priority')) or DEFAULT_PRIORITY)
+  return DEFAULT_PRIORITY - (tonumber(redis.call('HGET', K.job(id), 'priority')) or DEFAULT_PRIORITY)
 end
 -- A queued job about to be published (again): in the outbox until the broker confirms it, and in its queue's
 -- waiting set (most urgent, then oldest, first) until it is claimed, parked or declined. Each job there has a
 -- broker message on its way, so a claim may take the set's first job instead of the delivered one: on a broker
 -- that cannot order by priority (RabbitMQ quorum queues), the store does (CLAIM, storeOrder).
 local function toOutbox(id, queue, now)
-  redis.call('ZADD', base .. ':outbox', now, id)
-  redis.call('ZADD', qKey(queue) .. ':waiting', priorityRank(id) * 1e13 + now, id)
+  redis.call('ZADD', K.outbox(), now, id)
+  redis.call('ZADD', K.queueWaiting(queue), priorityRank(id) * 1e13 + now, id)
 end
 local function notWaiting(id, queue)
-  redis.call('ZREM', base .. ':outbox', id)
-  redis.call('ZREM', qKey(queue) .. ':waiting', id)
+  redis.call('ZREM', K.outbox(), id)
+  redis.call('ZREM', K.queueWaiting(queue), id)
 end
 -- A job that became runnable outside a publisher's hands (released by a queue gate, or its dependencies ended):
 -- the scheduler publishes the ready list on its next tick; the outbox entry covers a scheduler that dies first.
 local function makeReady(id, queue, now)
   toOutbox(id, queue, now)
-  redis.call('RPUSH', base .. ':ready', id .. ' ' .. queue)
+  redis.call('RPUSH', K.ready(), id .. ' ' .. queue)
 end
