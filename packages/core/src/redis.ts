@@ -31,10 +31,14 @@ export async function connectRedis(client: Redis, timeoutMs = 5000): Promise<voi
   await Promise.race([connecting, timer]);
 }
 
-/** Registers Lua scripts as commands on a client, once per client (ioredis keeps them across reconnects). */
-export function defineScripts(client: Redis, scripts: Record<string, string>): void {
+/**
+ * Registers Lua scripts as commands on a client, once per client (ioredis keeps them across reconnects). The first
+ * `numberOfKeys` arguments of a call are its KEYS: for the store's scripts one, the deployment's hash tag, which a
+ * cluster client routes by (every key the script touches carries that tag, so lives in that slot).
+ */
+export function defineScripts(client: Redis, scripts: Record<string, string>, numberOfKeys = 1): void {
   for (const [name, lua] of Object.entries(scripts)) {
-    if (!(name in client)) client.defineCommand(name, { numberOfKeys: 0, lua });
+    if (!(name in client)) client.defineCommand(name, { numberOfKeys, lua });
   }
 }
 

@@ -52,7 +52,7 @@ export class LogStore {
     private readonly redis: Redis,
     private readonly keys: Keys,
   ) {
-    defineScripts(redis, { droverRollDaemonLog: ROLL_DAEMON_LOG });
+    defineScripts(redis, { droverRollDaemonLog: ROLL_DAEMON_LOG }, 2);
   }
 
   /** Before a daemon's attempt: keep only the previous attempt's output; the cap starts afresh. */

@@ -1,9 +1,9 @@
--- ARGV: base, queue, now, limit, statuses (comma-joined: queued, delayed, waiting). Cancels up to `limit` jobs of
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: queue, now, limit, statuses (comma-joined: queued, delayed, waiting). Cancels up to `limit` jobs of
 -- the queue that have not started. Returns how many it cancelled (call again while it returns `limit`).
 --!include lib/job-end
-local queue, now, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local queue, now, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {}
-for status in string.gmatch(ARGV[5], '[^,]+') do
+for status in string.gmatch(ARGV[4], '[^,]+') do
   local ids = redis.call('ZRANGE', K.indexQueueStatus(queue, status), 0, limit - #out - 1)
   for _, id in ipairs(ids) do
     if cancelJob(id, now) == 'cancelled' then out[#out + 1] = id end

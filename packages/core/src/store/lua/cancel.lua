@@ -1,6 +1,6 @@
--- ARGV: base, id, now. Queued or delayed: cancelled at once (its broker message is dropped at claim).
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id, now. Queued or delayed: cancelled at once (its broker message is dropped at claim).
 -- Running: flagged, the owning runner kills it. Returns {action, status} with action
 -- cancelled | flagged | ended (already terminal, unchanged) | missing.
 --!include lib/job-end
-local action, status = cancelJob(ARGV[2], ARGV[3])
+local action, status = cancelJob(ARGV[1], ARGV[2])
 return {action, status}

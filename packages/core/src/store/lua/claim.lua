@@ -1,4 +1,4 @@
--- ARGV: base, id, runnerId, now, leaseUntil, token, placement (the runner: encodePlacement, or ''), storeOrder ('1' or
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id, runnerId, now, leaseUntil, token, placement (the runner: encodePlacement, or ''), storeOrder ('1' or
 -- ''), the delivery's queue. The one gate before a spawn: only a queued job can be claimed,
 -- so a duplicate delivery finds it running or finished and is dropped. The token is unique per delivery: a claim
 -- replayed by the client library after a reconnect (already applied before the connection dropped) finds its own
@@ -17,8 +17,8 @@
 --!include lib/placement
 --!include lib/placement-groups
 --!include lib/waiting
-local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6]
--- Store order (ARGV[8] '1', ARGV[9] the delivery's queue): a delivery claims its queue's most urgent waiting job
+local id, runnerId, now, leaseUntil, token = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+-- Store order (ARGV[7] '1', ARGV[8] the delivery's queue): a delivery claims its queue's most urgent waiting job
 -- this runner may run, which need not be the job it names. Every waiting job has a message of its own on the way,
 -- so the job a delivery passed over is taken by the message of the job it took (or by its own, redelivered), and
 -- a message that finds nothing waiting is a spare: its own job decides (dropped if it ran). A claim replayed after
@@ -26,20 +26,20 @@ local id, runnerId, now, leaseUntil, token = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local function storeOrder(id)
   local taken = redis.call('GET', K.claimedWith(token))
   if taken then return taken end
-  local w = K.queueWaiting(ARGV[9])
+  local w = K.queueWaiting(ARGV[8])
   for _, m in ipairs(redis.call('ZRANGE', w, 0, 15)) do
     if m == id then return id end
     local f = redis.call('HMGET', K.job(m), 'status', 'placement')
     if f[1] ~= 'queued' then
       redis.call('ZREM', w, m) -- ended by a path that left it listed
-    elseif not f[2] or placementAllows(f[2], ARGV[7]) then
+    elseif not f[2] or placementAllows(f[2], ARGV[6]) then
       redis.call('SET', K.claimedWith(token), m, 'PX', 60000)
       return m
     end
   end
   return id
 end
-if ARGV[8] == '1' then id = storeOrder(id) end
+if ARGV[7] == '1' then id = storeOrder(id) end
 local k = K.job(id)
 local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit', 'queuedAt', 'trace', 'placement', 'placedIn')
 local cfg = redis.call('HMGET', K.queueConfig(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs', 'resources')
@@ -55,7 +55,7 @@ end
 -- Constraints: a runner that does not satisfy them declines the job into its placement group (its message is
 -- acknowledged) and tells the runners; one that does takes it from there (see unplace, PLACED).
 if h[12] then
-  if not placementAllows(h[12], ARGV[7]) then
+  if not placementAllows(h[12], ARGV[6]) then
     local grp = redis.sha1hex(h[2] .. ' ' .. h[12])
     if h[13] ~= grp then redis.call('HSET', k, 'placedIn', grp, 'placedAt', now) end
     -- Most urgent first, then oldest: the rank's weight (1e13 ms, centuries) is larger than any epoch time.

@@ -1,8 +1,8 @@
--- ARGV: base, queue, status, before (epoch ms), from (exclusive lex bound: an id, or the id-time bound of before), limit.
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: queue, status, before (epoch ms), from (exclusive lex bound: an id, or the id-time bound of before), limit.
 -- Scans up to limit ids of the queue's status index below from, newest first, and deletes those that finished before
 -- before. Returns the last id scanned ('' when the index has no more), then the deleted ids.
 --!include lib/forget
-local queue, status, before, from, limit = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local queue, status, before, from, limit = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
 local ids = redis.call('ZREVRANGEBYLEX', K.indexQueueStatus(queue, status), '(' .. from, '-', 'LIMIT', 0, limit)
 local out = { #ids == limit and ids[#ids] or '' }
 for _, id in ipairs(ids) do

@@ -1,7 +1,7 @@
---  ARGV: base, ids... Deletes those of the jobs that are finished (DELETE /v1/jobs/:id); returns the ids it deleted.
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: ids... Deletes those of the jobs that are finished (DELETE /v1/jobs/:id); returns the ids it deleted.
 --!include lib/forget
 local out = {}
-for i = 2, #ARGV do
+for i = 1, #ARGV do
   local id = ARGV[i]
   if forgetFinished(id, finishedFields(id)) then out[#out + 1] = id end
 end

@@ -1,8 +1,8 @@
---  ARGV: base, id1, id2, ... Deletes jobs that still wait (their submission failed and the client got an error).
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id1, id2, ... Deletes jobs that still wait (their submission failed and the client got an error).
 --!include lib/placement-groups
 --!include lib/waiting
 local n = 0
-for i = 2, #ARGV do
+for i = 1, #ARGV do
   local id = ARGV[i]
   local k = K.job(id)
   local h = redis.call('HMGET', k, 'status', 'queue')

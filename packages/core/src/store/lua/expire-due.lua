@@ -1,7 +1,7 @@
--- ARGV: base, now, limit. Jobs past their deadline that still wait (waiting, delayed, queued: nobody claimed them) end
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, limit. Jobs past their deadline that still wait (waiting, delayed, queued: nobody claimed them) end
 -- expired, with their event. Returns {id, queue, ...} of those it ended.
 --!include lib/job-end
-local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', K.expiring(), '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
   -- A running one leaves the set: its retries come back to it (requeue) and the claim checks them.

@@ -1,8 +1,8 @@
--- ARGV: base, cutoff (epoch ms), limit, maxPerQueue, needArchived (1|0). Retention: finished jobs that ended before the cutoff, and the
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: cutoff (epoch ms), limit, maxPerQueue, needArchived (1|0). Retention: finished jobs that ended before the cutoff, and the
 -- oldest beyond maxPerQueue in each queue, are deleted with their output, attempts and index entries, so Redis
 -- memory stays bounded however long Drover runs. Returns how many it deleted (call again while it returns limit).
 --!include lib/forget
-local cutoff, limit, maxPerQueue, needArchived = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] == '1'
+local cutoff, limit, maxPerQueue, needArchived = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
 local n = 0
 local function forget(id)
   local h = finishedFields(id)

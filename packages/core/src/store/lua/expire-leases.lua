@@ -1,10 +1,10 @@
--- ARGV: base, now, limit. Running jobs whose lease expired (their runner stopped heartbeating) are lost: run again
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, limit. Running jobs whose lease expired (their runner stopped heartbeating) are lost: run again
 -- at once when onLost=retry and the job's losses are within maxLost (a daemon always), else final `lost`.
 -- Returns {id, queue, status, ...}.
 --!include lib/attempts
 --!include lib/job-end
 --!include lib/requeue
-local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local expired = redis.call('ZRANGE', K.leases(), '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 local out = {}
 for _, id in ipairs(expired) do

@@ -1,8 +1,8 @@
--- ARGV: base, group, limit. Of the first `limit` jobs of a placement group (most urgent, then oldest, first) that still
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: group, limit. Of the first `limit` jobs of a placement group (most urgent, then oldest, first) that still
 -- wait there, those of the most urgent priority among them; entries of
 -- jobs that moved on are dropped, and the group is unlisted once empty.
 --!include lib/waiting
-local grp, limit = ARGV[2], tonumber(ARGV[3])
+local grp, limit = ARGV[1], tonumber(ARGV[2])
 local gk = K.placementGroup(grp)
 local out = {}
 -- Only the most urgent of them: a runner picks one of these at random (so runners rarely race for one job), and a

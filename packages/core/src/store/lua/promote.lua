@@ -1,6 +1,6 @@
---  ARGV: base, now, limit. Moves due delayed jobs to queued (+outbox). Returns {id, queue, ...}.
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, limit. Moves due delayed jobs to queued (+outbox). Returns {id, queue, ...}.
 --!include lib/promote-job
-local now, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local due = redis.call('ZRANGE', K.delayed(), '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 local out = {}
 for _, id in ipairs(due) do

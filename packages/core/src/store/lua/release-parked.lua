@@ -1,7 +1,7 @@
--- ARGV: base, queue, now, limit. Releases parked jobs of a queue as far as its settings allow now: they go back to
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: queue, now, limit. Releases parked jobs of a queue as far as its settings allow now: they go back to
 -- the outbox and the ready list, and are returned ({id, ...}) for the caller to publish.
 --!include lib/waiting
-local queue, now, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local queue, now, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local cfg = redis.call('HMGET', K.queueConfig(queue), 'paused', 'concurrency', 'rateMax', 'ratePerMs')
 if redis.call('ZCARD', K.queueParked(queue)) == 0 then
   redis.call('SREM', K.parkedQueues(), queue)

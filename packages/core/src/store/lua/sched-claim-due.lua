@@ -1,8 +1,8 @@
--- ARGV: base, now, holdUntil, limit. Takes due schedules for this scheduler: their due score moves to holdUntil
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, holdUntil, limit. Takes due schedules for this scheduler: their due score moves to holdUntil
 -- so other replicas leave them alone meanwhile (if this one dies, they come back after holdUntil).
 -- Returns {name, nextRunAt, version, def, ...}.
 --!include lib/schedules
-local now, holdUntil, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local now, holdUntil, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local due = redis.call('ZRANGE', K.schedulesDue(), '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
 local out = {}
 for _, name in ipairs(due) do

@@ -1,7 +1,7 @@
---  ARGV: base, name, kill (1|0), now. Returns {found, cancelled ids..., '|', flagged running ids...}.
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: name, kill (1|0), now. Returns {found, cancelled ids..., '|', flagged running ids...}.
 --!include lib/job-end
 --!include lib/schedules
-local name, kill, now = ARGV[2], ARGV[3], ARGV[4]
+local name, kill, now = ARGV[1], ARGV[2], ARGV[3]
 local k = K.schedule(name)
 if redis.call('EXISTS', k) == 0 then return {0} end
 local out = {1}

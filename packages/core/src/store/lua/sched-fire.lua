@@ -1,13 +1,13 @@
--- ARGV: base, now, then 12 per schedule: name, version, expectedNextRunAt, newNextRunAt|'', fire (1|0), misfired (1|0),
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, then 12 per schedule: name, version, expectedNextRunAt, newNextRunAt|'', fire (1|0), misfired (1|0),
 -- runAt|'' (a jittered start), missed (fire times missed, for a misfire), jobIds (comma-joined, one per replica), queue,
 -- spec, meta (see CREATE). A fire lands only if the schedule still has that version and nextRunAt: so each fire time
 -- produces at most one job however many schedulers computed it. A misfire and an overlap skip are recorded (unfired).
 -- Returns 4 per schedule: name, outcome (fired|skipped|misfired|excluded|stale), job status, replaced running ids (comma-joined).
 --!include lib/job-end
 --!include lib/schedules
-local now = ARGV[2]
+local now = ARGV[1]
 local out = {}
-for i = 3, #ARGV, 12 do
+for i = 2, #ARGV, 12 do
   local name, version, expected, nextRunAt, fire, misfired, runAt, missed, id, queue, spec, meta =
     ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], ARGV[i + 10], ARGV[i + 11]
   local k = K.schedule(name)

@@ -1,6 +1,6 @@
---  ARGV: base, name, def, enabled, nextRunAt|'', now, mode (create|update). Returns 1, or 0 (exists / missing).
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: name, def, enabled, nextRunAt|'', now, mode (create|update). Returns 1, or 0 (exists / missing).
 --!include lib/schedules
-local name, def, enabled, nextRunAt, now, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local name, def, enabled, nextRunAt, now, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local k = K.schedule(name)
 local exists = redis.call('EXISTS', k) == 1
 if (mode == 'create' and exists) or (mode == 'update' and not exists) then return 0 end

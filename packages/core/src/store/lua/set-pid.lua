@@ -1,6 +1,6 @@
---  ARGV: base, id, runnerId, attempt, pid, startedAt. Records the pid only if this attempt still owns the job.
-local k = K.job(ARGV[2])
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id, runnerId, attempt, pid, startedAt. Records the pid only if this attempt still owns the job.
+local k = K.job(ARGV[1])
 local h = redis.call('HMGET', k, 'status', 'runnerId', 'attempts')
-if h[1] ~= 'running' or h[2] ~= ARGV[3] or h[3] ~= ARGV[4] then return 0 end
-redis.call('HSET', k, 'pid', ARGV[5], 'startedAt', ARGV[6])
+if h[1] ~= 'running' or h[2] ~= ARGV[2] or h[3] ~= ARGV[3] then return 0 end
+redis.call('HSET', k, 'pid', ARGV[4], 'startedAt', ARGV[5])
 return 1

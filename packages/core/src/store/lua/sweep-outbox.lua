@@ -1,6 +1,6 @@
--- ARGV: base, now, staleBefore, limit. Queued jobs still in the outbox (publish never confirmed, or the
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, staleBefore, limit. Queued jobs still in the outbox (publish never confirmed, or the
 -- publisher died) are handed out again for republishing; their score is bumped so replicas don't all pick them.
-local now, staleBefore, limit = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local now, staleBefore, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local stale = redis.call('ZRANGE', K.outbox(), '-inf', staleBefore, 'BYSCORE', 'LIMIT', 0, limit)
 local out = {}
 for _, id in ipairs(stale) do

@@ -1,9 +1,9 @@
--- ARGV: base, now, stream, group, then per event: eventId, n, and n deliveries of 6 fields (id, webhookId, url,
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, stream, group, then per event: eventId, n, and n deliveries of 6 fields (id, webhookId, url,
 -- eventType, jobId|'', body). Records the deliveries, queues each behind earlier ones of its chain (per webhook
 -- and job, so a receiver sees a job's events in order), and acknowledges the events, in one step.
 --!include lib/webhook-deliveries
-local now, stream, group = ARGV[2], ARGV[3], ARGV[4]
-local i = 5
+local now, stream, group = ARGV[1], ARGV[2], ARGV[3]
+local i = 4
 local acked = {}
 while i <= #ARGV do
   local eventId, n = ARGV[i], tonumber(ARGV[i + 1])

@@ -1,6 +1,6 @@
---  ARGV: base, id, now, ok (1|0), attempt JSON|'' (none made), nextAt|'' (none: failed for good).
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id, now, ok (1|0), attempt JSON|'' (none made), nextAt|'' (none: failed for good).
 --!include lib/webhook-deliveries
-local id, now, ok, attempt, nextAt = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local id, now, ok, attempt, nextAt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('HGET', K.delivery(id), 'state') ~= 'pending' then return 0 end
 if attempt ~= '' then redis.call('RPUSH', K.deliveryAttempts(id), attempt) end
 if ok == '1' then

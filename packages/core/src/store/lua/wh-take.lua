@@ -1,6 +1,6 @@
---  ARGV: base, now, leaseUntil, limit. Takes due deliveries (leased: if the sender dies they come back), 7 fields each.
+-- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, leaseUntil, limit. Takes due deliveries (leased: if the sender dies they come back), 7 fields each.
 --!include lib/webhook-deliveries
-local now, leaseUntil, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local now, leaseUntil, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', K.deliveriesDue(), '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)) do
   redis.call('ZADD', K.deliveriesDue(), leaseUntil, id)
