@@ -68,7 +68,7 @@ test('NAME_FILE: both set, a missing file, an empty file are config problems tha
   assert.ok(found.includes(`DATABASE_URL_FILE: cannot read ${join(d, 'missing')} (ENOENT)`));
   assert.ok(found.includes(`DROVER_CALLBACK_SECRET_FILE: ${empty} is empty`));
   assert.ok(found.includes(`AMQP_URL_FILE: cannot read ${d} (EISDIR)`));
-  assert.ok(found.includes('REDIS_URL must start with redis:// or rediss://, got scheme "http:"'));
+  assert.ok(found.includes('REDIS_URL must be redis://, rediss://, redis+cluster://host:port,... or redis+sentinel://host:port,.../name, got scheme "http:"'), found.join('\n'));
   const text = found.join('\n');
   for (const value of ['env-token-value', 'file-token-value', 'pw-in-file']) assert.ok(!text.includes(value), `no problem shows ${value}`);
   assert.equal(loadConfig({ DROVER_ADMIN_TOKEN: '', DROVER_ADMIN_TOKEN_FILE: token }).adminToken, 'file-token-value', 'an empty NAME counts as unset');

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { after, test, type TestContext } from 'node:test';
 import amqp from 'amqplib';
-import { Redis } from 'ioredis';
+import { Redis, type Cluster } from 'ioredis';
 import { TokenRegistry, startApiServer, type ApiServer } from '@drover/api';
 import { DroverMetrics, createLogger, createRedis, isTerminal, loadConfig, rabbitNames, type DroverConfig, type JobRecord, type Resolver } from '@drover/core';
 import { Runner } from '@drover/runner';
@@ -69,7 +69,9 @@ const token = (): string => randomBytes(24).toString('base64url');
  * reached within `connectTimeoutMs` (default: keeps trying as a service would).
  */
 export async function deletePrefix(prefix: string, redisUrl = REDIS_URL, amqpUrl = AMQP_URL, opts: { connectTimeoutMs?: number } = {}): Promise<void> {
-  const redis = opts.connectTimeoutMs === undefined
+  // A cluster's keys of one prefix share a slot: SCAN the primary that holds it (a cluster client sends SCAN anywhere).
+  const cluster = redisUrl.includes('+cluster://');
+  const redis = opts.connectTimeoutMs === undefined || cluster
     ? createRedis(redisUrl, 'worker')
     : new Redis(redisUrl, { connectTimeout: opts.connectTimeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
   redis.on('error', () => undefined);
@@ -80,12 +82,15 @@ export async function deletePrefix(prefix: string, redisUrl = REDIS_URL, amqpUrl
     });
     const queues = await redis.smembers(`{${prefix}}:queues`);
     await deleteRabbitQueues(prefix, queues, amqpUrl);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    const scanned = cluster ? (redis as unknown as Cluster).nodes('master') : [redis];
+    for (const node of scanned) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== '0');
+    }
     unregisterPrefix(prefix);
     created.delete(prefix);
   } finally {

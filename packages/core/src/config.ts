@@ -1,3 +1,4 @@
+import { parseRedisTarget } from './redis-target.js';
 import { readFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,11 @@ import { webhookSecretProblem } from './webhook-signing.js';
 
 /** Everything Drover reads from the environment, validated once and frozen. Durations are ms, sizes bytes. */
 export interface DroverConfig {
-  /** `REDIS_URL` (or `REDIS_URL_FILE`), default `redis://127.0.0.1:6379`: the store, and the broker under BullMQ (Redis 7 or newer). */
+  /**
+   * `REDIS_URL` (or `REDIS_URL_FILE`), default `redis://127.0.0.1:6379`: the store, and the broker under BullMQ (Redis 7
+   * or newer). `redis+cluster://host:port,host:port,...` for a Redis Cluster, `redis+sentinel://host:port,.../<name>`
+   * for a primary watched by Redis Sentinel; `rediss` for TLS.
+   */
   redisUrl: string;
   /** `DROVER_PREFIX`, default `drover`: every key lives under `{prefix}` so one hash tag covers them all. */
   prefix: string;
@@ -438,7 +443,9 @@ function jobUidsOf(r: EnvReader): UidRange | undefined {
 export function loadConfig(env: Env): Readonly<DroverConfig> {
   const r = new EnvReader(env);
   const redisUrl = r.secret('REDIS_URL') ?? 'redis://127.0.0.1:6379';
-  if (!/^rediss?:\/\//.test(redisUrl)) r.problems.push(`REDIS_URL must start with redis:// or rediss://, got ${schemeOf(redisUrl)}`);
+  const target = parseRedisTarget(redisUrl);
+  // Never the URL itself in a problem: it may hold a password.
+  if (target instanceof Error) r.problems.push(target.message.startsWith('REDIS_URL must') ? `${target.message}, got ${schemeOf(redisUrl)}` : target.message);
   const prefix = r.string('DROVER_PREFIX', 'drover');
   if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) r.problems.push(`DROVER_PREFIX may only hold letters, digits and _.:- (got "${prefix}")`);
   const broker = r.oneOf('DROVER_BROKER', ['bullmq', 'rabbitmq'] as const, 'bullmq');

@@ -4,6 +4,7 @@ export * from './ids.js';
 export * from './config.js';
 export * from './logger.js';
 export * from './redis.js';
+export * from './redis-target.js';
 export * from './model/states.js';
 export * from './model/job-spec.js';
 export * from './model/resources.js';

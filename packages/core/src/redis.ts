@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { parseRedisTarget } from './redis-target.js';
 
 /**
  * `producer` connections fail fast (the API answers 503 instead of queueing commands while Redis is away);
@@ -16,8 +17,39 @@ export function redisOptions(role: RedisRole): RedisOptions {
   return { maxRetriesPerRequest: null, enableAutoPipelining: role === 'worker', retryStrategy, lazyConnect: true };
 }
 
+/**
+ * A client for REDIS_URL (redis-target.ts): one Redis, a Redis Cluster or a Sentinel-watched primary. A Cluster is
+ * typed as a Redis: it has the same commands, and Drover uses only what works on a cluster when every key shares a
+ * hash tag (scripts with KEYS[1] the tag, MULTI and pipelines within it, pub/sub, blocking reads).
+ */
 export function createRedis(url: string, role: RedisRole, connectionName?: string): Redis {
-  return new Redis(url, { ...redisOptions(role), ...(connectionName ? { connectionName } : {}) });
+  const options: RedisOptions = { ...redisOptions(role), ...(connectionName ? { connectionName } : {}) };
+  const target = parseRedisTarget(url);
+  if (target instanceof Error) throw target;
+  if (target.kind === 'single') return new Redis(url, options);
+  const auth = { ...(target.username ? { username: target.username } : {}), ...(target.password ? { password: target.password } : {}) };
+  const tls = target.tls ? { tls: {} } : {};
+  if (target.kind === 'sentinel') {
+    return new Redis({
+      ...options, ...auth, ...tls, sentinels: target.sentinels, name: target.name, db: target.db,
+      // The sentinels take the same credentials (ACL users on both); TLS to them too when the URL says rediss.
+      ...(target.password ? { sentinelPassword: target.password } : {}), ...(target.username ? { sentinelUsername: target.username } : {}),
+      ...(target.tls ? { enableTLSForSentinelMode: true } : {}),
+    });
+  }
+  const { enableOfflineQueue, enableAutoPipelining, retryStrategy, lazyConnect, ...perNode } = options;
+  const cluster = new Cluster(target.nodes, {
+    redisOptions: { ...perNode, ...auth, ...tls },
+    ...(enableOfflineQueue !== undefined ? { enableOfflineQueue } : {}),
+    ...(enableAutoPipelining !== undefined ? { enableAutoPipelining } : {}),
+    clusterRetryStrategy: retryStrategy ?? null,
+    lazyConnect: lazyConnect ?? true,
+    // A failover moves slots: retry commands after MOVED/CLUSTERDOWN for a while instead of failing them.
+    retryDelayOnClusterDown: 200,
+    retryDelayOnFailover: 200,
+    maxRedirections: 32,
+  });
+  return cluster as unknown as Redis;
 }
 
 /** Resolves once the connection is ready, or rejects after `timeoutMs`. */
