@@ -3,7 +3,7 @@ import { test, type TestContext } from 'node:test';
 import { Cluster } from 'ioredis';
 import { STORE_SCRIPTS, lua, type JobRecord } from '@drover/core';
 import { primaryPortOf, startLocalCluster, type LocalCluster } from './helpers/redis-cluster.js';
-import { BROKERS, startStack } from './helpers/stack.js';
+import { BROKERS, startStack, testPrefixWhere } from './helpers/stack.js';
 
 /** A client of the test's cluster, closed after the test. */
 function clusterClient(t: TestContext, c: LocalCluster): Cluster {
@@ -55,4 +55,48 @@ test('Redis Cluster (3 primaries, 3 replicas): every script loads on every prima
       assert.deepEqual(holders, [await primaryPortOf(cluster, `{${s.prefix}}`)]);
     });
   }
+});
+
+/** Calls of EVALSHA and EVAL a node has served (INFO commandstats). */
+async function scriptCalls(node: import('ioredis').Redis): Promise<number> {
+  const info = await node.info('commandstats');
+  return [...info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+test('Redis Cluster: three deployments (prefixes) land on three primaries; jobs of one load its primary only', { timeout: 120_000 }, async (t) => {
+  const cluster = await startLocalCluster(t, 3, false);
+  const client = clusterClient(t, cluster);
+  await client.connect();
+  const primaries = client.nodes('master');
+  assert.equal(primaries.length, 3);
+  // In a subtest: its stacks close before the cluster stops (the outer test's after-hooks).
+  await t.test('one deployment per primary', async (tt) => {
+    const stacks = [];
+    for (const node of primaries) {
+      const port = node.options.port!;
+      const prefix = await testPrefixWhere(async (p) => (await primaryPortOf(cluster, `{${p}}`)) === port, cluster.url);
+      // A slow tick: idle services issue few commands, so the counts below are the jobs'.
+      stacks.push({ port, s: await startStack(tt, { prefix, redisUrl: cluster.url, env: { SCHEDULER_TICK_MS: '1000', RUNNER_CONCURRENCY: '8' } }) });
+    }
+    assert.deepEqual(new Set(stacks.map((x) => x.port)).size, 3, 'one deployment per primary');
+    for (const [i, busy] of stacks.entries()) {
+      const before = await Promise.all(primaries.map(scriptCalls));
+      const res = await busy.s.request<{ jobs: JobRecord[] }>('POST', '/v1/jobs/batch', { jobs: Array.from({ length: 100 }, () => ({ command: 'true' })) });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      for (const j of res.body.jobs) assert.equal((await busy.s.waitFor(j.id)).status, 'succeeded');
+      const after = await Promise.all(primaries.map(scriptCalls));
+      const delta = after.map((a, k) => a - before[k]!);
+      const mine = delta[primaries.findIndex((n) => n.options.port === busy.port)]!;
+      const others = delta.filter((_, k) => primaries[k]!.options.port !== busy.port);
+      process.stdout.write(`# deployment ${i} (primary ${busy.port}): 100 jobs, script calls per primary ${delta.join(' / ')}\n`);
+      assert.ok(mine >= 100 * 3, `its primary ran the jobs' scripts: ${delta.join(' / ')}`);
+      for (const o of others) assert.ok(o * 5 < mine, `the other primaries stayed near idle: ${delta.join(' / ')}`);
+    }
+    for (const { port, s } of stacks) {
+      for (const node of primaries) {
+        const [, keys] = await node.scan('0', 'MATCH', `{${s.prefix}}*`, 'COUNT', 100_000);
+        assert.equal(keys.length > 0, node.options.port === port, `the keys of ${s.prefix} are on ${port} only`);
+      }
+    }
+  });
 });
