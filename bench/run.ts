@@ -15,7 +15,10 @@
  * and releasing), alternating.
  * --section retention: Redis memory per finished job, kept and after retention.
  * --section archive: jobs/s archived into PostgreSQL while jobs finish (needs PostgreSQL; BENCH_PG_URL).
- * Options: --section executor|scheduler|queues|events|retention|archive|all, --jobs N (default 4000), --rounds N (default 3),
+ * --section cluster: a local Redis Cluster of 3 primaries, one deployment (prefix, so hash tag) on each, all three
+ *   busy at once: jobs/s of each and together, and per primary the Redis CPU and commands per job; then one
+ *   deployment alone on the same cluster, for contrast (not in `all`: it starts 3 more redis-server processes).
+ * Options: --section executor|scheduler|queues|events|retention|archive|cluster|all, --jobs N (default 4000), --rounds N (default 3),
  *          --samples N (latency samples, default 200), --ballast MB (default 500),
  *          --delayed N (default 100000), --schedules N (default 10000).
  */
@@ -24,7 +27,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { rabbitNames } from '@drover/core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRedis, rabbitNames } from '@drover/core';
+import { primaryPortOf, startRedisCluster } from '../scripts/local-redis-cluster.js';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -127,7 +134,7 @@ async function startDrover(prefix: string, broker: 'bullmq' | 'rabbitmq' = 'bull
     if (i > 300) throw new Error('Drover API did not start');
     await sleep(100);
   }
-  return { url, token, redis: new Redis(REDIS_URL), base: `{${prefix}}`, env, stop: () => stopAll(procs) };
+  return { url, token, redis: createRedis(extraEnv.REDIS_URL ?? REDIS_URL, 'worker'), base: `{${prefix}}`, env, stop: () => stopAll(procs) };
 }
 
 async function withRunner<T>(d: Drover, script: string[], env: Record<string, string>, fn: (runnerId: string) => Promise<T>): Promise<T> {
@@ -212,6 +219,7 @@ async function main(): Promise<void> {
     await brokerSection(prefix);
     return;
   }
+  if (section === 'cluster') await clusterSection(`${prefix}-cl`);
   if (section === 'executor' || section === 'all') await executorSection(prefix);
   if (section === 'queues' || section === 'all') await queueSection(`${prefix}-q`);
   if (section === 'events' || section === 'all') await eventsSection(`${prefix}-e`);
@@ -448,3 +456,63 @@ async function executorSection(prefix: string): Promise<void> {
 }
 
 await main();
+
+/** A node's CPU seconds (user + sys) and commands served so far (INFO). */
+async function nodeStats(port: number): Promise<{ cpu: number; calls: number }> {
+  const r = new Redis(port, '127.0.0.1');
+  try {
+    const cpu = await r.info('cpu');
+    const stats = await r.info('commandstats');
+    const sec = (name: string): number => Number(new RegExp(`${name}:([0-9.]+)`).exec(cpu)?.[1] ?? 0);
+    return { cpu: sec('used_cpu_user') + sec('used_cpu_sys'), calls: [...stats.matchAll(/calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0) };
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** Three deployments on three primaries of one cluster, busy at once; then one alone. */
+async function clusterSection(prefix: string): Promise<void> {
+  const RUNNER = ['cli/dist/main.js', 'runner'];
+  const dir = mkdtempSync(join(tmpdir(), 'drover-bench-cluster-'));
+  const nodes: ChildProcess[] = [];
+  const drovers: Drover[] = [];
+  try {
+    const cluster = await startRedisCluster(dir, 3, false, (args) => {
+      const p = start('redis-server', args, {});
+      nodes.push(p);
+      return p;
+    });
+    // One prefix per primary: its hash tag's slot decides where its keys live.
+    const byPort = new Map<number, string>();
+    for (let i = 0; byPort.size < 3; i++) {
+      const p = `${prefix}${i}`;
+      const port = await primaryPortOf(cluster.nodes, `{${p}}`);
+      if (!byPort.has(port)) byPort.set(port, p);
+    }
+    const ports = [...byPort.keys()];
+    for (const p of byPort.values()) drovers.push(await startDrover(p, 'bullmq', { REDIS_URL: cluster.url }));
+    for (const d of drovers) await withRunner(d, RUNNER, {}, () => endToEnd(d, 200)); // warm-up
+    const per = Math.max(500, Math.floor(JOBS / 3));
+    const before = await Promise.all(ports.map(nodeStats));
+    const started = performance.now();
+    const rates = await Promise.all(drovers.map((d) => withRunner(d, RUNNER, {}, () => endToEnd(d, per))));
+    const total = ((per * 3) / (performance.now() - started)) * 1000;
+    const after = await Promise.all(ports.map(nodeStats));
+    const alone = await withRunner(drovers[0]!, RUNNER, {}, () => endToEnd(drovers[0]!, per));
+    printTable(`cluster: 3 primaries, one deployment on each (one runner each at concurrency 8), ${per} jobs each at once`, [
+      ...rates.map((r, i): [string, string] => [`deployment ${i + 1} (primary :${ports[i]}), jobs/s`, r.toFixed(0)]),
+      ['all three together, jobs/s', total.toFixed(0)],
+      ['deployment 1 alone on the cluster, jobs/s', alone.toFixed(0)],
+      ...ports.map((port, i): [string, string] => [
+        `primary :${port}: Redis CPU ms / commands per job of its deployment`,
+        `${(((after[i]!.cpu - before[i]!.cpu) * 1000) / per).toFixed(3)} / ${((after[i]!.calls - before[i]!.calls) / per).toFixed(1)}`,
+      ]),
+    ]);
+  } finally {
+    await Promise.all(drovers.map((d) => d.stop()));
+    for (const d of drovers) d.redis.disconnect();
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await Promise.all(nodes.filter((n) => n.exitCode === null).map((n) => once(n, 'exit')));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
