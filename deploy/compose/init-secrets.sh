@@ -13,9 +13,11 @@
 #   redis      uid 999       users.acl healthcheck-password           (rendered by render-acl.sh)
 #   grafana    uid 472       admin-password
 #   postgres   uid 999       password                                 (with docker-compose.archive.yml)
+#   redis      uid 999/0     replication.conf cluster-admin-password replica-password (with docker-compose.cluster.yml)
 #
 # Input: the variables compose passes from .env (deploy/compose.env.example); RABBITMQ_PASSWORD and
-# POSTGRES_PASSWORD only come with their override files. Usage: init-secrets.sh [OUT_DIR] [ACL_DIR], by default
+# POSTGRES_PASSWORD only come with their override files, CLUSTER_NODES (not a secret) with
+# docker-compose.cluster.yml. Usage: init-secrets.sh [OUT_DIR] [ACL_DIR], by default
 # /out (one mounted volume per service below it) and /drover/redis (users.acl.in and render-acl.sh).
 set -eu
 umask 077
@@ -93,6 +95,28 @@ put "$out/runner" redis-url 0:0 0400 "$runner_redis"
 put "$out/runner" env-key 0:0 0400 "$env_key"
 put "$out/grafana" admin-password 472:472 0400 "$grafana_password"
 
+# With docker-compose.cluster.yml, CLUSTER_NODES (host:port,host:port,...) names the cluster's nodes: each
+# redis-url is rewritten as redis+cluster://drover-<service>:<password>@<nodes> (the URLs above, which render-acl.sh
+# reads for the users and passwords, stay as they are). Without it, nothing here changes.
+if [ -n "${CLUSTER_NODES:-}" ]; then
+  case $CLUSTER_NODES in
+    ,* | *, | *,,*) die "CLUSTER_NODES must be host:port,host:port,... (got \"$CLUSTER_NODES\")" ;;
+  esac
+  for node in $(printf '%s' "$CLUSTER_NODES" | tr ',' ' '); do
+    host=${node%:*}
+    port=${node##*:}
+    case "$host:$port" in
+      "$node") ;;
+      *) die "CLUSTER_NODES: \"$node\" is not host:port" ;;
+    esac
+    case $host in '' | *[!A-Za-z0-9.-]*) die "CLUSTER_NODES: \"$node\" is not host:port" ;; esac
+    case $port in '' | *[!0-9]*) die "CLUSTER_NODES: \"$node\" is not host:port" ;; esac
+  done
+  put "$out/api" redis-url 1000:1000 0400 "redis+cluster://drover-api:$redis_api@$CLUSTER_NODES"
+  put "$out/scheduler" redis-url 1000:1000 0400 "redis+cluster://drover-scheduler:$redis_scheduler@$CLUSTER_NODES"
+  put "$out/runner" redis-url 0:0 0400 "redis+cluster://drover-runner:$redis_runner@$CLUSTER_NODES"
+fi
+
 if [ -n "${RABBITMQ_PASSWORD:-}" ]; then
   url_safe RABBITMQ_PASSWORD "$RABBITMQ_PASSWORD"
   amqp="amqp://drover:$RABBITMQ_PASSWORD@rabbitmq:5672"
@@ -117,4 +141,26 @@ for f in users.acl healthcheck-password; do
   chmod 0440 "$out/redis/$f"
   chown 0:999 "$out/redis/$f"
 done
+# A cluster's nodes need two more users: drover-replica, which a replica logs in to its primary as (PSYNC, REPLCONF,
+# PING; every node gets masteruser/masterauth in replication.conf, since any node may become a replica), and
+# drover-cluster-admin, for the one-shot that creates the cluster (CLUSTER, INFO, PING; no keys). Their passwords
+# are generated once and kept, like the probe's: nothing outside the redis-secrets volume ever needs them.
+if [ -n "${CLUSTER_NODES:-}" ]; then
+  # redis-cluster-init (uid 999) reads the admin's; the replica's stays root's (the nodes get it in replication.conf).
+  [ -s "$out/redis/replica-password" ] || put "$out/redis" replica-password 0:0 0400 "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+  [ -s "$out/redis/cluster-admin-password" ] || put "$out/redis" cluster-admin-password 0:999 0440 "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"
+  replica_password=$(cat "$out/redis/replica-password")
+  admin_password=$(cat "$out/redis/cluster-admin-password")
+  replica_hash=$(printf '%s' "$replica_password" | sha256sum | cut -d' ' -f1)
+  admin_hash=$(printf '%s' "$admin_password" | sha256sum | cut -d' ' -f1)
+  acl_users=$(cat "$out/redis/users.acl")
+  put "$out/redis" users.acl 0:999 0440 "$acl_users
+user drover-replica reset on #$replica_hash +psync +replconf +ping
+user drover-cluster-admin reset on #$admin_hash +cluster +info +ping
+"
+  put "$out/redis" replication.conf 0:999 0440 "masteruser drover-replica
+masterauth $replica_password
+"
+  echo "init-secrets: Redis Cluster: redis-url in cluster form ($CLUSTER_NODES), replica and cluster-admin users"
+fi
 echo "init-secrets: secrets written for api, scheduler, runner, redis and grafana${RABBITMQ_PASSWORD:+, rabbitmq URLs}${POSTGRES_PASSWORD:+, postgres}"
