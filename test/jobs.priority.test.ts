@@ -194,7 +194,7 @@ test('store order: a claim replayed with its token gets the job it took, not ano
   const low = await s.submit({ queue: 'tok', command: 'true', priority: 2 });
   const high = await s.submit({ queue: 'tok', command: 'true', priority: 9 });
   const next = await s.submit({ queue: 'tok', command: 'true', priority: 9 });
-  const claim = (token: string) => redis.droverClaim(store.keys.base, low.id, 'r1', Date.now(), Date.now() + 10_000, token, '', '1', 'tok');
+  const claim = (token: string) => redis.droverClaim(store.keys.routing, low.id, 'r1', Date.now(), Date.now() + 10_000, token, '', '1', 'tok');
   const first = await claim('t-1');
   assert.equal(first[0], 1);
   assert.equal(first[10], high.id, "low's delivery took the most urgent waiting job");
@@ -203,9 +203,9 @@ test('store order: a claim replayed with its token gets the job it took, not ano
   assert.equal(replay[10], high.id, 'the same job, not the next one');
   assert.equal((await s.request<JobRecord>('GET', `/v1/jobs/${next.id}`)).body.status, 'queued', 'the next one still waits');
   // The job's own message still comes: it takes what waits now, in order (next, then low itself).
-  assert.equal((await redis.droverClaim(store.keys.base, high.id, 'r1', Date.now(), Date.now() + 10_000, 't-2', '', '1', 'tok'))[10], next.id);
-  assert.equal((await redis.droverClaim(store.keys.base, next.id, 'r1', Date.now(), Date.now() + 10_000, 't-3', '', '1', 'tok'))[10], low.id);
-  const spare = await redis.droverClaim(store.keys.base, low.id, 'r1', Date.now(), Date.now() + 10_000, 't-4', '', '1', 'tok');
+  assert.equal((await redis.droverClaim(store.keys.routing, high.id, 'r1', Date.now(), Date.now() + 10_000, 't-2', '', '1', 'tok'))[10], next.id);
+  assert.equal((await redis.droverClaim(store.keys.routing, next.id, 'r1', Date.now(), Date.now() + 10_000, 't-3', '', '1', 'tok'))[10], low.id);
+  const spare = await redis.droverClaim(store.keys.routing, low.id, 'r1', Date.now(), Date.now() + 10_000, 't-4', '', '1', 'tok');
   assert.deepEqual(spare, [0, 'running'], 'nothing waits: the spare finds its job taken and is dropped');
   assert.equal(await redis.zcard(`${store.keys.base}:q:tok:waiting`), 0);
 });

@@ -247,7 +247,7 @@ export class JobStore {
     const options: Record<string, unknown> = {};
     if (opts.idempotency) options.idem = claimArg(opts.idempotency);
     if (opts.workflow) options.wf = opts.workflow;
-    const args: (string | number)[] = [this.keys.base, now, Object.keys(options).length > 0 ? JSON.stringify(options) : ''];
+    const args: (string | number)[] = [this.keys.routing, now, Object.keys(options).length > 0 ? JSON.stringify(options) : ''];
     const specs = jobs.map((j) => JSON.stringify(sealEnvOf(this.envCipher, j.spec)));
     jobs.forEach((j, i) => args.push(j.id, j.spec.queue, specs[i]!, j.runAt ?? '', createMeta(j)));
     const out = await this.redis.droverCreate(...args);
@@ -289,7 +289,7 @@ export class JobStore {
 
   /** Deletes jobs that still wait (queued or delayed); used when their submission failed and the client is told so. */
   async discard(ids: string[]): Promise<number> {
-    return ids.length === 0 ? 0 : this.redis.droverDiscard(this.keys.base, ...ids);
+    return ids.length === 0 ? 0 : this.redis.droverDiscard(this.keys.routing, ...ids);
   }
 
   /** Removes jobs from the outbox once the broker confirmed their publish. */
@@ -379,7 +379,7 @@ export class JobStore {
    * does not order by priority; it takes that queue's most urgent waiting job this runner may run instead of `id`.
    */
   async claim(id: string, runnerId: string, leaseMs: number, now = Date.now(), placement = '', storeOrder?: { queue: string }): Promise<Claim | { status: string }> {
-    const r = await this.redis.droverClaim(this.keys.base, id, runnerId, now, now + leaseMs, randomUUID(), placement, storeOrder ? '1' : '', storeOrder?.queue ?? '');
+    const r = await this.redis.droverClaim(this.keys.routing, id, runnerId, now, now + leaseMs, randomUUID(), placement, storeOrder ? '1' : '', storeOrder?.queue ?? '');
     if (r[0] !== 1) return { status: String(r[1]) };
     return {
       jobId: typeof r[10] === 'string' && r[10] !== '' ? r[10] : id,
@@ -407,7 +407,7 @@ export class JobStore {
 
   /** Lets parked jobs of a queue go as far as its settings allow now; returns their refs, to be published. */
   async releaseParked(queue: string, limit = 500, now = Date.now()): Promise<JobRef[]> {
-    const ids = await this.redis.droverReleaseParked(this.keys.base, queue, now, limit);
+    const ids = await this.redis.droverReleaseParked(this.keys.routing, queue, now, limit);
     return ids.map((id) => ({ id, queue }));
   }
 
@@ -429,7 +429,7 @@ export class JobStore {
 
   /** Up to `limit` jobs that wait in a placement group, most urgent then oldest first (see PLACED). */
   async placed(group: string, limit: number): Promise<string[]> {
-    return this.redis.droverPlaced(this.keys.base, group, limit);
+    return this.redis.droverPlaced(this.keys.routing, group, limit);
   }
 
   /** Jobs made runnable by a dependency ending or a release; popped by the scheduler for publishing. */
@@ -443,12 +443,12 @@ export class JobStore {
 
   /** Deletes finished jobs past their retention (age, or count per queue); returns how many. */
   async expireFinished(retentionMs: number, maxPerQueue: number, limit = 1000, now = Date.now(), needArchived = false): Promise<number> {
-    return this.redis.droverExpireFinished(this.keys.base, now - retentionMs, limit, maxPerQueue, needArchived ? 1 : 0);
+    return this.redis.droverExpireFinished(this.keys.routing, now - retentionMs, limit, maxPerQueue, needArchived ? 1 : 0);
   }
 
   /** Deletes the finished ones of these jobs with their output, attempts and index entries; returns the ids deleted. */
   async deleteFinished(ids: string[]): Promise<string[]> {
-    return ids.length === 0 ? [] : this.redis.droverDeleteFinished(this.keys.base, ...ids);
+    return ids.length === 0 ? [] : this.redis.droverDeleteFinished(this.keys.routing, ...ids);
   }
 
   /**
@@ -456,7 +456,7 @@ export class JobStore {
    * and deletes those that finished before `before`. `next` is where the next step starts (null: the index is done).
    */
   async deleteFinishedBefore(queue: string, status: JobStatus, before: number, from: string, limit: number): Promise<{ deleted: string[]; next: string | null }> {
-    const [last = '', ...deleted] = await this.redis.droverDeleteFinishedBefore(this.keys.base, queue, status, before, from, limit);
+    const [last = '', ...deleted] = await this.redis.droverDeleteFinishedBefore(this.keys.routing, queue, status, before, from, limit);
     return { deleted, next: last === '' ? null : last };
   }
 
@@ -465,7 +465,7 @@ export class JobStore {
    * once more, however often it is asked.
    */
   async markRetried(id: string, newId: string): Promise<boolean> {
-    return (await this.redis.droverMarkRetried(this.keys.base, id, newId)) === 1;
+    return (await this.redis.droverMarkRetried(this.keys.routing, id, newId)) === 1;
   }
 
   /** Undoes markRetried when the new job could not be submitted. */
@@ -491,7 +491,7 @@ export class JobStore {
     const ids: string[] = [];
     let count = 0;
     for (;;) {
-      const step = await this.redis.droverCancelWaiting(this.keys.base, queue, now, 500, statuses.join(','));
+      const step = await this.redis.droverCancelWaiting(this.keys.routing, queue, now, 500, statuses.join(','));
       count += step.length;
       ids.push(...step.slice(0, Math.max(0, keep - ids.length)));
       if (step.length < 500) return { count, ids };
@@ -499,17 +499,17 @@ export class JobStore {
   }
 
   async setPid(id: string, runnerId: string, attempt: number, pid: number, startedAt: number): Promise<boolean> {
-    return (await this.redis.droverSetPid(this.keys.base, id, runnerId, attempt, pid, startedAt)) === 1;
+    return (await this.redis.droverSetPid(this.keys.routing, id, runnerId, attempt, pid, startedAt)) === 1;
   }
 
   /** The attempt has run past its alertAfterMs: job.slow, once, if the attempt still owns the job. */
   async markSlow(id: string, runnerId: string, attempt: number, runningMs: number, alertAfterMs: number, now = Date.now()): Promise<boolean> {
-    return (await this.redis.droverMarkSlow(this.keys.base, id, runnerId, attempt, now, runningMs, alertAfterMs)) === 1;
+    return (await this.redis.droverMarkSlow(this.keys.routing, id, runnerId, attempt, now, runningMs, alertAfterMs)) === 1;
   }
 
   async finish(f: FinishInput, now = Date.now()): Promise<FinishResult> {
     const r = await this.redis.droverFinish(
-      this.keys.base, f.id, f.runnerId, f.attempt, now, f.outcome,
+      this.keys.routing, f.id, f.runnerId, f.attempt, now, f.outcome,
       f.exitCode ?? '', f.signal ?? '', f.error ?? '', f.outputBytes, f.truncated ? 1 : 0, f.retryDelayMs, f.startedAt ?? '', f.usage ? JSON.stringify(f.usage) : '',
       f.final ? 1 : 0,
     );
@@ -520,7 +520,7 @@ export class JobStore {
 
   /** Cancelled at once (queued/delayed), flagged for its runner (running), or already ended/missing. */
   async cancel(id: string, now = Date.now()): Promise<{ action: CancelAction; status: string }> {
-    const [action, status] = await this.redis.droverCancel(this.keys.base, id, now);
+    const [action, status] = await this.redis.droverCancel(this.keys.routing, id, now);
     return { action, status };
   }
 
@@ -545,7 +545,7 @@ export class JobStore {
   }
 
   async promoteDue(limit: number, now = Date.now()): Promise<JobRef[]> {
-    return pairs(await this.redis.droverPromote(this.keys.base, now, limit));
+    return pairs(await this.redis.droverPromote(this.keys.routing, now, limit));
   }
 
   /**
@@ -554,29 +554,29 @@ export class JobStore {
    */
   async promote(id: string, now = Date.now()): Promise<{ promoted: JobRef } | { status: string }> {
     if (!isJobId(id)) return { status: 'missing' };
-    const [result = 'missing', queue] = await this.redis.droverPromoteOne(this.keys.base, id, now);
+    const [result = 'missing', queue] = await this.redis.droverPromoteOne(this.keys.routing, id, now);
     return result === 'promoted' && queue !== undefined ? { promoted: { id, queue } } : { status: result };
   }
 
   /** Jobs past their deadline that nobody claimed end expired (see EXPIRE_DUE); returns them. */
   async expireDue(limit: number, now = Date.now()): Promise<JobRef[]> {
-    return pairs(await this.redis.droverExpireDue(this.keys.base, now, limit));
+    return pairs(await this.redis.droverExpireDue(this.keys.routing, now, limit));
   }
 
   async expireLeases(limit: number, now = Date.now()): Promise<(JobRef & { status: string })[]> {
-    const flat = await this.redis.droverExpireLeases(this.keys.base, now, limit);
+    const flat = await this.redis.droverExpireLeases(this.keys.routing, now, limit);
     const out: (JobRef & { status: string })[] = [];
     for (let i = 0; i + 2 < flat.length; i += 3) out.push({ id: flat[i]!, queue: flat[i + 1]!, status: flat[i + 2]! });
     return out;
   }
 
   async sweepOutbox(staleBefore: number, limit: number, now = Date.now()): Promise<JobRef[]> {
-    return pairs(await this.redis.droverSweepOutbox(this.keys.base, now, staleBefore, limit));
+    return pairs(await this.redis.droverSweepOutbox(this.keys.routing, now, staleBefore, limit));
   }
 
   async renewLeases(runnerId: string, held: { id: string; attempt: number }[], leaseMs: number, now = Date.now()) {
     if (held.length === 0) return { lost: [] as string[], cancel: [] as string[] };
-    const args: (string | number)[] = [this.keys.base, runnerId, now + leaseMs];
+    const args: (string | number)[] = [this.keys.routing, runnerId, now + leaseMs];
     for (const h of held) args.push(h.id, h.attempt);
     const [lost, cancel] = await this.redis.droverRenew(...args);
     return { lost, cancel };

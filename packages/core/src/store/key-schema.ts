@@ -7,6 +7,9 @@
  * Each entry: the name pattern, its Redis type, who writes it, and how long it lives.
  */
 export const KEY_SCHEMA = {
+  // Every script call's KEYS[1]: its name carries the hash tag, so a cluster client routes the call to the slot all
+  // of the deployment's keys are in, and matches the ACL pattern `~{prefix}:*` the shipped Redis users are given.
+  routing: { name: 'routing', type: 'none (never written)', owner: 'every script call (KEYS[1])', life: 'never written' },
   // Jobs
   job: { name: 'job:{id}', type: 'hash', owner: 'job scripts', life: 'until retention deletes the finished job (DROVER_RETENTION_FINISHED)' },
   jobLog: { name: 'job:{id}:log', type: 'stream', owner: 'runner (log-store)', life: 'with its job' },

@@ -18,6 +18,11 @@ export class Keys {
     this.base = `{${prefix}}`;
   }
 
+  /** KEYS[1] of every store script call (key-schema.ts: routing); the scripts take the hash tag from it. */
+  get routing(): string {
+    return this.name('routing');
+  }
+
   /** Any key of the schema by kind, e.g. `name('schedule', 'nightly')`. */
   name(kind: KeyKind, ...parts: (string | number)[]): string {
     return keyName(this.base, kind, ...parts);

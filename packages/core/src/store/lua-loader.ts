@@ -9,8 +9,8 @@ import { KEY_SCHEMA, luaKeyBuilders, type KeyKind } from './key-schema.js';
  * its includes first, each file once. Constants the scripts share with TypeScript (`EVENTS_MAX_LEN`, `TERMINAL`) are
  * not spelled in Lua: the loader puts those a script names at its top as locals, from the values given here. Nor
  * are key names: a script writes `K.job(id)`, `K.outbox()`, and the loader adds those functions, built from the
- * key schema (key-schema.ts) and `base`, the deployment's hash tag (KEYS[1], so a cluster client routes the call to
- * the slot every key of the deployment is in).
+ * key schema (key-schema.ts) and `base`, the deployment's hash tag, taken from KEYS[1] (`{prefix}:routing`), by which
+ * a cluster client routes the call to the slot every key of the deployment is in.
  *
  * Read from the sources in both the source and the compiled layout (dist/store/ and src/store/ are two levels below
  * the package), so there is no copy step to forget.
@@ -74,7 +74,9 @@ function keysPrologue(name: string, text: string): string {
     kinds.add(m[1] as KeyKind);
   }
   if (kinds.size === 0 && !/\bbase\b/.test(text)) return '';
-  return ['local base = KEYS[1]', luaKeyBuilders(kinds)].filter((p) => p !== '').join('\n');
+  // KEYS[1] is the routing key, `{prefix}:routing`: the hash tag is what comes before its kind.
+  const strip = KEY_SCHEMA.routing.name.length + 2;
+  return [`local base = string.sub(KEYS[1], 1, -${strip})`, luaKeyBuilders(kinds)].filter((p) => p !== '').join('\n');
 }
 
 function readLuaFile(file: string): string {

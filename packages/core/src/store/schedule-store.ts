@@ -162,7 +162,7 @@ export class ScheduleStore {
 
   /** Returns false when the name is taken (create) or unknown (update). */
   async put(mode: 'create' | 'update', name: string, def: ScheduleDef, enabled: boolean, nextRunAt: number | null, now = Date.now()): Promise<boolean> {
-    const r = await this.redis.droverSchedPut(this.keys.base, name, JSON.stringify(sealDef(this.envCipher, def)), enabled ? '1' : '0', nextRunAt ?? '', now, mode);
+    const r = await this.redis.droverSchedPut(this.keys.routing, name, JSON.stringify(sealDef(this.envCipher, def)), enabled ? '1' : '0', nextRunAt ?? '', now, mode);
     return r === 1;
   }
 
@@ -188,7 +188,7 @@ export class ScheduleStore {
 
   /** Enables or disables several schedules at once; throws NOT_FOUND (and changes nothing) if any is unknown. */
   async setEnabled(changes: { name: string; enabled: boolean; nextRunAt: number | null }[], now = Date.now()): Promise<void> {
-    const args: (string | number)[] = [this.keys.base, now];
+    const args: (string | number)[] = [this.keys.routing, now];
     for (const c of changes) args.push(c.name, c.enabled ? '1' : '0', c.nextRunAt ?? '');
     const missing = await this.redis.droverSchedSetEnabled(...args);
     if (missing.length > 0) throw new DroverError('NOT_FOUND', `no schedule ${missing.join(', ')}`, { missing });
@@ -196,7 +196,7 @@ export class ScheduleStore {
 
   /** Deletes; with kill, cancels its unfinished jobs. Returns null if unknown, else the jobs cancelled and flagged. */
   async delete(name: string, kill: boolean, now = Date.now()): Promise<{ cancelled: string[]; flagged: string[] } | null> {
-    const r = (await this.redis.droverSchedDelete(this.keys.base, name, kill ? 1 : 0, now)).map(String);
+    const r = (await this.redis.droverSchedDelete(this.keys.routing, name, kill ? 1 : 0, now)).map(String);
     if (r[0] !== '1') return null;
     const sep = r.indexOf('|');
     return { cancelled: r.slice(1, sep), flagged: r.slice(sep + 1) };
@@ -252,7 +252,7 @@ export class ScheduleStore {
   }
 
   async claimDue(now: number, holdMs: number, limit: number): Promise<DueSchedule[]> {
-    const flat = await this.redis.droverSchedClaimDue(this.keys.base, now, now + holdMs, limit);
+    const flat = await this.redis.droverSchedClaimDue(this.keys.routing, now, now + holdMs, limit);
     const out: DueSchedule[] = [];
     for (let i = 0; i + 3 < flat.length; i += 4) {
       if (!flat[i + 3]) continue; // deleted meanwhile
@@ -263,7 +263,7 @@ export class ScheduleStore {
 
   async fire(fires: Fire[], now = Date.now()): Promise<FireResult[]> {
     if (fires.length === 0) return [];
-    const args: (string | number)[] = [this.keys.base, now];
+    const args: (string | number)[] = [this.keys.routing, now];
     for (const f of fires) {
       args.push(f.name, f.version, f.expectedNextRunAt, f.newNextRunAt ?? '', f.fire ? 1 : 0, f.misfired ? 1 : 0, f.runAt ?? '', f.missed, ...payloadArgs(f.payload));
     }
@@ -294,7 +294,7 @@ export class ScheduleStore {
     const sealed = payload.spec ? { ...payload, spec: sealEnvOf(this.envCipher, payload.spec) } : payload;
     const [ids, queue, spec, meta] = payloadArgs(sealed);
     const idem = idempotency ? JSON.stringify(claimArg(idempotency)) : '';
-    const out = await this.redis.droverSchedTrigger(this.keys.base, name, now, ids!, queue!, spec!, runAt ?? '', meta!, idem);
+    const out = await this.redis.droverSchedTrigger(this.keys.routing, name, now, ids!, queue!, spec!, runAt ?? '', meta!, idem);
     const seen = replayOf(out);
     if (seen === 'reused') throw idempotencyKeyReused();
     if (seen) return { replayed: true, ...seen };

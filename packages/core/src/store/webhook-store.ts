@@ -115,7 +115,7 @@ export class WebhookStore {
   /** Records the deliveries of a batch of events and acknowledges the events in the consumer group. */
   async enqueue(stream: string, group: string, batch: { eventId: string; deliveries: (NewDelivery & { id: string })[] }[], now = Date.now()): Promise<void> {
     if (batch.length === 0) return;
-    const args: (string | number)[] = [this.keys.base, now, stream, group];
+    const args: (string | number)[] = [this.keys.routing, now, stream, group];
     for (const e of batch) {
       args.push(e.eventId, e.deliveries.length);
       for (const d of e.deliveries) args.push(d.id, d.webhookId, d.url, d.eventType, d.jobId ?? '', d.body);
@@ -124,7 +124,7 @@ export class WebhookStore {
   }
 
   async takeDue(limit: number, leaseMs: number, now = Date.now()): Promise<DueDelivery[]> {
-    const flat = await this.redis.droverWhTake(this.keys.base, now, now + leaseMs, limit);
+    const flat = await this.redis.droverWhTake(this.keys.routing, now, now + leaseMs, limit);
     const out: DueDelivery[] = [];
     for (let i = 0; i + 6 < flat.length; i += 7) {
       out.push({
@@ -136,7 +136,7 @@ export class WebhookStore {
 
   /** Records an attempt (null: none was made); `nextAt` schedules another, null ends the delivery (delivered when ok). */
   async result(id: string, ok: boolean, attempt: DeliveryAttempt | null, nextAt: number | null, now = Date.now()): Promise<void> {
-    await this.redis.droverWhResult(this.keys.base, id, now, ok ? 1 : 0, attempt ? JSON.stringify(attempt) : '', nextAt ?? '');
+    await this.redis.droverWhResult(this.keys.routing, id, now, ok ? 1 : 0, attempt ? JSON.stringify(attempt) : '', nextAt ?? '');
   }
 
   /** Deliveries of a webhook (or of a job's callbacks), newest first. */

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: queue, now, limit, statuses (comma-joined: queued, delayed, waiting). Cancels up to `limit` jobs of
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: queue, now, limit, statuses (comma-joined: queued, delayed, waiting). Cancels up to `limit` jobs of
 -- the queue that have not started. Returns how many it cancelled (call again while it returns `limit`).
 --!include lib/job-end
 local queue, now, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])

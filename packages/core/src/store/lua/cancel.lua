@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id, now. Queued or delayed: cancelled at once (its broker message is dropped at claim).
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: id, now. Queued or delayed: cancelled at once (its broker message is dropped at claim).
 -- Running: flagged, the owning runner kills it. Returns {action, status} with action
 -- cancelled | flagged | ended (already terminal, unchanged) | missing.
 --!include lib/job-end

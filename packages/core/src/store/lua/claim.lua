@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id, runnerId, now, leaseUntil, token, placement (the runner: encodePlacement, or ''), storeOrder ('1' or
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: id, runnerId, now, leaseUntil, token, placement (the runner: encodePlacement, or ''), storeOrder ('1' or
 -- ''), the delivery's queue. The one gate before a spawn: only a queued job can be claimed,
 -- so a duplicate delivery finds it running or finished and is dropped. The token is unique per delivery: a claim
 -- replayed by the client library after a reconnect (already applied before the connection dropped) finds its own

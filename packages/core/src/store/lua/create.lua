@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, options JSON|'', then (id, queue, spec, runAt|'', meta JSON|'') per job. meta: {dedupeKey, name,
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: now, options JSON|'', then (id, queue, spec, runAt|'', meta JSON|'') per job. meta: {dedupeKey, name,
 -- replica, replicaOf, after: [job ids], afterNames: [names], afterEnd: [job ids], recheck: 1}. options: {idem: {d, fp, ttl}} for a keyed submission,
 -- {wf: {id, doc}} to store a workflow's record with its step jobs. Checks first that every job id in `after` exists or
 -- comes earlier in the batch (else nothing is written: returns {'unknown', id}); then creates all. Returns {status,

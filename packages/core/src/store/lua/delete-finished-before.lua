@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: queue, status, before (epoch ms), from (exclusive lex bound: an id, or the id-time bound of before), limit.
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: queue, status, before (epoch ms), from (exclusive lex bound: an id, or the id-time bound of before), limit.
 -- Scans up to limit ids of the queue's status index below from, newest first, and deletes those that finished before
 -- before. Returns the last id scanned ('' when the index has no more), then the deleted ids.
 --!include lib/forget

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: ids... Deletes those of the jobs that are finished (DELETE /v1/jobs/:id); returns the ids it deleted.
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: ids... Deletes those of the jobs that are finished (DELETE /v1/jobs/:id); returns the ids it deleted.
 --!include lib/forget
 local out = {}
 for i = 1, #ARGV do

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id1, id2, ... Deletes jobs that still wait (their submission failed and the client got an error).
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: id1, id2, ... Deletes jobs that still wait (their submission failed and the client got an error).
 --!include lib/placement-groups
 --!include lib/waiting
 local n = 0

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, limit. Jobs past their deadline that still wait (waiting, delayed, queued: nobody claimed them) end
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: now, limit. Jobs past their deadline that still wait (waiting, delayed, queued: nobody claimed them) end
 -- expired, with their event. Returns {id, queue, ...} of those it ended.
 --!include lib/job-end
 local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: cutoff (epoch ms), limit, maxPerQueue, needArchived (1|0). Retention: finished jobs that ended before the cutoff, and the
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: cutoff (epoch ms), limit, maxPerQueue, needArchived (1|0). Retention: finished jobs that ended before the cutoff, and the
 -- oldest beyond maxPerQueue in each queue, are deleted with their output, attempts and index entries, so Redis
 -- memory stays bounded however long Drover runs. Returns how many it deleted (call again while it returns limit).
 --!include lib/forget

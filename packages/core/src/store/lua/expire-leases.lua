@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, limit. Running jobs whose lease expired (their runner stopped heartbeating) are lost: run again
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: now, limit. Running jobs whose lease expired (their runner stopped heartbeating) are lost: run again
 -- at once when onLost=retry and the job's losses are within maxLost (a daemon always), else final `lost`.
 -- Returns {id, queue, status, ...}.
 --!include lib/attempts

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id, runnerId, attempt, now, outcome, exitCode, signal, error, outputBytes, truncated, retryDelayMs,
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: id, runnerId, attempt, now, outcome, exitCode, signal, error, outputBytes, truncated, retryDelayMs,
 -- startedAt (when the process was spawned; '' if it never was), usage (JSON resource usage or ''), final (1: no retry, no daemon restart).
 -- outcome is succeeded|failed|timed_out|cancelled|lost. A pending cancel turns any unsuccessful outcome into cancelled.
 -- A failed or timed-out attempt is retried while the job's failures <= retries; a lost one (with onLost=retry) while

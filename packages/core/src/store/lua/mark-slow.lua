@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id, runnerId, attempt, now, runningMs, alertAfterMs. The attempt has run past its alertAfterMs: records
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: id, runnerId, attempt, now, runningMs, alertAfterMs. The attempt has run past its alertAfterMs: records
 -- slowAt and emits job.slow, only if this attempt still owns the job. Returns 1 if it did.
 --!include lib/events
 local id = ARGV[1]

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: group, limit. Of the first `limit` jobs of a placement group (most urgent, then oldest, first) that still
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: group, limit. Of the first `limit` jobs of a placement group (most urgent, then oldest, first) that still
 -- wait there, those of the most urgent priority among them; entries of
 -- jobs that moved on are dropped, and the group is unlisted once empty.
 --!include lib/waiting

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, limit. Moves due delayed jobs to queued (+outbox). Returns {id, queue, ...}.
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: now, limit. Moves due delayed jobs to queued (+outbox). Returns {id, queue, ...}.
 --!include lib/promote-job
 local now, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local due = redis.call('ZRANGE', K.delayed(), '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: queue, now, limit. Releases parked jobs of a queue as far as its settings allow now: they go back to
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: queue, now, limit. Releases parked jobs of a queue as far as its settings allow now: they go back to
 -- the outbox and the ready list, and are returned ({id, ...}) for the caller to publish.
 --!include lib/waiting
 local queue, now, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])

@@ -1,5 +1,5 @@
 #!lua flags=allow-oom
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: runnerId, leaseUntil, id1, attempt1, id2, attempt2, ... Renews the leases this runner still
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: runnerId, leaseUntil, id1, attempt1, id2, attempt2, ... Renews the leases this runner still
 -- holds. Returns {lostIds, cancelIds}: jobs it no longer owns (kill them) and jobs asked to cancel.
 --
 -- Flagged allow-oom: it only moves scores of members already there (ZADD XX), so it adds no memory, and it must

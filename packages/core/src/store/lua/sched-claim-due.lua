@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, holdUntil, limit. Takes due schedules for this scheduler: their due score moves to holdUntil
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: now, holdUntil, limit. Takes due schedules for this scheduler: their due score moves to holdUntil
 -- so other replicas leave them alone meanwhile (if this one dies, they come back after holdUntil).
 -- Returns {name, nextRunAt, version, def, ...}.
 --!include lib/schedules

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: name, kill (1|0), now. Returns {found, cancelled ids..., '|', flagged running ids...}.
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: name, kill (1|0), now. Returns {found, cancelled ids..., '|', flagged running ids...}.
 --!include lib/job-end
 --!include lib/schedules
 local name, kill, now = ARGV[1], ARGV[2], ARGV[3]

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, then 12 per schedule: name, version, expectedNextRunAt, newNextRunAt|'', fire (1|0), misfired (1|0),
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: now, then 12 per schedule: name, version, expectedNextRunAt, newNextRunAt|'', fire (1|0), misfired (1|0),
 -- runAt|'' (a jittered start), missed (fire times missed, for a misfire), jobIds (comma-joined, one per replica), queue,
 -- spec, meta (see CREATE). A fire lands only if the schedule still has that version and nextRunAt: so each fire time
 -- produces at most one job however many schedulers computed it. A misfire and an overlap skip are recorded (unfired).

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: name, def, enabled, nextRunAt|'', now, mode (create|update). Returns 1, or 0 (exists / missing).
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: name, def, enabled, nextRunAt|'', now, mode (create|update). Returns 1, or 0 (exists / missing).
 --!include lib/schedules
 local name, def, enabled, nextRunAt, now, mode = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local k = K.schedule(name)

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, then (name, enabled, nextRunAt|'') per schedule. All exist or nothing changes: returns missing names.
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: now, then (name, enabled, nextRunAt|'') per schedule. All exist or nothing changes: returns missing names.
 --!include lib/schedules
 local now = ARGV[1]
 local missing = {}

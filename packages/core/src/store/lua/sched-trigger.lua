@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: name, now, jobIds, queue, spec, runAt|'', meta, idem JSON|''. A manual run: nextRunAt is untouched.
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: name, now, jobIds, queue, spec, runAt|'', meta, idem JSON|''. A manual run: nextRunAt is untouched.
 -- Returns {status} ({''} for an unknown schedule). With idem (see idempotency.ts), a key seen before fires nothing and
 -- returns {'replay', '', status, firstJobId} or {'reused'}; a new key is bound to the run in the same step.
 --!include lib/idempotency

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, staleBefore, limit. Queued jobs still in the outbox (publish never confirmed, or the
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: now, staleBefore, limit. Queued jobs still in the outbox (publish never confirmed, or the
 -- publisher died) are handed out again for republishing; their score is bumped so replicas don't all pick them.
 local now, staleBefore, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local stale = redis.call('ZRANGE', K.outbox(), '-inf', staleBefore, 'BYSCORE', 'LIMIT', 0, limit)

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, stream, group, then per event: eventId, n, and n deliveries of 6 fields (id, webhookId, url,
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: now, stream, group, then per event: eventId, n, and n deliveries of 6 fields (id, webhookId, url,
 -- eventType, jobId|'', body). Records the deliveries, queues each behind earlier ones of its chain (per webhook
 -- and job, so a receiver sees a job's events in order), and acknowledges the events, in one step.
 --!include lib/webhook-deliveries

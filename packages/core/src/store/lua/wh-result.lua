@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: id, now, ok (1|0), attempt JSON|'' (none made), nextAt|'' (none: failed for good).
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: id, now, ok (1|0), attempt JSON|'' (none made), nextAt|'' (none: failed for good).
 --!include lib/webhook-deliveries
 local id, now, ok, attempt, nextAt = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('HGET', K.delivery(id), 'state') ~= 'pending' then return 0 end

@@ -1,4 +1,4 @@
--- KEYS[1]: the deployment's hash tag `{prefix}`. ARGV: now, leaseUntil, limit. Takes due deliveries (leased: if the sender dies they come back), 7 fields each.
+-- KEYS[1]: `{prefix}:routing` (the keys are built from its hash tag). ARGV: now, leaseUntil, limit. Takes due deliveries (leased: if the sender dies they come back), 7 fields each.
 --!include lib/webhook-deliveries
 local now, leaseUntil, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local out = {}
