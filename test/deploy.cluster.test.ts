@@ -96,6 +96,9 @@ function assertNodeArgs(args: string[], what: string): void {
   assert.equal(option(args, 'appendonly'), 'yes', `${what}: appendonly yes`);
   assert.equal(option(args, 'appendfsync'), 'everysec', `${what}: appendfsync everysec`);
   assert.equal(option(args, 'maxmemory-policy'), 'noeviction', `${what}: noeviction`);
+  // Bounds what a failover can lose to about a second of acknowledged writes (docs/store.md, Failover).
+  assert.equal(option(args, 'min-replicas-to-write'), '1', `${what}: min-replicas-to-write 1`);
+  assert.equal(option(args, 'min-replicas-max-lag'), '1', `${what}: min-replicas-max-lag 1`);
   assert.equal(option(args, 'cluster-preferred-endpoint-type'), 'hostname', `${what}: clients get the announced name`);
   assert.ok(option(args, 'aclfile'), `${what}: loads the ACL file`);
   assert.match(args[1] ?? '', /\/replication\.conf$/, `${what}: replication.conf (masteruser/masterauth) is its config file`);
