@@ -47,6 +47,8 @@ export function createRedis(url: string, role: RedisRole, connectionName?: strin
     // A failover moves slots: retry commands after MOVED/CLUSTERDOWN for a while instead of failing them.
     retryDelayOnClusterDown: 200,
     retryDelayOnFailover: 200,
+    // Right after a promotion nodes disagree for a moment about who holds a slot: space the MOVED retries out.
+    retryDelayOnMoved: 100,
     maxRedirections: 32,
   });
   return cluster as unknown as Redis;

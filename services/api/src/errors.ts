@@ -84,7 +84,8 @@ function describe(context: string, v: ValidationIssue): { field: string; message
 
 /** Redis or broker unreachable: the client should retry later, nothing was changed. */
 export function isUnavailable(err: Error): boolean {
-  return /enableOfflineQueue|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|Connection is closed|not reachable|EPIPE|ETIMEDOUT/i.test(
+  // The second half: a Redis Cluster between a primary's death and its replica's promotion (commands refused, not run).
+  return /enableOfflineQueue|MaxRetriesPerRequest|ECONNREFUSED|ECONNRESET|Connection is closed|not reachable|EPIPE|ETIMEDOUT|CLUSTERDOWN|Too many Cluster redirections|TRYAGAIN|None of startup nodes|Failed to refresh slots cache/i.test(
     `${err.name} ${err.message}`,
   );
 }
