@@ -92,7 +92,12 @@ function sameServer(a, b) {
     const url = new URL(u);
     return `${url.hostname === 'localhost' ? '127.0.0.1' : url.hostname}:${url.port}`;
   };
-  return hp(a) === hp(b);
+  // A cluster or Sentinel URL (several hosts) is a test's own servers, never the shared one.
+  try {
+    return hp(a) === hp(b);
+  } catch {
+    return false;
+  }
 }
 // Stacks open RabbitMQ connections only when the rabbitmq broker is among those tested.
 const BROKERS_USED = (process.env.TEST_BROKERS ?? 'bullmq,rabbitmq').includes('rabbitmq');

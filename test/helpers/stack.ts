@@ -77,26 +77,37 @@ export async function deletePrefix(prefix: string, redisUrl = REDIS_URL, amqpUrl
     ? createRedis(redisUrl, 'worker')
     : new Redis(redisUrl, { connectTimeout: opts.connectTimeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
   redis.on('error', () => undefined);
+  // A cluster client retries a dead cluster for ever: bounded here like the quick client, when asked to be.
+  let timer: NodeJS.Timeout | undefined;
+  const bounded = cluster && opts.connectTimeoutMs !== undefined
+    ? new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the cluster is not reachable')), opts.connectTimeoutMs! * 5)))
+    : undefined;
   try {
-    await redis.connect().catch((err: unknown) => {
-      // createRedis connects by itself; only a refused quick client fails here.
-      if (opts.connectTimeoutMs !== undefined) throw err;
-    });
-    const queues = await redis.smembers(`{${prefix}}:queues`);
-    await deleteRabbitQueues(prefix, queues, amqpUrl);
-    const scanned = cluster ? (redis as unknown as Cluster).nodes('master') : [redis];
-    for (const node of scanned) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
-    }
+    if (bounded) await Promise.race([deleteOn(redis, prefix, cluster, amqpUrl, opts), bounded]);
+    else await deleteOn(redis, prefix, cluster, amqpUrl, opts);
     unregisterPrefix(prefix);
     created.delete(prefix);
   } finally {
+    clearTimeout(timer);
     redis.disconnect();
+  }
+}
+
+async function deleteOn(redis: Redis, prefix: string, cluster: boolean, amqpUrl: string, opts: { connectTimeoutMs?: number }): Promise<void> {
+  await redis.connect().catch((err: unknown) => {
+    // createRedis connects by itself; only a refused quick client fails here.
+    if (opts.connectTimeoutMs !== undefined && !cluster) throw err;
+  });
+  const queues = await redis.smembers(`{${prefix}}:queues`);
+  await deleteRabbitQueues(prefix, queues, amqpUrl);
+  const scanned = cluster ? (redis as unknown as Cluster).nodes('master') : [redis];
+  for (const node of scanned) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
   }
 }
 

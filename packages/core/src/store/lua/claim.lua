@@ -18,8 +18,9 @@
 --!include lib/placement-groups
 --!include lib/waiting
 local id, runnerId, now, leaseUntil, token = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
--- Store order (ARGV[7] '1', ARGV[8] the delivery's queue): a delivery claims its queue's most urgent waiting job
--- this runner may run, which need not be the job it names. Every waiting job has a message of its own on the way,
+-- Store order (ARGV[7] '1', ARGV[8] the delivery's queue): a delivery claims its queue's most urgent waiting job,
+-- which need not be the job it names. Waiting jobs have no constraints (toOutbox), so every runner of the queue may
+-- run any of them; a constrained job keeps its own message. Every waiting job has a message of its own on the way,
 -- so the job a delivery passed over is taken by the message of the job it took (or by its own, redelivered), and
 -- a message that finds nothing waiting is a spare: its own job decides (dropped if it ran). A claim replayed after
 -- a reconnect finds the job it took under its token. Declined jobs a runner takes from the store pass no '1'.
@@ -27,15 +28,15 @@ local function storeOrder(id)
   local taken = redis.call('GET', K.claimedWith(token))
   if taken then return taken end
   local w = K.queueWaiting(ARGV[8])
+  -- Queued but not waiting (constrained, parked, declined): the job's own message; the usual path decides.
+  if redis.call('HGET', K.job(id), 'status') == 'queued' and not redis.call('ZSCORE', w, id) then return id end
   for _, m in ipairs(redis.call('ZRANGE', w, 0, 15)) do
     if m == id then return id end
-    local f = redis.call('HMGET', K.job(m), 'status', 'placement')
-    if f[1] ~= 'queued' then
-      redis.call('ZREM', w, m) -- ended by a path that left it listed
-    elseif not f[2] or placementAllows(f[2], ARGV[6]) then
+    if redis.call('HGET', K.job(m), 'status') == 'queued' then
       redis.call('SET', K.claimedWith(token), m, 'PX', 60000)
       return m
     end
+    redis.call('ZREM', w, m) -- ended by a path that left it listed
   end
   return id
 end

@@ -9,6 +9,9 @@ end
 -- that cannot order by priority (RabbitMQ quorum queues), the store does (CLAIM, storeOrder).
 local function toOutbox(id, queue, now)
   redis.call('ZADD', K.outbox(), now, id)
+  -- Only jobs every runner of the queue may run wait here, so any delivery of the queue may take any of them. One
+  -- with constraints keeps its own message: a delivery that took it could not hand it on to a runner that fits.
+  if redis.call('HEXISTS', K.job(id), 'placement') == 1 then return end
   redis.call('ZADD', K.queueWaiting(queue), priorityRank(id) * 1e13 + now, id)
 end
 local function notWaiting(id, queue)
