@@ -2,7 +2,7 @@ import type { JobRecord, JobSpecInput } from '@drover/core';
 import type { Options, Parsed } from './args.js';
 import { JSON_OPTION, about, show, type CommandDef, type Ctx } from './command.js';
 import { UsageError } from './errors.js';
-import { commandOf, duration, fields, relative, runTime, status, table, truncate, when } from './format.js';
+import { commandOf, duration, fields, relative, runTime, status, table, truncate, when, type Cell } from './format.js';
 import { seg, type Api, type Query } from './http.js';
 import { TRUNCATED_NOTE, followLogs, printLogs, writeLine } from './logs.js';
 import { COMMAND_HELP, JOB_OPTIONS, NAME_OPTION, jobTemplate } from './spec.js';
@@ -27,15 +27,19 @@ export const jobPath = (id: string): string => `/v1/jobs/${seg(id)}`;
 
 const exitOf = (j: JobRecord): string => (j.exitCode !== null ? String(j.exitCode) : (j.signal ?? '-'));
 
-/** The jobs table of `jobs` and `schedules runs`. */
+/** The columns of the jobs table (`jobs`, and `schedules runs`, whose unfired rows fill them their own way). */
+export const JOB_COLUMNS = ['ID', 'STATUS', 'QUEUE', 'EXIT', 'CREATED', 'DURATION', 'COMMAND'];
+
+/** One job's row of the jobs table. */
+export function jobRow(j: JobRecord, now: number): Cell[] {
+  return [j.id, status(j.status), j.queue, exitOf(j), relative(j.createdAt, now), runTime(j, now), truncate(commandOf(j), 60)];
+}
+
+/** The jobs table of `jobs`. */
 export function jobTable(jobs: JobRecord[], color: boolean): string {
   if (jobs.length === 0) return 'no jobs';
   const now = Date.now();
-  return table(
-    ['ID', 'STATUS', 'QUEUE', 'EXIT', 'CREATED', 'DURATION', 'COMMAND'],
-    jobs.map((j) => [j.id, status(j.status), j.queue, exitOf(j), relative(j.createdAt, now), runTime(j, now), truncate(commandOf(j), 60)]),
-    color,
-  );
+  return table(JOB_COLUMNS, jobs.map((j) => jobRow(j, now)), color);
 }
 
 /** Options for one page of a list. */

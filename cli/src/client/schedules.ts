@@ -2,9 +2,9 @@ import type { JobRecord, ScheduleInput, ScheduleRecord, UnfiredRunItem } from '@
 import type { Parsed } from './args.js';
 import { JSON_OPTION, about, show, type CommandDef, type Ctx, type Group } from './command.js';
 import { UsageError } from './errors.js';
-import { commandOf, duration, fields, paint, relative, runTime, status, statusStyle, table, truncate, when, zoned, type Cell } from './format.js';
+import { commandOf, duration, fields, paint, relative, status, statusStyle, table, truncate, when, zoned, type Cell } from './format.js';
 import { seg } from './http.js';
-import { LIMIT_OPTION, idsOf, listPage } from './jobs.js';
+import { JOB_COLUMNS, LIMIT_OPTION, idsOf, jobRow, listPage } from './jobs.js';
 import { COMMAND_HELP, JOB_OPTIONS, envOf, jobTemplate } from './spec.js';
 
 const OVERLAP = ['allow', 'skip', 'replace'] as const;
@@ -208,9 +208,9 @@ function runsTable(items: (JobRecord | UnfiredRunItem)[], color: boolean): strin
   if (items.length === 0) return 'no runs';
   const now = Date.now();
   const rows = items.map((r): Cell[] => {
-    if (!('kind' in r)) return [r.id, status(r.status), r.queue, r.exitCode !== null ? String(r.exitCode) : (r.signal ?? '-'), relative(r.createdAt, now), runTime(r, now), truncate(commandOf(r), 60)];
+    if (!('kind' in r)) return jobRow(r, now);
     const why = r.state === 'misfired' ? `no scheduler ran: ${r.missed ?? 1} fire time(s) missed${r.fired ? ', one job fired' : ''}` : `overlap skip: ${(r.runningJobs ?? []).join(' ')} still running`;
     return ['-', status(r.state), '-', '-', relative(r.scheduledFor, now), '-', why];
   });
-  return table(['ID', 'STATUS', 'QUEUE', 'EXIT', 'CREATED', 'DURATION', 'COMMAND'], rows, color);
+  return table(JOB_COLUMNS, rows, color);
 }

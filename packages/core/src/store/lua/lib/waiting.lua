@@ -1,7 +1,10 @@
 -- A job's place among the store's waiting jobs (a queue's parked set, a placement group): lower goes first; 0 for
 -- the default priority, so entries written before priorities existed keep their place among default ones.
+local function rankOf(priority)
+  return DEFAULT_PRIORITY - (tonumber(priority) or DEFAULT_PRIORITY)
+end
 local function priorityRank(id)
-  return DEFAULT_PRIORITY - (tonumber(redis.call('HGET', K.job(id), 'priority')) or DEFAULT_PRIORITY)
+  return rankOf(redis.call('HGET', K.job(id), 'priority'))
 end
 -- A queued job about to be published (again): in the outbox until the broker confirms it, and in its queue's
 -- waiting set (most urgent, then oldest, first) until it is claimed, parked or declined. Each job there has a
@@ -11,8 +14,9 @@ local function toOutbox(id, queue, now)
   redis.call('ZADD', K.outbox(), now, id)
   -- Only jobs every runner of the queue may run wait here, so any delivery of the queue may take any of them. One
   -- with constraints keeps its own message: a delivery that took it could not hand it on to a runner that fits.
-  if redis.call('HEXISTS', K.job(id), 'placement') == 1 then return end
-  redis.call('ZADD', K.queueWaiting(queue), priorityRank(id) * 1e13 + now, id)
+  local h = redis.call('HMGET', K.job(id), 'placement', 'priority')
+  if h[1] then return end
+  redis.call('ZADD', K.queueWaiting(queue), rankOf(h[2]) * 1e13 + now, id)
 end
 local function notWaiting(id, queue)
   redis.call('ZREM', K.outbox(), id)
