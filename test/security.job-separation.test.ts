@@ -24,6 +24,12 @@ import { until } from './helpers/until.js';
 
 const hex = (n: number): string => randomBytes(n).toString('hex');
 
+/** A failed fetch's message with its cause (undici's "fetch failed" alone says nothing). */
+function describe(err: unknown): string {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  return `${e.message}${e.cause ? ` (${e.cause.code ?? ''} ${e.cause.message ?? ''})` : ''}`;
+}
+
 /** What a job of `ci` does to the job of `default` whose pid and directory it was told. */
 const ATTACK = String.raw`
 echo "ids $(id -u) $(id -g)"
@@ -63,10 +69,19 @@ async function deploy(t: TestContext): Promise<Deployment> {
   return {
     prefix,
     call: async <T>(as: 'admin' | 'ci', method: string, path: string, body?: unknown) => {
-      const res = await fetch(`${url}${path}`, {
+      const send = (): Promise<Response> => fetch(`${url}${path}`, {
         method,
         headers: { authorization: `Bearer ${tokens[as]}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      // A read whose connection failed before any answer is sent once more (a loaded CI machine once reset one);
+      // a write is not, and every failure names the request and its cause.
+      const res = await send().catch((err: unknown) => {
+        if (method !== 'GET') throw err;
+        process.stderr.write(`# ${method} ${path}: ${describe(err)}; sent again\n`);
+        return send();
+      }).catch((err: unknown) => {
+        throw new Error(`${method} ${path}: ${describe(err)}`, { cause: err });
       });
       return { status: res.status, body: (await res.json()) as T };
     },
