@@ -163,6 +163,7 @@ const EXAMPLES: Record<string, (fx: Fixtures, s: Stack, ghost: boolean) => Promi
   'DELETE /delay-tasks/:id': async (fx, _s, g) => delayTask(g ? ghostJob : await fx.delayedJob()),
   'PUT /v1/variables/:name': async () => ({ path: '/v1/variables/SCOPED', body: { value: '1' } }),
   'GET /v1/variables': async () => ({ path: '/v1/variables' }),
+  'POST /v1/namespaces': async () => ({ path: '/v1/namespaces', body: { name: `scoped-${randomBytes(3).toString('hex')}` } }),
   'DELETE /v1/variables/:name': async (_f, s) => {
     await s.request('PUT', '/v1/variables/TO_DELETE', { value: '1' });
     return { path: '/v1/variables/TO_DELETE' };

@@ -1,15 +1,16 @@
 import { loadTokens, startApiServer } from '@drover/api';
 import { closeOnSignals, coerceError, createLogger, loadConfigOrExit, orExitOnConfigError, startServiceTelemetry } from '@drover/core';
-import { Runner, chooseJobUser } from '@drover/runner';
-import { Scheduler } from '@drover/scheduler';
+import { NamespacedRunner, chooseJobUser } from '@drover/runner';
+import { NamespacedScheduler } from '@drover/scheduler';
 import { ensureAdminToken } from './admin-token.js';
 import { ensureCallbackSecret } from './callback-secret.js';
 import { ensureRedis } from './local-redis.js';
 
 /** `drover start`: API, scheduler and runner in one process, plus a local Redis if none is reachable. */
 export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
-  // One box runs every queue: a job on a queue nobody named would otherwise wait forever (RUNNER_QUEUES overrides).
-  const config = loadConfigOrExit({ ...env, RUNNER_QUEUES: env.RUNNER_QUEUES ?? '*' });
+  // One box runs every queue of every namespace: a job nobody serves would otherwise wait forever (RUNNER_QUEUES and
+  // RUNNER_NAMESPACE override).
+  const config = loadConfigOrExit({ ...env, RUNNER_QUEUES: env.RUNNER_QUEUES ?? '*', RUNNER_NAMESPACE: env.RUNNER_NAMESPACE ?? '*' });
   const logger = createLogger(config.logLevel, 'drover', { format: config.logFormat });
   const say = (msg: string): void => void process.stderr.write(`drover: ${msg}\n`);
 
@@ -40,8 +41,8 @@ export async function startAllInOne(env: NodeJS.ProcessEnv): Promise<void> {
   // One registry for the three services: /metrics on the API port (read token) and on the metrics port show it all.
   const telemetry = await startServiceTelemetry('drover', config, env, logger);
   const { metrics } = telemetry;
-  const scheduler = new Scheduler({ config: { ...config, scheduler: { ...config.scheduler, callbackSecret } }, logger: logger.child({ service: 'scheduler' }), metrics });
-  const runner = new Runner({ config, logger: logger.child({ service: 'runner' }), env, metrics });
+  const scheduler = new NamespacedScheduler({ config: { ...config, scheduler: { ...config.scheduler, callbackSecret } }, logger: logger.child({ service: 'scheduler' }), metrics });
+  const runner = new NamespacedRunner({ config, logger: logger.child({ service: 'runner' }), env, metrics });
   let api: Awaited<ReturnType<typeof startApiServer>> | undefined;
   const close = async (): Promise<void> => {
     // Stop accepting requests, drain the runner, stop firing, then the Redis we own.

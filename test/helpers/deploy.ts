@@ -612,10 +612,13 @@ export interface CatalogMetric {
 export async function metricCatalog(): Promise<Map<string, CatalogMetric>> {
   const m = new DroverMetrics();
   const out = new Map<string, CatalogMetric>();
-  for (const j of await m.registry.getMetricsAsJSON()) {
-    const metric = m.registry.getSingleMetric(j.name) as unknown as { labelNames?: unknown };
-    const labels = Array.isArray(metric.labelNames) ? (metric.labelNames as string[]) : [];
-    out.set(j.name, { name: j.name, type: String(j.type), labels });
+  // Drover's own carry the namespace label too (a default label of their registry); process_* and nodejs_* do not.
+  for (const [registry, extra] of [[m.registry, ['namespace']], [m.processRegistry, []]] as const) {
+    for (const j of await registry.getMetricsAsJSON()) {
+      const metric = registry.getSingleMetric(j.name) as unknown as { labelNames?: unknown };
+      const labels = Array.isArray(metric.labelNames) ? (metric.labelNames as string[]) : [];
+      out.set(j.name, { name: j.name, type: String(j.type), labels: [...labels, ...extra] });
+    }
   }
   return out;
 }

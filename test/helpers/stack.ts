@@ -98,16 +98,20 @@ async function deleteOn(redis: Redis, prefix: string, cluster: boolean, amqpUrl:
     // createRedis connects by itself; only a refused quick client fails here.
     if (opts.connectTimeoutMs !== undefined && !cluster) throw err;
   });
-  const queues = await redis.smembers(`{${prefix}}:queues`);
-  await deleteRabbitQueues(prefix, queues, amqpUrl);
-  const scanned = cluster ? (redis as unknown as Cluster).nodes('master') : [redis];
-  for (const node of scanned) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await node.scan(cursor, 'MATCH', `{${prefix}}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+  // The namespaces' keys too: each under a prefix of its own (namespacePrefix), in a slot of its own.
+  const namespaces = await redis.hkeys(`{${prefix}}:namespaces`);
+  for (const p of [...namespaces.map((ns) => `${prefix}/${ns}`), prefix]) {
+    const queues = await redis.smembers(`{${p}}:queues`);
+    await deleteRabbitQueues(p, queues, amqpUrl);
+    const scanned = cluster ? (redis as unknown as Cluster).nodes('master') : [redis];
+    for (const node of scanned) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `{${p}}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length > 0) await redis.del(...keys);
+      } while (cursor !== '0');
+    }
   }
 }
 
@@ -176,7 +180,7 @@ export async function startStack(t: TestContext, opts: StackOptions = {}): Promi
   const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent', 'test');
   const tokens: Tokens = { admin: token(), submit: token(), read: token() };
   const registry = new TokenRegistry();
-  registry.add(tokens.admin, { name: 'admin', scope: 'admin' });
+  registry.add(tokens.admin, { name: 'admin', scope: 'admin', namespaces: '*' });
   registry.add(tokens.submit, { name: 'submit', scope: 'submit' });
   registry.add(tokens.read, { name: 'read', scope: 'read' });
 

@@ -4,6 +4,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseEnvKey } from './env-cipher.js';
 import { DroverError } from './errors.js';
+import { parseNamespaceSelection, selectionProblems, type NamespaceSelection } from './model/namespace.js';
 import { parseQueueSelection } from './model/queue-selection.js';
 import { parseRunnerLabels } from './model/placement.js';
 import { parseResourceMaximum, type JobResources } from './model/resources.js';
@@ -143,6 +144,12 @@ export interface DroverConfig {
      * subtree to make them in. The mode in use is the runner's `containment` (docs/containment.md).
      */
     cgroup: string;
+    /**
+     * `RUNNER_NAMESPACE`, comma separated, default `default` (`*` under `drover start`): the namespaces this runner
+     * serves, or `*` for every one, those created later too. It takes RUNNER_QUEUES and RUNNER_CONCURRENCY in each
+     * (docs/namespaces.md).
+     */
+    namespaces: NamespaceSelection;
     /**
      * `RUNNER_QUEUES`, comma separated, default `default` (`*` under `drover start`): queue names and patterns,
      * `*` for any run of characters, `!` before one to exclude it (`*,!heavy`: every queue but heavy, also new ones).
@@ -350,6 +357,14 @@ class EnvReader {
   }
 }
 
+function namespacesOf(r: EnvReader): NamespaceSelection {
+  const sel = parseNamespaceSelection(r.list('RUNNER_NAMESPACE', 'default'));
+  const problems = selectionProblems(sel);
+  if (!problems) return sel as NamespaceSelection;
+  for (const p of problems) r.problems.push(`RUNNER_NAMESPACE ${p}`);
+  return ['default'];
+}
+
 /** A URL's scheme for an error message: the rest of a broker URL may hold its password. */
 function schemeOf(url: string): string {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url);
@@ -504,6 +519,7 @@ export function loadConfig(env: Env): Readonly<DroverConfig> {
       : undefined,
     runner: {
       id: r.string('RUNNER_ID', `${hostname()}-${process.pid}`),
+      namespaces: namespacesOf(r),
       queues,
       queueScanMs: r.int('RUNNER_QUEUE_SCAN_MS', 2000, 100, 600_000),
       labels: runnerLabelsOf(r),

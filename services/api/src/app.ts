@@ -4,7 +4,7 @@ import sseModule, { type fastifySSE } from '@fastify/sse';
 import swagger from '@fastify/swagger';
 import { ERROR_CODES } from '@drover/core';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyServerFactory, type FastifyServerOptions } from 'fastify';
 import type { Principal, Scope } from './auth.js';
 import type { ApiContext } from './context.js';
 import { registerErrorHandling } from './errors.js';
@@ -13,6 +13,7 @@ import { eventRoutes } from './routes/events.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { workflowRoutes } from './routes/workflows.js';
 import { healthRoutes } from './routes/health.js';
+import { namespaceRoutes } from './routes/namespaces.js';
 import { whoamiRoutes } from './routes/whoami.js';
 import { UI_PREFIX, uiRoutes } from './routes/ui.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -49,6 +50,8 @@ export const DOCS_PREFIX = '/docs';
 
 export interface AppOptions {
   bodyLimitBytes: number;
+  /** The HTTP server to answer on (the namespace router); absent: Fastify's own. Only the app that listens has one. */
+  serverFactory?: FastifyServerFactory;
   /** Requests per minute per token (open routes: per client address); 0 or absent: no limit. Counted in Redis, so shared by replicas. */
   rateLimitPerMinute?: number;
   /** Requests with a missing or unknown token per minute per client address, then 429 for the address; 0 or absent: no limit. */
@@ -70,6 +73,7 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimitBytes,
     requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
     // Keep client-chosen paths like /v1/jobs/ from missing their route.
     routerOptions: { ignoreTrailingSlash: true },
     requestIdHeader: 'x-request-id',
@@ -142,7 +146,8 @@ export async function buildApp(ctx: ApiContext, opts: AppOptions): Promise<Fasti
   // The package's default export is the fastify-plugin wrapped one (reply.sse on every route); its types call it a namespace.
   await app.register(sseModule as unknown as typeof fastifySSE, { heartbeatInterval: 15_000 });
   healthRoutes(app, ctx);
-  whoamiRoutes(app);
+  whoamiRoutes(app, ctx.namespace);
+  namespaceRoutes(app, ctx);
   eventRoutes(app, ctx);
   webhookRoutes(app, ctx);
   workflowRoutes(app, ctx);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { DroverError } from '@drover/core';
+import { DroverError, parseNamespaceSelection, selectionProblems, type NamespaceSelection } from '@drover/core';
 
 /** `admin` can do everything, `submit` can also read, `read` only reads. */
 export type Scope = 'read' | 'submit' | 'admin';
@@ -14,7 +14,12 @@ export interface Principal {
   queues?: string[];
   /** When set, the most jobs submitted with this token (by name) that may be unfinished at once (see job-quota.ts). */
   maxUnfinished?: number;
+  /** The namespaces the token works in; `*` every one. Unset: `default` only (the token of a tokens file without them). */
+  namespaces?: NamespaceSelection;
 }
+
+/** The namespaces a principal works in. */
+export const namespacesOf = (p: Principal): NamespaceSelection => p.namespaces ?? ['default'];
 
 /** Throws FORBIDDEN when a queue-restricted token reaches for another queue. */
 export function assertQueueAllowed(principal: Principal | undefined, queue: string): void {
@@ -47,11 +52,16 @@ export class TokenRegistry {
     return this.byDigest.size;
   }
 
+  /** Whose token this is, without any check of what it may do. */
+  lookup(token: string): Principal | undefined {
+    return this.byDigest.get(tokenDigest(token));
+  }
+
   /** Throws UNAUTHORIZED or FORBIDDEN. */
   authorize(header: string | undefined, needed: Scope): Principal {
     const token = parseBearer(header);
     if (!token) throw new DroverError('UNAUTHORIZED', 'a bearer token is required (Authorization: Bearer <token>)');
-    const principal = this.byDigest.get(tokenDigest(token));
+    const principal = this.lookup(token);
     if (!principal) throw new DroverError('UNAUTHORIZED', 'unknown token');
     if (RANK[principal.scope] < RANK[needed]) {
       throw new DroverError('FORBIDDEN', `this action needs the "${needed}" scope; the token has "${principal.scope}"`);
@@ -60,9 +70,16 @@ export class TokenRegistry {
   }
 }
 
+/** A token's `namespaces`: a list of names, `"*"`, or `["*"]`. */
+function namespaceList(v: unknown): NamespaceSelection | { problems: string[] } {
+  const items = v === '*' ? ['*'] : v;
+  if (!Array.isArray(items) || !items.every((n) => typeof n === 'string')) return { problems: ['must be a list of namespace names or "*"'] };
+  return parseNamespaceSelection(items);
+}
+
 /**
- * Tokens file: `{"tokens": [{"name": "ci", "token": "<secret>", "scope": "submit", "queues": ["ci"], "maxUnfinished": 500}]}` (queues and
- * maxUnfinished optional). It holds secrets, so it
+ * Tokens file: `{"tokens": [{"name": "ci", "token": "<secret>", "scope": "submit", "queues": ["ci"], "maxUnfinished": 500,
+ * "namespaces": ["default"]}]}` (queues, maxUnfinished and namespaces optional; namespaces default to `default`). It holds secrets, so it
  * must not be readable by others (mode 0600 or stricter).
  */
 export function loadTokens(opts: { adminToken?: string | undefined; tokensFile?: string | undefined }): TokenRegistry {
@@ -70,14 +87,16 @@ export function loadTokens(opts: { adminToken?: string | undefined; tokensFile?:
   const problems: string[] = [];
   if (opts.adminToken !== undefined) {
     if (opts.adminToken.length < MIN_TOKEN_LENGTH) problems.push(`DROVER_ADMIN_TOKEN must be at least ${MIN_TOKEN_LENGTH} characters`);
-    registry.add(opts.adminToken, { name: 'admin', scope: 'admin' });
+    // The operator's token: every namespace, those created later included.
+    registry.add(opts.adminToken, { name: 'admin', scope: 'admin', namespaces: '*' });
   }
   if (opts.tokensFile !== undefined) {
     try {
       if ((statSync(opts.tokensFile).mode & 0o077) !== 0) problems.push(`${opts.tokensFile} is readable by group or others; chmod 600 it`);
       const parsed = JSON.parse(readFileSync(opts.tokensFile, 'utf8')) as { tokens?: unknown };
       if (!Array.isArray(parsed.tokens)) throw new Error('expected {"tokens": [...]}');
-      parsed.tokens.forEach((t: { name?: unknown; token?: unknown; scope?: unknown; queues?: unknown; maxUnfinished?: unknown }, i) => {
+      parsed.tokens.forEach((t: { name?: unknown; token?: unknown; scope?: unknown; queues?: unknown; maxUnfinished?: unknown; namespaces?: unknown }, i) => {
+        const namespaces = t.namespaces === undefined ? ['default'] : namespaceList(t.namespaces);
         if (typeof t.token !== 'string' || t.token.length < MIN_TOKEN_LENGTH) {
           problems.push(`${opts.tokensFile}: tokens[${i}].token must be a string of at least ${MIN_TOKEN_LENGTH} characters`);
         } else if (typeof t.scope !== 'string' || !SCOPES.includes(t.scope as Scope)) {
@@ -86,8 +105,10 @@ export function loadTokens(opts: { adminToken?: string | undefined; tokensFile?:
           problems.push(`${opts.tokensFile}: tokens[${i}].queues must be a list of queue names`);
         } else if (t.maxUnfinished !== undefined && !(Number.isSafeInteger(t.maxUnfinished) && (t.maxUnfinished as number) > 0)) {
           problems.push(`${opts.tokensFile}: tokens[${i}].maxUnfinished must be a whole number above 0`);
+        } else if (selectionProblems(namespaces)) {
+          problems.push(`${opts.tokensFile}: tokens[${i}].namespaces ${selectionProblems(namespaces)!.join('; ')}`);
         } else {
-          const principal: Principal = { name: typeof t.name === 'string' ? t.name : `token-${i}`, scope: t.scope as Scope };
+          const principal: Principal = { name: typeof t.name === 'string' ? t.name : `token-${i}`, scope: t.scope as Scope, namespaces: namespaces as NamespaceSelection };
           if (Array.isArray(t.queues)) principal.queues = t.queues;
           if (typeof t.maxUnfinished === 'number') principal.maxUnfinished = t.maxUnfinished;
           registry.add(t.token, principal);

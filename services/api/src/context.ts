@@ -1,4 +1,4 @@
-import type { OutboundPolicy } from '@drover/core';
+import type { Keys, NamespaceStore, OutboundPolicy } from '@drover/core';
 import type { ArchiveStore, DroverConfig, DroverMetrics, EventStore, WebhookStore, WorkflowStore, CommandPolicy, JobStore, LogStore, Logger, QueueStore, RunnerRegistry, ScheduleStore, SpecDefaults, Transport } from '@drover/core';
 import type { Redis } from 'ioredis';
 import type { TokenRegistry } from './auth.js';
@@ -7,6 +7,12 @@ import type { StreamSlots } from './stream-slots.js';
 
 /** What route handlers use; built once per API instance by server.ts (or by a test). */
 export interface ApiContext {
+  /** The namespace this app serves (every store below is its); see namespace-router.ts. */
+  namespace: string;
+  /** The deployment's namespaces (kept in the default namespace). */
+  namespaces: NamespaceStore;
+  /** The default namespace's keys: state of the deployment rather than of a namespace (rate windows, stream slots). */
+  deploymentKeys: Keys;
   store: JobStore;
   logs: LogStore;
   schedules: ScheduleStore;

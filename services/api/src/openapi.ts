@@ -90,6 +90,7 @@ export const DOCUMENT_TAGS = [
   { name: 'webhooks', description: 'Signed event deliveries to URLs.' },
   { name: 'stats', description: "Rolling per-minute aggregates (the dashboard's charts)." },
   { name: 'health', description: 'Probes, metrics and the calling token.' },
+  { name: 'namespaces', description: 'Namespaces: separate sets of queues, jobs, schedules, workflows, events and webhooks, each in a cluster slot of its own. A request names its namespace with the Drover-Namespace header or ?namespace=.' },
   { name: 'variables', description: 'Operator variables: environment of every job started after a change (values are never returned).' },
   { name: 'compat-meproc', description: "Meproc's process API (`/proc`) on Drover: its own envelope `{code, msg, data}`." },
   { name: 'compat-coyotes', description: "Coyotes' channel API (`/channels`, `/delay-tasks`) on Drover: its own envelope `{status_code, message, data}`." },

@@ -1,6 +1,7 @@
-import { DroverError, coerceError } from '@drover/core';
+import { DroverError, coerceError, selectionHas } from '@drover/core';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parseBearer, tokenDigest, type Principal } from './auth.js';
+import { namespacesOf, parseBearer, tokenDigest, type Principal } from './auth.js';
+import { noSuch, requestNamespace } from './namespace-router.js';
 import type { ApiContext } from './context.js';
 import { WindowCounter, type WindowCount } from './rate-limit.js';
 
@@ -49,7 +50,8 @@ export const tokenKey = (token: string): string => `t:${tokenDigest(token).slice
  * Counts live in Redis, shared by replicas; see WindowCounter for what happens when Redis cannot count.
  */
 export function registerRequestGuard(app: FastifyInstance, ctx: ApiContext, opts: GuardOptions): void {
-  const counter = new WindowCounter(ctx.store.redis, ctx.store.keys.name('rate'));
+  // Shared by every namespace (kept in the default one's): a token's budget is one, whichever namespace it calls.
+  const counter = new WindowCounter(ctx.store.redis, ctx.deploymentKeys.name('rate'));
   const { rateLimitPerMinute: perToken, authFailLimitPerMinute: perAddress } = opts;
 
   // A route that takes the token from its body is checked once the body is parsed; every other one at once.
@@ -99,6 +101,10 @@ export function registerRequestGuard(app: FastifyInstance, ctx: ApiContext, opts
     if (taken && taken.count > perToken) throw limited(reply, perToken, taken, `more than ${perToken} requests per minute for this token`);
     if (taken) budgetHeaders(reply, perToken, taken);
     if (refused) throw refused;
+    // The front door sent the request here by its namespace; a token in a body (legacy routes) is only seen now.
+    const asked = requestNamespace(request.raw, principal);
+    if (typeof asked !== 'string') throw new DroverError('VALIDATION', asked.problem);
+    if (asked !== ctx.namespace || !selectionHas(namespacesOf(principal!), ctx.namespace)) throw new DroverError('NOT_FOUND', noSuch(asked));
     request.principal = principal;
   }
 }

@@ -1,7 +1,10 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
+  DEFAULT_NAMESPACE, Keys, NamespaceStore, coerceError, namespacePrefix, type Transport,
   ArchiveStore, DEFAULT_SPEC_DEFAULTS, EnvCipher, OutboundPolicy, type Resolver, DroverMetrics, EventStore, QueueStore, WebhookStore, WorkflowStore, RunnerRegistry, checkRedisDurability, loadPolicy, JobStore, LogStore, ScheduleStore, connectRedis, createRedis, createTransport, logBrokerEvents, type DroverConfig, type TransportConfig, type Logger,
 } from '@drover/core';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyServerFactory } from 'fastify';
+import { namespaceRouter } from './namespace-router.js';
 import { buildApp } from './app.js';
 import { EventHub } from './event-hub.js';
 import { StreamSlots } from './stream-slots.js';
@@ -26,7 +29,18 @@ export interface ApiServerOptions {
   resolver?: Resolver;
 }
 
-/** The API process: connections, app, listen, ordered close. */
+/** One namespace's app and what only it uses. */
+interface Space {
+  app: FastifyInstance;
+  transport: Transport;
+  close(): Promise<void>;
+}
+
+/**
+ * The API process: connections, one app per namespace behind one HTTP server (namespace-router.ts), listen,
+ * ordered close. The default namespace's app is built at start and owns the server; another namespace's on its
+ * first request.
+ */
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
   const { config, logger } = opts;
   const policy = loadPolicy(config.policyFile);
@@ -34,63 +48,121 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   // Env values are sealed by the stores when they are written, so no route can forget to.
   const envCipher = config.envKey ? new EnvCipher(config.envKey) : undefined;
-  const store = new JobStore(redis, config.prefix, envCipher);
   const metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
-  const transport = createTransport(config, logBrokerEvents(logger, config.broker, metrics), (m) => logger.warn(m));
   await connectRedis(redis, 10_000);
   await checkRedisDurability(redis, logger);
-  await transport.ready();
-  const events = new EventStore(redis, store.keys);
-  const archive = config.databaseUrl ? new ArchiveStore(config.databaseUrl, config.prefix) : undefined;
-  await archive?.migrate();
-  const hub = new EventHub(events, logger);
-  const streams = new StreamSlots(redis, store.keys.name('streams'), config.maxStreamsPerToken, logger);
-  const app = await buildApp(
-    {
-      store,
-      logs: new LogStore(redis, store.keys),
-      schedules: new ScheduleStore(redis, store.keys, envCipher),
-      queues: new QueueStore(store),
-      events,
-      hub,
-      outbound: new OutboundPolicy(config.outbound.allow, opts.resolver),
-      streams,
-      maxJobsPerRequest: config.maxJobsPerRequest,
-      webhooks: new WebhookStore(redis, store.keys),
-      workflows: new WorkflowStore(redis, store.keys, envCipher),
-      ...(archive ? { archive } : {}),
-      runners: new RunnerRegistry(redis, store.keys),
+  const deploymentKeys = new Keys(config.prefix);
+  const namespaces = new NamespaceStore(redis, config.prefix);
+  const streams = new StreamSlots(redis, deploymentKeys.name('streams'), config.maxStreamsPerToken, logger);
+  const outbound = new OutboundPolicy(config.outbound.allow, opts.resolver);
+  const beforePublish = config.faults?.publishDelayMs ? faultDelay(config.faults.publishDelayMs, logger) : undefined;
+
+  const openSpace = async (namespace: string, serverFactory?: FastifyServerFactory): Promise<Space> => {
+    const prefix = namespacePrefix(config.prefix, namespace);
+    const log = namespace === DEFAULT_NAMESPACE ? logger : logger.child({ namespace });
+    const nsMetrics = metrics.forNamespace(namespace);
+    const store = new JobStore(redis, prefix, envCipher);
+    const transport = createTransport({ ...config, prefix }, logBrokerEvents(log, config.broker, nsMetrics), (m) => log.warn(m));
+    await transport.ready();
+    const events = new EventStore(redis, store.keys);
+    const archive = config.databaseUrl ? new ArchiveStore(config.databaseUrl, prefix) : undefined;
+    await archive?.migrate();
+    const hub = new EventHub(events, log);
+    const app = await buildApp(
+      {
+        namespace,
+        namespaces,
+        deploymentKeys,
+        store,
+        logs: new LogStore(redis, store.keys),
+        schedules: new ScheduleStore(redis, store.keys, envCipher),
+        queues: new QueueStore(store),
+        events,
+        hub,
+        outbound,
+        streams,
+        maxJobsPerRequest: config.maxJobsPerRequest,
+        webhooks: new WebhookStore(redis, store.keys),
+        workflows: new WorkflowStore(redis, store.keys, envCipher),
+        ...(archive ? { archive } : {}),
+        runners: new RunnerRegistry(redis, store.keys),
+        transport,
+        control: redis,
+        tokens: opts.tokens,
+        specDefaults: DEFAULT_SPEC_DEFAULTS,
+        maxDelayMs: config.maxDelayMs,
+        ...(config.idempotencyTtlMs ? { idempotencyTtlMs: config.idempotencyTtlMs } : {}),
+        scripts: config.scripts,
+        compatOpen: config.compat.open,
+        compatQueue: config.compat.queue,
+        identities: { users: config.runner.allowedUsers, groups: config.runner.allowedGroups },
+        ...(policy ? { policy } : {}),
+        ...(beforePublish ? { beforePublish } : {}),
+        killGraceMs: config.killGraceMs,
+        metrics: nsMetrics,
+        log,
+      },
+      {
+        bodyLimitBytes: config.bodyLimitBytes, rateLimitPerMinute: config.rateLimitPerMinute, authFailLimitPerMinute: config.authFailLimitPerMinute,
+        requestTimeoutMs: config.requestTimeoutMs, logger: log, ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}), ...(serverFactory ? { serverFactory } : {}),
+      },
+    );
+    // The app that owns the server is readied by listen; the others answer through routing() once ready.
+    if (!serverFactory) await app.ready();
+    return {
+      app,
       transport,
-      control: redis,
-      tokens: opts.tokens,
-      specDefaults: DEFAULT_SPEC_DEFAULTS,
-      maxDelayMs: config.maxDelayMs,
-      ...(config.idempotencyTtlMs ? { idempotencyTtlMs: config.idempotencyTtlMs } : {}),
-      scripts: config.scripts,
-      compatOpen: config.compat.open,
-      compatQueue: config.compat.queue,
-      identities: { users: config.runner.allowedUsers, groups: config.runner.allowedGroups },
-      ...(policy ? { policy } : {}),
-      ...(config.faults?.publishDelayMs ? { beforePublish: faultDelay(config.faults.publishDelayMs, logger) } : {}),
-      killGraceMs: config.killGraceMs,
-      metrics,
-      log: logger,
-    },
-    { bodyLimitBytes: config.bodyLimitBytes, rateLimitPerMinute: config.rateLimitPerMinute, authFailLimitPerMinute: config.authFailLimitPerMinute, requestTimeoutMs: config.requestTimeoutMs, logger, ...(config.publicUrl ? { publicUrl: config.publicUrl } : {}) },
-  );
-  const url = await app.listen({ host: config.host, port: config.port });
+      close: async () => {
+        await hub.close();
+        if (!serverFactory) await app.close().catch((err: unknown) => log.error({ err }, 'closing namespace app failed'));
+        await transport.close().catch((err: unknown) => log.error({ err }, 'closing transport failed'));
+        await archive?.close().catch(() => undefined);
+      },
+    };
+  };
+
+  const others = new Map<string, Promise<Space>>();
+  const handlerFor = async (ns: string): Promise<(req: IncomingMessage, res: ServerResponse) => void> => {
+    let space = others.get(ns);
+    if (!space) {
+      space = openSpace(ns);
+      others.set(ns, space);
+      // A namespace that could not be opened (broker down) is tried again by its next request.
+      space.catch(() => others.delete(ns));
+    }
+    const { app } = await space;
+    return (req, res) => app.routing(req, res);
+  };
+  const serverFactory: FastifyServerFactory = (handler, o) => {
+    const route = namespaceRouter({
+      tokens: opts.tokens, registry: namespaces, handlerFor,
+      onError: (err, namespace) => logger.error({ err: coerceError(err), namespace }, 'cannot serve namespace'),
+    }, handler);
+    // What Fastify sets on a server of its own.
+    const server = createServer(route);
+    server.keepAliveTimeout = Number(o.keepAliveTimeout ?? 72_000);
+    server.requestTimeout = Number(o.requestTimeout ?? 0);
+    server.setTimeout(Number(o.connectionTimeout ?? 0));
+    return server;
+  };
+  const main = await openSpace(DEFAULT_NAMESPACE, serverFactory);
+  const url = await main.app.listen({ host: config.host, port: config.port });
   let closing: Promise<void> | undefined;
+  const opened = async (): Promise<Space[]> => (await Promise.allSettled(others.values())).flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   return {
-    app,
+    app: main.app,
     url,
-    isReady: () => closing === undefined && transport.isConnected(),
+    isReady: () => closing === undefined && main.transport.isConnected(),
     close: () => {
       closing ??= (async () => {
         streams.close();
-        await hub.close();
-        await app.close().catch((err: unknown) => logger.error({ err }, 'closing http server failed'));
-        await transport.close().catch((err: unknown) => logger.error({ err }, 'closing transport failed'));
-        await archive?.close().catch(() => undefined);
+        // The server first: no request reaches a namespace being closed.
+        await main.app.close().catch((err: unknown) => logger.error({ err }, 'closing http server failed'));
+        for (const space of await opened()) {
+          await space.app.close().catch(() => undefined);
+          await space.close();
+        }
+        await main.close();
         await redis.quit().catch(() => redis.disconnect());
       })();
       return closing;

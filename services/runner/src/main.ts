@@ -1,14 +1,14 @@
 import { closeOnSignals, createLogger, exitOnConfigError, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
-import { Runner } from './runner.js';
+import { NamespacedRunner } from './namespaced.js';
 
-/** `drover runner`: one runner process, configured from the environment. */
+/** `drover runner`: one runner process for the namespaces of RUNNER_NAMESPACE, configured from the environment. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfigOrExit(env);
   const logger = createLogger(config.logLevel, 'runner', { format: config.logFormat });
   const telemetry = await startServiceTelemetry('drover-runner', config, env, logger);
-  let runner: Runner;
+  let runner: NamespacedRunner;
   try {
-    runner = new Runner({ config, logger, env, metrics: telemetry.metrics });
+    runner = new NamespacedRunner({ config, logger, env, metrics: telemetry.metrics });
   } catch (err) {
     exitOnConfigError(err); // RUNNER_JOB_USER that cannot be honoured, an unreadable policy file
   }

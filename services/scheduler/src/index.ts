@@ -1,2 +1,3 @@
-export { Scheduler, type SchedulerOptions } from './scheduler.js';
+export { Scheduler, assertSchedulerConfig, type SchedulerOptions } from './scheduler.js';
+export { NamespacedScheduler } from './namespaced.js';
 export { main } from './main.js';

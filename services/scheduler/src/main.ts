@@ -1,14 +1,14 @@
 import { closeOnSignals, createLogger, exitOnConfigError, loadConfigOrExit, startServiceTelemetry } from '@drover/core';
-import { Scheduler } from './scheduler.js';
+import { NamespacedScheduler } from './namespaced.js';
 
-/** `drover scheduler`: one scheduler process, configured from the environment. */
+/** `drover scheduler`: one scheduler process for every namespace, configured from the environment. */
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const config = loadConfigOrExit(env);
   const logger = createLogger(config.logLevel, 'scheduler', { format: config.logFormat });
   const telemetry = await startServiceTelemetry('drover-scheduler', config, env, logger);
-  let scheduler: Scheduler;
+  let scheduler: NamespacedScheduler;
   try {
-    scheduler = new Scheduler({ config, logger, metrics: telemetry.metrics });
+    scheduler = new NamespacedScheduler({ config, logger, metrics: telemetry.metrics });
   } catch (err) {
     exitOnConfigError(err);
   }

@@ -20,6 +20,14 @@ export interface SchedulerOptions {
   resolver?: Resolver;
 }
 
+/** Callbacks are always signed, so a scheduler without the key does not start (drover start generates one). */
+export function assertSchedulerConfig<C extends Pick<DroverConfig, 'scheduler'>>(config: C): asserts config is C & { scheduler: { callbackSecret: string } } {
+  if (config.scheduler.callbackSecret === undefined) {
+    throw new DroverError('CONFIG', 'the scheduler needs DROVER_CALLBACK_SECRET (or DROVER_CALLBACK_SECRET_FILE) to sign job callbacks; ' +
+      'generate one with: echo "whsec_$(openssl rand -base64 32)"');
+  }
+}
+
 /** Due jobs and expired leases handled per tick; more wait for the next tick, which follows at once. */
 const BATCH = 1000;
 const SWEEP_EVERY_MS = 1000;
@@ -54,11 +62,7 @@ export class Scheduler {
   private lastTickOkAt = 0;
 
   constructor(private readonly opts: SchedulerOptions) {
-    // Callbacks are always signed, so a scheduler without the key does not start (drover start generates one).
-    if (opts.config.scheduler.callbackSecret === undefined) {
-      throw new DroverError('CONFIG', 'the scheduler needs DROVER_CALLBACK_SECRET (or DROVER_CALLBACK_SECRET_FILE) to sign job callbacks; ' +
-        'generate one with: echo "whsec_$(openssl rand -base64 32)"');
-    }
+    assertSchedulerConfig(opts.config);
     this.log = opts.logger;
     this.metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
     this.redis = createRedis(opts.config.redisUrl, 'worker', 'drover-scheduler');

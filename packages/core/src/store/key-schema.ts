@@ -71,6 +71,7 @@ export const KEY_SCHEMA = {
   runnerDesired: { name: 'runner:{id}:desired', type: 'string', owner: 'API (drain, resume)', life: 'until the runner applies it' },
   runners: { name: 'runners', type: 'zset', owner: 'runner registry', life: 'by last heartbeat' },
   runnersGone: { name: 'runners:gone', type: 'set', owner: 'runner registry', life: 'runners already reported gone' },
+  namespaces: { name: 'namespaces', type: 'hash', owner: 'API (POST /v1/namespaces)', life: 'permanent; kept in the default namespace only' },
   variables: { name: 'variables', type: 'hash', owner: 'API (PUT /v1/variables)', life: 'permanent' },
   statsQueue: { name: 'stats:q:{queue}:{range}:{bucket}', type: 'hash', owner: 'stats aggregator', life: 'the range it covers' },
   statsRunners: { name: 'stats:runners:{range}:{bucket}', type: 'hash', owner: 'stats aggregator', life: 'the range it covers' },

@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DEFAULT_NAMESPACE } from '../model/namespace.js';
 
 /** 10 ms to 4 h: a job runner sees `true` and nightly builds in the same histogram. Seconds, as Prometheus wants. */
 export const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400];
@@ -50,11 +51,20 @@ export interface RunnerLoad {
 }
 
 /**
- * Every metric Drover exports, in one registry per process (a service, or the three services of `drover start`).
- * Labels are bounded: queue, status/outcome, runner, broker, HTTP route; never a job id, command or schedule name.
+ * Every metric Drover exports, in one registry per namespace a process serves (a service, or the three services of
+ * `drover start`), each sample labelled with its `namespace`; `render` of any of them shows the whole process.
+ * Labels are bounded: namespace, queue, status/outcome, runner, broker, HTTP route; never a job id, command or
+ * schedule name.
  */
 export class DroverMetrics {
+  /** This namespace's metrics (every sample carries `namespace`). */
   readonly registry = new Registry();
+  readonly namespace: string;
+  /** process_* and nodejs_*: once per process, without a namespace. */
+  readonly processRegistry = new Registry();
+  /** The process's metrics of the default namespace, which holds those of the others. */
+  private root: DroverMetrics = this;
+  private readonly others = new Map<string, DroverMetrics>();
   private depthReader: DepthReader | undefined;
   private fleet: FleetReader | undefined;
   private queueNames: { at: number; names: Promise<string[]> } | undefined;
@@ -235,9 +245,11 @@ export class DroverMetrics {
     registers: [this.registry],
   });
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
+  constructor(opts: { defaultMetrics?: boolean; namespace?: string } = {}) {
+    this.namespace = opts.namespace ?? DEFAULT_NAMESPACE;
+    this.registry.setDefaultLabels({ namespace: this.namespace });
     // Standard process_* and nodejs_* names, so existing Node.js dashboards work unchanged.
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.processRegistry });
     // Counters with a fixed label set start at 0: a panel or alert on them has a series from the first scrape.
     for (const outcome of FIRE_OUTCOMES) this.schedulesFired.inc({ outcome }, 0);
     for (const outcome of DELIVERY_OUTCOMES) this.webhookDeliveries.inc({ outcome }, 0);
@@ -271,11 +283,32 @@ export class DroverMetrics {
     };
   }
 
-  /** Prometheus text format. */
+  /** The metrics of namespace `ns` in this process (made on first use); rendered with the rest. */
+  forNamespace(ns: string): DroverMetrics {
+    if (ns === this.namespace) return this;
+    if (this.root !== this) return this.root.forNamespace(ns);
+    let m = this.others.get(ns);
+    if (!m) {
+      m = new DroverMetrics({ defaultMetrics: false, namespace: ns });
+      m.root = this;
+      this.others.set(ns, m);
+    }
+    return m;
+  }
+
+  /** Prometheus text format: the whole process, every namespace. */
   async render(): Promise<{ contentType: string; body: string }> {
+    const root = this.root;
+    const all = [root, ...root.others.values()];
     // Each scrape reads the queue names afresh (once, however many counters ask): a queue made just before counts.
-    this.queueNames = undefined;
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    for (const m of all) m.queueNames = undefined;
+    const processText = await root.processRegistry.metrics();
+    // Several registries hold the same names: merged by name, so each metric family is one block in the output.
+    const drover = all.length === 1
+      ? await root.registry.metrics()
+      : await AggregatorRegistry.aggregate(await Promise.all(all.map((m) => m.registry.getMetricsAsJSON()))).metrics();
+    const body = [processText, drover].filter((t) => t.trim() !== '').map((t) => (t.endsWith('\n') ? t : `${t}\n`)).join('');
+    return { contentType: this.registry.contentType, body };
   }
 
   /** The queue names, read once per scrape however many counters ask. */
