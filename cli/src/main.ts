@@ -22,13 +22,16 @@ Client (talks to a running API):
   cron        the next fire times of a cron expression
   queues      queues: ls, set, pause, resume, retry, cancel, clean
   runners     runners: ls, drain, resume
-  whoami      the token's name, scope and queues
+  namespaces  the namespaces this token works in; create adds one
+  whoami      the token's name, scope, queues and namespaces
 
 drover help <command> or drover <command> --help shows a command's options; --json prints the API's JSON.
 Exit codes: 0 done, 1 the API refused or could not be reached, 2 wrong usage; drover run exits with the
 job's own code (124 timed out, 130 cancelled or Ctrl-C, 128+N killed by signal N, 1 failed without a code).
 The services read their configuration from the environment (see docs/configuration.md). The client reads DROVER_URL
-(default http://127.0.0.1:8606) and DROVER_TOKEN, or else ~/.config/drover/config.json: {"url": ..., "token": ...}.`;
+(default http://127.0.0.1:8606) and DROVER_TOKEN, or else ~/.config/drover/config.json: {"url": ..., "token": ...}.
+--namespace <name> (before or after the command; else DROVER_NAMESPACE, or "namespace" in the config file) sends
+every request to that namespace; without one, a token of one namespace works there and any other in default.`;
 
 // Loaded on demand: a runner must not carry the API's modules, since every spawn copies the runner's memory.
 const services: Record<string, (env: NodeJS.ProcessEnv) => Promise<void>> = {
@@ -39,7 +42,15 @@ const services: Record<string, (env: NodeJS.ProcessEnv) => Promise<void>> = {
 };
 
 // The client commands load ./client only, never the server packages.
-const CLIENT = new Set(['run', 'submit', 'jobs', 'status', 'logs', 'cancel', 'retry', 'promote', 'rm', 'schedules', 'cron', 'queues', 'runners', 'whoami']);
+const CLIENT = new Set(['run', 'submit', 'jobs', 'status', 'logs', 'cancel', 'retry', 'promote', 'rm', 'schedules', 'cron', 'queues', 'runners', 'namespaces', 'whoami']);
+
+/** `drover --namespace x <command> ...`: the client's one option before the command's name (it holds for that command). */
+function leadingNamespace(argv: string[]): { namespace?: string; rest: string[] } {
+  const [first, second] = argv;
+  if (first === '--namespace' && second !== undefined) return { namespace: second, rest: argv.slice(2) };
+  if (first?.startsWith('--namespace=')) return { namespace: first.slice('--namespace='.length), rest: argv.slice(1) };
+  return { rest: argv };
+}
 
 /** Exits once stdout and stderr are flushed, so piped output is not cut off (open keep-alive sockets would delay a natural exit). */
 function exitFlushed(code: number): void {
@@ -54,9 +65,15 @@ function exitFlushed(code: number): void {
 // `drover logs <id> | head`: the reader left; stop quietly, as a shell pipeline expects (128 + SIGPIPE).
 process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 141 : 1));
 
-const [name, ...args] = process.argv.slice(2);
+const { namespace, rest } = leadingNamespace(process.argv.slice(2));
+const globals = namespace === undefined ? {} : { namespace };
+const [name, ...args] = rest;
 const service = name ? services[name] : undefined;
-if (service) {
+if (service && namespace !== undefined) {
+  // The services read RUNNER_NAMESPACE and the request's header; a client option would be silently ignored.
+  process.stderr.write(`drover ${name}: --namespace is an option of the client commands (a runner serves RUNNER_NAMESPACE)\n`);
+  process.exit(2);
+} else if (service) {
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
@@ -67,10 +84,10 @@ if (service) {
   });
 } else if (name !== undefined && CLIENT.has(name)) {
   const { runClient } = await import('./client/index.js');
-  exitFlushed(await runClient(name, args, process.env));
+  exitFlushed(await runClient(name, args, process.env, globals));
 } else if (name === 'help' && args[0] !== undefined && CLIENT.has(args[0])) {
   const { runClient } = await import('./client/index.js');
-  exitFlushed(await runClient(args[0], ['--help'], process.env));
+  exitFlushed(await runClient(args[0], ['--help'], process.env, globals));
 } else if (name === 'help' || name === '--help' || name === '-h') {
   process.stdout.write(`${USAGE}\n`);
 } else {

@@ -21,15 +21,21 @@ export interface Ctx {
   readonly errTTY: boolean;
 }
 
-export function createCtx(env: NodeJS.ProcessEnv): Ctx {
+/** Options every command takes, filled in once the command line is parsed (before the API is first used). */
+export interface Globals {
+  /** --namespace: wins over DROVER_NAMESPACE and the config file. */
+  namespace?: string | undefined;
+}
+
+export function createCtx(env: NodeJS.ProcessEnv, globals: Globals = {}): Ctx {
   let api: Api | undefined;
   return {
     env,
     api() {
       if (api) return api;
-      const config = loadClientConfig(env);
+      const config = loadClientConfig(env, globals.namespace);
       if (!config.token) throw new CliError(tokenHint(config.file));
-      api = new Api(config.url, config.token);
+      api = new Api(config.url, config.token, config.namespace);
       return api;
     },
     out: (text) => void process.stdout.write(`${text}\n`),
@@ -61,6 +67,8 @@ export interface CommandDef {
 export interface Group {
   summary: string;
   commands: Record<string, CommandDef>;
+  /** The subcommand run when none is named (`drover namespaces` lists them); without one, a subcommand is required. */
+  default?: string;
 }
 
 export const JSON_OPTION: Options = { json: { type: 'boolean', desc: "print the API's JSON instead of text" } };

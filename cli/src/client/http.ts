@@ -35,15 +35,24 @@ async function errorOf(res: Response): Promise<ApiError> {
   return new ApiError(res.status, 'HTTP', `${res.status} ${res.statusText}`.trim());
 }
 
-/** The REST API over fetch, with the bearer token and the error envelope turned into exceptions. */
+/** The header that names a request's namespace (the API also takes `?namespace=`). */
+export const NAMESPACE_HEADER = 'drover-namespace';
+
+/**
+ * The REST API over fetch, with the bearer token (and the namespace, when one is chosen) on every request, event
+ * streams included, and the error envelope turned into exceptions.
+ */
 export class Api {
   constructor(
     readonly url: string,
     private readonly token: string,
+    /** Undefined: the API's choice (the token's only namespace, else default). */
+    readonly namespace?: string,
   ) {}
 
   private async send(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal }): Promise<Response> {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, accept: 'application/json', ...init.headers };
+    if (this.namespace !== undefined) headers[NAMESPACE_HEADER] = this.namespace;
     if (init.body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
