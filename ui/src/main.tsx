@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, getToken, setToken, type Principal } from './api';
+import { getToken, pickNamespace, session, setNamespace, setToken, type NamespaceInfo, type Principal } from './api';
 import { JobPage } from './pages/job';
 import { JobsPage } from './pages/jobs';
 import { LoginPage } from './pages/login';
@@ -30,23 +30,54 @@ function useHash(): string {
   return hash;
 }
 
+/** The header's namespace switch, shown when the token works in more than one. */
+function NamespaceSwitch({ list, current, onSwitch }: { list: NamespaceInfo[] | null; current: string | null; onSwitch: (ns: string) => void }) {
+  if (!list || list.length < 2) return null;
+  return (
+    <label class="ns">
+      Namespace
+      <select data-testid="namespace" value={current ?? ''} onChange={(e) => onSwitch(e.currentTarget.value)}>
+        {list.map((n) => <option key={n.name} value={n.name} title={n.description ?? undefined}>{n.name}</option>)}
+      </select>
+    </label>
+  );
+}
+
 function App() {
   const [me, setMe] = useState<Principal | null>(null);
+  const [namespaces, setNamespaces] = useState<NamespaceInfo[] | null>(null);
+  const [ns, setNs] = useState<string | null>(null);
   const [checked, setChecked] = useState(false);
   const [actionError, setActionError] = useState<unknown>(null);
   const hash = useHash();
+  /** Who the token is and where it works; the namespace is chosen before any page asks for data. */
+  const begin = async (): Promise<void> => {
+    const s = await session();
+    const chosen = pickNamespace(s.me, s.namespaces);
+    setNamespace(chosen);
+    setNamespaces(s.namespaces);
+    setNs(chosen);
+    setMe(s.me);
+  };
   useEffect(() => {
     // A token from earlier in this tab: still valid?
     if (!getToken()) return setChecked(true);
-    api<Principal>('GET', '/v1/whoami').then(setMe, () => setToken(null)).finally(() => setChecked(true));
+    begin().catch(() => setToken(null)).finally(() => setChecked(true));
   }, []);
   useEffect(() => setActionError(null), [hash]);
   if (!checked) return null;
-  if (!me) return <LoginPage onLogin={setMe} />;
+  if (!me) return <LoginPage onLogin={() => void begin().catch(() => setToken(null))} />;
   const go = (h: string): void => void (location.hash = h);
   const [path = '', query = ''] = hash.replace(/^#\/?/, '').split('?');
   const [page = 'jobs', id] = path.split('/');
   const params = new URLSearchParams(query);
+  const switchTo = (next: string): void => {
+    setNamespace(next);
+    setNs(next);
+    setActionError(null);
+    // A job's id names it in one namespace only: its page would be a 404 in the next; the list is the same page there.
+    if (page === 'jobs' && id) go('#/jobs');
+  };
   const body =
     page === 'jobs' && id ? <JobPage id={id} go={go} />
     : page === 'queues' ? <QueuesPage />
@@ -60,10 +91,12 @@ function App() {
         <header>
           <strong>Drover</strong>
           <nav>{PAGES.map(([p, label]) => <a key={p} href={`#/${p}`} class={p === page ? 'active' : ''}>{label}</a>)}</nav>
+          <NamespaceSwitch list={namespaces} current={ns} onSwitch={switchTo} />
           <span class="who" data-testid="who">{me.name} · {me.scope}{me.queues ? ` · ${me.queues.join(', ')}` : ''}</span>
-          <button type="button" onClick={() => { setToken(null); setMe(null); }}>Log out</button>
+          <button type="button" onClick={() => { setToken(null); setNamespace(null); setMe(null); }}>Log out</button>
         </header>
-        <main>
+        {/* Keyed by the namespace: a switch mounts the page afresh, so it loads its data and opens its streams there. */}
+        <main key={ns ?? ''}>
           <ErrorBox error={actionError} />
           {body}
         </main>
