@@ -15,9 +15,9 @@
  * and releasing), alternating.
  * --section retention: Redis memory per finished job, kept and after retention.
  * --section archive: jobs/s archived into PostgreSQL while jobs finish (needs PostgreSQL; BENCH_PG_URL).
- * --section cluster: a local Redis Cluster of 3 primaries, one deployment (prefix, so hash tag) on each, all three
+ * --section cluster: a local Redis Cluster of 3 primaries, one deployment with a namespace (so hash tag) on each, all three
  *   busy at once: jobs/s of each and together, and per primary the Redis CPU and commands per job; then one
- *   deployment alone on the same cluster, for contrast (not in `all`: it starts 3 more redis-server processes).
+ *   namespace alone on the same cluster, for contrast (not in `all`: it starts 3 more redis-server processes).
  * Options: --section executor|scheduler|queues|events|retention|archive|cluster|all, --jobs N (default 4000), --rounds N (default 3),
  *          --samples N (latency samples, default 200), --ballast MB (default 500),
  *          --delayed N (default 100000), --schedules N (default 10000).
@@ -100,7 +100,15 @@ interface Drover {
   redis: Redis;
   base: string;
   env: Record<string, string>;
+  /** Requests go to this namespace (Drover-Namespace); absent: default. */
+  namespace?: string;
   stop(): Promise<void>;
+}
+
+/** Namespace `ns` of deployment `d` (created here): its requests, keys and runners are the namespace's. */
+async function namespaceOf(d: Drover, prefix: string, ns: string): Promise<Drover> {
+  await post(d, '/v1/namespaces', { name: ns });
+  return { ...d, namespace: ns, base: `{${prefix}/${ns}}`, env: { ...d.env, RUNNER_NAMESPACE: ns }, stop: async () => undefined };
 }
 
 async function stopAll(procs: ChildProcess[]): Promise<void> {
@@ -154,7 +162,7 @@ async function withRunner<T>(d: Drover, script: string[], env: Record<string, st
 async function post(d: Drover, path: string, body: unknown, method = 'POST', expect = 201): Promise<unknown> {
   const res = await fetch(`${d.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json' },
+    headers: { authorization: `Bearer ${d.token}`, 'content-type': 'application/json', ...(d.namespace ? { 'drover-namespace': d.namespace } : {}) },
     body: JSON.stringify(body),
   });
   if (res.status !== expect) throw new Error(`${path}: ${res.status} ${await res.text()}`);
@@ -470,27 +478,29 @@ async function nodeStats(port: number): Promise<{ cpu: number; calls: number }> 
   }
 }
 
-/** Three deployments on three primaries of one cluster, busy at once; then one alone. */
+/** One deployment, three namespaces on three primaries of one cluster, busy at once; then one alone. */
 async function clusterSection(prefix: string): Promise<void> {
   const RUNNER = ['cli/dist/main.js', 'runner'];
   const dir = mkdtempSync(join(tmpdir(), 'drover-bench-cluster-'));
   const nodes: ChildProcess[] = [];
   const drovers: Drover[] = [];
+  let deployment: Drover | undefined;
   try {
     const cluster = await startRedisCluster(dir, 3, false, (args) => {
       const p = start('redis-server', args, {});
       nodes.push(p);
       return p;
     });
-    // One prefix per primary: its hash tag's slot decides where its keys live.
+    // One namespace per primary: its hash tag's slot decides where its keys live.
     const byPort = new Map<number, string>();
     for (let i = 0; byPort.size < 3; i++) {
-      const p = `${prefix}${i}`;
-      const port = await primaryPortOf(cluster.nodes, `{${p}}`);
-      if (!byPort.has(port)) byPort.set(port, p);
+      const ns = `ns${i}`;
+      const port = await primaryPortOf(cluster.nodes, `{${prefix}/${ns}}`);
+      if (!byPort.has(port)) byPort.set(port, ns);
     }
     const ports = [...byPort.keys()];
-    for (const p of byPort.values()) drovers.push(await startDrover(p, 'bullmq', { REDIS_URL: cluster.url }));
+    deployment = await startDrover(prefix, 'bullmq', { REDIS_URL: cluster.url });
+    for (const ns of byPort.values()) drovers.push(await namespaceOf(deployment, prefix, ns));
     for (const d of drovers) await withRunner(d, RUNNER, {}, () => endToEnd(d, 200)); // warm-up
     const per = Math.max(500, Math.floor(JOBS / 3));
     const before = await Promise.all(ports.map(nodeStats));
@@ -499,18 +509,18 @@ async function clusterSection(prefix: string): Promise<void> {
     const total = ((per * 3) / (performance.now() - started)) * 1000;
     const after = await Promise.all(ports.map(nodeStats));
     const alone = await withRunner(drovers[0]!, RUNNER, {}, () => endToEnd(drovers[0]!, per));
-    printTable(`cluster: 3 primaries, one deployment on each (one runner each at concurrency 8), ${per} jobs each at once`, [
-      ...rates.map((r, i): [string, string] => [`deployment ${i + 1} (primary :${ports[i]}), jobs/s`, r.toFixed(0)]),
+    printTable(`cluster: 3 primaries, one API and scheduler, a namespace on each primary (one runner each at concurrency 8), ${per} jobs each at once`, [
+      ...rates.map((r, i): [string, string] => [`namespace ${drovers[i]!.namespace} (primary :${ports[i]}), jobs/s`, r.toFixed(0)]),
       ['all three together, jobs/s', total.toFixed(0)],
-      ['deployment 1 alone on the cluster, jobs/s', alone.toFixed(0)],
+      [`namespace ${drovers[0]!.namespace} alone on the cluster, jobs/s`, alone.toFixed(0)],
       ...ports.map((port, i): [string, string] => [
-        `primary :${port}: Redis CPU ms / commands per job of its deployment`,
+        `primary :${port}: Redis CPU ms / commands per job of its namespace`,
         `${(((after[i]!.cpu - before[i]!.cpu) * 1000) / per).toFixed(3)} / ${((after[i]!.calls - before[i]!.calls) / per).toFixed(1)}`,
       ]),
     ]);
   } finally {
-    await Promise.all(drovers.map((d) => d.stop()));
-    for (const d of drovers) d.redis.disconnect();
+    await deployment?.stop();
+    deployment?.redis.disconnect();
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     await Promise.all(nodes.filter((n) => n.exitCode === null).map((n) => once(n, 'exit')));
     rmSync(dir, { recursive: true, force: true });

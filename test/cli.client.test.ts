@@ -184,9 +184,9 @@ test('drover queues set/pause/resume/ls, runners ls/drain/resume, whoami per tok
 
   const who = await Promise.all((['admin', 'submit', 'read'] as const).map((k) => cli(t, cliEnv(t, s.url, s.tokens[k]), 'whoami', '--json')));
   assert.deepEqual(who.map((r) => json<{ name: string; scope: string }>(r)), [
-    { name: 'admin', scope: 'admin' },
-    { name: 'submit', scope: 'submit' },
-    { name: 'read', scope: 'read' },
+    { name: 'admin', scope: 'admin', namespace: 'default', namespaces: '*' },
+    { name: 'submit', scope: 'submit', namespace: 'default', namespaces: ['default'] },
+    { name: 'read', scope: 'read', namespace: 'default', namespaces: ['default'] },
   ]);
   assert.match(ok(await cli(t, cliEnv(t, s.url, s.tokens.read), 'whoami')).stdout, /^scope: +read$/m);
 });

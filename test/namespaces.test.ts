@@ -135,6 +135,24 @@ brokerTest('namespaces: separate jobs, queues, schedules, events and runners; to
   assert.equal((await d.call('admin', 'GET', '/v1/jobs', { ns: 'Team-A' })).status, 400);
   assert.equal((await d.call('admin', 'GET', '/v1/jobs?namespace=default', { ns: 'team-a' })).status, 400);
 
+  // A legacy client whose token travels in its body is given the namespace in its base URL: /ns/<name>/...
+  assert.equal((await d.call('team', 'POST', '/v1/schedules', { body: { name: 'qs', cron: '0 0 1 1 *', job: { command: 'true' } } })).status, 201);
+  const enabled = async (): Promise<boolean> => (await d.call<{ enabled: boolean }>('team', 'GET', '/v1/schedules/qs')).body.enabled;
+  const legacy = (path: string, token: string): Promise<Response> =>
+    fetch(`${d.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jobs: ['qs'], token }) });
+  assert.equal((await legacy('/ns/team-a/api/jobs/off.do', d.token('team'))).status, 200);
+  assert.equal(await enabled(), false, 'the path form reached team-a with a body token');
+  // Not named: the body token's namespace is not guessed after routing; the default namespace does not serve it.
+  await legacy('/api/jobs/on.do', d.token('team'));
+  // A token of default only, naming team-a in the path: refused like any other way in.
+  await legacy('/ns/team-a/api/jobs/on.do', d.token('plain'));
+  assert.equal(await enabled(), false, 'neither request changed the schedule of team-a');
+  const info = await fetch(`${d.url}/ns/team-a/api/jobs/qs.do?token=${d.token('team')}`);
+  assert.equal(info.status, 200, await info.clone().text());
+  assert.equal((await fetch(`${d.url}/ns/team-q/api/jobs/qs.do?token=${d.token('team')}`)).status, 404, 'a token in the query is seen by the front door');
+  assert.equal((await fetch(`${d.url}/ns/Bad_Name/v1/jobs`, { headers: { authorization: `Bearer ${d.token('admin')}` } })).status, 400);
+  assert.equal((await fetch(`${d.url}/ns/team-a/v1/jobs`, { headers: { authorization: `Bearer ${d.token('admin')}`, 'drover-namespace': 'default' } })).status, 400);
+
   // Lists, queues, runners, events: each namespace sees its own.
   const ids = async (w: Who, ns?: string): Promise<string[]> =>
     (await d.call<{ items: JobRecord[] }>(w, 'GET', '/v1/jobs', ns === undefined ? {} : { ns })).body.items.map((j) => j.id);
@@ -178,4 +196,8 @@ brokerTest('namespaces: separate jobs, queues, schedules, events and runners; to
   assert.equal(metricValue(metrics, 'drover_jobs_submitted_total', { namespace: 'team-a', queue: 'work' }), 1);
   assert.equal(metricValue(metrics, 'drover_jobs_submitted_total', { namespace: 'default', queue: 'work' }), 1);
   assert.ok(metricValue(metrics, 'drover_http_request_duration_seconds_count', { namespace: 'late-ns' }) >= 1, 'request metrics of a namespace made at run time');
+  // A token of one namespace reads the series of its own only: another namespace's queues are none of its business.
+  const mine = parseMetrics(await (await fetch(`${d.url}/metrics`, { headers: { authorization: `Bearer ${d.token('team')}` } })).text());
+  assert.ok(metricValue(mine, 'drover_jobs_submitted_total', { namespace: 'team-a' }) >= 1);
+  assert.deepEqual([...new Set(mine.map((m) => m.labels.namespace).filter(Boolean))], ['team-a']);
 });

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import { Cluster } from 'ioredis';
-import { STORE_SCRIPTS, lua, type JobRecord } from '@drover/core';
+import { STORE_SCRIPTS, createLogger, lua, type JobRecord } from '@drover/core';
+import { NamespacedRunner } from '@drover/runner';
+import { NamespacedScheduler } from '@drover/scheduler';
 import { primaryPortOf, startLocalCluster, type LocalCluster } from './helpers/redis-cluster.js';
-import { BROKERS, startStack, testPrefixWhere } from './helpers/stack.js';
+import { BROKERS, startStack } from './helpers/stack.js';
+import { until } from './helpers/until.js';
 
 /** A client of the test's cluster, closed after the test. */
 function clusterClient(t: TestContext, c: LocalCluster): Cluster {
@@ -63,39 +66,55 @@ async function scriptCalls(node: import('ioredis').Redis): Promise<number> {
   return [...info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
-test('Redis Cluster: three deployments (prefixes) land on three primaries; jobs of one load its primary only', { timeout: 120_000 }, async (t) => {
+test('Redis Cluster: three namespaces of one deployment land on three primaries; jobs of one load its primary only', { timeout: 120_000 }, async (t) => {
   const cluster = await startLocalCluster(t, 3, false);
   const client = clusterClient(t, cluster);
   await client.connect();
   const primaries = client.nodes('master');
   assert.equal(primaries.length, 3);
-  // In a subtest: its stacks close before the cluster stops (the outer test's after-hooks).
-  await t.test('one deployment per primary', async (tt) => {
-    const stacks = [];
-    for (const node of primaries) {
-      const port = node.options.port!;
-      const prefix = await testPrefixWhere(async (p) => (await primaryPortOf(cluster, `{${p}}`)) === port, cluster.url);
-      // A slow tick: idle services issue few commands, so the counts below are the jobs'.
-      stacks.push({ port, s: await startStack(tt, { prefix, redisUrl: cluster.url, env: { SCHEDULER_TICK_MS: '1000', RUNNER_CONCURRENCY: '8' } }) });
+  // In a subtest: its services close before the cluster stops (the outer test's after-hooks).
+  await t.test('one namespace per primary', async (tt) => {
+    // A slow tick: the idle namespaces' services issue few commands (the jobs are published by the API, not the
+    // tick), so the counts below are the jobs', even on a machine busy with other tests.
+    const s = await startStack(tt, { redisUrl: cluster.url, runner: false, scheduler: false, env: { SCHEDULER_TICK_MS: '5000', RUNNER_CONCURRENCY: '8', RUNNER_NAMESPACE: '*' } });
+    const spaces: { port: number; ns: string }[] = [];
+    for (let i = 0; spaces.length < 3; i++) {
+      const ns = `n${i}`;
+      const port = await primaryPortOf(cluster, `{${s.prefix}/${ns}}`);
+      if (spaces.some((x) => x.port === port)) continue;
+      assert.equal((await s.request('POST', '/v1/namespaces', { name: ns })).status, 201);
+      spaces.push({ port, ns });
     }
-    assert.deepEqual(new Set(stacks.map((x) => x.port)).size, 3, 'one deployment per primary');
-    for (const [i, busy] of stacks.entries()) {
+    // The services of the deployment: one scheduler and one runner, each serving every namespace.
+    const logger = createLogger('silent', 'test');
+    const scheduler = new NamespacedScheduler({ config: s.config, logger, metrics: s.metrics });
+    const runner = new NamespacedRunner({ config: s.config, logger, metrics: s.metrics });
+    tt.after(async () => {
+      await runner.close();
+      await scheduler.close();
+    });
+    await scheduler.start();
+    await runner.start();
+    assert.deepEqual(runner.namespaces.sort(), ['default', ...spaces.map((x) => x.ns)].sort());
+    for (const [i, busy] of spaces.entries()) {
       const before = await Promise.all(primaries.map(scriptCalls));
-      const res = await busy.s.request<{ jobs: JobRecord[] }>('POST', '/v1/jobs/batch', { jobs: Array.from({ length: 100 }, () => ({ command: 'true' })) });
+      const res = await s.request<{ jobs: JobRecord[] }>('POST', `/v1/jobs/batch?namespace=${busy.ns}`, { jobs: Array.from({ length: 100 }, () => ({ command: 'true' })) });
       assert.equal(res.status, 201, JSON.stringify(res.body));
-      for (const j of res.body.jobs) assert.equal((await busy.s.waitFor(j.id)).status, 'succeeded');
+      for (const j of res.body.jobs) {
+        await until(`job ${j.id} of ${busy.ns}`, async () => (await s.request<JobRecord>('GET', `/v1/jobs/${j.id}?namespace=${busy.ns}`)).body.status === 'succeeded', 30_000, 20);
+      }
       const after = await Promise.all(primaries.map(scriptCalls));
       const delta = after.map((a, k) => a - before[k]!);
       const mine = delta[primaries.findIndex((n) => n.options.port === busy.port)]!;
       const others = delta.filter((_, k) => primaries[k]!.options.port !== busy.port);
-      process.stdout.write(`# deployment ${i} (primary ${busy.port}): 100 jobs, script calls per primary ${delta.join(' / ')}\n`);
+      process.stdout.write(`# namespace ${i} (${busy.ns}, primary ${busy.port}): 100 jobs, script calls per primary ${delta.join(' / ')}\n`);
       assert.ok(mine >= 100 * 3, `its primary ran the jobs' scripts: ${delta.join(' / ')}`);
       for (const o of others) assert.ok(o * 5 < mine, `the other primaries stayed near idle: ${delta.join(' / ')}`);
     }
-    for (const { port, s } of stacks) {
+    for (const { port, ns } of spaces) {
       for (const node of primaries) {
-        const [, keys] = await node.scan('0', 'MATCH', `{${s.prefix}}*`, 'COUNT', 100_000);
-        assert.equal(keys.length > 0, node.options.port === port, `the keys of ${s.prefix} are on ${port} only`);
+        const [, keys] = await node.scan('0', 'MATCH', `{${s.prefix}/${ns}}*`, 'COUNT', 100_000);
+        assert.equal(keys.length > 0, node.options.port === port, `the keys of namespace ${ns} are on ${port} only`);
       }
     }
   });

@@ -37,7 +37,7 @@ export interface StackOptions {
   amqpUrl?: string;
   /** Extra environment for loadConfig (RUNNER_CONCURRENCY, RUNNER_LEASE_MS, ...). */
   env?: Record<string, string>;
-  /** A prefix from testPrefix/testPrefixWhere (default: a new one). */
+  /** A prefix from testPrefix (default: a new one). */
   prefix?: string;
   /** Start an in-process runner (default true). */
   runner?: boolean;
@@ -146,17 +146,6 @@ export function testPrefix(redisUrl = REDIS_URL, amqpUrl = AMQP_URL): string {
   created.set(prefix, { redisUrl, amqpUrl });
   registerPrefix({ prefix, redisUrl, amqpUrl });
   return prefix;
-}
-
-/** A test prefix for which `ok` holds (its slot on a given cluster primary, say); the others tried are dropped. */
-export async function testPrefixWhere(ok: (prefix: string) => boolean | Promise<boolean>, redisUrl = REDIS_URL, amqpUrl = AMQP_URL): Promise<string> {
-  for (let i = 0; i < 500; i++) {
-    const prefix = testPrefix(redisUrl, amqpUrl);
-    if (await ok(prefix)) return prefix;
-    unregisterPrefix(prefix);
-    created.delete(prefix);
-  }
-  throw new Error('no test prefix satisfies the condition in 500 tries');
 }
 
 /** An API on a free port, a scheduler and a runner, on a prefix of their own; torn down after the test. */

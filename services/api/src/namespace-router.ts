@@ -54,8 +54,8 @@ const MISSING_TTL_MS = 1000;
  * The API's front door: one HTTP server, one Fastify app per namespace. A request for the default namespace goes
  * to the default app as before namespaces existed. A request for another goes to that namespace's app when its
  * token may work there and the namespace exists; else 404 with the same answer either way, so a token learns
- * nothing of namespaces it cannot use. Requests without a known token go to the default app, which answers
- * them as it always did (401, counted against the address's failure budget; open paths served).
+ * nothing of namespaces it cannot use. A request whose token is not seen here goes to the namespace's app if the
+ * namespace exists, else to the default app: both answer 401 to no token, and check a legacy body token.
  */
 export function namespaceRouter(opts: NamespaceRouterOptions, defaultHandler: Handler): Handler {
   const known = new Set<string>([DEFAULT_NAMESPACE]);
@@ -73,14 +73,19 @@ export function namespaceRouter(opts: NamespaceRouterOptions, defaultHandler: Ha
     return false;
   };
   return (req, res) => {
+    const moved = unprefixPath(req);
+    if (moved) return answer(res, 400, 'VALIDATION', moved);
     const token = requestToken(req);
     const principal = token ? opts.tokens.lookup(token) : undefined;
     const ns = requestNamespace(req, principal);
     if (typeof ns !== 'string') return answer(res, 400, 'VALIDATION', ns.problem);
-    if (ns === DEFAULT_NAMESPACE || !principal) return defaultHandler(req, res);
-    if (!selectionHas(namespacesOf(principal), ns)) return answer(res, 404, 'NOT_FOUND', noSuch(ns));
+    if (ns === DEFAULT_NAMESPACE) return defaultHandler(req, res);
+    if (principal && !selectionHas(namespacesOf(principal), ns)) return answer(res, 404, 'NOT_FOUND', noSuch(ns));
     exists(ns)
       .then(async (ok) => {
+        // Without a token seen here (none, unknown, or in a legacy body) the namespace's app answers if it exists
+        // and the default app if not: 401 alike, and a body token is checked against the namespace there.
+        if (!ok && !principal) return defaultHandler(req, res);
         if (!ok) return answer(res, 404, 'NOT_FOUND', noSuch(ns));
         (await opts.handlerFor(ns))(req, res);
       })
@@ -89,6 +94,29 @@ export function namespaceRouter(opts: NamespaceRouterOptions, defaultHandler: Ha
         if (!res.headersSent) answer(res, 503, 'UNAVAILABLE', `namespace "${ns}" cannot be served right now; retry`);
       });
   };
+}
+
+/** `/ns/<name>/...`: the path form, for legacy clients that can only be given a base URL. */
+const NS_PATH = /^\/ns\/([^/?]*)(\/[^?]*)?(\?.*)?$/;
+
+/**
+ * Moves a `/ns/<name>` path prefix into the namespace header, so everything after sees one way of naming it;
+ * answers the problem when the path and the header disagree.
+ */
+function unprefixPath(req: IncomingMessage): string | undefined {
+  const m = NS_PATH.exec(req.url ?? '');
+  if (!m) return undefined;
+  let name: string;
+  try {
+    name = decodeURIComponent(m[1]!);
+  } catch {
+    return 'the namespace in the path is not a name';
+  }
+  const header = req.headers[NAMESPACE_HEADER];
+  if (header !== undefined && header !== name) return `the path names namespace "${name}" and the ${NAMESPACE_HEADER} header "${String(header)}"`;
+  req.headers[NAMESPACE_HEADER] = name;
+  req.url = `${m[2] ?? '/'}${m[3] ?? ''}`;
+  return undefined;
 }
 
 export const noSuch = (ns: string): string => `no namespace "${ns}" (or this token may not use it)`;

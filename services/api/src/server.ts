@@ -33,6 +33,8 @@ export interface ApiServerOptions {
 interface Space {
   app: FastifyInstance;
   transport: Transport;
+  /** Ends the namespace's event streams (SSE): the server's close waits for every open connection. */
+  endStreams(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -112,8 +114,8 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     return {
       app,
       transport,
+      endStreams: () => hub.close(),
       close: async () => {
-        await hub.close();
         if (!serverFactory) await app.close().catch((err: unknown) => log.error({ err }, 'closing namespace app failed'));
         await transport.close().catch((err: unknown) => log.error({ err }, 'closing transport failed'));
         await archive?.close().catch(() => undefined);
@@ -156,9 +158,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     close: () => {
       closing ??= (async () => {
         streams.close();
-        // The server first: no request reaches a namespace being closed.
+        const spaces = await opened();
+        for (const space of [main, ...spaces]) await space.endStreams();
+        // Then the server: no request reaches a namespace being closed.
         await main.app.close().catch((err: unknown) => logger.error({ err }, 'closing http server failed'));
-        for (const space of await opened()) {
+        for (const space of spaces) {
           await space.app.close().catch(() => undefined);
           await space.close();
         }

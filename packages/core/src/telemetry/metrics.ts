@@ -296,16 +296,19 @@ export class DroverMetrics {
     return m;
   }
 
-  /** Prometheus text format: the whole process, every namespace. */
-  async render(): Promise<{ contentType: string; body: string }> {
+  /**
+   * Prometheus text format: the whole process, every namespace, or only those `only` names (what a token of some
+   * namespaces may see: a namespace's queue names are its own business).
+   */
+  async render(only?: readonly string[] | '*'): Promise<{ contentType: string; body: string }> {
     const root = this.root;
-    const all = [root, ...root.others.values()];
+    const all = [root, ...root.others.values()].filter((m) => only === undefined || only === '*' || only.includes(m.namespace));
     // Each scrape reads the queue names afresh (once, however many counters ask): a queue made just before counts.
     for (const m of all) m.queueNames = undefined;
     const processText = await root.processRegistry.metrics();
     // Several registries hold the same names: merged by name, so each metric family is one block in the output.
-    const drover = all.length === 1
-      ? await root.registry.metrics()
+    const drover = all.length <= 1
+      ? await (all[0]?.registry.metrics() ?? '')
       : await AggregatorRegistry.aggregate(await Promise.all(all.map((m) => m.registry.getMetricsAsJSON()))).metrics();
     const body = [processText, drover].filter((t) => t.trim() !== '').map((t) => (t.endsWith('\n') ? t : `${t}\n`)).join('');
     return { contentType: this.registry.contentType, body };

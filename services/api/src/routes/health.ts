@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import type { ApiContext } from '../context.js';
+import { namespacesOf } from '../auth.js';
 import { errorResponses } from '../schemas.js';
 
 const Readiness = Type.Object({
@@ -44,14 +45,15 @@ export function healthRoutes(app: FastifyInstance, ctx: ApiContext): void {
     schema: {
       operationId: 'getMetrics',
       tags: ['health'],
-      summary: "Prometheus metrics of this process (all three services' under `drover start`)",
+      summary: "Prometheus metrics of this process (all three services' under `drover start`), of the namespaces the token works in",
       response: {
         200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: Type.String() } } },
         ...errorResponses(401, 403),
       },
     },
-  }, async (_req, reply) => {
-    const { contentType, body } = await ctx.metrics.render();
+  }, async (request, reply) => {
+    // The process serves every namespace; a token sees the series of its own namespaces only.
+    const { contentType, body } = await ctx.metrics.render(request.principal ? namespacesOf(request.principal) : []);
     return reply.type(contentType).send(body);
   });
 }
