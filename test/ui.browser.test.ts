@@ -1,49 +1,13 @@
 // The dashboard in a real browser: Debian's Chromium driven by playwright-core. Screenshots of each page go to
 // test/artifacts/ (git-ignored) for a person to look at.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import type { JobRecord } from '@drover/core';
-import { startStack, type Stack } from './helpers/stack.js';
+import { ARTIFACTS, DESKTOP, PHONE, login, newPage, openBrowser } from './helpers/browser.js';
+import { startStack } from './helpers/stack.js';
 import { until } from './helpers/until.js';
-
-const ROOT = new URL('..', import.meta.url).pathname;
-const ARTIFACTS = `${ROOT}test/artifacts`;
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-async function openBrowser(t: { after: (fn: () => Promise<void>) => void }): Promise<Browser> {
-  if (!existsSync(`${ROOT}ui/dist/index.html`)) execFileSync('npm', ['run', 'build', '--silent', '-w', 'ui'], { cwd: ROOT, stdio: 'inherit' });
-  mkdirSync(ARTIFACTS, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
-  });
-  t.after(() => browser.close());
-  return browser;
-}
-
-/** A page that fails the test on any script error or CSP violation the dashboard causes. */
-async function newPage(browser: Browser, problems: string[]): Promise<Page> {
-  const page = await browser.newPage({ viewport: DESKTOP });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of 40[0134]/.test(msg.text())) problems.push(`console: ${msg.text()}`);
-  });
-  page.setDefaultTimeout(15_000);
-  return page;
-}
-
-async function login(page: Page, s: Stack, token: string): Promise<void> {
-  await page.goto(`${s.url}/ui/`);
-  await page.fill('input[name=token]', token);
-  await page.click('button[type=submit]');
-  await page.waitForSelector('[data-testid=who]');
-}
-
-const PHONE = { width: 420, height: 900 };
-const DESKTOP = { width: 1400, height: 900 };
 
 /**
  * Screenshots of the page as it is, at desktop width and at phone width (420 px), for a person to look at; at phone

@@ -1,46 +1,12 @@
 // The dashboard's namespace switch, in Debian's Chromium driven by playwright-core (as test/ui.browser.test.ts).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { test } from 'node:test';
-import { chromium, type Browser, type Page, type Request } from 'playwright-core';
+import type { Page, Request } from 'playwright-core';
 import type { JobRecord } from '@drover/core';
+import { ARTIFACTS, DESKTOP, PHONE, login, newPage, openBrowser } from './helpers/browser.js';
 import { startStack, type Stack } from './helpers/stack.js';
 import { until } from './helpers/until.js';
-
-const ROOT = new URL('..', import.meta.url).pathname;
-const ARTIFACTS = `${ROOT}test/artifacts`;
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-async function openBrowser(t: { after: (fn: () => Promise<void>) => void }): Promise<Browser> {
-  if (!existsSync(`${ROOT}ui/dist/index.html`)) execFileSync('npm', ['run', 'build', '--silent', '-w', 'ui'], { cwd: ROOT, stdio: 'inherit' });
-  mkdirSync(ARTIFACTS, { recursive: true });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
-  });
-  t.after(() => browser.close());
-  return browser;
-}
-
-/** A page that fails the test on any script error the dashboard causes. */
-async function newPage(browser: Browser, problems: string[]): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of 40[0134]/.test(msg.text())) problems.push(`console: ${msg.text()}`);
-  });
-  page.setDefaultTimeout(15_000);
-  return page;
-}
-
-async function login(page: Page, s: Stack, token: string): Promise<void> {
-  await page.goto(`${s.url}/ui/`);
-  await page.fill('input[name=token]', token);
-  await page.click('button[type=submit]');
-  await page.waitForSelector('[data-testid=who]');
-}
 
 /** POST /v1/jobs in a namespace, named by the header as the dashboard names it. */
 async function submitIn(s: Stack, ns: string, command: string): Promise<JobRecord> {
@@ -111,11 +77,11 @@ test('dashboard: the namespace switch lists namespaces, sends Drover-Namespace o
   assert.deepEqual(await rows(page), [inDefault.id]);
   await page.screenshot({ path: `${ARTIFACTS}/namespaces.png`, fullPage: true });
   // At phone width the header, switch included, wraps rather than scrolling the page sideways.
-  await page.setViewportSize({ width: 420, height: 900 });
+  await page.setViewportSize(PHONE);
   await until('the header fits 420 px', () => page.evaluate(() => document.documentElement.scrollWidth <= 420), 5000);
   assert.ok(await page.getByLabel('Namespace').isVisible());
   await page.screenshot({ path: `${ARTIFACTS}/namespaces-420.png`, fullPage: true });
-  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.setViewportSize(DESKTOP);
 
   // A token of one namespace sees no switch and works there, though another namespace is remembered in this browser.
   const teamToken = randomBytes(24).toString('base64url');
