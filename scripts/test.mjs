@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test`: the suite in parallel, then the fault tests one file at a time (they restart brokers of their own,
 // kill processes and load the machine, which would disturb tests running beside them). Ends with one line
-// `N passed, N failed` over both phases. `npm test -- --faults` or `--no-faults` runs one phase only.
+// `N passed, N failed` over both phases. `npm test -- --faults` or `--no-faults` runs one phase only;
+// `npm test -- --cluster` (or TEST_REDIS=cluster) runs the end-to-end files on a Redis Cluster of its own instead.
 //
 // Nothing a test started outlives the run: the test helpers start every process in a process group of its own and
 // register it in a directory this script hands them (DROVER_TEST_PGROUPS). After each phase, and on Ctrl-C or
@@ -39,18 +40,21 @@ async function deleteLeftPrefixes() {
   return said.trim();
 }
 
-/** test/helpers/fault-services.ts: a Redis and a RabbitMQ for the fault phase; close() stops them. */
-async function startFaultServices() {
-  const child = tsx('test/helpers/fault-services.ts', [], ['pipe', 'pipe', 'inherit']);
+/**
+ * A helper script that starts servers of the run's own and prints their URLs as one JSON line: the fault phase's
+ * Redis and RabbitMQ (test/helpers/fault-services.ts), the cluster run's Redis Cluster (cluster-service.ts).
+ * close() closes its stdin, and it stops them.
+ */
+async function startRunServices(script, what) {
+  const child = tsx(script, [], ['pipe', 'pipe', 'inherit']);
   let said = '';
   const urls = await new Promise((resolve, reject) => {
     child.stdout.on('data', (c) => {
       said += c;
       if (said.includes('\n')) resolve(JSON.parse(said.slice(0, said.indexOf('\n'))));
     });
-    child.on('exit', (code) => reject(new Error(`the fault phase's own Redis and RabbitMQ did not start (exit ${code})`)));
+    child.on('exit', (code) => reject(new Error(`${what} did not start (exit ${code})`)));
   });
-  process.stdout.write(`# fault phase: its own Redis at ${urls.redisUrl}, its own RabbitMQ at ${new URL(urls.amqpUrl).host}\n`);
   return {
     ...urls,
     close: async () => {
@@ -137,24 +141,45 @@ async function watchShared() {
 }
 
 const args = process.argv.slice(2);
+// `--cluster` (or TEST_REDIS=cluster): the end-to-end files on a Redis Cluster of the run's own, both brokers.
+const onCluster = args.includes('--cluster') || process.env.TEST_REDIS === 'cluster';
 const phases = [];
-if (!args.includes('--faults')) phases.push({ dir: 'test', concurrency: 4 });
-if (!args.includes('--no-faults')) phases.push({ dir: 'test/faults', concurrency: 1 });
+if (onCluster) phases.push({ dir: 'test', concurrency: 4, cluster: true });
+else {
+  if (!args.includes('--faults')) phases.push({ dir: 'test', concurrency: 4 });
+  if (!args.includes('--no-faults')) phases.push({ dir: 'test/faults', concurrency: 1 });
+}
+
+/**
+ * The end-to-end files: those that reach Drover through a test stack (HTTP, the CLI, the browser) and never a Redis
+ * of their own choosing (a plain client of REDIS_URL, services as processes, a server of their own), so that the
+ * cluster's URL in REDIS_URL is all they need.
+ */
+function endToEnd(file) {
+  const text = readFileSync(file, 'utf8');
+  return text.includes('startStack(') && !/new Redis\(|new Cluster\(|startService|REDIS_URL|startLocalCluster|own-redis|ownRedis|startOwnRabbitMQ/.test(text);
+}
 
 let passed = 0;
 let failed = 0;
-for (const { dir, concurrency } of phases) {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `${dir}/${f}`);
+for (const { dir, concurrency, cluster } of phases) {
+  const all = readdirSync(dir).filter((f) => f.endsWith('.test.ts')).sort().map((f) => `${dir}/${f}`);
+  const files = cluster ? all.filter(endToEnd) : all;
   if (files.length === 0) continue;
   const faults = dir === 'test/faults';
   const shared = faults ? await watchShared() : undefined;
-  // The fault phase runs on a Redis and a RabbitMQ of its own: REDIS_URL and AMQP_URL point at them.
-  const own = faults ? await startFaultServices().catch((err) => void process.stdout.write(`# ${err.message}\n`) ?? null) : undefined;
+  // The fault phase runs on a Redis and a RabbitMQ of its own, the cluster run on a Redis Cluster of its own:
+  // REDIS_URL (and AMQP_URL) point at them.
+  const script = faults ? 'test/helpers/fault-services.ts' : cluster ? 'test/helpers/cluster-service.ts' : undefined;
+  const what = faults ? "the fault phase's own Redis and RabbitMQ" : 'the run\'s own Redis Cluster';
+  const own = script ? await startRunServices(script, what).catch((err) => void process.stdout.write(`# ${err.message}\n`) ?? null) : undefined;
   if (own === null) {
     failed += 1;
     continue;
   }
-  const urls = own ? { REDIS_URL: own.redisUrl, AMQP_URL: own.amqpUrl } : {};
+  if (faults) process.stdout.write(`# fault phase: its own Redis at ${own.redisUrl}, its own RabbitMQ at ${new URL(own.amqpUrl).host}\n`);
+  if (cluster) process.stdout.write(`# on a Redis Cluster of its own (${own.redisUrl}): ${files.length} end-to-end files of ${all.length}\n`);
+  const urls = own ? { REDIS_URL: own.redisUrl, ...(own.amqpUrl ? { AMQP_URL: own.amqpUrl } : {}) } : {};
   // Its own process group, so an interrupted run takes the test files down with it.
   const child = (runner = spawn(
     process.execPath,

@@ -4,3 +4,4 @@ export { loadTokens, TokenRegistry, type Scope } from './auth.js';
 export type { ApiContext } from './context.js';
 export { main } from './main.js';
 export { routeTable, type QueueGuard, type RouteEntry } from './queue-scope.js';
+export { NAMESPACE_HEADER, namedNamespace } from './namespace-router.js';

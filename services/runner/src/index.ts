@@ -1,5 +1,5 @@
 export { Runner, type RunnerOptions, type RunnerState } from './runner.js';
-export { NamespacedRunner } from './namespaced.js';
+export { NamespacedRunner, namespaceRunnerConfig } from './namespaced.js';
 export { ChildProcessExecutor, type Executor, type ExecRequest, type ExecProcess } from './executor.js';
 export { main } from './main.js';
 export { chooseJobUser, perJobIdentity, resolveIdentity, type JobUserChoice, type UserDatabase } from './identity.js';

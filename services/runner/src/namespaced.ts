@@ -3,6 +3,16 @@ import type { Redis } from 'ioredis';
 import { Runner, type RunnerOptions, type RunnerState } from './runner.js';
 
 /**
+ * The configuration of a namespace's runner: the namespace's prefix and the runner's id there. The Coyotes list
+ * (DROVER_COYOTES_LIST_KEY) is an exact key outside every prefix, so only the default namespace's runner reads it:
+ * otherwise each namespace's runner would take tasks from the one list into its own namespace.
+ */
+export function namespaceRunnerConfig<C extends RunnerOptions['config']>(config: C, ns: string, id: string): C {
+  const compat = config.compat && ns !== DEFAULT_NAMESPACE ? { compat: { ...config.compat, coyotesList: false } } : {};
+  return { ...config, prefix: namespacePrefix(config.prefix, ns), runner: { ...config.runner, id }, ...compat };
+}
+
+/**
  * The runner process: one Runner per namespace of RUNNER_NAMESPACE (`*`: every namespace, those created later within
  * `pollMs`), each with RUNNER_QUEUES and RUNNER_CONCURRENCY of its own, its own connections and spawner helper. In
  * its first namespace (default, for `*`) it registers as RUNNER_ID, in each other as `RUNNER_ID@<namespace>`: one
@@ -21,7 +31,7 @@ export class NamespacedRunner {
     this.metrics = opts.metrics ?? new DroverMetrics({ defaultMetrics: false });
     const make = (ns: string, id: string): Runner => new Runner({
       ...opts,
-      config: { ...config, prefix: namespacePrefix(config.prefix, ns), runner: { ...config.runner, id } },
+      config: namespaceRunnerConfig(config, ns, id),
       logger: ns === DEFAULT_NAMESPACE ? opts.logger : opts.logger.child({ namespace: ns }),
       metrics: this.metrics.forNamespace(ns),
     });
