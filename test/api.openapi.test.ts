@@ -101,6 +101,8 @@ test('every route is in the document with operationId, tags, summary, 2xx and 4x
     assert.match(op.description ?? '', scope === 'open' ? /no token needed/ : new RegExp(`scope \`${scope}\``), `${at}: the scope in the description`);
     if (scope === 'open') assert.deepEqual(op.security, [], `${at}: open means no security requirement`);
     else assert.equal(op.security, undefined, `${at}: the document's bearer requirement applies`);
+    const params = (op as { parameters?: { in: string; name: string }[] }).parameters ?? [];
+    if (scope !== 'open') assert.ok(params.some((p) => p.in === 'header' && p.name === 'drover-namespace'), `${at}: takes the Drover-Namespace header`);
   }
   const open = ops.filter(({ op }) => op['x-drover-scope'] === 'open').map(({ op }) => op.operationId).sort();
   assert.deepEqual(open, ['getHealth', 'getReadiness'], 'only the probes are open');

@@ -74,7 +74,7 @@ export function documentRoute({ schema, url, route }: { schema: Record<string, u
       ...schema,
       description,
       [SCOPE_EXTENSION]: scope,
-      ...(scope === 'open' ? { security: [] } : {}),
+      ...(scope === 'open' ? { security: [] } : { headers: withNamespaceHeader(schema.headers) }),
       ...(described ? { response: described } : {}),
     },
   };
@@ -106,7 +106,18 @@ const DESCRIPTION = [
   '`x-drover-scope` (`read`, `submit`, `admin`, or `open` for the few that need no token) and in its description.',
   'Errors of the /v1 API are `{"error": {"code", "message", "details"?}}`; the compatibility adapters answer in',
   'the envelopes of the systems they stand in for.',
+  'Every operation works in one namespace: the one the `Drover-Namespace` header, `?namespace=` or a path prefix',
+  '`/ns/<name>` names, else the token\'s only namespace, else `default`. A namespace the token may not use answers',
+  'like one that does not exist (404).',
 ].join(' ');
+
+/** The header every operation takes (namespace-router.ts), in the document only: the front door reads it. */
+const NAMESPACE_HEADER_DOC = { type: 'string', description: 'The namespace of this request (default: the token\'s only namespace, else `default`)' };
+
+function withNamespaceHeader(headers: unknown): Record<string, unknown> {
+  const h = (headers ?? { type: 'object', properties: {} }) as { properties?: Record<string, unknown> };
+  return { ...h, type: 'object', properties: { ...(h.properties ?? {}), 'drover-namespace': NAMESPACE_HEADER_DOC } };
+}
 
 /**
  * The document's `servers`: DROVER_PUBLIC_URL when it is set (what clients reach through a proxy or ingress),
