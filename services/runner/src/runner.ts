@@ -351,11 +351,11 @@ export class Runner {
     );
     this.running.set(msg.jobId, exec);
     let pidTimer: NodeJS.Timeout | undefined;
-    let slowTimer: NodeJS.Timeout | undefined;
+    let stopSlowAlert: (() => void) | undefined;
     try {
       const result = await exec.run(this.executor, (pid, at) => {
         telemetry.spawned(at);
-        slowTimer = this.slowAlert(msg.jobId, msg.queue, claim, at);
+        stopSlowAlert = this.slowAlert(msg.jobId, msg.queue, claim, at);
         // Most jobs end within milliseconds; their pid is never seen, so it is only recorded for those still running.
         pidTimer = setTimeout(() => {
           this.store.setPid(msg.jobId, this.id, claim.attempt, pid, at).catch((err: unknown) =>
@@ -383,7 +383,7 @@ export class Runner {
       this.log.info({ jobId: msg.jobId, attempt: claim.attempt, outcome: result.outcome, exitCode: result.exitCode, next: finished.status }, 'job finished');
     } finally {
       clearTimeout(pidTimer);
-      clearTimeout(slowTimer);
+      stopSlowAlert?.();
       this.running.delete(msg.jobId);
     }
   }
@@ -392,19 +392,26 @@ export class Runner {
    * For a job with alertAfterMs: a timer from its spawn that records job.slow (the store checks the attempt still
    * runs here). A warning only; the job goes on. A runner that dies first sends none: its attempt is lost anyway.
    */
-  private slowAlert(jobId: string, queue: string, claim: Claim, spawnedAt: number): NodeJS.Timeout | undefined {
+  private slowAlert(jobId: string, queue: string, claim: Claim, spawnedAt: number): (() => void) | undefined {
     const after = claim.spec.alertAfterMs;
     if (after === undefined) return undefined;
-    return setTimeout(() => {
-      this.store.markSlow(jobId, this.id, claim.attempt, Date.now() - spawnedAt, after).then(
-        (marked) => {
-          if (!marked) return;
-          this.metrics.jobsSlow.inc({ queue });
-          this.log.warn({ jobId, queue, attempt: claim.attempt, alertAfterMs: after }, 'job is running longer than its alertAfterMs');
-        },
-        (err: unknown) => this.log.warn({ err: coerceError(err), jobId }, 'recording job.slow failed'),
-      );
-    }, Math.max(0, spawnedAt + after - Date.now()));
+    let timer: NodeJS.Timeout;
+    const arm = (): void => {
+      // A timer may fire a little early (libuv measures from the loop's cached time): the alert never precedes
+      // startedAt + alertAfterMs.
+      const left = spawnedAt + after - Date.now();
+      timer = setTimeout(left > 0 ? arm : mark, Math.max(0, left));
+    };
+    const mark = (): void => void this.store.markSlow(jobId, this.id, claim.attempt, Date.now() - spawnedAt, after).then(
+      (marked) => {
+        if (!marked) return;
+        this.metrics.jobsSlow.inc({ queue });
+        this.log.warn({ jobId, queue, attempt: claim.attempt, alertAfterMs: after }, 'job is running longer than its alertAfterMs');
+      },
+      (err: unknown) => this.log.warn({ err: coerceError(err), jobId }, 'recording job.slow failed'),
+    );
+    arm();
+    return () => clearTimeout(timer);
   }
 
   /** Records a runner event; a failure to record is logged, never fatal. */
