@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createRedis } from '@drover/core';
-import { REDIS_URL, startStack } from './helpers/stack.js';
+import { REDIS_URL, startStack, keysOf } from './helpers/stack.js';
 
 interface Case {
   name: string;
@@ -85,7 +85,7 @@ test('every malformed request gets a 4xx naming the problem, and nothing is stor
     assert.equal(typeof body.error?.message, 'string', c.name);
     if (c.mentions) assert.ok(body.error.message.includes(c.mentions), `${c.name}: "${body.error.message}" should mention ${c.mentions}`);
   }
-  const keys = await redis.keys(`{${s.prefix}}*`);
+  const keys = await keysOf(redis, `{${s.prefix}}*`);
   // The events stream exists from the start (the runner joined); it must hold no job event. Runner-load samples
   // (the dashboard's stats) are written whatever the requests; per-queue stats would come from job events.
   const jobKeys = keys.filter((k) => !k.includes(':bull:') && !k.endsWith(':events') && !/:stats:(runners|sampled):/.test(k));

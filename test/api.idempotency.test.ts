@@ -3,7 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
 import { createRedis, type JobRecord } from '@drover/core';
 import type { Redis } from 'ioredis';
-import { startStack, type Stack, type StackOptions } from './helpers/stack.js';
+import { startStack, type Stack, type StackOptions, keysOf } from './helpers/stack.js';
 
 interface Answer<T> {
   status: number;
@@ -174,7 +174,7 @@ test('schedule trigger: a replay answers the same job and fires nothing; another
 test('a binding is kept for DROVER_IDEMPOTENCY_TTL_MS (24 h by default), then the key is new again', async (t) => {
   const { s, redis } = await setup(t);
   await post(s, '/v1/jobs', { command: 'echo ttl' }, 'ttl-key');
-  const bindings = await redis.keys(`{${s.prefix}}:idem:*`);
+  const bindings = await keysOf(redis, `{${s.prefix}}:idem:*`);
   assert.equal(bindings.length, 1);
   const ttl = await redis.pttl(bindings[0]!);
   assert.ok(ttl > 23 * 3_600_000 && ttl <= 24 * 3_600_000, `PTTL ${ttl}`);
@@ -182,7 +182,7 @@ test('a binding is kept for DROVER_IDEMPOTENCY_TTL_MS (24 h by default), then th
   // Real time, once: a short TTL passes and the same key creates a new job.
   const short = await setup(t, { env: { DROVER_IDEMPOTENCY_TTL_MS: '1000' } });
   const first = await post(short.s, '/v1/jobs', { command: 'echo ttl' }, 'ttl-key');
-  const binding = (await short.redis.keys(`{${short.s.prefix}}:idem:*`))[0]!;
+  const binding = (await keysOf(short.redis, `{${short.s.prefix}}:idem:*`))[0]!;
   while ((await short.redis.exists(binding)) === 1) await new Promise((r) => setTimeout(r, 100));
   const later = await post(short.s, '/v1/jobs', { command: 'echo ttl' }, 'ttl-key');
   assert.deepEqual([later.status, later.replayed], [201, false]);

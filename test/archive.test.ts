@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
 import { freshDatabase, poolThenDrop } from './helpers/postgres.js';
 import { startServiceReady } from './helpers/processes.js';
-import { REDIS_URL, startStack } from './helpers/stack.js';
+import { REDIS_URL, startStack, keysOf } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 import { Redis } from 'ioredis';
 
@@ -33,7 +33,7 @@ test('archive: finished jobs go to PostgreSQL; after Redis retention the API rea
   const redis = new Redis(REDIS_URL);
   t.after(async () => void (await redis.quit()));
   await until('archived', async () => (await sql.query('SELECT 1 FROM drover_jobs')).rowCount === 2);
-  await until('gone from Redis', async () => (await redis.keys(`{${s.prefix}}:job:*`)).length === 0);
+  await until('gone from Redis', async () => (await keysOf(redis, `{${s.prefix}}:job:*`)).length === 0);
   for (const [i, j] of jobs.entries()) {
     const after = (await s.request<JobRecord>('GET', `/v1/jobs/${j.id}`)).body;
     assert.deepEqual(after, before[i]!.record, 'the same record, attempt history included');
@@ -107,7 +107,7 @@ test('archive: a schedule\'s runs include those only the archive still has', asy
   for (const id of runs) await s.waitFor(id);
   const redis = new Redis(REDIS_URL);
   t.after(async () => void (await redis.quit()));
-  await until('gone from Redis', async () => (await redis.keys(`{${s.prefix}}:job:*`)).length === 0);
+  await until('gone from Redis', async () => (await keysOf(redis, `{${s.prefix}}:job:*`)).length === 0);
   const listed = (await s.request<{ items: JobRecord[] }>('GET', '/v1/schedules/kept/runs')).body.items;
   assert.deepEqual(listed.map((j) => j.id), runs);
   assert.ok(listed.every((j) => j.schedule === 'kept' && j.status === 'succeeded'));

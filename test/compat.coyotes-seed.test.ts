@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
 import { Redis } from 'ioredis';
-import { REDIS_URL, startStack, type Stack } from './helpers/stack.js';
+import { REDIS_URL, startStack, type Stack, keysOf } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 
 /**
@@ -37,7 +37,7 @@ test("Coyotes' README (seed 004): the list push, the HTTP push, the channel view
   const list = `biz-${randomUUID()}:task:prepare:queue`;
   const redis = new Redis(REDIS_URL);
   t.after(async () => {
-    await redis.del(list, ...(await redis.keys(`{${list}}:*`)));
+    await redis.del(list, ...(await keysOf(redis, `{${list}}:*`)));
     await redis.quit();
   });
   // A short drain: the stand-in for ping is cancelled at the end, or stopped with the stack should an assertion fail first.

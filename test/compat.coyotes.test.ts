@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { loadConfig, type JobRecord } from '@drover/core';
 import { Redis } from 'ioredis';
 import { freshDatabase } from './helpers/postgres.js';
-import { REDIS_URL, startStack, type Stack } from './helpers/stack.js';
+import { REDIS_URL, startStack, type Stack, keysOf } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -125,7 +125,7 @@ test('Coyotes Redis-list ingestion: the key is DROVER_COYOTES_LIST_KEY exactly (
   const redis = new Redis(REDIS_URL);
   t.after(async () => {
     // After the stack stopped (hooks run in order): the list and the lists it moves items through share its slot.
-    const keys = [list, ...(await redis.keys(`{${list}}:*`))];
+    const keys = [list, ...(await keysOf(redis, `{${list}}:*`))];
     await redis.del(...keys);
     await redis.quit();
   });

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
 import { Redis } from 'ioredis';
 import { freshDatabase, poolThenDrop } from './helpers/postgres.js';
-import { REDIS_URL, startStack, type Stack } from './helpers/stack.js';
+import { REDIS_URL, startStack, type Stack, keysOf } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 
 type Page = { items: JobRecord[]; nextCursor: string | null };
@@ -107,7 +107,7 @@ test('search through the archive: the same filters, the same answers, after Redi
   const redis = new Redis(REDIS_URL);
   t.after(async () => void (await redis.quit()));
   await until('archived', async () => (await sql.query('SELECT 1 FROM drover_jobs')).rowCount === 6);
-  await until('gone from Redis', async () => (await redis.keys(`{${s.prefix}}:job:*`)).length === 0);
+  await until('gone from Redis', async () => (await keysOf(redis, `{${s.prefix}}:job:*`)).length === 0);
   assert.deepEqual(await all(s, combined(c, runner)), [c.misses.argv.id, c.hit.id]);
   assert.deepEqual(await all(s, 'queue=search&label=team=a&label=env=prod&name=nightly&command=needle-43'), [c.misses.otherCommand.id]);
   assert.deepEqual(await all(s, `queue=search&createdBefore=${c.after}`), [c.early.id]);

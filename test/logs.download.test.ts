@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { cli, cliEnv } from './helpers/cli.js';
 import { freshDatabase, poolThenDrop } from './helpers/postgres.js';
 import { connectSse, type SseClient } from './helpers/sse.js';
-import { REDIS_URL, startStack, type Stack } from './helpers/stack.js';
+import { REDIS_URL, startStack, type Stack, keysOf } from './helpers/stack.js';
 import { until } from './helpers/until.js';
 
 async function download(s: Stack, id: string): Promise<{ status: number; headers: Headers; body: Buffer }> {
@@ -97,7 +97,7 @@ test('an archived job: the text download, ?follow=1 and drover logs -f read its 
   const redis = new Redis(REDIS_URL);
   t.after(async () => void (await redis.quit()));
   await until('archived', async () => (await sql.query('SELECT 1 FROM drover_jobs')).rowCount === 2);
-  await until('gone from Redis', async () => (await redis.keys(`{${s.prefix}}:job:*`)).length === 0);
+  await until('gone from Redis', async () => (await keysOf(redis, `{${s.prefix}}:job:*`)).length === 0);
 
   // The same bytes from PostgreSQL, the partial flag included.
   const after = await download(s, failed.id);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { JobRecord } from '@drover/core';
-import { brokerTest, startStack, type Stack } from './helpers/stack.js';
+import { brokerTest, startStack, type Stack, keysOf } from './helpers/stack.js';
 import { cli, cliEnv } from './helpers/cli.js';
 import { freshDatabase, poolThenDrop } from './helpers/postgres.js';
 import { until } from './helpers/until.js';
@@ -98,7 +98,7 @@ test('DELETE /v1/jobs/:id deletes a finished job (record, output, indexes); 409 
   assert.deepEqual(res.body, { count: 1, ids: [done.id], idsTruncated: false });
   assert.equal((await s.request('GET', `/v1/jobs/${done.id}`)).status, 404);
   assert.equal((await s.request('GET', `/v1/jobs/${done.id}/logs`)).status, 404);
-  assert.deepEqual(await redis.keys(`{${s.prefix}}:job:${done.id}*`), [], 'record, log and attempts gone');
+  assert.deepEqual(await keysOf(redis, `{${s.prefix}}:job:${done.id}*`), [], 'record, log and attempts gone');
   const ids = (await list(s, 'queue=bulk')).map((j) => j.id);
   assert.ok(!ids.includes(done.id) && ids.includes(kept.id), 'gone from the indexes; the other job stays');
   assert.ok(!(await list(s, 'status=succeeded')).some((j) => j.id === done.id));
@@ -187,7 +187,7 @@ test('deletes reach the archive: DELETE /v1/jobs/:id and a bulk clean of jobs Re
   const rows = async (): Promise<string[]> => (await sql.query<{ id: string }>('SELECT id FROM drover_jobs ORDER BY id')).rows.map((r) => r.id);
   const output = async (id: string): Promise<number> => (await sql.query('SELECT 1 FROM drover_job_output WHERE job_id = $1', [id])).rowCount ?? 0;
   await until('archived', async () => (await rows()).length === 5);
-  await until('gone from Redis', async () => (await redis.keys(`{${s.prefix}}:job:*`)).length === 0);
+  await until('gone from Redis', async () => (await keysOf(redis, `{${s.prefix}}:job:*`)).length === 0);
   assert.equal(await output(one.id), 1, 'control: its output is archived');
 
   const res = await s.request<Affected>('DELETE', `/v1/jobs/${one.id}`);

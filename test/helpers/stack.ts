@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { after, test, type TestContext } from 'node:test';
 import amqp from 'amqplib';
-import { Redis, type Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { TokenRegistry, startApiServer, type ApiServer } from '@drover/api';
 import { DroverMetrics, createLogger, createRedis, isTerminal, loadConfig, rabbitNames, type DroverConfig, type JobRecord, type Resolver } from '@drover/core';
 import { Runner } from '@drover/runner';
@@ -212,6 +212,12 @@ export async function startStack(t: TestContext, opts: StackOptions = {}): Promi
     }
   };
   return { prefix, config, url: api.url, tokens, runner, scheduler, api, registry, metrics, request, submit, waitFor, run: async (spec) => waitFor((await submit(spec)).id) };
+}
+
+/** KEYS matching `pattern`, on every primary of a cluster (a cluster client sends KEYS to any one node). */
+export async function keysOf(redis: Redis, pattern: string): Promise<string[]> {
+  const nodes = (redis as unknown) instanceof Cluster ? (redis as unknown as Cluster).nodes('master') : [redis];
+  return (await Promise.all(nodes.map((n) => n.keys(pattern)))).flat();
 }
 
 /** True while a process with this pid runs; a zombie (dead, waiting for its parent to reap it) counts as gone. */
