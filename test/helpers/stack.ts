@@ -216,8 +216,11 @@ export async function startStack(t: TestContext, opts: StackOptions = {}): Promi
 
 /** KEYS matching `pattern`, on every primary of a cluster (a cluster client sends KEYS to any one node). */
 export async function keysOf(redis: Redis, pattern: string): Promise<string[]> {
-  const nodes = (redis as unknown) instanceof Cluster ? (redis as unknown as Cluster).nodes('master') : [redis];
-  return (await Promise.all(nodes.map((n) => n.keys(pattern)))).flat();
+  if (!((redis as unknown) instanceof Cluster)) return redis.keys(pattern);
+  const cluster = redis as unknown as Cluster;
+  // Its nodes are known once it has read the slots.
+  if (cluster.status !== 'ready') await cluster.ping();
+  return (await Promise.all(cluster.nodes('master').map((n) => n.keys(pattern)))).flat();
 }
 
 /** True while a process with this pid runs; a zombie (dead, waiting for its parent to reap it) counts as gone. */
