@@ -2,12 +2,13 @@
  * Per-job cost, for the executor section: what Redis did (INFO commandstats and INFO cpu deltas, on a Redis of the
  * bench's own so nothing else is counted) and what each process spent on the CPU (/proc/<pid>/stat).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { freeLoopbackPort } from '../scripts/local-redis-cluster.js';
 
 export interface RedisSnapshot {
   cpuSec: number;
@@ -36,7 +37,7 @@ export function redisCost(before: RedisSnapshot, after: RedisSnapshot, jobs: num
   const byCommand: [string, number][] = [];
   for (const [name, n] of after.calls) {
     const d = n - (before.calls.get(name) ?? 0) - (own.get(name) ?? 0);
-    // The bench's own reads (INFO, ZCARD polls) are not the system's: left out by name.
+    // INFO is the bench's own snapshot, left out by name; its polls come off through `own`.
     if (d > 0 && name !== 'info') byCommand.push([name, d / jobs]);
   }
   byCommand.sort((a, b) => b[1] - a[1]);
@@ -84,25 +85,28 @@ export function childPids(pid: number): number[] {
   }
 }
 
-/** A redis-server of the bench's own on a free port, nothing on disk; stop() ends it and removes its directory. */
-export async function ownRedis(track: (p: ChildProcess) => void): Promise<{ url: string; port: number; stop(): Promise<void> }> {
+/**
+ * A redis-server of the bench's own on a free loopback port, nothing on disk, started with `spawnServer` (the
+ * bench's tracked spawn, so it dies with the bench); stop() ends it and removes its directory.
+ */
+export async function ownRedis(spawnServer: (args: string[]) => ChildProcess): Promise<{ url: string; port: number; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'drover-bench-redis-'));
-  const port = 30000 + Math.floor(Math.random() * 20000);
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  track(proc);
-  const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
-  probe.on('error', () => undefined); // refused until the server listens: retried
-  try {
-    await probe.connect().catch(() => undefined);
-    await probe.ping();
-  } finally {
+  const port = await freeLoopbackPort();
+  const proc = spawnServer(['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
+  for (let i = 0; ; i++) {
+    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    probe.on('error', () => undefined); // refused until the server listens
+    const up = await probe.connect().then(() => probe.ping(), () => null);
     probe.disconnect();
+    if (up) break;
+    if (i >= 100 || proc.exitCode !== null) throw new Error(`the bench's redis-server on port ${port} did not start`);
+    await new Promise((r) => setTimeout(r, 50));
   }
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
     stop: async () => {
-      if (proc.exitCode === null) {
+      if (proc.exitCode === null && proc.signalCode === null) {
         proc.kill('SIGTERM');
         await once(proc, 'exit');
       }

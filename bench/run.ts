@@ -442,7 +442,7 @@ async function executorSection(prefix: string): Promise<void> {
   const RUNNER = ['cli/dist/main.js', 'runner'];
   const BALLAST = ['bench/ballast-runner.mjs'];
   // A Redis of the section's own: its INFO counts only this system's commands.
-  const own = await ownRedis((p) => children.push(p));
+  const own = await ownRedis((args) => start('redis-server', args, {}));
   const redis = new Redis(own.url);
   try {
     process.stderr.write(`bench: ${JOBS} jobs of /bin/true per measurement, ${ROUNDS} rounds, runner concurrency 8, Redis :${own.port}\n`);
@@ -512,9 +512,9 @@ async function executorSection(prefix: string): Promise<void> {
     printTable('Redis commands per job in (3), by command (median round)', dr.byCommand.slice(0, 16).map(([name, n]): [string, string] => [name, n.toFixed(2)]));
     printTable('Redis commands per job in (2), by command', rr.byCommand.slice(0, 10).map(([name, n]): [string, string] => [name, n.toFixed(2)]));
   } finally {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null && c.spawnfile !== 'redis-server') c.kill('SIGKILL');
     redis.disconnect();
     await own.stop();
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   }
 }
 
