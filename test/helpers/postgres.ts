@@ -32,7 +32,22 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
  */
 export function poolThenDrop(t: TestContext, db: { url: string; drop: () => Promise<void> }): pg.Pool {
   const sql = new pg.Pool({ connectionString: db.url });
-  t.after(() => sql.end());
+  // pool.end() resolves once its clients are told to end, not once they have: a forced DROP DATABASE right after
+  // can terminate a backend that has not read the Terminate yet, and the pool re-emits that server error.
+  // Count connections until each one's end has completed, and keep late server errors from becoming uncaught.
+  let open = 0;
+  let closed: (() => void) | undefined;
+  sql.on('connect', () => void open++);
+  sql.on('remove', () => {
+    open--;
+    if (open === 0) closed?.();
+  });
+  sql.on('error', () => undefined);
+  t.after(async () => {
+    const allClosed = new Promise<void>((resolve) => (closed = resolve));
+    await sql.end();
+    if (open > 0) await allClosed;
+  });
   t.after(db.drop);
   return sql;
 }
