@@ -78,7 +78,8 @@ brokerTest('one trace runs from POST /v1/jobs through the broker to the runner a
   const traceEnv = { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_BSP_SCHEDULE_DELAY: '100', DROVER_BROKER: broker };
   const port = await freePort();
   startService(t, 'api', s.prefix, { ...traceEnv, DROVER_PORT: String(port), DROVER_ADMIN_TOKEN: s.tokens.admin });
-  const runner = await startServiceReady(t, 'runner', s.prefix, { ...traceEnv, RUNNER_QUEUES: queue });
+  // At debug: a successful job's 'job finished' line is a debug line (the default level logs a summary instead).
+  const runner = await startServiceReady(t, 'runner', s.prefix, { ...traceEnv, RUNNER_QUEUES: queue, DROVER_LOG_LEVEL: 'debug' });
   let runnerLog = '';
   runner.stdout!.on('data', (c: Buffer) => (runnerLog += c.toString()));
   const api = `http://127.0.0.1:${port}`;

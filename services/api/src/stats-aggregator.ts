@@ -114,7 +114,7 @@ export class StatsAggregator {
     const events = entries.map(([id, f]) => eventFromEntry(id, f)).filter((e) => e.queue && e.jobId);
     const increments = await this.toStats(events);
     const m = this.opts.jobs.redis.multi();
-    for (const inc of increments) this.opts.stats.addJobEvent(m, inc);
+    this.opts.stats.addJobEvents(m, increments);
     m.xack(this.opts.events.key, GROUP, ...entries.map((e) => e[0]));
     const replies = await m.exec();
     const failed = replies?.find(([err]) => err);
@@ -122,15 +122,26 @@ export class StatsAggregator {
     return entries.length;
   }
 
-  /** What events add to the buckets; a start's queue wait comes from the job's queuedAt (read in one pipeline). */
+  /**
+   * What events add to the buckets. A start's queue wait comes from the event's queuedAt; events recorded before
+   * starts carried it have the job's queuedAt read instead (in one pipeline).
+   */
   private async toStats(events: DroverEvent[]): Promise<JobStatsEvent[]> {
-    const starts = events.filter((e) => e.type === 'job.started');
-    const p = this.opts.jobs.redis.pipeline();
-    for (const e of starts) p.hget(this.opts.jobs.keys.job(e.jobId!), 'queuedAt');
     const queuedAt = new Map<string, number>();
-    ((await p.exec()) ?? []).forEach(([err, v], i) => {
-      if (!err && typeof v === 'string' && v !== '') queuedAt.set(starts[i]!.id, Number(v));
-    });
+    const unknown: DroverEvent[] = [];
+    for (const e of events) {
+      if (e.type !== 'job.started') continue;
+      const q = e.data.queuedAt;
+      if (typeof q === 'number') queuedAt.set(e.id, q);
+      else if (q === undefined) unknown.push(e);
+    }
+    if (unknown.length > 0) {
+      const p = this.opts.jobs.redis.pipeline();
+      for (const e of unknown) p.hget(this.opts.jobs.keys.job(e.jobId!), 'queuedAt');
+      ((await p.exec()) ?? []).forEach(([err, v], i) => {
+        if (!err && typeof v === 'string' && v !== '') queuedAt.set(unknown[i]!.id, Number(v));
+      });
+    }
     const out: JobStatsEvent[] = [];
     for (const e of events) {
       const at = eventTime(e);

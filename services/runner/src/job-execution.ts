@@ -2,7 +2,8 @@ import {
   badRelativePath, openEnv, resolveAllowedProgram, retryDelayMs, specArgv, type Claim, type EnvCipher, type CommandPolicy, type FinishInput, type FinishOutcome, type JobSpec, type LogStore, type Logger,
 } from '@drover/core';
 import { effectiveResources, RESOURCE_MAXIMUM_VARIABLES, type JobResources } from '@drover/core';
-import { chown, mkdir, mkdtemp, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chownSync, mkdtempSync, rmdirSync } from 'node:fs';
+import { chown, mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ExecExit, ExecProcess, ExecRequest, Executor } from './executor.js';
 import { loginEnv, perJobIdentity, resolveIdentity, type Identity, type JobUser } from './identity.js';
@@ -19,7 +20,18 @@ async function makeJobDir(parent: string, jobId: string): Promise<string> {
     await mkdir(parent, { recursive: true, mode: 0o711 });
     madeParents.add(parent);
   }
-  return mkdtemp(join(parent, `${jobId}-`));
+  // Synchronous: a local mkdir takes microseconds, a promise-API call a thread-pool round trip (per job, it shows).
+  return mkdtempSync(join(parent, `${jobId}-`));
+}
+
+/** Most jobs leave their directory empty: removed at once, and then there are no report files to read. */
+function removeIfEmpty(dir: string): boolean {
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Most jobs leave their directory empty: one rmdir; a recursive remove only when something is left. */
@@ -208,7 +220,7 @@ export class JobExecution {
       if (spec.user === undefined && this.opts.jobUids) uidLease = await this.opts.jobUids.acquire();
       const base = uidLease ? perJobIdentity(uidLease.uid, jobDir) : this.opts.jobUser;
       const identity = resolveIdentity(spec, { users: this.opts.allowedUsers, groups: this.opts.allowedGroups }, base);
-      if (identity.uid !== undefined || identity.gid !== undefined) await chown(jobDir, identity.uid ?? -1, identity.gid ?? -1);
+      if (identity.uid !== undefined || identity.gid !== undefined) chownSync(jobDir, identity.uid ?? -1, identity.gid ?? -1);
       jobUid = identity.uid;
       const env = {
         ...this.childEnv(spec, identity), DROVER_JOB_DIR: jobDir, TMPDIR: jobDir,
@@ -255,9 +267,10 @@ export class JobExecution {
       this.unrenewedAtExitMs = this.opts.fence?.unrenewedMs() ?? 0;
       this.opts.fence?.detach();
     }
-    // The files a job may report through are read before its directory goes.
-    if (startedAt !== null) await this.readReportFiles(output, jobDir, jobUid);
-    const removeDir = (): Promise<void> => removeJobDir(jobDir).catch((err: unknown) => {
+    // The files a job may report through are read before its directory goes; an empty one had none.
+    const emptied = removeIfEmpty(jobDir);
+    if (startedAt !== null && !emptied) await this.readReportFiles(output, jobDir, jobUid);
+    const removeDir = (): Promise<void> => (emptied ? Promise.resolve() : removeJobDir(jobDir)).catch((err: unknown) => {
       this.log.warn({ err, jobDir }, 'removing the job directory failed');
       throw err;
     });

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { ChildProcessExecutor, type ExecRequest, type Executor } from './executor.js';
 import { DEFAULT_SPAWNER_PATH, SpawnerExecutor } from './spawner-executor.js';
 import { RunnerCgroups } from './containment/cgroups.js';
+import { FinishSummary } from './finish-summary.js';
 import { Heartbeat } from './heartbeat.js';
 import { chooseJobUser, type JobUserChoice } from './identity.js';
 import { JobExecution } from './job-execution.js';
@@ -66,6 +67,7 @@ export class Runner {
   private readonly inFlight = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
   private readonly log: Logger;
+  private readonly finishes: FinishSummary;
   readonly metrics: DroverMetrics;
   private unregisterMetrics: (() => void) | undefined;
   private readonly policy: CommandPolicy | undefined;
@@ -99,6 +101,7 @@ export class Runner {
     const { config } = opts;
     this.id = config.runner.id;
     this.log = opts.logger.child({ runnerId: this.id });
+    this.finishes = new FinishSummary(this.log);
     // Before any connection is opened: a job user that cannot be honoured is a configuration error.
     this.jobUser = chooseJobUser(config.runner.jobUser, undefined, config.runner.jobUids);
     this.policy = loadPolicy(config.policyFile);
@@ -380,7 +383,7 @@ export class Runner {
       // A slot of a gated queue came free: let the next parked job go now rather than on the scheduler's tick.
       if (claim.gated) next.push(...(await this.store.releaseParked(msg.queue, 1)));
       await publishQueued(this.transport, this.store, next);
-      this.log.info({ jobId: msg.jobId, attempt: claim.attempt, outcome: result.outcome, exitCode: result.exitCode, next: finished.status }, 'job finished');
+      this.finishes.record({ jobId: msg.jobId, attempt: claim.attempt, outcome: result.outcome, exitCode: result.exitCode, next: finished.status });
     } finally {
       clearTimeout(pidTimer);
       stopSlowAlert?.();
@@ -503,6 +506,7 @@ export class Runner {
       for (const exec of this.running.values()) exec.stop('shutdown');
     }
     await step('wait for stopped jobs', () => Promise.allSettled([...this.inFlight]));
+    this.finishes.close();
     await step('close consumer', async () => this.consumer?.close());
     // Bounded: with Redis or the broker gone at shutdown, these would otherwise wait forever.
     await step('stop heartbeat', () => within(this.heartbeat.stop(), CLOSE_STEP_MS));

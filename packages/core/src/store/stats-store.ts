@@ -32,7 +32,7 @@ export type StatsOutcome = (typeof STATS_OUTCOMES)[number];
 /** Upper bounds (ms) of the queue-wait histogram's bins; one more bin holds everything above the last. */
 export const WAIT_BOUNDS_MS = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000, 1800_000, 3600_000] as const;
 
-/** What one event adds to its queue's buckets (see StatsStore.addJobEvent). */
+/** What one event adds to its queue's buckets (see StatsStore.addJobEvents). */
 export type JobStatsEvent =
   | { kind: 'started'; queue: string; at: number; waitMs: number | null }
   | { kind: 'ended'; queue: string; at: number; outcome: StatsOutcome }
@@ -130,19 +130,33 @@ export class StatsStore {
     return this.keys.name('statsSampled', slot);
   }
 
-  /** Queues one event's increments on `m` (both resolutions); the caller runs them, e.g. with the events' XACK. */
-  addJobEvent(m: ChainableCommander, e: JobStatsEvent): void {
-    for (const range of ['hour', 'day'] as const) {
-      const { stepMs, keepMs } = STATS_RESOLUTIONS[range];
-      const bucket = bucketOf(e.at, stepMs);
-      const key = this.queueKey(e.queue, range, bucket);
-      if (e.kind === 'ended') m.hincrby(key, e.outcome, 1);
-      else if (e.kind === 'retried') m.hincrby(key, 'retried', 1);
-      else {
-        m.hincrby(key, 'started', 1);
-        if (e.waitMs !== null && e.waitMs >= 0) m.hincrby(key, `w${waitBin(e.waitMs)}`, 1);
+  /**
+   * Queues a batch of events' increments on `m` (both resolutions), summed first: one HINCRBY per bucket and field
+   * and one PEXPIREAT per bucket, however many events the batch holds. The caller runs them, e.g. with the XACK.
+   */
+  addJobEvents(m: ChainableCommander, events: readonly JobStatsEvent[]): void {
+    const buckets = new Map<string, { expireAt: number; fields: Map<string, number> }>();
+    const add = (key: string, expireAt: number, field: string): void => {
+      let b = buckets.get(key);
+      if (!b) buckets.set(key, (b = { expireAt, fields: new Map() }));
+      b.fields.set(field, (b.fields.get(field) ?? 0) + 1);
+    };
+    for (const e of events) {
+      for (const range of ['hour', 'day'] as const) {
+        const { stepMs, keepMs } = STATS_RESOLUTIONS[range];
+        const bucket = bucketOf(e.at, stepMs);
+        const key = this.queueKey(e.queue, range, bucket);
+        if (e.kind === 'ended') add(key, bucket + keepMs, e.outcome);
+        else if (e.kind === 'retried') add(key, bucket + keepMs, 'retried');
+        else {
+          add(key, bucket + keepMs, 'started');
+          if (e.waitMs !== null && e.waitMs >= 0) add(key, bucket + keepMs, `w${waitBin(e.waitMs)}`);
+        }
       }
-      m.pexpireat(key, bucket + keepMs);
+    }
+    for (const [key, b] of buckets) {
+      for (const [field, n] of b.fields) m.hincrby(key, field, n);
+      m.pexpireat(key, b.expireAt);
     }
   }
 

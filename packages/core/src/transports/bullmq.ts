@@ -33,6 +33,11 @@ function watchConnection(redis: Redis, onEvent: BullmqTransportOptions['onEvent'
 
 /** Messages are removed as soon as they are handled: the store keeps the history, not BullMQ. */
 const JOB_OPTS = { removeOnComplete: true, removeOnFail: true, attempts: 1 } as const;
+/**
+ * BullMQ appends about four entries per job to a stream of its own that Drover never reads (Drover's events are in
+ * its store). Its writes cannot be turned off; capped this low, it keeps a few hundred entries instead of 10 000.
+ */
+export const BULLMQ_EVENTS_MAX_LEN = 100;
 
 /**
  * BullMQ's priority for a Drover one: BullMQ's 1 is its most urgent, and a message without one (0) goes before every
@@ -71,7 +76,10 @@ export class BullmqTransport implements Transport {
     if (!q) {
       // No version check: it is a command at construction, and a Queue whose construction failed (Redis down)
       // stays broken for good.
-      q = new Queue(bullName(name), { connection: this.producer, prefix: this.opts.prefix, skipWaitingForReady: true, skipVersionCheck: true });
+      q = new Queue(bullName(name), {
+        connection: this.producer, prefix: this.opts.prefix, skipWaitingForReady: true, skipVersionCheck: true,
+        streams: { events: { maxLen: BULLMQ_EVENTS_MAX_LEN } },
+      });
       q.on('error', () => undefined);
       this.queues.set(name, q);
     }

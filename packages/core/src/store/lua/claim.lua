@@ -42,13 +42,13 @@ local function storeOrder(id)
 end
 if ARGV[7] == '1' then id = storeOrder(id) end
 local k = K.job(id)
-local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit', 'queuedAt', 'trace', 'placement', 'placedIn')
+local h = redis.call('HMGET', k, 'status', 'queue', 'spec', 'outputBytes', 'claimToken', 'attempts', 'replica', 'wf', 'wfLimit', 'queuedAt', 'trace', 'placement', 'placedIn', 'expiresAt')
 local cfg = redis.call('HMGET', K.queueConfig(h[2] or ''), 'paused', 'concurrency', 'rateMax', 'ratePerMs', 'defaultTimeoutMs', 'resources')
 local gated = (cfg[1] == '1' or cfg[2] or cfg[3]) and 1 or 0
 if h[1] == 'running' and h[5] == token then return {1, tonumber(h[6]), h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or '', id} end
 if h[1] ~= 'queued' then return {0, h[1] or 'missing'} end
 -- Past its deadline: it ends expired instead of starting late.
-local deadline = tonumber(redis.call('HGET', k, 'expiresAt') or '')
+local deadline = tonumber(h[14] or '')
 if deadline and now >= deadline then
   expireJob(id, now)
   return {0, 'expired'}
@@ -101,11 +101,12 @@ if gated == 1 then
   if cfg[3] then redis.call('ZADD', K.queueStarts(h[2]), now, id .. ':' .. (tonumber(h[6]) + 1)) end
 end
 if h[9] then redis.call('SADD', K.workflowRunning(h[8]), id) end
-local attempt = redis.call('HINCRBY', k, 'attempts', 1)
-redis.call('HSET', k, 'status', 'running', 'runnerId', runnerId, 'startedAt', now, 'claimedAt', now, 'pid', '',
-  'exitCode', '', 'signal', '', 'error', '', 'finishedAt', '', 'claimToken', token)
+local attempt = (tonumber(h[6]) or 0) + 1
+redis.call('HSET', k, 'status', 'running', 'attempts', attempt, 'runnerId', runnerId, 'startedAt', now, 'claimedAt', now,
+  'pid', '', 'exitCode', '', 'signal', '', 'error', '', 'finishedAt', '', 'claimToken', token)
 redis.call('ZADD', K.leases(), leaseUntil, id)
 redis.call('ZREM', K.outbox(), id)
 move(id, h[2], 'queued', 'running')
-emit('job.started', id, h[2], { attempt = attempt, runnerId = runnerId })
+-- queuedAt rides along: the stats aggregator takes the job's wait from the event instead of reading the record.
+emit('job.started', id, h[2], { attempt = attempt, runnerId = runnerId, queuedAt = tonumber(h[10]) or cjson.null })
 return {1, attempt, h[3], h[4] or '0', gated, cfg[5] or '', h[7] or '', h[10] or '', h[11] or '', cfg[6] or '', id}

@@ -11,34 +11,51 @@
 local id, runnerId, attempt, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local outcome, exitCode, signal, err = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local k = K.job(id)
-local h = redis.call('HMGET', k, 'status', 'runnerId', 'attempts', 'queue', 'spec', 'cancelRequested')
-if h[1] ~= 'running' or h[2] ~= runnerId or h[3] ~= attempt then return {0, h[1] or 'missing'} end
-local spec = cjson.decode(h[5])
+-- One read for the whole script: what finish decides on and what ending the job needs (see endJob).
+local e = jobFields(k, {'status', 'runnerId', 'attempts', 'queue', 'spec', 'cancelRequested'}, END_FIELDS)
+if e.status ~= 'running' or e.runnerId ~= runnerId or e.attempts ~= attempt then return {0, e.status or 'missing'} end
+local queue = e.queue
+local spec = cjson.decode(e.spec)
 -- A cancel wins unless the command had already succeeded: report what really happened. A daemon has no success
 -- of its own: stopping it is its end.
-if h[6] == '1' and (outcome ~= 'succeeded' or spec.type == 'daemon') then outcome = 'cancelled' end
-if ARGV[12] ~= '' then redis.call('HSET', k, 'startedAt', ARGV[12]) end
-redis.call('HSET', k, 'usage', ARGV[13])
-attemptEntry(k, id, attempt, outcome, now, exitCode, signal, err)
+local cancelled = e.cancelRequested == '1'
+if cancelled and (outcome ~= 'succeeded' or spec.type == 'daemon') then outcome = 'cancelled' end
+if ARGV[12] ~= '' then e.startedAt = ARGV[12] end
+attemptEntry(k, id, attempt, outcome, now, exitCode, signal, err, e)
 local n = countOutcome(k, outcome)
-redis.call('HSET', k, 'exitCode', exitCode, 'signal', signal, 'error', err, 'outputBytes', ARGV[9], 'truncated', ARGV[10])
+e.exitCode, e.signal, e.error = exitCode, signal, err
+-- The attempt's fields: written with the end (one HSET), or before a retry or restart reads them.
+local set = {'usage', ARGV[13], 'exitCode', exitCode, 'signal', signal, 'error', err, 'outputBytes', ARGV[9], 'truncated', ARGV[10]}
+if ARGV[12] ~= '' then
+  set[#set + 1] = 'startedAt'
+  set[#set + 1] = ARGV[12]
+end
+local function again(status) return {2, status, queue} end
 -- ARGV[14] '1': the failure is the job's end (refused by policy): every further attempt would be refused again.
 local final = ARGV[14] == '1'
-if spec.type == 'daemon' and h[6] ~= '1' and not final then
-  local status = daemonRestart(k, id, h[4], spec, outcome, now)
-  if status then return {2, status, h[4]} end
+if spec.type == 'daemon' and not cancelled and not final then
+  redis.call('HSET', k, unpack(set))
+  local status = daemonRestart(k, id, queue, spec, outcome, now)
+  if status then return again(status) end
   redis.call('ZREM', K.leases(), id)
-  endJob(k, id, h[4], 'running', 'failed', now)
+  endJob(k, id, queue, 'running', 'failed', now)
   return {1, 'failed'}
 end
 if not final and outcome == 'lost' then
-  local again, why = lostAgain(spec, n)
+  local retry, why = lostAgain(spec, n)
   -- A lost attempt is the runner's failure, not the job's: run it again at once, as a lease expiry does.
-  if again then return {2, requeue(k, id, h[4], now, 0), h[4]} end
-  if why ~= '' then redis.call('HSET', k, 'error', err .. why) end
+  if retry then
+    redis.call('HSET', k, unpack(set))
+    return again(requeue(k, id, queue, now, 0))
+  end
+  if why ~= '' then
+    e.error = err .. why
+    set[8] = e.error
+  end
 elseif not final and (outcome == 'failed' or outcome == 'timed_out') and n <= (tonumber(spec.retries) or 0) then
-  return {2, requeue(k, id, h[4], now, tonumber(ARGV[11]) or 0), h[4]}
+  redis.call('HSET', k, unpack(set))
+  return again(requeue(k, id, queue, now, tonumber(ARGV[11]) or 0))
 end
 redis.call('ZREM', K.leases(), id)
-endJob(k, id, h[4], 'running', outcome, now)
+endJob(k, id, queue, 'running', outcome, now, e, set)
 return {1, outcome}

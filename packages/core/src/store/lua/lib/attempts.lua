@@ -1,11 +1,12 @@
-local function attemptEntry(k, id, attempt, status, now, exitCode, signal, err)
-  local h = redis.call('HMGET', k, 'runnerId', 'startedAt')
-  redis.call('RPUSH', K.jobAttempts(id), cjson.encode({
+-- known: the record's runnerId and startedAt when the caller read them.
+local function attemptEntry(k, id, attempt, status, now, exitCode, signal, err, known)
+  local h = known and { known.runnerId, known.startedAt } or redis.call('HMGET', k, 'runnerId', 'startedAt')
+  local n = redis.call('RPUSH', K.jobAttempts(id), cjson.encode({
     attempt = tonumber(attempt), runnerId = h[1] or '', status = status,
     exitCode = exitCode ~= '' and tonumber(exitCode) or cjson.null,
     signal = signal ~= '' and signal or cjson.null, error = err ~= '' and err or cjson.null,
     startedAt = tonumber(h[2]) or 0, finishedAt = tonumber(now) }))
-  redis.call('LTRIM', K.jobAttempts(id), -ATTEMPTS_KEPT, -1)
+  if n > ATTEMPTS_KEPT then redis.call('LTRIM', K.jobAttempts(id), -ATTEMPTS_KEPT, -1) end
 end
 -- Lost attempts and failed (or timed-out) ones are counted apart: each has its own budget (maxLost, retries).
 local function countOutcome(k, outcome)

@@ -7,11 +7,3 @@ local function emit(etype, id, queue, data, extra)
   redis.call('XADD', K.events(), 'MAXLEN', '~', EVENTS_MAX_LEN, '*', 't', etype, 'j', id or '', 'q', queue or '',
     'd', d)
 end
--- What a job reported about itself (the runner stores both as JSON text), as members of its final event.
-local function jobReport(k)
-  local r = redis.call('HMGET', k, 'progress', 'result')
-  local parts = {}
-  if r[1] then parts[#parts + 1] = '"progress":' .. r[1] end
-  if r[2] then parts[#parts + 1] = '"result":' .. r[2] end
-  return table.concat(parts, ',')
-end

@@ -10,13 +10,20 @@ end
 -- waiting set (most urgent, then oldest, first) until it is claimed, parked or declined. Each job there has a
 -- broker message on its way, so a claim may take the set's first job instead of the delivered one: on a broker
 -- that cannot order by priority (RabbitMQ quorum queues), the store does (CLAIM, storeOrder).
-local function toOutbox(id, queue, now)
+-- known: {placement, priority} when the caller has them (a create), else they are read.
+local function toOutbox(id, queue, now, known)
   redis.call('ZADD', K.outbox(), now, id)
   -- Only jobs every runner of the queue may run wait here, so any delivery of the queue may take any of them. One
   -- with constraints keeps its own message: a delivery that took it could not hand it on to a runner that fits.
-  local h = redis.call('HMGET', K.job(id), 'placement', 'priority')
-  if h[1] then return end
-  redis.call('ZADD', K.queueWaiting(queue), rankOf(h[2]) * 1e13 + now, id)
+  local placement, priority
+  if known then
+    placement, priority = known.placement, known.priority
+  else
+    local h = redis.call('HMGET', K.job(id), 'placement', 'priority')
+    placement, priority = h[1], h[2]
+  end
+  if placement then return end
+  redis.call('ZADD', K.queueWaiting(queue), rankOf(priority) * 1e13 + now, id)
 end
 local function notWaiting(id, queue)
   redis.call('ZREM', K.outbox(), id)
