@@ -2,47 +2,16 @@ import {
   badRelativePath, openEnv, resolveAllowedProgram, retryDelayMs, specArgv, type Claim, type EnvCipher, type CommandPolicy, type FinishInput, type FinishOutcome, type JobSpec, type LogStore, type Logger,
 } from '@drover/core';
 import { effectiveResources, RESOURCE_MAXIMUM_VARIABLES, type JobResources } from '@drover/core';
-import { chownSync, mkdtempSync, rmdirSync } from 'node:fs';
-import { chown, mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { chownSync } from 'node:fs';
+import { chown, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ExecExit, ExecProcess, ExecRequest, Executor } from './executor.js';
 import { loginEnv, perJobIdentity, resolveIdentity, type Identity, type JobUser } from './identity.js';
 import type { JobUidLease, JobUidPool } from './job-uids.js';
+import { giveBackJobDir, isEmptyDir, takeJobDir } from './job-dirs.js';
 import { fencedError, type LeaseFence } from './lease-fence.js';
 import { OutputCollector } from './output.js';
 import { PROGRESS_FILE, PROGRESS_POLL_MS, readProgressFile, readResultFile, RESULT_FILE } from './job-report.js';
-
-/** Parents already created: at thousands of jobs a second every saved syscall counts. */
-const madeParents = new Set<string>();
-
-async function makeJobDir(parent: string, jobId: string): Promise<string> {
-  if (!madeParents.has(parent)) {
-    await mkdir(parent, { recursive: true, mode: 0o711 });
-    madeParents.add(parent);
-  }
-  // Synchronous: a local mkdir takes microseconds, a promise-API call a thread-pool round trip (per job, it shows).
-  return mkdtempSync(join(parent, `${jobId}-`));
-}
-
-/** Most jobs leave their directory empty: removed at once, and then there are no report files to read. */
-function removeIfEmpty(dir: string): boolean {
-  try {
-    rmdirSync(dir);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Most jobs leave their directory empty: one rmdir; a recursive remove only when something is left. */
-async function removeJobDir(dir: string): Promise<void> {
-  try {
-    await rmdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOTEMPTY' && (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    await rm(dir, { recursive: true, force: true });
-  }
-}
 
 /** Why the runner itself ended a job early. */
 export type StopReason = 'timeout' | 'cancel' | 'shutdown' | 'lease_lost';
@@ -213,7 +182,7 @@ export class JobExecution {
     let startedAt: number | null = null;
     let refusal: string | undefined;
     // A private directory per attempt: the default cwd and TMPDIR, removed afterwards.
-    const jobDir = await makeJobDir(this.opts.workDir, this.id);
+    const jobDir = await takeJobDir(this.opts.workDir, this.id);
     let uidLease: JobUidLease | undefined;
     try {
       // A uid of its own, taken before anything is handed to it and held until the job's last process is gone.
@@ -268,9 +237,8 @@ export class JobExecution {
       this.opts.fence?.detach();
     }
     // The files a job may report through are read before its directory goes; an empty one had none.
-    const emptied = removeIfEmpty(jobDir);
-    if (startedAt !== null && !emptied) await this.readReportFiles(output, jobDir, jobUid);
-    const removeDir = (): Promise<void> => (emptied ? Promise.resolve() : removeJobDir(jobDir)).catch((err: unknown) => {
+    if (startedAt !== null && !isEmptyDir(jobDir)) await this.readReportFiles(output, jobDir, jobUid);
+    const removeDir = (): Promise<void> => giveBackJobDir(jobDir).catch((err: unknown) => {
       this.log.warn({ err, jobDir }, 'removing the job directory failed');
       throw err;
     });

@@ -11,6 +11,7 @@ import { RunnerCgroups } from './containment/cgroups.js';
 import { FinishSummary } from './finish-summary.js';
 import { Heartbeat } from './heartbeat.js';
 import { chooseJobUser, type JobUserChoice } from './identity.js';
+import { dropKeptJobDirs } from './job-dirs.js';
 import { JobExecution } from './job-execution.js';
 import { LeaseFence } from './lease-fence.js';
 import { JobUidPool } from './job-uids.js';
@@ -507,6 +508,7 @@ export class Runner {
     }
     await step('wait for stopped jobs', () => Promise.allSettled([...this.inFlight]));
     this.finishes.close();
+    dropKeptJobDirs(this.opts.config.runner.workDir);
     await step('close consumer', async () => this.consumer?.close());
     // Bounded: with Redis or the broker gone at shutdown, these would otherwise wait forever.
     await step('stop heartbeat', () => within(this.heartbeat.stop(), CLOSE_STEP_MS));
