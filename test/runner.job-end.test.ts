@@ -58,3 +58,21 @@ test("BullMQ's own events stream, which Drover never reads, stays short however 
   // About four entries per job (1600 here) under BullMQ's default cap of 10 000; trimmed whole nodes at a time.
   assert.ok(len <= 300, `${len} entries`);
 });
+
+test("the attempt that ended a job is its record's own: in the history once, with no list entry written for it", async (t) => {
+  const s = await startStack(t);
+  const redis = new Redis(REDIS_URL);
+  t.after(() => redis.quit());
+  type Full = JobRecord & { attemptHistory: { attempt: number; status: string; exitCode: number | null; runnerId: string; startedAt: string; finishedAt: string }[] };
+  const ok = await s.run({ command: 'true' });
+  const full = (await s.request<Full>('GET', `/v1/jobs/${ok.id}`)).body;
+  assert.deepEqual(full.attemptHistory.map((a) => [a.attempt, a.status, a.exitCode]), [[1, 'succeeded', 0]]);
+  assert.equal(full.attemptHistory[0]!.startedAt, full.startedAt);
+  assert.equal(full.attemptHistory[0]!.finishedAt, full.finishedAt);
+  assert.equal(full.attemptHistory[0]!.runnerId, full.runnerId);
+  assert.equal(await redis.llen(`{${s.prefix}}:job:${ok.id}:attempts`), 0, 'no list for a job that ran once');
+  const retried = await s.run({ command: 'exit 4', retries: 1, backoff: { type: 'fixed', delayMs: 0 } });
+  const again = (await s.request<Full>('GET', `/v1/jobs/${retried.id}`)).body;
+  assert.deepEqual(again.attemptHistory.map((a) => [a.attempt, a.status, a.exitCode]), [[1, 'failed', 4], [2, 'failed', 4]]);
+  assert.equal(await redis.llen(`{${s.prefix}}:job:${retried.id}:attempts`), 1, 'the attempt it went on after');
+});

@@ -8,7 +8,7 @@ import { recordFromHash, type AttemptRecord, type JobRecord, type ResourceUsage 
 import { DEFAULT_PRIORITY, type JobSpec } from '../model/job-spec.js';
 import type { JobConstraints } from '../model/placement.js';
 import { parseResources, type JobResources } from '../model/resources.js';
-import type { JobStatus } from '../model/states.js';
+import { isTerminal, type JobStatus } from '../model/states.js';
 import { Keys } from './keys.js';
 import { claimArg, replayOf, type IdempotencyClaim, type Replay } from './idempotency.js';
 import * as scripts from './scripts.js';
@@ -350,12 +350,31 @@ export class JobStore {
     return out;
   }
 
+  /**
+   * The job's attempts, oldest first. The list holds the attempts after which the job went on (or that a lease
+   * expiry ended); the attempt that ended the job is the record's own fields, so it is added from there.
+   */
   async attempts(id: string): Promise<AttemptRecord[]> {
-    const rows = await this.redis.lrange(this.keys.attempts(id), 0, -1);
-    return rows.map((r) => {
+    const [[listErr, rows], [recErr, rec]] = ((await this.redis.pipeline()
+      .lrange(this.keys.attempts(id), 0, -1)
+      .hmget(this.keys.job(id), 'status', 'attempts', 'runnerId', 'exitCode', 'signal', 'error', 'startedAt', 'finishedAt')
+      .exec()) ?? []) as [[Error | null, string[]], [Error | null, (string | null)[]]];
+    if (listErr) throw listErr;
+    if (recErr) throw recErr;
+    const out = rows.map((r) => {
       const a = JSON.parse(r) as Omit<AttemptRecord, 'startedAt' | 'finishedAt'> & { startedAt: number; finishedAt: number };
       return { ...a, startedAt: new Date(a.startedAt).toISOString(), finishedAt: new Date(a.finishedAt).toISOString() };
     });
+    const [status, attempts, runnerId, exitCode, signal, error, startedAt, finishedAt] = rec;
+    const last = Number(attempts ?? 0);
+    if (status && isTerminal(status as JobStatus) && last > (out[out.length - 1]?.attempt ?? 0) && startedAt && finishedAt) {
+      out.push({
+        attempt: last, runnerId: runnerId ?? '', status: status as JobStatus,
+        exitCode: exitCode ? Number(exitCode) : null, signal: signal || null, error: error || null,
+        startedAt: new Date(Number(startedAt)).toISOString(), finishedAt: new Date(Number(finishedAt)).toISOString(),
+      });
+    }
+    return out;
   }
 
   /** Newest first. The cursor is the last id of the previous page. */

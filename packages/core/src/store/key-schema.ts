@@ -13,7 +13,7 @@ export const KEY_SCHEMA = {
   // Jobs
   job: { name: 'job:{id}', type: 'hash', owner: 'job scripts', life: 'until retention deletes the finished job (DROVER_RETENTION_FINISHED)' },
   jobLog: { name: 'job:{id}:log', type: 'stream', owner: 'runner (log-store)', life: 'with its job' },
-  jobAttempts: { name: 'job:{id}:attempts', type: 'list', owner: 'finish script', life: 'with its job; the last ATTEMPTS_KEPT entries' },
+  jobAttempts: { name: 'job:{id}:attempts', type: 'list', owner: 'finish script (attempts the job went on after; the last one is the record), lease expiry', life: 'with its job; the last ATTEMPTS_KEPT entries' },
   jobDependents: { name: 'job:{id}:dependents', type: 'set', owner: 'create script', life: 'until the job ends (its dependents are told)' },
   indexAll: { name: 'idx:all', type: 'zset', owner: 'job scripts', life: 'permanent; members leave with their jobs' },
   indexQueue: { name: 'idx:q:{queue}', type: 'zset', owner: 'job scripts', life: 'while the queue has jobs' },

@@ -21,7 +21,9 @@ local spec = cjson.decode(e.spec)
 local cancelled = e.cancelRequested == '1'
 if cancelled and (outcome ~= 'succeeded' or spec.type == 'daemon') then outcome = 'cancelled' end
 if ARGV[12] ~= '' then e.startedAt = ARGV[12] end
-attemptEntry(k, id, attempt, outcome, now, exitCode, signal, err, e)
+-- The attempt's history entry is written only when the job goes on (a retry, a restart, or an error amended): the
+-- attempt that ends the job is the record itself (JobStore.attempts reads it from there).
+local function recordAttempt() attemptEntry(k, id, attempt, outcome, now, exitCode, signal, err, e) end
 local n = countOutcome(k, outcome)
 e.exitCode, e.signal, e.error = exitCode, signal, err
 -- The attempt's fields: written with the end (one HSET), or before a retry or restart reads them.
@@ -34,6 +36,7 @@ local function again(status) return {2, status, queue} end
 -- ARGV[14] '1': the failure is the job's end (refused by policy): every further attempt would be refused again.
 local final = ARGV[14] == '1'
 if spec.type == 'daemon' and not cancelled and not final then
+  recordAttempt()
   redis.call('HSET', k, unpack(set))
   local status = daemonRestart(k, id, queue, spec, outcome, now)
   if status then return again(status) end
@@ -44,6 +47,7 @@ end
 if not final and outcome == 'lost' then
   local retry, why = lostAgain(spec, n)
   -- A lost attempt is the runner's failure, not the job's: run it again at once, as a lease expiry does.
+  recordAttempt()
   if retry then
     redis.call('HSET', k, unpack(set))
     return again(requeue(k, id, queue, now, 0))
@@ -53,6 +57,7 @@ if not final and outcome == 'lost' then
     set[8] = e.error
   end
 elseif not final and (outcome == 'failed' or outcome == 'timed_out') and n <= (tonumber(spec.retries) or 0) then
+  recordAttempt()
   redis.call('HSET', k, unpack(set))
   return again(requeue(k, id, queue, now, tonumber(ARGV[11]) or 0))
 end
