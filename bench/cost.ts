@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { redisTuningArgs } from '@drover/core';
 import { freeLoopbackPort } from '../scripts/local-redis-cluster.js';
 
 export interface RedisSnapshot {
@@ -86,13 +87,14 @@ export function childPids(pid: number): number[] {
 }
 
 /**
- * A redis-server of the bench's own on a free loopback port, nothing on disk, started with `spawnServer` (the
- * bench's tracked spawn, so it dies with the bench); stop() ends it and removes its directory.
+ * A redis-server of the bench's own on a free loopback port, nothing on disk, tuned as the shipped setups are
+ * (REDIS_TUNING), started with `spawnServer` (the bench's tracked spawn, so it dies with the bench); stop() ends it
+ * and removes its directory.
  */
 export async function ownRedis(spawnServer: (args: string[]) => ChildProcess): Promise<{ url: string; port: number; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'drover-bench-redis-'));
   const port = await freeLoopbackPort();
-  const proc = spawnServer(['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]);
+  const proc = spawnServer(['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...redisTuningArgs()]);
   for (let i = 0; ; i++) {
     const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
     probe.on('error', () => undefined); // refused until the server listens

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { REDIS_TUNING } from '@drover/core';
 import { Redis } from 'ioredis';
 import { freePort, spawnDrover } from './helpers/processes.js';
 import { alive } from './helpers/stack.js';
@@ -60,6 +61,7 @@ test('drover start with no Redis running: starts its own (AOF, noeviction), gene
   t.after(() => redis.disconnect());
   assert.deepEqual(await redis.config('GET', 'appendonly'), ['appendonly', 'yes']);
   assert.deepEqual(await redis.config('GET', 'maxmemory-policy'), ['maxmemory-policy', 'noeviction']);
+  for (const [k, v] of Object.entries(REDIS_TUNING)) assert.deepEqual(await redis.config('GET', k), [k, v], `${k} (REDIS_TUNING)`);
   assert.ok(existsSync(join(dataDir, 'redis')), 'the Redis data lives in the data dir');
   child.kill('SIGTERM');
   const [code] = (await once(child, 'exit')) as [number | null];

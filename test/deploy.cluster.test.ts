@@ -11,7 +11,7 @@ import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, r
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, test, type TestContext } from 'node:test';
-import { connectRedis, createRedis, loadConfig, parseRedisTarget, type DroverConfig } from '@drover/core';
+import { connectRedis, createRedis, loadConfig, parseRedisTarget, REDIS_TUNING, type DroverConfig } from '@drover/core';
 import {
   ROOT, asArray, asString, composeEnv, containerEnv, dummySecret, fillExampleSecrets, get, isK8sObject, loadCompose, parseEnvFile, parseYamlDocs, readText,
   renderKustomize, selectorMatches, podLabels,
@@ -96,6 +96,7 @@ function assertNodeArgs(args: string[], what: string): void {
   assert.equal(option(args, 'appendonly'), 'yes', `${what}: appendonly yes`);
   assert.equal(option(args, 'appendfsync'), 'everysec', `${what}: appendfsync everysec`);
   assert.equal(option(args, 'maxmemory-policy'), 'noeviction', `${what}: noeviction`);
+  for (const [k, v] of Object.entries(REDIS_TUNING)) assert.equal(option(args, k), v, `${what}: ${k} ${v} (REDIS_TUNING)`);
   // Bounds what a failover can lose to about a second of acknowledged writes (docs/store.md, Failover).
   assert.equal(option(args, 'min-replicas-to-write'), '1', `${what}: min-replicas-to-write 1`);
   assert.equal(option(args, 'min-replicas-max-lag'), '1', `${what}: min-replicas-max-lag 1`);

@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join, posix, resolve } from 'node:path';
 import { after, test } from 'node:test';
-import { loadConfig } from '@drover/core';
+import { loadConfig, REDIS_TUNING } from '@drover/core';
 import { DEFAULT_JOB_UIDS } from '@drover/runner';
 import { DROVER_LIKE, ROOT, asArray, asObj, asString, composeEnv, dockerfileFinalStage, dockerfileUsers, dummySecret, get, interpolations, isObj, knownEnvNames, loadCompose, parseDuration, parseEnvFile, parseYaml, readText, type ComposeModel, type Obj, hostPort } from './helpers/deploy.js';
 import { RUNNER_CAPABILITIES, assertUidPerJob, composeVolumeMounts, parseAcl, runComposeInit, sha256, withHostFiles } from './helpers/deploy-secrets.js';
@@ -359,6 +359,7 @@ test('compose: Redis keeps an AOF fsync\'d every second and never evicts', () =>
   assert.match(cmd, /--appendonly yes\b/);
   assert.match(cmd, /--appendfsync everysec\b/);
   assert.match(cmd, /--maxmemory-policy noeviction\b/);
+  for (const [k, v] of Object.entries(REDIS_TUNING)) assert.ok(cmd.includes(`--${k} ${v}`), `--${k} ${v} (REDIS_TUNING)`);
   const volumes = asArray(load([BASE]).services.redis!.volumes, 'volumes') as string[];
   assert.ok(volumes.some((v) => v.endsWith(':/data')), 'Redis data on a volume');
 });

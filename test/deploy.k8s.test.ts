@@ -8,7 +8,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, sta
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative } from 'node:path';
 import { after, test } from 'node:test';
-import { loadConfig, parseQueueSelection, type DroverConfig } from '@drover/core';
+import { loadConfig, parseQueueSelection, REDIS_TUNING, type DroverConfig } from '@drover/core';
 import { DROVER_LIKE, ROOT, asArray, asObj, asString, containerEnv, fillAdapterTemplate, k8sVariants, fillExampleSecrets, get, isK8sObject, isObj, knownEnvNames, kustomizationRefs, metricCatalog, parseEnvFile, parseYamlDocs, podContainers, podLabels, podSpec, promqlLabels, promqlMatcherValues, promqlMetrics, readKustomization, renderKustomize, resolveSeries, selectorMatches, type Container, type K8sObject, hostPort } from './helpers/deploy.js';
 import { RUNNER_CAPABILITIES, assertUidPerJob, materialize, mountedFiles, withHostFiles } from './helpers/deploy-secrets.js';
 
@@ -279,6 +279,7 @@ test('k8s: Redis (and the optional RabbitMQ / PostgreSQL) keep their data; Redis
     assert.match(cmd, /--appendonly yes\b/);
     assert.match(cmd, /--appendfsync everysec\b/);
     assert.match(cmd, /--maxmemory-policy noeviction\b/);
+    for (const [k, val] of Object.entries(REDIS_TUNING)) assert.ok(cmd.includes(`--${k} ${val}`), `--${k} ${val} (REDIS_TUNING)`);
     for (const sts of v.objects.filter((o) => o.kind === 'StatefulSet')) {
       const claims = asArray(get(sts, 'spec', 'volumeClaimTemplates'), 'volumeClaimTemplates').map((x) => asString(get(x, 'metadata', 'name'), 'claim'));
       assert.ok(claims.length > 0, `${sts.metadata.name}: a PersistentVolumeClaim`);

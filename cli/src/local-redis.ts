@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Redis } from 'ioredis';
+import { redisTuningArgs } from '@drover/core';
 
 async function reachable(url: string): Promise<boolean> {
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1500 });
@@ -49,7 +50,7 @@ export async function ensureRedis(url: string, dataDir: string, log: (msg: strin
   const child = spawn(
     'redis-server',
     ['--bind', '127.0.0.1', '--port', port, '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'everysec',
-      '--maxmemory-policy', 'noeviction', '--save', '', '--daemonize', 'no'],
+      '--maxmemory-policy', 'noeviction', '--save', '', '--daemonize', 'no', ...redisTuningArgs()],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const exited = new Promise<void>((r) => child.once('exit', () => r()));

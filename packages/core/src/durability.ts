@@ -3,6 +3,18 @@ import type { Logger } from 'pino';
 import { DroverError } from './errors.js';
 import { firstTimeInProcess, warnOnce } from './logger.js';
 
+/**
+ * Redis settings the shipped setups (drover start, compose, Kubernetes) run with besides durability. A job record
+ * is a hash of about 25 fields, two of them (the spec, the resource usage) usually longer than Redis' default
+ * hash-max-listpack-value of 64 bytes, which turns the whole hash into a hashtable: about 1.6 KB per finished job
+ * instead of about 0.7 KB as a listpack. Reads and writes of a 25-field listpack cost no more. A Redis without it
+ * works the same, with more memory per job.
+ */
+export const REDIS_TUNING: Readonly<Record<string, string>> = { 'hash-max-listpack-value': '256' };
+
+/** REDIS_TUNING as redis-server arguments. */
+export const redisTuningArgs = (): string[] => Object.entries(REDIS_TUNING).flatMap(([k, v]) => [`--${k}`, v]);
+
 /** Oldest Redis Drover runs on: the runners' lease renewal is a script flagged allow-oom (Redis 7 script flags). */
 const MIN_REDIS_MAJOR = 7;
 
