@@ -160,7 +160,10 @@ brokerTest('namespaces: separate jobs, queues, schedules, events and runners; to
   assert.deepEqual(await ids('plain'), [defJob.id]);
   const runners = async (ns: string): Promise<string[]> =>
     (await d.call<{ items: { id: string }[] }>('admin', 'GET', '/v1/runners', { ns })).body.items.map((r) => r.id).sort();
-  assert.deepEqual(await runners('team-a'), [`${d.runnerIds.any}@team-a`, d.runnerIds.team].sort());
+  // The runner of every namespace finds team-a on its next look at the registry (every 2 s), then registers there.
+  const inTeam = [`${d.runnerIds.any}@team-a`, d.runnerIds.team].sort();
+  await until('the runner of every namespace in team-a', async () => JSON.stringify(await runners('team-a')) === JSON.stringify(inTeam));
+  assert.deepEqual(await runners('team-a'), inTeam);
   assert.deepEqual(await runners('default'), [d.runnerIds.any, d.runnerIds.def].sort());
   const eventJobs = async (w: Who): Promise<string[]> =>
     (await d.call<{ items: { jobId?: string }[] }>(w, 'GET', '/v1/events?limit=200')).body.items.map((e) => e.jobId).filter((x): x is string => !!x);

@@ -160,6 +160,32 @@ describe('the uid pool', () => {
     assert.equal(calls.length, 3, 'releasing twice does nothing');
   });
 
+  test('prepared ahead: the next uid is locked and cleared before a job asks, never given twice, and freed at close', async () => {
+    const host = fakeHost();
+    const calls: string[] = [];
+    const p = new JobUidPool({ range: { first: 5000, last: 5004 }, runnerId: 'r1', lock: host.lock, prepareAhead: true, killAll: async (uid) => void calls.push(`kill ${uid}`) });
+    const a = await p.acquire();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(calls.length, 2, 'its own uid cleared, and the next one');
+    assert.equal(host.locked.size, 2);
+    const next = Number(calls[1]!.split(' ')[1]);
+    const b = await p.acquire();
+    assert.equal(b.uid, next, 'the prepared uid');
+    assert.ok(calls.indexOf(`kill ${b.uid}`) >= 0 && calls.indexOf(`kill ${b.uid}`) < calls.length - 1, 'cleared before it was handed out');
+    // Jobs starting together: distinct uids, one prepared at a time, none left locked once all are released.
+    const more = await Promise.all([p.acquire(), p.acquire()]);
+    const uids = [a, b, ...more].map((l) => l.uid);
+    assert.equal(new Set(uids).size, 4);
+    await Promise.all([a, b, ...more].map((l) => l.release()));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(host.locked.size, 1, 'only the prepared one');
+    await p.close();
+    assert.equal(host.locked.size, 0, 'close frees it');
+    const after = await p.acquire();
+    await after.release();
+    assert.equal(host.locked.size, 0, 'a closed pool prepares nothing more');
+  });
+
   test('a uid whose cleanup failed stays out of use; a uid that cannot be cleared is not handed out', async () => {
     const host = fakeHost();
     const calls: string[] = [];

@@ -128,6 +128,7 @@ export class Runner {
       range: this.jobUser.uids,
       runnerId: this.id,
       killAll: (uid) => executor.killUid(uid),
+      prepareAhead: true,
       onRetired: (uid, err) => this.log.error({ uid, err: coerceError(err) }, 'a job uid could not be cleared after its job; it stays out of use'),
     });
     this.slots = new Slots(config.runner.concurrency);
@@ -510,6 +511,7 @@ export class Runner {
     this.finishes.close();
     dropKeptJobDirs(this.opts.config.runner.workDir);
     await step('close consumer', async () => this.consumer?.close());
+    await step('free the uid prepared ahead', () => within(this.jobUids?.close() ?? Promise.resolve(), CLOSE_STEP_MS));
     // Bounded: with Redis or the broker gone at shutdown, these would otherwise wait forever.
     await step('stop heartbeat', () => within(this.heartbeat.stop(), CLOSE_STEP_MS));
     await step('announce stop', () => within(this.announce('runner.stopped'), CLOSE_STEP_MS));

@@ -61,6 +61,9 @@ elseif not final and (outcome == 'failed' or outcome == 'timed_out') and n <= (t
   redis.call('HSET', k, unpack(set))
   return again(requeue(k, id, queue, now, tonumber(ARGV[11]) or 0))
 end
-redis.call('ZREM', K.leases(), id)
+-- The record's HSET is the script's first write: over maxmemory Redis refuses a script whose first write may need
+-- memory, so a full Redis refuses the whole end (the runner keeps the lease and retries) instead of letting it in
+-- behind a ZREM, which needs none.
 endJob(k, id, queue, 'running', outcome, now, e, set)
+redis.call('ZREM', K.leases(), id)
 return {1, outcome}
