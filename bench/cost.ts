@@ -15,31 +15,38 @@ export interface RedisSnapshot {
   cpuSec: number;
   usedMemory: number;
   calls: Map<string, number>;
+  /** Microseconds spent in each command (a script's calls count inside the script's own time too). */
+  usec: Map<string, number>;
 }
 
 export async function redisSnapshot(redis: Redis): Promise<RedisSnapshot> {
   const [cpu, stats, memory] = await Promise.all([redis.info('cpu'), redis.info('commandstats'), redis.info('memory')]);
   const num = (text: string, name: string): number => Number(new RegExp(`${name}:([0-9.]+)`).exec(text)?.[1] ?? 0);
   const calls = new Map<string, number>();
-  for (const m of stats.matchAll(/cmdstat_([a-z|_-]+):calls=(\d+)/g)) calls.set(m[1]!, Number(m[2]));
-  return { cpuSec: num(cpu, 'used_cpu_user') + num(cpu, 'used_cpu_sys'), usedMemory: num(memory, 'used_memory'), calls };
+  const usec = new Map<string, number>();
+  for (const m of stats.matchAll(/cmdstat_([a-z|_-]+):calls=(\d+),usec=(\d+)/g)) {
+    calls.set(m[1]!, Number(m[2]));
+    usec.set(m[1]!, Number(m[3]));
+  }
+  return { cpuSec: num(cpu, 'used_cpu_user') + num(cpu, 'used_cpu_sys'), usedMemory: num(memory, 'used_memory'), calls, usec };
 }
 
 export interface RedisCost {
   cpuMsPerJob: number;
   commandsPerJob: number;
   bytesPerJob: number;
-  /** Commands per job by name, most first. */
-  byCommand: [string, number][];
+  /** Commands per job by name, most first, with the microseconds per job spent in them. */
+  byCommand: [string, number, number][];
 }
 
 /** `own`: commands the bench sent itself between the snapshots, by name (taken off). */
 export function redisCost(before: RedisSnapshot, after: RedisSnapshot, jobs: number, own: Map<string, number> = new Map()): RedisCost {
-  const byCommand: [string, number][] = [];
+  const byCommand: [string, number, number][] = [];
   for (const [name, n] of after.calls) {
     const d = n - (before.calls.get(name) ?? 0) - (own.get(name) ?? 0);
     // INFO is the bench's own snapshot, left out by name; its polls come off through `own`.
-    if (d > 0 && name !== 'info') byCommand.push([name, d / jobs]);
+    const us = (after.usec.get(name) ?? 0) - (before.usec.get(name) ?? 0);
+    if (d > 0 && name !== 'info') byCommand.push([name, d / jobs, us / jobs]);
   }
   byCommand.sort((a, b) => b[1] - a[1]);
   return {
