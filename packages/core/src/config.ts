@@ -188,7 +188,7 @@ export interface DroverConfig {
     executor: 'auto' | 'spawner' | 'child_process';
     /** `RUNNER_SPAWNER_PATH`: the helper binary; default: the one `npm ci` built. */
     spawnerPath: string | undefined;
-    /** `RUNNER_WORK_DIR`, default `<tmpdir>/drover-jobs`: each attempt gets a private directory here (its default cwd and TMPDIR), removed after. */
+    /** `RUNNER_WORK_DIR`, default `<tmpdir>/drover-jobs`: each attempt gets a private directory here (its default cwd and TMPDIR); after the attempt its contents are removed (an empty one is taken back and kept for a later attempt under that attempt's name). */
     workDir: string;
     /** `RUNNER_MAX_OPEN_FILES`, default 0 (inherit): RLIMIT_NOFILE of every job (spawner helper). */
     maxOpenFiles: number;
