@@ -2,6 +2,7 @@
 // redis-server nodes in a directory given, joined with `redis-cli --cluster create`. Who spawns the nodes (and so
 // who stops them) is the caller's: the tests track them in process groups, the bench in its own list.
 import { spawnSync, type ChildProcess } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -18,13 +19,30 @@ export interface RedisClusterNodes {
   processes: Map<number, ChildProcess>;
 }
 
-/** A port free on loopback now. */
+/** Whether a TCP server can listen on the loopback port now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A cluster node also listens on its port + 10000, its bus; redis-server refuses a port above 55535. */
+const CLUSTER_BUS_OFFSET = 10_000;
+
+/**
+ * A port free on loopback now, and its cluster bus port (+10000) too, both below the kernel's ephemeral range
+ * (32768 and up): a port from that range can be taken by an outgoing connection between this check and the
+ * server's bind, and one the kernel hands out there may be too high for a cluster node (after a load test had
+ * filled the range's lower half, listen(0) gave one above 55535 and the node would not start).
+ */
 export async function freeLoopbackPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  for (let i = 0; i < 200; i++) {
+    const port = 10_000 + randomInt(12_000);
+    if ((await canListen(port)) && (await canListen(port + CLUSTER_BUS_OFFSET))) return port;
+  }
+  throw new Error('no free loopback port pair found in 10000-22000');
 }
 
 /**
@@ -45,7 +63,13 @@ export async function startRedisCluster(dir: string, primaries: number, replicas
       '--appendfsync', 'everysec', '--save', '', '--maxmemory-policy', 'noeviction',
     ]));
   }
-  for (const port of ports) await until(`redis-server on ${port} answers`, () => cli(port, 'ping') === 'PONG');
+  for (const port of ports) {
+    await until(`redis-server on ${port} answers`, () => {
+      const node = processes.get(port)!;
+      if (node.exitCode !== null || node.signalCode !== null) throw new Error(`redis-server on ${port} exited (${node.exitCode ?? node.signalCode}) before it answered`);
+      return cli(port, 'ping') === 'PONG';
+    });
+  }
   const nodes = ports.map((p) => `127.0.0.1:${p}`);
   const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', replicas ? '1' : '0', '--cluster-yes'], { encoding: 'utf8' });
   if (created.status !== 0) throw new Error(`redis-cli --cluster create: ${created.stdout}${created.stderr}`);

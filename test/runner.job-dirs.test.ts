@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -59,4 +59,15 @@ test("a job's process still running after its directory was given back cannot pu
   assert.equal(st.mode & 0o777, 0o700, 'its mode set back');
   await once(late, 'exit');
   assert.deepEqual(readdirSync(b), [], 'nothing written by the earlier job');
+});
+
+test("kept directories a dead runner left are removed when a runner first uses the work directory", async (t) => {
+  const parent = workDir(t);
+  mkdirSync(join(parent, '.free-leftover1'));
+  mkdirSync(join(parent, '.free-leftover2'));
+  mkdirSync(join(parent, '.free-notempty'));
+  writeFileSync(join(parent, '.free-notempty', 'x'), '');
+  const a = await takeJobDir(parent, 'jobA');
+  assert.deepEqual(readdirSync(parent).sort(), ['.free-notempty', a.split('/').pop()!].sort(), 'the empty ones went; nothing with contents is touched');
+  await giveBackJobDir(a);
 });

@@ -29,6 +29,7 @@ export async function takeJobDir(parent: string, jobId: string): Promise<string>
   if (!madeParents.has(parent)) {
     await mkdir(parent, { recursive: true, mode: 0o711 });
     madeParents.add(parent);
+    dropStrayKeptDirs(parent);
   }
   const free = kept.get(parent)?.pop();
   if (free !== undefined) {
@@ -73,6 +74,27 @@ export async function giveBackJobDir(dir: string): Promise<void> {
     }
   }
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * Kept directories a runner that died left (at most KEPT_MAX each): removed when this process first uses the work
+ * directory. One that another live runner of the host keeps may go too; that runner then makes a new one.
+ */
+function dropStrayKeptDirs(parent: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(FREE_PREFIX)) continue;
+    try {
+      rmdirSync(join(parent, name)); // empty ones only: anything else is not a kept directory
+    } catch {
+      // in use again, or not empty
+    }
+  }
 }
 
 /** Removes the directories kept under `parent` (the runner stops). */
