@@ -183,6 +183,13 @@ async function failoverScenario(t: TestContext, cluster: LocalCluster, broker: '
   const ids = [...before, ...during.sub.accepted, ...after.accepted];
   await untilAllEnded(s, ids);
   const a = await audit(s, `Redis Cluster: kill -9 the deployment's primary, its replica takes over [${broker}]`, ids, markers.dir, 1000);
+  // A job that did not end is described before the assertion fails: its record, its events, when it was submitted.
+  for (const id of a.notEnded) {
+    const rec = (await s.request<JobRecord>('GET', `/v1/jobs/${id}`)).body;
+    const events = (await s.request<{ items: unknown[] }>('GET', `/v1/events?after=0-0&limit=1000&job=${id}`)).body.items;
+    const when = before.includes(id) ? 'before' : during.sub.accepted.includes(id) ? 'during' : 'after';
+    t.diagnostic(`not ended: submitted ${when} the failover, ran ${executions(markers.dir).get(id) ?? 0} times; record ${JSON.stringify(rec)}; events ${JSON.stringify(events)}`);
+  }
   t.diagnostic(`failover took ${failoverMs} ms (primary ${primary} -> ${newPrimary}); submissions during it ${statusesOf(during.sub)}, after it ${statusesOf(after)}; lost attempts ${a.lost}`);
   // Checked after the audit, so that its summary row is recorded whatever the refusals were.
   assertOnlyAcceptedOrUnavailable(during.sub, 'during the failover');
