@@ -2,7 +2,6 @@
 // redis-server nodes in a directory given, joined with `redis-cli --cluster create`. Who spawns the nodes (and so
 // who stops them) is the caller's: the tests track them in process groups, the bench in its own list.
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { randomInt } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -31,18 +30,26 @@ function canListen(port: number): Promise<boolean> {
 /** A cluster node also listens on its port + 10000, its bus; redis-server refuses a port above 55535. */
 const CLUSTER_BUS_OFFSET = 10_000;
 
+/** A port the kernel hands out for listen(0) on loopback (free now). */
+async function anyFreePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /**
- * A port free on loopback now, and its cluster bus port (+10000) too, both below the kernel's ephemeral range
- * (32768 and up): a port from that range can be taken by an outgoing connection between this check and the
- * server's bind, and one the kernel hands out there may be too high for a cluster node (after a load test had
- * filled the range's lower half, listen(0) gave one above 55535 and the node would not start).
+ * A port free on loopback now whose cluster bus port (+10000) is free too. After a load test had filled the lower
+ * half of the ephemeral range, listen(0) gave a port above 55535, where a cluster node refuses to start: such a port
+ * is passed over.
  */
 export async function freeLoopbackPort(): Promise<number> {
   for (let i = 0; i < 200; i++) {
-    const port = 10_000 + randomInt(12_000);
-    if ((await canListen(port)) && (await canListen(port + CLUSTER_BUS_OFFSET))) return port;
+    const port = await anyFreePort();
+    if (port + CLUSTER_BUS_OFFSET <= 65_535 && (await canListen(port + CLUSTER_BUS_OFFSET))) return port;
   }
-  throw new Error('no free loopback port pair found in 10000-22000');
+  throw new Error('no free loopback port with a free cluster bus port found');
 }
 
 /**
