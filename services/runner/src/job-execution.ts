@@ -181,7 +181,7 @@ export class JobExecution {
     let exit: ExecExit;
     let startedAt: number | null = null;
     let refusal: string | undefined;
-    // A private directory per attempt: the default cwd and TMPDIR, removed afterwards.
+    // A private directory per attempt: the default cwd and TMPDIR, given back afterwards (job-dirs.ts).
     const jobDir = await takeJobDir(this.opts.workDir, this.id);
     let uidLease: JobUidLease | undefined;
     try {
