@@ -54,6 +54,7 @@ export class Scheduler {
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  private lastWaitingSweep = 0;
   private lastSweep = 0;
   private closing: Promise<void> | undefined;
   private stopped = false;
@@ -168,6 +169,11 @@ export class Scheduler {
       const stale = await this.store.sweepOutbox(now - this.opts.config.scheduler.republishAfterMs, BATCH, now);
       if (stale.length > 0) this.log.warn({ count: stale.length }, 'republishing queued jobs whose publish was not confirmed');
       await this.publish(stale, 'republished');
+      if (now - this.lastWaitingSweep >= this.opts.config.scheduler.republishAfterMs) {
+        this.lastWaitingSweep = now;
+        // Failures here must not hold up retention and the rest of the sweep.
+        await this.republishStranded(now).catch((err: unknown) => this.log.warn({ err: coerceError(err) }, 'looking for jobs waiting without a message failed; retrying next sweep'));
+      }
       for (const id of await reportGoneRunners(this.events)) this.log.warn({ runnerId: id }, 'runner gone: no heartbeat for two leases');
       await this.events.trimOlderThan(this.opts.config.scheduler.eventsRetentionMs, now);
       const { retentionFinishedMs, retentionMaxPerQueue } = this.opts.config.scheduler;
@@ -175,6 +181,25 @@ export class Scheduler {
       if (forgotten > 0) this.log.debug({ count: forgotten }, 'finished jobs past their retention deleted');
     }
     return expired.length === BATCH || due.length === BATCH || ready.length === BATCH || lost.length === BATCH || intake >= 500 || cronDue === SCHEDULE_BATCH;
+  }
+
+  /**
+   * Store order (a broker without priorities) lets a delivery claim any waiting job, on the promise that each waiting
+   * job has a message on its way. A claim that a Redis failover lost breaks it: the job is waiting again, its message
+   * was acknowledged. Such jobs are republished when the broker holds no message for their queue; any spare message
+   * finds nothing to claim and is dropped.
+   */
+  private async republishStranded(now: number): Promise<void> {
+    const ready = this.transport.readyMessages?.bind(this.transport);
+    if (!ready || this.transport.capabilities.priorities) return;
+    const waiting = await this.store.sweepWaiting(now - this.opts.config.scheduler.republishAfterMs, BATCH);
+    const byQueue = new Map<string, JobRef[]>();
+    for (const j of waiting) byQueue.set(j.queue, [...(byQueue.get(j.queue) ?? []), j]);
+    for (const [queue, jobs] of byQueue) {
+      if ((await ready(queue)) > 0) continue;
+      this.log.warn({ queue, count: jobs.length }, 'republishing jobs waiting without a broker message (a claim lost in a Redis failover?)');
+      await this.publish(jobs, 'waiting without a message');
+    }
   }
 
   /** Publish, then clear the outbox; if publishing fails the outbox sweep retries it later. */

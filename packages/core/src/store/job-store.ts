@@ -29,6 +29,7 @@ declare module 'ioredis' {
     droverPromoteOne(...args: (string | number)[]): Result<string[], Context>;
     droverExpireLeases(...args: (string | number)[]): Result<string[], Context>;
     droverSweepOutbox(...args: (string | number)[]): Result<string[], Context>;
+    droverSweepWaiting(...args: (string | number)[]): Result<string[], Context>;
     droverRenew(...args: (string | number)[]): Result<[string[], string[]], Context>;
     droverDiscard(...args: (string | number)[]): Result<number, Context>;
     droverPlaced(...args: (string | number)[]): Result<string[], Context>;
@@ -50,6 +51,7 @@ const COMMANDS: Record<string, string> = {
   droverPromoteOne: scripts.PROMOTE_ONE,
   droverExpireLeases: scripts.EXPIRE_LEASES,
   droverSweepOutbox: scripts.SWEEP_OUTBOX,
+  droverSweepWaiting: scripts.SWEEP_WAITING,
   droverRenew: scripts.RENEW,
   droverDiscard: scripts.DISCARD,
   droverPlaced: scripts.PLACED,
@@ -591,6 +593,14 @@ export class JobStore {
 
   async sweepOutbox(staleBefore: number, limit: number, now = Date.now()): Promise<JobRef[]> {
     return pairs(await this.redis.droverSweepOutbox(this.keys.routing, now, staleBefore, limit));
+  }
+
+  /**
+   * Jobs listed as waiting since before `waitedBefore` whose publish the broker confirmed (sweep-waiting.lua), up to
+   * `limitPerQueue` of each queue: under store order, a Redis failover that lost a claim leaves one without a message.
+   */
+  async sweepWaiting(waitedBefore: number, limitPerQueue: number): Promise<JobRef[]> {
+    return pairs(await this.redis.droverSweepWaiting(this.keys.routing, waitedBefore, limitPerQueue));
   }
 
   async renewLeases(runnerId: string, held: { id: string; attempt: number }[], leaseMs: number, now = Date.now()) {

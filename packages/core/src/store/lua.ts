@@ -38,7 +38,7 @@ export const lua = luaLoader(LUA_CONSTANTS);
 /** Every store script's file name: the test that loads each into Redis reads this list. */
 export const STORE_SCRIPTS = [
   'create', 'claim', 'release-parked', 'cancel-waiting', 'set-pid', 'mark-slow', 'finish', 'cancel', 'promote',
-  'promote-one', 'expire-due', 'expire-leases', 'sweep-outbox', 'renew', 'placed', 'discard', 'expire-finished',
+  'promote-one', 'expire-due', 'expire-leases', 'sweep-outbox', 'sweep-waiting', 'renew', 'placed', 'discard', 'expire-finished',
   'delete-finished', 'delete-finished-before', 'mark-retried', 'sched-put', 'sched-set-enabled', 'sched-delete',
   'sched-claim-due', 'sched-fire', 'sched-trigger', 'wh-enqueue', 'wh-take', 'wh-result', 'roll-daemon-log',
 ] as const;

@@ -24,6 +24,7 @@ export const PROMOTE_ONE = lua('promote-one');
 export const EXPIRE_DUE = lua('expire-due');
 export const EXPIRE_LEASES = lua('expire-leases');
 export const SWEEP_OUTBOX = lua('sweep-outbox');
+export const SWEEP_WAITING = lua('sweep-waiting');
 export const RENEW = lua('renew');
 export const PLACED = lua('placed');
 export const DISCARD = lua('discard');

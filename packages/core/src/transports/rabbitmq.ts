@@ -44,6 +44,17 @@ export function rabbitNames(prefix: string) {
   };
 }
 
+/** A channel of its own for one call: a refused call (a declaration, a check) closes the channel it ran on. */
+async function onScratchChannel<T>(model: ChannelModel, fn: (ch: Channel) => Promise<T>): Promise<T> {
+  const ch = await model.createChannel();
+  ch.on('error', () => undefined);
+  try {
+    return await fn(ch);
+  } finally {
+    await ch.close().catch(() => undefined);
+  }
+}
+
 /**
  * RabbitMQ transport on amqplib with its built-in connection recovery. Publishes go through a confirm channel
  * and resolve only once the broker confirmed them; while the broker is unreachable they fail at once (the API
@@ -126,15 +137,7 @@ export class RabbitmqTransport implements Transport {
     const args: Record<string, unknown> = { 'x-queue-type': this.opts.queueType, 'x-dead-letter-exchange': this.names.deadExchange };
     if (this.opts.queueType === 'quorum') args['x-delivery-limit'] = DELIVERY_LIMIT;
     else args['x-max-priority'] = MAX_AMQP_PRIORITY;
-    const scratch = async <T>(fn: (ch: Channel) => Promise<T>): Promise<T> => {
-      const ch = await model.createChannel();
-      ch.on('error', () => undefined);
-      try {
-        return await fn(ch);
-      } finally {
-        await ch.close().catch(() => undefined);
-      }
-    };
+    const scratch = <T>(fn: (ch: Channel) => Promise<T>): Promise<T> => onScratchChannel(model, fn);
     try {
       await scratch((ch) => ch.assertQueue(name, { durable: true, arguments: args }));
     } catch (err) {
@@ -147,6 +150,13 @@ export class RabbitmqTransport implements Transport {
     }
     this.declared.add(name);
     return name;
+  }
+
+  async readyMessages(queue: string): Promise<number> {
+    const model = this.model;
+    if (!model) throw new Error('RabbitMQ not reachable: broker connection is down (ECONNREFUSED)');
+    const name = await this.declare(queue);
+    return (await onScratchChannel(model, (ch) => ch.checkQueue(name))).messageCount;
   }
 
   async ready(timeoutMs = 10_000): Promise<void> {

@@ -54,6 +54,12 @@ export interface Transport {
   /** Resolves only after the broker confirmed every message. */
   publish(messages: JobMessage[]): Promise<void>;
   consume(options: ConsumeOptions, handler: MessageHandler): Consumer;
+  /**
+   * How many messages of a queue the broker holds ready, not yet delivered to a consumer (RabbitMQ). Where the store
+   * orders deliveries (no `priorities`: a delivery may claim another waiting job, see CLAIM), the scheduler uses it to
+   * republish jobs left waiting without a message (sweepWaiting).
+   */
+  readyMessages?(queue: string): Promise<number>;
   /** Idempotent. */
   close(): Promise<void>;
 }
