@@ -225,7 +225,7 @@ export interface DroverConfig {
   scheduler: {
     /** `SCHEDULER_TICK_MS`, default 50: how often due delayed jobs and expired leases are checked. */
     tickMs: number;
-    /** `SCHEDULER_REPUBLISH_AFTER_MS`, default 10000: a queued job not yet picked up from the outbox is republished after this. */
+    /** `SCHEDULER_REPUBLISH_AFTER_MS`, default 10000: a queued job not yet picked up from the outbox is republished after this; on RabbitMQ quorum queues, also one left waiting without a message (see [Priority](jobs.md#priority)). */
     republishAfterMs: number;
     /** `DROVER_EVENTS_RETENTION_MS`, default 1 day: events older than this are trimmed (the stream also keeps at most ~100k). */
     eventsRetentionMs: number;
