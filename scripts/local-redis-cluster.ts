@@ -16,6 +16,8 @@ export interface RedisClusterNodes {
   url: string;
   /** The node processes by port (for kill -9 in failover tests). */
   processes: Map<number, ChildProcess>;
+  /** Each node's log file, by port: what a test prints when the cluster misbehaves. */
+  logs: Map<number, string>;
 }
 
 /** Whether a TCP server can listen on the loopback port now. */
@@ -61,11 +63,13 @@ export async function startRedisCluster(dir: string, primaries: number, replicas
   const ports: number[] = [];
   for (let i = 0; i < primaries * (replicas ? 2 : 1); i++) ports.push(await freeLoopbackPort());
   const processes = new Map<number, ChildProcess>();
+  const logs = new Map<number, string>();
   for (const port of ports) {
     const nodeDir = join(dir, String(port));
     mkdirSync(nodeDir, { recursive: true });
+    logs.set(port, join(nodeDir, 'redis.log'));
     processes.set(port, spawnNode([
-      '--bind', '127.0.0.1', '--port', String(port), '--dir', nodeDir, '--cluster-enabled', 'yes',
+      '--bind', '127.0.0.1', '--port', String(port), '--dir', nodeDir, '--logfile', logs.get(port)!, '--cluster-enabled', 'yes',
       '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000', '--appendonly', 'yes',
       '--appendfsync', 'everysec', '--save', '', '--maxmemory-policy', 'noeviction',
     ]));
@@ -83,7 +87,7 @@ export async function startRedisCluster(dir: string, primaries: number, replicas
   // Every slot served and every node agreeing takes a moment after create.
   await until('cluster_state:ok', () => /cluster_state:ok/.test(cli(ports[0]!, 'cluster', 'info')) && /cluster_slots_ok:16384/.test(cli(ports[0]!, 'cluster', 'info')));
   await untilClientCanWrite(nodes);
-  return { nodes, url: `redis+cluster://${nodes.join(',')}`, processes };
+  return { nodes, url: `redis+cluster://${nodes.join(',')}`, processes, logs };
 }
 
 function cli(port: number, ...args: string[]): string {

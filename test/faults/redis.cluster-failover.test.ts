@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
 import { test, type TestContext } from 'node:test';
 import { isTerminal, type JobRecord } from '@drover/core';
 import { Redis } from 'ioredis';
@@ -26,11 +27,23 @@ function withoutNode(cluster: LocalCluster, port: number): LocalCluster {
   return { ...cluster, nodes: cluster.nodes.filter((n) => !n.endsWith(`:${port}`)) };
 }
 
-/** A fresh cluster's replicas may still be in their first sync: wait until the primary has one online. */
-async function untilReplicaOnline(port: number): Promise<void> {
+/**
+ * A fresh cluster's replicas may still be in their first sync: wait until the primary has one online. If none comes,
+ * every node's replication state and the end of its log go into the failure.
+ */
+async function untilReplicaOnline(t: TestContext, cluster: LocalCluster, port: number): Promise<void> {
   const client = nodeClient(port);
   try {
     await until(`a replica of ${port} online`, async () => /slave\d+:.*state=online/.test(await client.info('replication').catch(() => '')), 30_000, 100);
+  } catch (err) {
+    for (const [p, log] of cluster.logs) {
+      const node = nodeClient(p);
+      const info = await node.info('replication').catch((e: Error) => e.message);
+      node.disconnect();
+      const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-15).join('\n') : '(no log)';
+      t.diagnostic(`node ${p}: ${info.replace(/\r?\n/g, ' ')}\n${tail}`);
+    }
+    throw err;
   } finally {
     client.disconnect();
   }
@@ -164,7 +177,7 @@ async function failoverScenario(t: TestContext, cluster: LocalCluster, broker: '
   const command = markers.command('sleep 0.2');
   const tag = `{${s.prefix}}`;
   const primary = await primaryPortOf(cluster, tag);
-  await untilReplicaOnline(primary);
+  await untilReplicaOnline(t, cluster, primary);
 
   const before: string[] = [];
   for (let i = 0; i < BEFORE; i++) before.push((await s.submit({ command, ...JOB })).id);
