@@ -28,24 +28,34 @@ function withoutNode(cluster: LocalCluster, port: number): LocalCluster {
 }
 
 /**
- * A fresh cluster's replicas may still be in their first sync: wait until the primary has one online. If none comes,
- * every node's replication state and the end of its log go into the failure.
+ * The port of the primary serving `tag`'s slot once it has a replica online: a fresh cluster's replicas may still be
+ * in their first sync, and the slot is asked for again each time (a node slow to answer right after creation can
+ * be failed over before the test starts). If no replica comes, every node's replication state and the end of its
+ * log go into the failure.
  */
-async function untilReplicaOnline(t: TestContext, cluster: LocalCluster, port: number): Promise<void> {
-  const client = nodeClient(port);
+async function primaryWithReplicaOnline(t: TestContext, cluster: LocalCluster, tag: string): Promise<number> {
+  let port = 0;
   try {
-    await until(`a replica of ${port} online`, async () => /slave\d+:.*state=online/.test(await client.info('replication').catch(() => '')), 30_000, 100);
+    await until(`the primary of ${tag} with a replica online`, async () => {
+      port = await primaryPortOf(cluster, tag).catch(() => 0);
+      if (port === 0) return false;
+      const client = nodeClient(port);
+      try {
+        return /slave\d+:.*state=online/.test(await client.info('replication').catch(() => ''));
+      } finally {
+        client.disconnect();
+      }
+    }, 30_000, 100);
+    return port;
   } catch (err) {
     for (const [p, log] of cluster.logs) {
       const node = nodeClient(p);
       const info = await node.info('replication').catch((e: Error) => e.message);
       node.disconnect();
       const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-15).join('\n') : '(no log)';
-      t.diagnostic(`node ${p}: ${info.replace(/\r?\n/g, ' ')}\n${tail}`);
+      t.diagnostic(`node ${p}${p === port ? ' (the primary last named)' : ''}: ${info.replace(/\r?\n/g, ' ')}\n${tail}`);
     }
     throw err;
-  } finally {
-    client.disconnect();
   }
 }
 
@@ -176,8 +186,7 @@ async function failoverScenario(t: TestContext, cluster: LocalCluster, broker: '
   const markers = markerDir(t);
   const command = markers.command('sleep 0.2');
   const tag = `{${s.prefix}}`;
-  const primary = await primaryPortOf(cluster, tag);
-  await untilReplicaOnline(t, cluster, primary);
+  const primary = await primaryWithReplicaOnline(t, cluster, tag);
 
   const before: string[] = [];
   for (let i = 0; i < BEFORE; i++) before.push((await s.submit({ command, ...JOB })).id);
