@@ -5,6 +5,9 @@
  *   (3) Drover end to end: POST /v1/jobs/batch -> API -> BullMQ -> one runner (concurrency 8) -> all finished
  *   (4) the same with 500 MB of ballast in the runner; and, for contrast, that runner on child_process
  *   (5) runner event-loop delay p99 during (3); submit->start latency for single jobs to an idle runner
+ *   (6) Redis commands, CPU and bytes per job; (7) each Drover process's CPU per job against the jobs' own
+ *   (8) for contrast, (3) without per-job isolation (one shared job user, no cgroups): what a uid and a cgroup per
+ *       attempt cost when the bench runs as root
  * Every measured process runs on bare node (Drover from its build output), so they pay the same fork() cost.
  * Throughputs are measured in alternating rounds and the medians compared: a 2-core machine shared with Redis
  * gives noisy single runs.
@@ -452,6 +455,7 @@ async function executorSection(prefix: string): Promise<void> {
     const rawCost: RedisCost[] = [];
     const cost: RoundCost[] = [];
     let contrast = NaN;
+    let bare: [number, RoundCost] | undefined;
     let lat: number[] = [];
     try {
       await withRunner(drover, RUNNER, {}, () => endToEnd(drover, 200)); // warm-up
@@ -473,6 +477,9 @@ async function executorSection(prefix: string): Promise<void> {
       contrast = await withRunner(drover, BALLAST, { BENCH_BALLAST_MB: BALLAST_MB, RUNNER_EXECUTOR: 'child_process' }, () =>
         endToEnd(drover, Math.max(200, Math.floor(JOBS / 8))),
       );
+      // What the per-job isolation costs (a uid and a cgroup per attempt, when the runner is root): the same runner
+      // with every job as one shared user, in its process group only.
+      bare = await withRunner(drover, RUNNER, { RUNNER_JOB_USER: 'nobody', RUNNER_CGROUP: 'off' }, (_id, pid) => measured(drover, pid, JOBS, () => endToEnd(drover, JOBS)));
       lat = await withRunner(drover, RUNNER, {}, () => latency(drover));
     } finally {
       await drover.stop();
@@ -508,6 +515,15 @@ async function executorSection(prefix: string): Promise<void> {
       ['    the /bin/true processes themselves', cpu('jobs').toFixed(3)],
       ['    Drover/jobs  (target <= 1)', (droverCpu / cpu('jobs')).toFixed(2)],
     ];
+    if (bare) {
+      const [rate, c] = bare;
+      const all = c.cpu.api + c.cpu.scheduler + c.cpu.runner + c.cpu.spawner;
+      rows.push(
+        ['(8) contrast: (3) without per-job isolation (RUNNER_JOB_USER=nobody, RUNNER_CGROUP=off), jobs/s', rate.toFixed(0)],
+        ['    its Drover CPU per job, ms (runner, spawner helper)', `${all.toFixed(3)} (${c.cpu.runner.toFixed(3)}, ${c.cpu.spawner.toFixed(3)})`],
+        ['    its Drover/jobs', (all / c.cpu.jobs).toFixed(2)],
+      );
+    }
     printTable(`executor: medians of ${ROUNDS} rounds`, rows);
     // µs inside a script's commands count in evalsha's own time as well: the sum is not Redis' CPU.
     const byCommand = (rows: [string, number, number][]): [string, string][] => rows.map(([name, n, us]) => [name, `${n.toFixed(2)}  ${us.toFixed(1)} us`]);
