@@ -253,3 +253,25 @@ test('store order: jobs waiting behind messages the broker still holds are not r
   }
   assert.deepEqual(counts, [5, 5, 5, 5], 'one message per job, none added while the broker holds them');
 });
+
+test('sweepWaiting: waiting jobs listed before the cut whose publish was confirmed, most urgent first; stale entries removed, outbox entries left', async (t) => {
+  const s = await startStack(t, { runner: false });
+  const redis = createRedis(REDIS_URL, 'worker');
+  t.after(() => redis.quit());
+  const store = new JobStore(redis, s.prefix);
+  const low = await s.submit({ queue: 'sw', command: 'true', priority: 2 });
+  const high = await s.submit({ queue: 'sw', command: 'true', priority: 9 });
+  const unconfirmed = await s.submit({ queue: 'sw', command: 'true' });
+  const ended = await s.submit({ queue: 'sw', command: 'true' });
+  const waiting = `${store.keys.base}:q:sw:waiting`;
+  // One whose publish is not confirmed (back in the outbox) and one that ended by a path that left it listed.
+  await redis.zadd(store.keys.outbox, Date.now(), unconfirmed.id);
+  assert.equal((await s.request('POST', `/v1/jobs/${ended.id}/cancel`)).status, 200);
+  await redis.zadd(waiting, 0, ended.id);
+  assert.deepEqual(await store.sweepWaiting('sw', 0, 100), [], 'nothing listed before the epoch');
+  assert.equal(await redis.zscore(waiting, ended.id), null, 'the ended job is no longer listed');
+  const found = await store.sweepWaiting('sw', Date.now() + 1, 100);
+  assert.deepEqual(found, [{ id: high.id, queue: 'sw' }, { id: low.id, queue: 'sw' }]);
+  assert.deepEqual(await store.sweepWaiting('sw', Date.now() + 1, 1), [{ id: high.id, queue: 'sw' }], 'up to the limit');
+  assert.deepEqual([...(await store.waitingCounts())], [['sw', 3]]);
+});

@@ -211,11 +211,13 @@ export class Scheduler {
   private async republishStranded(now: number): Promise<void> {
     const ready = this.transport.readyMessages?.bind(this.transport);
     if (!ready || this.transport.capabilities.priorities) return;
-    const waiting = await this.store.sweepWaiting(now - this.opts.config.scheduler.republishAfterMs, BATCH);
-    const byQueue = new Map<string, JobRef[]>();
-    for (const j of waiting) byQueue.set(j.queue, [...(byQueue.get(j.queue) ?? []), j]);
-    for (const [queue, jobs] of byQueue) {
+    // A queue whose broker queue still holds messages is passed over: its waiting jobs have messages on the way (a
+    // backlog is never scanned). One that holds none has only the jobs runners' prefetched messages will take, and
+    // strays.
+    for (const queue of (await this.store.waitingCounts()).keys()) {
       if ((await ready(queue)) > 0) continue;
+      const jobs = await this.store.sweepWaiting(queue, now - this.opts.config.scheduler.republishAfterMs, BATCH);
+      if (jobs.length === 0) continue;
       this.log.warn({ queue, count: jobs.length }, 'republishing jobs waiting without a broker message (a claim lost in a Redis failover?)');
       await this.publish(jobs, 'waiting without a message');
     }

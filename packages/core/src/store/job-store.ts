@@ -595,12 +595,27 @@ export class JobStore {
     return pairs(await this.redis.droverSweepOutbox(this.keys.routing, now, staleBefore, limit));
   }
 
+  /** Queues with jobs in their waiting set (store order), and how many. */
+  async waitingCounts(): Promise<Map<string, number>> {
+    const queues = await this.redis.smembers(this.keys.queues);
+    const pipe = this.redis.pipeline();
+    for (const q of queues) pipe.zcard(this.keys.name('queueWaiting', q));
+    const rows = (await pipe.exec()) ?? [];
+    const out = new Map<string, number>();
+    queues.forEach((q, i) => {
+      const n = Number(rows[i]?.[1] ?? 0);
+      if (n > 0) out.set(q, n);
+    });
+    return out;
+  }
+
   /**
-   * Jobs listed as waiting since before `waitedBefore` whose publish the broker confirmed (sweep-waiting.lua), up to
-   * `limitPerQueue` of each queue: under store order, a Redis failover that lost a claim leaves one without a message.
+   * Jobs of `queue` listed as waiting since before `waitedBefore` whose publish the broker confirmed
+   * (sweep-waiting.lua): under store order, a Redis failover that lost a claim leaves one without a message.
    */
-  async sweepWaiting(waitedBefore: number, limitPerQueue: number): Promise<JobRef[]> {
-    return pairs(await this.redis.droverSweepWaiting(this.keys.routing, waitedBefore, limitPerQueue));
+  async sweepWaiting(queue: string, waitedBefore: number, limit: number): Promise<JobRef[]> {
+    const ids = await this.redis.droverSweepWaiting(this.keys.routing, waitedBefore, limit, queue);
+    return ids.map((id) => ({ id, queue }));
   }
 
   async renewLeases(runnerId: string, held: { id: string; attempt: number }[], leaseMs: number, now = Date.now()) {
