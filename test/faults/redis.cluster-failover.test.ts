@@ -27,6 +27,18 @@ function withoutNode(cluster: LocalCluster, port: number): LocalCluster {
   return { ...cluster, nodes: cluster.nodes.filter((n) => !n.endsWith(`:${port}`)) };
 }
 
+/** One node's INFO replication, or why it could not be read. */
+async function replicationOf(port: number): Promise<string> {
+  const client = nodeClient(port);
+  try {
+    return await client.info('replication');
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    client.disconnect();
+  }
+}
+
 /**
  * The port of the primary serving `tag`'s slot once it has a replica online: a fresh cluster's replicas may still be
  * in their first sync, and the slot is asked for again each time (a node slow to answer right after creation can
@@ -39,19 +51,12 @@ async function primaryWithReplicaOnline(t: TestContext, cluster: LocalCluster, t
     await until(`the primary of ${tag} with a replica online`, async () => {
       port = await primaryPortOf(cluster, tag).catch(() => 0);
       if (port === 0) return false;
-      const client = nodeClient(port);
-      try {
-        return /slave\d+:.*state=online/.test(await client.info('replication').catch(() => ''));
-      } finally {
-        client.disconnect();
-      }
+      return /slave\d+:.*state=online/.test(await replicationOf(port));
     }, 30_000, 100);
     return port;
   } catch (err) {
     for (const [p, log] of cluster.logs) {
-      const node = nodeClient(p);
-      const info = await node.info('replication').catch((e: Error) => e.message);
-      node.disconnect();
+      const info = await replicationOf(p);
       const tail = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').slice(-15).join('\n') : '(no log)';
       t.diagnostic(`node ${p}${p === port ? ' (the primary last named)' : ''}: ${info.replace(/\r?\n/g, ' ')}\n${tail}`);
     }

@@ -36,17 +36,17 @@ const CLOSE_STEP_MS = 5000;
 /** A tick running longer than this is stuck: liveness fails and an orchestrator restarts the scheduler. */
 const STUCK_TICK_MS = 60_000;
 
+/** A settled step's value, or `fallback` for one that failed (the tick reports the failure after the others). */
+function valueOf<T>(r: PromiseSettledResult<T>, fallback: T): T {
+  return r.status === 'fulfilled' ? r.value : fallback;
+}
+
 /**
  * The service that owns time. Each tick: end jobs past their deadline (expired), promote due delayed jobs (delayed submissions, retry backoffs), fire due
  * cron schedules, publish jobs whose dependencies ended, release parked jobs their queue has room for, recover jobs whose runner
  * stopped heartbeating, and republish queued jobs whose publish was never confirmed. Every step is one atomic
  * script, so any number of scheduler replicas can run side by side without firing anything twice.
  */
-/** A settled step's value, or `fallback` for one that failed (the tick reports the failure after the others). */
-function valueOf<T>(r: PromiseSettledResult<T>, fallback: T): T {
-  return r.status === 'fulfilled' ? r.value : fallback;
-}
-
 export class Scheduler {
   private readonly redis: Redis;
   private readonly store: JobStore;
@@ -209,13 +209,13 @@ export class Scheduler {
    * finds nothing to claim and is dropped.
    */
   private async republishStranded(now: number): Promise<void> {
-    const ready = this.transport.readyMessages?.bind(this.transport);
-    if (!ready || this.transport.capabilities.priorities) return;
+    const transport = this.transport;
+    if (!transport.readyMessages || transport.capabilities.priorities) return;
     // A queue whose broker queue still holds messages is passed over: its waiting jobs have messages on the way (a
     // backlog is never scanned). One that holds none has only the jobs runners' prefetched messages will take, and
     // strays.
-    for (const queue of (await this.store.waitingCounts()).keys()) {
-      if ((await ready(queue)) > 0) continue;
+    for (const queue of await this.store.queuesWithWaiting()) {
+      if ((await transport.readyMessages(queue)) > 0) continue;
       const jobs = await this.store.sweepWaiting(queue, now - this.opts.config.scheduler.republishAfterMs, BATCH);
       if (jobs.length === 0) continue;
       this.log.warn({ queue, count: jobs.length }, 'republishing jobs waiting without a broker message (a claim lost in a Redis failover?)');

@@ -595,18 +595,13 @@ export class JobStore {
     return pairs(await this.redis.droverSweepOutbox(this.keys.routing, now, staleBefore, limit));
   }
 
-  /** Queues with jobs in their waiting set (store order), and how many. */
-  async waitingCounts(): Promise<Map<string, number>> {
+  /** Queues with jobs in their waiting set (store order). */
+  async queuesWithWaiting(): Promise<string[]> {
     const queues = await this.redis.smembers(this.keys.queues);
     const pipe = this.redis.pipeline();
     for (const q of queues) pipe.zcard(this.keys.name('queueWaiting', q));
     const rows = (await pipe.exec()) ?? [];
-    const out = new Map<string, number>();
-    queues.forEach((q, i) => {
-      const n = Number(rows[i]?.[1] ?? 0);
-      if (n > 0) out.set(q, n);
-    });
-    return out;
+    return queues.filter((_q, i) => Number(rows[i]?.[1] ?? 0) > 0);
   }
 
   /**

@@ -137,12 +137,11 @@ export class RabbitmqTransport implements Transport {
     const args: Record<string, unknown> = { 'x-queue-type': this.opts.queueType, 'x-dead-letter-exchange': this.names.deadExchange };
     if (this.opts.queueType === 'quorum') args['x-delivery-limit'] = DELIVERY_LIMIT;
     else args['x-max-priority'] = MAX_AMQP_PRIORITY;
-    const scratch = <T>(fn: (ch: Channel) => Promise<T>): Promise<T> => onScratchChannel(model, fn);
     try {
-      await scratch((ch) => ch.assertQueue(name, { durable: true, arguments: args }));
+      await onScratchChannel(model, (ch) => ch.assertQueue(name, { durable: true, arguments: args }));
     } catch (err) {
       if (!isPreconditionFailed(err) || args['x-max-priority'] === undefined) throw err;
-      await scratch((ch) => ch.checkQueue(name));
+      await onScratchChannel(model, (ch) => ch.checkQueue(name));
       if (!this.withoutPriorities.has(name)) {
         this.withoutPriorities.add(name);
         this.opts.onWarning?.(`RabbitMQ queue ${name} was declared without x-max-priority (before priorities existed): its jobs start in the order they came whatever their priority, until it is deleted and declared again (see docs/jobs.md)`);
